@@ -1,0 +1,58 @@
+//! Chooses where the libflux declarations come from.
+//!
+//! Where pkg-config finds flux-core, bindgen generates the declarations from
+//! the installed `<flux/core.h>` and the module links libflux-core; the crate's
+//! own fallback declarations are then type-checked against bindgen's (see
+//! src/flux/sys.rs). Where flux-core is missing, or FLUX_PROMETHEUS_NO_BINDGEN
+//! is set, only the fallback declarations are compiled and the broker that
+//! loads the module supplies the symbols at run time.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rustc-check-cfg=cfg(flux_bindgen)");
+    println!("cargo:rerun-if-env-changed=FLUX_PROMETHEUS_NO_BINDGEN");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    if env::var_os("FLUX_PROMETHEUS_NO_BINDGEN").is_some_and(|v| !v.is_empty() && v != "0") {
+        println!("cargo:warning=FLUX_PROMETHEUS_NO_BINDGEN is set: using the crate's own libflux declarations");
+        return;
+    }
+    let lib = match pkg_config::Config::new()
+        .atleast_version("0.88")
+        .cargo_metadata(true)
+        .probe("flux-core")
+    {
+        Ok(lib) => lib,
+        Err(err) => {
+            println!("cargo:warning=flux-core >= 0.88 not found by pkg-config ({err}); using the crate's own libflux declarations");
+            return;
+        }
+    };
+
+    let mut builder = bindgen::Builder::default()
+        .header_contents("wrapper.h", "#include <flux/core.h>\n")
+        .allowlist_function("flux_.*")
+        .allowlist_type("flux_.*")
+        .allowlist_var("FLUX_.*")
+        .prepend_enum_name(false)
+        .layout_tests(false)
+        .generate_comments(false);
+    for path in &lib.include_paths {
+        builder = builder.clang_arg(format!("-I{}", path.display()));
+    }
+    let bindings = match builder.generate() {
+        Ok(b) => b,
+        Err(err) => {
+            println!("cargo:warning=bindgen could not read <flux/core.h> ({err}); using the crate's own libflux declarations");
+            return;
+        }
+    };
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    bindings
+        .write_to_file(out.join("flux_bindings.rs"))
+        .expect("write bindgen output to OUT_DIR");
+    println!("cargo:rustc-cfg=flux_bindgen");
+}

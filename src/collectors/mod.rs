@@ -1,0 +1,143 @@
+//! Collectors: one file each. They talk to Flux through the safe handle,
+//! record what they learn in the shared [`State`], and know nothing of HTTP.
+
+pub mod jobs;
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::exposition::Shared;
+use crate::flux::{Error, Handle, Timer};
+use crate::render;
+use crate::state::State;
+
+/// Updates that arrive within this many seconds are rendered together.
+const PUBLISH_DELAY: f64 = 0.005;
+
+/// What every collector shares: the handle, the state, and publication.
+pub struct Context {
+    pub handle: Handle,
+    state: RefCell<State>,
+    shared: Arc<Shared>,
+    publish_timer: RefCell<Option<Timer>>,
+    publish_pending: Cell<bool>,
+}
+
+impl Context {
+    pub fn new(handle: Handle, shared: Arc<Shared>, collectors: &[&'static str]) -> Result<Rc<Context>, Error> {
+        let ctx = Rc::new(Context {
+            handle,
+            state: RefCell::new(State::with_collectors(collectors)),
+            shared,
+            publish_timer: RefCell::new(None),
+            publish_pending: Cell::new(false),
+        });
+        let weak: Weak<Context> = Rc::downgrade(&ctx);
+        let timer = handle.timer(PUBLISH_DELAY, 0.0, move || {
+            if let Some(ctx) = weak.upgrade() {
+                ctx.publish_now();
+            }
+        })?;
+        *ctx.publish_timer.borrow_mut() = Some(timer);
+        Ok(ctx)
+    }
+
+    pub fn state(&self) -> std::cell::Ref<'_, State> {
+        self.state.borrow()
+    }
+
+    /// Changes the state and schedules a new snapshot.
+    pub fn update(&self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state.borrow_mut());
+        if !self.publish_pending.replace(true) {
+            if let Some(timer) = self.publish_timer.borrow().as_ref() {
+                timer.restart(PUBLISH_DELAY, 0.0);
+            }
+        }
+    }
+
+    /// Renders the state and hands it to the HTTP thread.
+    pub fn publish_now(&self) {
+        self.publish_pending.set(false);
+        let state = self.state.borrow();
+        let text = render::text(&render::families(&state));
+        self.shared.publish(text, state.all_reported());
+    }
+
+    /// Records a successful update of `collector` that began at `started`.
+    pub fn succeeded(&self, collector: &str, started: Instant, change: impl FnOnce(&mut State)) {
+        let now = self.handle.now();
+        self.update(|state| {
+            change(state);
+            if let Some(c) = state.collector_mut(collector) {
+                c.up = true;
+                c.last_success = Some(now);
+                c.duration = started.elapsed().as_secs_f64();
+                c.last_error = None;
+            }
+        });
+    }
+
+    /// Records a failed update; `change` drops whatever is no longer true.
+    pub fn failed(&self, collector: &str, error: &str, change: impl FnOnce(&mut State)) {
+        let first = self.state().collectors.iter().find(|c| c.name == collector).is_none_or(|c| c.up || c.last_error.is_none());
+        if first {
+            self.handle.log(crate::flux::Level::Warning, &format!("{collector} collector: {error}"));
+        }
+        self.update(|state| {
+            change(state);
+            if let Some(c) = state.collector_mut(collector) {
+                c.up = false;
+                c.last_error = Some(error.to_string());
+            }
+        });
+    }
+}
+
+/// Retry delays for a source that is missing or failed: 1 s doubling to 30 s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    next: f64,
+}
+
+impl Backoff {
+    pub const FIRST: f64 = 1.0;
+    pub const MAX: f64 = 30.0;
+
+    pub fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// The delay to wait now; the one after it is twice as long.
+    pub fn next_delay(&mut self) -> f64 {
+        let delay = self.next;
+        self.next = (self.next * 2.0).min(Self::MAX);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_resets() {
+        let mut b = Backoff::new();
+        let delays: Vec<f64> = (0..7).map(|_| b.next_delay()).collect();
+        assert_eq!(delays, [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]);
+        b.reset();
+        assert_eq!(b.next_delay(), 1.0);
+    }
+}

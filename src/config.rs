@@ -1,0 +1,176 @@
+//! Module arguments (`key=value` words, as `flux module load` passes them).
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// The port the exporter listens on by default in a top-level instance.
+///
+/// Prometheus's exporter range 9100-9999 is fully allocated, so no free
+/// number there exists; 9475 avoids Prometheus's own 9090-9094 and Flux,
+/// which listens on no fixed TCP port of its own.
+pub const DEFAULT_PORT: u16 = 9475;
+
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Every collector the module has, by the name used in `collectors=` and in
+/// the `collector` label.
+pub const COLLECTORS: &[&str] = &["jobs"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub poll_interval: Duration,
+    pub collectors: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgError(pub String);
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const KEYS: &str = "listen, poll-interval, collectors";
+
+impl Config {
+    /// The defaults: in a nested instance (`instance-level` > 0) the port is
+    /// ephemeral, because a nested instance shares its nodes with its parent.
+    pub fn defaults(instance_level: u32) -> Config {
+        let port = if instance_level > 0 { 0 } else { DEFAULT_PORT };
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], port)),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            collectors: COLLECTORS.to_vec(),
+        }
+    }
+
+    pub fn from_args<S: AsRef<str>>(args: &[S], instance_level: u32) -> Result<Config, ArgError> {
+        let mut config = Config::defaults(instance_level);
+        for arg in args {
+            let arg = arg.as_ref();
+            let Some((key, value)) = arg.split_once('=') else {
+                return Err(ArgError(format!("argument '{arg}' is not key=value (valid keys: {KEYS})")));
+            };
+            match key {
+                "listen" => config.listen = parse_listen(value)?,
+                "poll-interval" => config.poll_interval = parse_duration(key, value)?,
+                "collectors" => config.collectors = parse_collectors(value)?,
+                _ => return Err(ArgError(format!("unknown argument '{key}' (valid keys: {KEYS})"))),
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Parses `HOST:PORT`: an IPv4 address, a bracketed IPv6 address, a host
+/// name, or `*` for every address.
+pub fn parse_listen(value: &str) -> Result<SocketAddr, ArgError> {
+    let bad = |why: &str| {
+        ArgError(format!("listen={value}: {why} (expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT}, 127.0.0.1:0 or [::1]:{DEFAULT_PORT})"))
+    };
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(bad("no port"));
+    };
+    let port: u16 = port.parse().map_err(|_| bad("port is not a number from 0 to 65535"))?;
+    let host = match host {
+        "" | "*" => "0.0.0.0",
+        h => h,
+    };
+    if let Ok(addr) = format!("{host}:{port}").parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if host.starts_with('[') || host.contains(':') || host.contains(char::is_whitespace) {
+        return Err(bad("malformed address"));
+    }
+    let mut addrs = (host, port).to_socket_addrs().map_err(|e| bad(&format!("cannot resolve '{host}': {e}")))?;
+    addrs.next().ok_or_else(|| bad(&format!("'{host}' has no address")))
+}
+
+/// Parses a duration in Flux's FSD style: a number with an optional unit
+/// (ms, s, m, h); a bare number is seconds.
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ArgError> {
+    let bad = || ArgError(format!("{key}={value}: expected a positive duration such as 5, 5s, 500ms or 1m"));
+    let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = value.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = value.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (value, 1.0)
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let secs = n * scale;
+    if !secs.is_finite() || secs <= 0.0 || secs > 86400.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_collectors(value: &str) -> Result<Vec<&'static str>, ArgError> {
+    let mut chosen = Vec::new();
+    for name in value.split(',').filter(|s| !s.is_empty()) {
+        let Some(known) = COLLECTORS.iter().find(|c| **c == name) else {
+            return Err(ArgError(format!(
+                "collectors={value}: unknown collector '{name}' (known: {})",
+                COLLECTORS.join(", ")
+            )));
+        };
+        if !chosen.contains(known) {
+            chosen.push(*known);
+        }
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_use_the_documented_port_and_an_ephemeral_one_when_nested() {
+        assert_eq!(Config::from_args::<&str>(&[], 0).unwrap().listen.port(), DEFAULT_PORT);
+        assert_eq!(Config::from_args::<&str>(&[], 1).unwrap().listen.port(), 0);
+        assert!(!(9090..=9094).contains(&DEFAULT_PORT));
+    }
+
+    #[test]
+    fn listen_accepts_ipv4_ipv6_star_and_localhost() {
+        let c = Config::from_args(&["listen=127.0.0.1:0"], 0).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        let c = Config::from_args(&["listen=[::1]:9999"], 0).unwrap();
+        assert_eq!(c.listen, "[::1]:9999".parse().unwrap());
+        assert_eq!(parse_listen("*:8080").unwrap(), "0.0.0.0:8080".parse().unwrap());
+        assert!(parse_listen("localhost:8080").unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn bad_arguments_name_the_problem() {
+        let err = Config::from_args(&["bogus=1"], 0).unwrap_err().0;
+        assert!(err.contains("unknown argument 'bogus'") && err.contains("listen"), "{err}");
+        let err = Config::from_args(&["listen"], 0).unwrap_err().0;
+        assert!(err.contains("not key=value"), "{err}");
+        for bad in ["listen=1.2.3:x", "listen=nocolon", "listen=1.2.3.4:70000", "listen=[::1:80", "listen=a b:80"] {
+            let err = Config::from_args(&[bad], 0).unwrap_err().0;
+            assert!(err.starts_with(bad) && err.contains("expected HOST:PORT"), "{bad}: {err}");
+        }
+        let err = Config::from_args(&["poll-interval=-1"], 0).unwrap_err().0;
+        assert!(err.contains("poll-interval=-1"), "{err}");
+        let err = Config::from_args(&["collectors=jobs,nope"], 0).unwrap_err().0;
+        assert!(err.contains("unknown collector 'nope'"), "{err}");
+    }
+
+    #[test]
+    fn durations_take_flux_style_units() {
+        assert_eq!(parse_duration("k", "5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("k", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("k", "2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("k", "0").is_err());
+        assert!(parse_duration("k", "NaN").is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! Raw libflux declarations.
+//!
+//! The crate keeps its own declarations of the few libflux functions it
+//! calls, so that it builds where flux-core is not installed (the broker that
+//! loads the module provides the symbols). Where build.rs found flux-core, the
+//! declarations bindgen generated from `<flux/core.h>` are used instead and the
+//! crate's own are checked against them at compile time: a signature that
+//! drifts from the installed header fails the build.
+#![allow(non_camel_case_types, dead_code, unused_macros, unused_imports, clippy::upper_case_acronyms)]
+
+use std::os::raw::{c_char, c_double, c_int, c_void};
+
+/// Every libflux function the crate calls, written once and expanded twice:
+/// as `extern "C"` declarations, and (with bindgen) as type assertions.
+macro_rules! with_libflux_functions {
+    ($expand:ident) => {
+        $expand! {
+            fn flux_rpc(h: *mut flux_t, topic: *const c_char, s: *const c_char, nodeid: u32, flags: c_int) -> *mut flux_future_t;
+            fn flux_rpc_get(f: *mut flux_future_t, s: *mut *const c_char) -> c_int;
+            fn flux_future_then(f: *mut flux_future_t, timeout: c_double, cb: flux_continuation_f, arg: *mut c_void) -> c_int;
+            fn flux_future_reset(f: *mut flux_future_t);
+            fn flux_future_destroy(f: *mut flux_future_t);
+            fn flux_future_error_string(f: *mut flux_future_t) -> *const c_char;
+            fn flux_msg_handler_create(h: *mut flux_t, m: flux_match, cb: flux_msg_handler_f, arg: *mut c_void) -> *mut flux_msg_handler_t;
+            fn flux_msg_handler_allow_rolemask(mh: *mut flux_msg_handler_t, rolemask: u32);
+            fn flux_msg_handler_start(mh: *mut flux_msg_handler_t);
+            fn flux_msg_handler_destroy(mh: *mut flux_msg_handler_t);
+            fn flux_request_decode(msg: *const flux_msg_t, topic: *mut *const c_char, s: *mut *const c_char) -> c_int;
+            fn flux_respond(h: *mut flux_t, request: *const flux_msg_t, s: *const c_char) -> c_int;
+            fn flux_respond_error(h: *mut flux_t, request: *const flux_msg_t, errnum: c_int, errstr: *const c_char) -> c_int;
+            fn flux_get_reactor(h: *mut flux_t) -> *mut flux_reactor_t;
+            fn flux_reactor_run(r: *mut flux_reactor_t, flags: c_int) -> c_int;
+            fn flux_reactor_stop_error(r: *mut flux_reactor_t);
+            fn flux_reactor_now(r: *mut flux_reactor_t) -> c_double;
+            fn flux_timer_watcher_create(r: *mut flux_reactor_t, after: c_double, repeat: c_double, cb: flux_watcher_f, arg: *mut c_void) -> *mut flux_watcher_t;
+            fn flux_timer_watcher_reset(w: *mut flux_watcher_t, after: c_double, repeat: c_double);
+            fn flux_watcher_start(w: *mut flux_watcher_t);
+            fn flux_watcher_stop(w: *mut flux_watcher_t);
+            fn flux_watcher_destroy(w: *mut flux_watcher_t);
+            fn flux_attr_get(h: *mut flux_t, name: *const c_char) -> *const c_char;
+            fn flux_get_rank(h: *mut flux_t, rank: *mut u32) -> c_int;
+            fn flux_get_size(h: *mut flux_t, size: *mut u32) -> c_int;
+            fn flux_aux_get(h: *mut flux_t, name: *const c_char) -> *mut c_void;
+        }
+    };
+}
+
+macro_rules! declare_functions {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+        extern "C" {
+            $(pub fn $name($($arg: $ty),*) $(-> $ret)?;)*
+            pub fn flux_log(h: *mut flux_t, level: c_int, fmt: *const c_char, ...) -> c_int;
+        }
+    };
+}
+
+#[cfg(flux_bindgen)]
+macro_rules! assert_functions_agree {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+        $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = $name;)*
+        const _: unsafe extern "C" fn(*mut flux_t, c_int, *const c_char, ...) -> c_int = flux_log;
+    };
+}
+
+/// The crate's own declarations, compiled in every build.
+pub mod fallback {
+    use super::*;
+
+    #[repr(C)]
+    pub struct flux_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_future_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_msg_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_msg_handler_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_reactor_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_watcher_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct flux_match {
+        pub typemask: c_int,
+        pub matchtag: u32,
+        pub topic_glob: *const c_char,
+    }
+    pub type flux_continuation_f = Option<unsafe extern "C" fn(f: *mut flux_future_t, arg: *mut c_void)>;
+    pub type flux_msg_handler_f = Option<
+        unsafe extern "C" fn(h: *mut flux_t, mh: *mut flux_msg_handler_t, msg: *const flux_msg_t, arg: *mut c_void),
+    >;
+    pub type flux_watcher_f =
+        Option<unsafe extern "C" fn(r: *mut flux_reactor_t, w: *mut flux_watcher_t, revents: c_int, arg: *mut c_void)>;
+
+    pub const FLUX_RPC_STREAMING: c_int = 2;
+    pub const FLUX_NODEID_ANY: u32 = 0xFFFF_FFFF;
+    pub const FLUX_MSGTYPE_REQUEST: c_int = 1;
+    pub const FLUX_MATCHTAG_NONE: u32 = 0;
+    pub const FLUX_ROLE_USER: u32 = 2;
+
+    // With bindgen, its declarations are the ones linked; these are then
+    // only checked against them (below), not declared a second time.
+    #[cfg(not(flux_bindgen))]
+    with_libflux_functions!(declare_functions);
+}
+
+#[cfg(flux_bindgen)]
+pub mod generated {
+    #![allow(non_upper_case_globals, non_snake_case, improper_ctypes, unused_imports)]
+    include!(concat!(env!("OUT_DIR"), "/flux_bindings.rs"));
+
+    /// Compile-time proof that the fallback declarations match the header.
+    mod agreement {
+        use super::*;
+        use std::os::raw::{c_char, c_double, c_int, c_void};
+
+        with_libflux_functions!(assert_functions_agree);
+
+        const _: () = {
+            use super::super::fallback as own;
+            assert!(FLUX_RPC_STREAMING as i64 == own::FLUX_RPC_STREAMING as i64);
+            assert!(FLUX_NODEID_ANY as i64 == own::FLUX_NODEID_ANY as i64);
+            assert!(FLUX_MSGTYPE_REQUEST as i64 == own::FLUX_MSGTYPE_REQUEST as i64);
+            assert!(FLUX_MATCHTAG_NONE as i64 == own::FLUX_MATCHTAG_NONE as i64);
+            assert!(FLUX_ROLE_USER as i64 == own::FLUX_ROLE_USER as i64);
+            assert!(std::mem::size_of::<flux_match>() == std::mem::size_of::<own::flux_match>());
+        };
+        #[allow(clippy::no_effect)]
+        const _: flux_match = flux_match { typemask: 0, matchtag: 0, topic_glob: std::ptr::null() };
+    }
+}
+
+#[cfg(flux_bindgen)]
+pub use generated::*;
+
+#[cfg(not(flux_bindgen))]
+pub use fallback::*;
+
+// The fallback's own constants are used everywhere, so that both paths share
+// one spelling of each (bindgen's enum constants have per-enum types).
+pub use fallback::{FLUX_MATCHTAG_NONE, FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY, FLUX_ROLE_USER, FLUX_RPC_STREAMING};
+
+/// Log levels from syslog.h, as flux_log takes them.
+pub const LOG_ERR: c_int = libc::LOG_ERR;
+pub const LOG_WARNING: c_int = libc::LOG_WARNING;
+pub const LOG_INFO: c_int = libc::LOG_INFO;
+pub const LOG_DEBUG: c_int = libc::LOG_DEBUG;

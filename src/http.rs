@@ -1,0 +1,209 @@
+//! The HTTP exporter thread. It serves the newest published [`Snapshot`] and
+//! knows nothing of Flux.
+//!
+//! One thread runs a single-threaded tokio runtime, so every connection is a
+//! task, not a thread: the thread count is fixed whatever clients do. Every
+//! connection has a deadline for its request headers and a lifetime cap, and
+//! headers are bounded in size. `shutdown` stops the runtime and joins the
+//! thread, so no code of the module runs after `mod_main` returns.
+//!
+//! [`Snapshot`]: crate::exposition::Snapshot
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::Notify;
+
+use crate::exposition::Shared;
+
+pub const METRICS_PATH: &str = "/metrics";
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Connections served at once; more are closed as soon as accepted.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Request line and headers larger than this get 431 and a closed connection.
+pub const MAX_HEADER_BYTES: usize = 8192;
+/// A client has this long to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// No connection lives longer than this; Prometheus simply reconnects.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+
+pub struct Server {
+    thread: Option<JoinHandle<()>>,
+    shutdown: Arc<Notify>,
+    local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Serves `shared` on `listener` from a new thread.
+    pub fn start(listener: std::net::TcpListener, shared: Arc<Shared>) -> io::Result<Server> {
+        let local_addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+        let shutdown = Arc::new(Notify::new());
+        let stop = Arc::clone(&shutdown);
+        let thread = std::thread::Builder::new().name("prometheus-http".into()).spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => accept_loop(listener, shared, stop).await,
+                    Err(err) => eprintln!("flux-prometheus: cannot serve: {err}"),
+                }
+            });
+            // Dropping the runtime cancels every connection task and closes
+            // its socket before the thread ends.
+            drop(runtime);
+        })?;
+        Ok(Server { thread: Some(thread), shutdown, local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops serving, closes every socket and joins the thread.
+    pub fn shutdown(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.shutdown.notify_one();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>, shutdown: Arc<Notify>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.notified() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(_) => {
+                // Out of file descriptors or the like: wait rather than spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        active.fetch_add(1, Ordering::Relaxed);
+        let guard = ActiveConnection(Arc::clone(&active));
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let _guard = guard;
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let response = respond(&shared, request.method(), request.uri().path(), request.headers());
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+        });
+    }
+}
+
+struct ActiveConnection(Arc<AtomicUsize>);
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// True when an Accept-Encoding header value allows gzip (q > 0).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            if !coding.eq_ignore_ascii_case("gzip") && coding != "*" {
+                return false;
+            }
+            !parts.any(|p| {
+                p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
+            })
+        },
+    )
+}
+
+fn landing_page(shared: &Shared) -> String {
+    let instance = html_escape(&shared.instance);
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>Flux Prometheus exporter</title></head><body>\n\
+         <h1>Flux Prometheus exporter</h1>\n\
+         <p>Metrics of the Flux instance {instance}, exported by the flux-prometheus broker module {}.</p>\n\
+         <ul><li><a href=\"{METRICS_PATH}\">Metrics</a></li>\
+         <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\n\
+         </body></html>\n",
+        crate::render::VERSION
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The whole HTTP behaviour, as a pure function of request and shared state.
+pub fn respond(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Response<Full<Bytes>> {
+    let known = matches!(path, METRICS_PATH | "/" | "/-/healthy" | "/-/ready");
+    if !known {
+        return response(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "Not found\n");
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = response(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "Method not allowed\n");
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match path {
+        METRICS_PATH => {
+            let snapshot = shared.snapshot();
+            if accepts_gzip(headers) {
+                let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, snapshot.gzip());
+                r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                r
+            } else {
+                let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, snapshot.text.clone());
+                r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                r
+            }
+        }
+        "/" => response(StatusCode::OK, "text/html; charset=utf-8", landing_page(shared)),
+        "/-/healthy" => response(StatusCode::OK, "text/plain; charset=utf-8", "Healthy\n"),
+        _ if shared.is_ready() => response(StatusCode::OK, "text/plain; charset=utf-8", "Ready\n"),
+        _ => response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "Not ready: a collector has not reported yet\n",
+        ),
+    }
+}

@@ -1,0 +1,116 @@
+//! The module's life: parse arguments, bind, start the HTTP thread and the
+//! collectors, run the reactor, and take everything down again.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::rc::Rc;
+
+use serde_json::json;
+
+use crate::collectors::{jobs::JobsCollector, Context};
+use crate::config::Config;
+use crate::exposition::Shared;
+use crate::flux::{Error, Handle, Level};
+use crate::http::{Server, METRICS_PATH};
+
+/// The collectors that are running; dropping one stops it.
+enum Running {
+    Jobs(#[allow(dead_code)] JobsCollector),
+}
+
+fn start_collector(name: &str, ctx: &Rc<Context>) -> Result<Running, Error> {
+    match name {
+        crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(Rc::clone(ctx))?)),
+        other => Err(Error::new(libc::EINVAL, format!("unknown collector {other}"))),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// The URL a scraper uses: the bound address, or this host's name where the
+/// module listens on every address.
+pub fn metrics_url(addr: SocketAddr, host: &str) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() => format!("http://{host}:{}{METRICS_PATH}", addr.port()),
+        IpAddr::V6(ip) => format!("http://[{ip}]:{}{METRICS_PATH}", addr.port()),
+        IpAddr::V4(ip) => format!("http://{ip}:{}{METRICS_PATH}", addr.port()),
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).map_err(|e| {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        let hint = if errno == libc::EADDRINUSE {
+            " (another process, or another instance's module, listens there; choose another with listen=HOST:PORT, or port 0 for any free port)"
+        } else {
+            ""
+        };
+        Error::new(errno, format!("cannot listen on {addr}: {}{hint}", crate::flux::strerror(errno)))
+    })
+}
+
+fn instance_description(h: &Handle) -> String {
+    let level = h.attr("instance-level").unwrap_or_else(|| "0".into());
+    let size = h.size().map(|s| s.to_string()).unwrap_or_else(|_| "?".into());
+    match h.attr("jobid") {
+        Some(jobid) => format!("on {} (level {level}, {size} brokers, job {jobid})", hostname()),
+        None => format!("on {} (level {level}, {size} brokers)", hostname()),
+    }
+}
+
+fn stats_json(ctx: &Context, url: &str) -> String {
+    let state = ctx.state();
+    let collectors: serde_json::Map<String, serde_json::Value> = state
+        .collectors
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                json!({
+                    "healthy": c.up,
+                    "last_update": c.last_success,
+                    "duration": c.duration,
+                    "error": c.last_error,
+                }),
+            )
+        })
+        .collect();
+    json!({ "url": url, "version": crate::render::VERSION, "collectors": collectors }).to_string()
+}
+
+/// The module main, as `mod_main` runs it.
+pub fn main(h: Handle, args: Vec<String>) -> Result<(), Error> {
+    let level: u32 = h.attr("instance-level").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let config = Config::from_args(&args, level).map_err(|e| Error::new(libc::EINVAL, e.0))?;
+    let listener = bind(config.listen)?;
+    let shared = Shared::new(instance_description(&h));
+    let mut server = Server::start(listener, Arc::clone(&shared))
+        .map_err(|e| Error::new(e.raw_os_error().unwrap_or(libc::EIO), format!("cannot start the HTTP thread: {e}")))?;
+    let url = metrics_url(server.local_addr(), &hostname());
+
+    let result = serve(h, &config, shared, &url);
+    server.shutdown();
+    result
+}
+
+use std::sync::Arc;
+
+fn serve(h: Handle, config: &Config, shared: Arc<Shared>, url: &str) -> Result<(), Error> {
+    let ctx = Context::new(h, shared, &config.collectors)?;
+    ctx.publish_now();
+    let mut running = Vec::new();
+    for name in &config.collectors {
+        running.push(start_collector(name, &ctx)?);
+    }
+    let name = h.module_name().unwrap_or_else(|| "prometheus".into());
+    let stats_ctx = Rc::clone(&ctx);
+    let stats_url = url.to_string();
+    let _stats = h.handle_requests(&format!("{name}.stats-get"), true, move |request| {
+        request.respond(&stats_json(&stats_ctx, &stats_url));
+    })?;
+    h.log(Level::Info, &format!("serving metrics at {url}"));
+    let result = h.run_reactor();
+    drop(running);
+    result
+}

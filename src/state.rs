@@ -1,0 +1,39 @@
+//! Everything the collectors have gathered: the one input of rendering.
+
+use crate::model::jobs::JobStats;
+
+/// How one collector is doing, as the exporter reports it about itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectorStatus {
+    pub name: &'static str,
+    pub up: bool,
+    /// Seconds since the epoch of the last successful update.
+    pub last_success: Option<f64>,
+    /// How long the last update took, in seconds.
+    pub duration: f64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub jobs: Option<JobStats>,
+    pub collectors: Vec<CollectorStatus>,
+}
+
+impl State {
+    pub fn with_collectors(names: &[&'static str]) -> State {
+        State {
+            collectors: names.iter().map(|&name| CollectorStatus { name, ..Default::default() }).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn collector_mut(&mut self, name: &str) -> Option<&mut CollectorStatus> {
+        self.collectors.iter_mut().find(|c| c.name == name)
+    }
+
+    /// True once every enabled collector has succeeded at least once.
+    pub fn all_reported(&self) -> bool {
+        self.collectors.iter().all(|c| c.last_success.is_some())
+    }
+}
