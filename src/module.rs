@@ -17,9 +17,9 @@ enum Running {
     Jobs(#[allow(dead_code)] JobsCollector),
 }
 
-fn start_collector(name: &str, ctx: &Rc<Context>) -> Result<Running, Error> {
+fn start_collector(name: &str, ctx: &Rc<Context>, poll_interval: std::time::Duration) -> Result<Running, Error> {
     match name {
-        crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(Rc::clone(ctx))?)),
+        crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(Rc::clone(ctx), poll_interval)?)),
         other => Err(Error::new(libc::EINVAL, format!("unknown collector {other}"))),
     }
 }
@@ -101,7 +101,7 @@ fn serve(h: Handle, config: &Config, shared: Arc<Shared>, url: &str) -> Result<(
     ctx.publish_now();
     let mut running = Vec::new();
     for name in &config.collectors {
-        running.push(start_collector(name, &ctx)?);
+        running.push(start_collector(name, &ctx, config.poll_interval)?);
     }
     let name = h.module_name().unwrap_or_else(|| "prometheus".into());
     let stats_ctx = Rc::clone(&ctx);
