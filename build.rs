@@ -38,6 +38,7 @@ fn main() {
         .allowlist_type("flux_.*")
         .allowlist_var("FLUX_.*")
         .prepend_enum_name(false)
+        .override_abi(bindgen::Abi::CUnwind, "flux_reactor_run")
         .layout_tests(false)
         .generate_comments(false);
     for path in &lib.include_paths {

@@ -11,9 +11,13 @@
  * The broker module entry point (RFC 5): called once, in the module's own
  * thread, with the module arguments. Returns 0, or -1 with errno set.
  *
+ * "C-unwind": a thread cancellation by the broker may unwind through it.
+ *
  * # Safety
  * Called by the Flux broker with its module handle and argument vector.
  */
 int mod_main(flux_t *h, int argc, char **argv);
+
+extern int pthread_setcancelstate(int state, int *oldstate);
 
 #endif  /* FLUX_PROMETHEUS_H */

@@ -52,13 +52,19 @@ impl Config {
         for arg in args {
             let arg = arg.as_ref();
             let Some((key, value)) = arg.split_once('=') else {
-                return Err(ArgError(format!("argument '{arg}' is not key=value (valid keys: {KEYS})")));
+                return Err(ArgError(format!(
+                    "argument '{arg}' is not key=value (valid keys: {KEYS})"
+                )));
             };
             match key {
                 "listen" => config.listen = parse_listen(value)?,
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
                 "collectors" => config.collectors = parse_collectors(value)?,
-                _ => return Err(ArgError(format!("unknown argument '{key}' (valid keys: {KEYS})"))),
+                _ => {
+                    return Err(ArgError(format!(
+                        "unknown argument '{key}' (valid keys: {KEYS})"
+                    )))
+                }
             }
         }
         Ok(config)
@@ -74,7 +80,9 @@ pub fn parse_listen(value: &str) -> Result<SocketAddr, ArgError> {
     let Some((host, port)) = value.rsplit_once(':') else {
         return Err(bad("no port"));
     };
-    let port: u16 = port.parse().map_err(|_| bad("port is not a number from 0 to 65535"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("port is not a number from 0 to 65535"))?;
     let host = match host {
         "" | "*" => "0.0.0.0",
         h => h,
@@ -82,17 +90,27 @@ pub fn parse_listen(value: &str) -> Result<SocketAddr, ArgError> {
     if let Ok(addr) = format!("{host}:{port}").parse::<SocketAddr>() {
         return Ok(addr);
     }
-    if host.starts_with('[') || host.contains(':') || host.contains(char::is_whitespace) {
+    let numeric = host.chars().all(|c| c.is_ascii_digit() || c == '.');
+    if numeric || host.starts_with('[') || host.contains(':') || host.contains(char::is_whitespace)
+    {
         return Err(bad("malformed address"));
     }
-    let mut addrs = (host, port).to_socket_addrs().map_err(|e| bad(&format!("cannot resolve '{host}': {e}")))?;
-    addrs.next().ok_or_else(|| bad(&format!("'{host}' has no address")))
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("cannot resolve '{host}': {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| bad(&format!("'{host}' has no address")))
 }
 
 /// Parses a duration in Flux's FSD style: a number with an optional unit
 /// (ms, s, m, h); a bare number is seconds.
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ArgError> {
-    let bad = || ArgError(format!("{key}={value}: expected a positive duration such as 5, 5s, 500ms or 1m"));
+    let bad = || {
+        ArgError(format!(
+            "{key}={value}: expected a positive duration such as 5, 5s, 500ms or 1m"
+        ))
+    };
     let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
         (n, 0.001)
     } else if let Some(n) = value.strip_suffix('s') {
@@ -134,7 +152,10 @@ mod tests {
 
     #[test]
     fn defaults_use_the_documented_port_and_an_ephemeral_one_when_nested() {
-        assert_eq!(Config::from_args::<&str>(&[], 0).unwrap().listen.port(), DEFAULT_PORT);
+        assert_eq!(
+            Config::from_args::<&str>(&[], 0).unwrap().listen.port(),
+            DEFAULT_PORT
+        );
         assert_eq!(Config::from_args::<&str>(&[], 1).unwrap().listen.port(), 0);
         assert!(!(9090..=9094).contains(&DEFAULT_PORT));
     }
@@ -145,30 +166,51 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
         let c = Config::from_args(&["listen=[::1]:9999"], 0).unwrap();
         assert_eq!(c.listen, "[::1]:9999".parse().unwrap());
-        assert_eq!(parse_listen("*:8080").unwrap(), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(
+            parse_listen("*:8080").unwrap(),
+            "0.0.0.0:8080".parse().unwrap()
+        );
         assert!(parse_listen("localhost:8080").unwrap().ip().is_loopback());
     }
 
     #[test]
     fn bad_arguments_name_the_problem() {
         let err = Config::from_args(&["bogus=1"], 0).unwrap_err().0;
-        assert!(err.contains("unknown argument 'bogus'") && err.contains("listen"), "{err}");
+        assert!(
+            err.contains("unknown argument 'bogus'") && err.contains("listen"),
+            "{err}"
+        );
         let err = Config::from_args(&["listen"], 0).unwrap_err().0;
         assert!(err.contains("not key=value"), "{err}");
-        for bad in ["listen=1.2.3:x", "listen=nocolon", "listen=1.2.3.4:70000", "listen=[::1:80", "listen=a b:80"] {
+        for bad in [
+            "listen=1.2.3:x",
+            "listen=nocolon",
+            "listen=1.2.3.4:70000",
+            "listen=[::1:80",
+            "listen=a b:80",
+            "listen=300.1.2.3:80",
+        ] {
             let err = Config::from_args(&[bad], 0).unwrap_err().0;
-            assert!(err.starts_with(bad) && err.contains("expected HOST:PORT"), "{bad}: {err}");
+            assert!(
+                err.starts_with(bad) && err.contains("expected HOST:PORT"),
+                "{bad}: {err}"
+            );
         }
         let err = Config::from_args(&["poll-interval=-1"], 0).unwrap_err().0;
         assert!(err.contains("poll-interval=-1"), "{err}");
-        let err = Config::from_args(&["collectors=jobs,nope"], 0).unwrap_err().0;
+        let err = Config::from_args(&["collectors=jobs,nope"], 0)
+            .unwrap_err()
+            .0;
         assert!(err.contains("unknown collector 'nope'"), "{err}");
     }
 
     #[test]
     fn durations_take_flux_style_units() {
         assert_eq!(parse_duration("k", "5").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("k", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("k", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
         assert_eq!(parse_duration("k", "2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("k", "0").is_err());
         assert!(parse_duration("k", "NaN").is_err());

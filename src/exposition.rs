@@ -16,14 +16,18 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn new(text: String) -> Snapshot {
-        Snapshot { text: Bytes::from(text), gzip: OnceLock::new() }
+        Snapshot {
+            text: Bytes::from(text),
+            gzip: OnceLock::new(),
+        }
     }
 
     /// The text gzip-compressed, computed once per snapshot on first request.
     pub fn gzip(&self) -> Bytes {
         self.gzip
             .get_or_init(|| {
-                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 // Writing to a Vec cannot fail.
                 let _ = encoder.write_all(&self.text);
                 Bytes::from(encoder.finish().unwrap_or_default())
@@ -43,7 +47,11 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(instance: String) -> Arc<Shared> {
-        Arc::new(Shared { current: Mutex::new(Arc::new(Snapshot::default())), ready: AtomicBool::new(false), instance })
+        Arc::new(Shared {
+            current: Mutex::new(Arc::new(Snapshot::default())),
+            ready: AtomicBool::new(false),
+            instance,
+        })
     }
 
     pub fn publish(&self, text: String, ready: bool) {

@@ -49,21 +49,30 @@ impl Server {
     pub fn start(listener: std::net::TcpListener, shared: Arc<Shared>) -> io::Result<Server> {
         let local_addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
         let shutdown = Arc::new(Notify::new());
         let stop = Arc::clone(&shutdown);
-        let thread = std::thread::Builder::new().name("prometheus-http".into()).spawn(move || {
-            runtime.block_on(async move {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => accept_loop(listener, shared, stop).await,
-                    Err(err) => eprintln!("flux-prometheus: cannot serve: {err}"),
-                }
-            });
-            // Dropping the runtime cancels every connection task and closes
-            // its socket before the thread ends.
-            drop(runtime);
-        })?;
-        Ok(Server { thread: Some(thread), shutdown, local_addr })
+        let thread = std::thread::Builder::new()
+            .name("prometheus-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => accept_loop(listener, shared, stop).await,
+                        Err(err) => eprintln!("flux-prometheus: cannot serve: {err}"),
+                    }
+                });
+                // Dropping the runtime cancels every connection task and closes
+                // its socket before the thread ends.
+                drop(runtime);
+            })?;
+        Ok(Server {
+            thread: Some(thread),
+            shutdown,
+            local_addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -85,7 +94,11 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>, shutdown: Arc<Notify>) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: Arc<Notify>,
+) {
     let active = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
@@ -110,10 +123,16 @@ async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>, shu
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _guard = guard;
-            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                let response = respond(&shared, request.method(), request.uri().path(), request.headers());
-                async move { Ok::<_, Infallible>(response) }
-            });
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let response = respond(
+                        &shared,
+                        request.method(),
+                        request.uri().path(),
+                        request.headers(),
+                    );
+                    async move { Ok::<_, Infallible>(response) }
+                });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -132,27 +151,37 @@ impl Drop for ActiveConnection {
     }
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
 /// True when an Accept-Encoding header value allows gzip (q > 0).
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
-        |item| {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
             let mut parts = item.split(';').map(str::trim);
             let coding = parts.next().unwrap_or("");
             if !coding.eq_ignore_ascii_case("gzip") && coding != "*" {
                 return false;
             }
             !parts.any(|p| {
-                p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
             })
-        },
-    )
+        })
 }
 
 fn landing_page(shared: &Shared) -> String {
@@ -169,18 +198,35 @@ fn landing_page(shared: &Shared) -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The whole HTTP behaviour, as a pure function of request and shared state.
-pub fn respond(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Response<Full<Bytes>> {
+pub fn respond(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
     let known = matches!(path, METRICS_PATH | "/" | "/-/healthy" | "/-/ready");
     if !known {
-        return response(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "Not found\n");
+        return response(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "Not found\n",
+        );
     }
     if method != Method::GET && method != Method::HEAD {
-        let mut r = response(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "Method not allowed\n");
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "Method not allowed\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     match path {
@@ -188,16 +234,23 @@ pub fn respond(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap
             let snapshot = shared.snapshot();
             if accepts_gzip(headers) {
                 let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, snapshot.gzip());
-                r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                r.headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r.headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
                 r
             } else {
                 let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, snapshot.text.clone());
-                r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                r.headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
                 r
             }
         }
-        "/" => response(StatusCode::OK, "text/html; charset=utf-8", landing_page(shared)),
+        "/" => response(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            landing_page(shared),
+        ),
         "/-/healthy" => response(StatusCode::OK, "text/plain; charset=utf-8", "Healthy\n"),
         _ if shared.is_ready() => response(StatusCode::OK, "text/plain; charset=utf-8", "Ready\n"),
         _ => response(

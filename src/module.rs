@@ -3,13 +3,14 @@
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::collectors::{jobs::JobsCollector, Context};
 use crate::config::Config;
 use crate::exposition::Shared;
-use crate::flux::{Error, Handle, Level};
+use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler};
 use crate::http::{Server, METRICS_PATH};
 
 /// The collectors that are running; dropping one stops it.
@@ -17,15 +18,27 @@ enum Running {
     Jobs(#[allow(dead_code)] JobsCollector),
 }
 
-fn start_collector(name: &str, ctx: &Rc<Context>, poll_interval: std::time::Duration) -> Result<Running, Error> {
+fn start_collector(
+    name: &str,
+    ctx: &Rc<Context>,
+    poll_interval: std::time::Duration,
+) -> Result<Running, Error> {
     match name {
-        crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(Rc::clone(ctx), poll_interval)?)),
-        other => Err(Error::new(libc::EINVAL, format!("unknown collector {other}"))),
+        crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(
+            Rc::clone(ctx),
+            poll_interval,
+        )?)),
+        other => Err(Error::new(
+            libc::EINVAL,
+            format!("unknown collector {other}"),
+        )),
     }
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// The URL a scraper uses: the bound address, or this host's name where the
@@ -52,9 +65,15 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 
 fn instance_description(h: &Handle) -> String {
     let level = h.attr("instance-level").unwrap_or_else(|| "0".into());
-    let size = h.size().map(|s| s.to_string()).unwrap_or_else(|_| "?".into());
+    let size = h
+        .size()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| "?".into());
     match h.attr("jobid") {
-        Some(jobid) => format!("on {} (level {level}, {size} brokers, job {jobid})", hostname()),
+        Some(jobid) => format!(
+            "on {} (level {level}, {size} brokers, job {jobid})",
+            hostname()
+        ),
         None => format!("on {} (level {level}, {size} brokers)", hostname()),
     }
 }
@@ -79,38 +98,86 @@ fn stats_json(ctx: &Context, url: &str) -> String {
     json!({ "url": url, "version": crate::render::VERSION, "collectors": collectors }).to_string()
 }
 
-/// The module main, as `mod_main` runs it.
-pub fn main(h: Handle, args: Vec<String>) -> Result<(), Error> {
-    let level: u32 = h.attr("instance-level").and_then(|s| s.parse().ok()).unwrap_or(0);
+/// The running module: the HTTP thread and everything on the reactor side.
+struct Module {
+    /// Collectors, request handlers and their shared context; all Flux.
+    flux_side: Option<FluxSide>,
+    server: Server,
+}
+
+struct FluxSide {
+    _collectors: Vec<Running>,
+    _stats: MsgHandler,
+    _ctx: Rc<Context>,
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // Collectors and handlers first (they hold futures and watchers on
+        // the still-open handle), then the HTTP thread is stopped and joined.
+        self.flux_side.take();
+        self.server.shutdown();
+    }
+}
+
+impl ModuleInstance for Module {
+    fn abandon(mut self: Box<Self>) {
+        // The broker has closed the handle: destroying a future or watcher
+        // now would touch freed memory, so they are leaked. The HTTP thread
+        // must still end before the broker unloads this code.
+        std::mem::forget(self.flux_side.take());
+        self.server.shutdown();
+    }
+}
+
+/// Starts the module, as `mod_main` does: parse arguments, bind, start the
+/// HTTP thread and the collectors. The reactor then runs until removal.
+pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Error> {
+    let level: u32 = h
+        .attr("instance-level")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let config = Config::from_args(&args, level).map_err(|e| Error::new(libc::EINVAL, e.0))?;
     let listener = bind(config.listen)?;
     let shared = Shared::new(instance_description(&h));
-    let mut server = Server::start(listener, Arc::clone(&shared))
-        .map_err(|e| Error::new(e.raw_os_error().unwrap_or(libc::EIO), format!("cannot start the HTTP thread: {e}")))?;
+    let server = Server::start(listener, Arc::clone(&shared)).map_err(|e| {
+        Error::new(
+            e.raw_os_error().unwrap_or(libc::EIO),
+            format!("cannot start the HTTP thread: {e}"),
+        )
+    })?;
     let url = metrics_url(server.local_addr(), &hostname());
-
-    let result = serve(h, &config, shared, &url);
-    server.shutdown();
-    result
+    // Should a collector fail to start, `server` is dropped here, which
+    // stops and joins its thread.
+    let flux_side = start_flux_side(h, &config, shared, &url)?;
+    h.log(Level::Info, &format!("serving metrics at {url}"));
+    Ok(Box::new(Module {
+        flux_side: Some(flux_side),
+        server,
+    }))
 }
 
-use std::sync::Arc;
-
-fn serve(h: Handle, config: &Config, shared: Arc<Shared>, url: &str) -> Result<(), Error> {
+fn start_flux_side(
+    h: Handle,
+    config: &Config,
+    shared: Arc<Shared>,
+    url: &str,
+) -> Result<FluxSide, Error> {
     let ctx = Context::new(h, shared, &config.collectors)?;
     ctx.publish_now();
-    let mut running = Vec::new();
+    let mut collectors = Vec::new();
     for name in &config.collectors {
-        running.push(start_collector(name, &ctx, config.poll_interval)?);
+        collectors.push(start_collector(name, &ctx, config.poll_interval)?);
     }
     let name = h.module_name().unwrap_or_else(|| "prometheus".into());
     let stats_ctx = Rc::clone(&ctx);
     let stats_url = url.to_string();
-    let _stats = h.handle_requests(&format!("{name}.stats-get"), true, move |request| {
+    let stats = h.handle_requests(&format!("{name}.stats-get"), true, move |request| {
         request.respond(&stats_json(&stats_ctx, &stats_url));
     })?;
-    h.log(Level::Info, &format!("serving metrics at {url}"));
-    let result = h.run_reactor();
-    drop(running);
-    result
+    Ok(FluxSide {
+        _collectors: collectors,
+        _stats: stats,
+        _ctx: ctx,
+    })
 }

@@ -21,7 +21,10 @@ impl Family {
         family.set_name(name.to_string());
         family.set_help(help.to_string());
         family.set_field_type(kind);
-        Family { family, metrics: Vec::new() }
+        Family {
+            family,
+            metrics: Vec::new(),
+        }
     }
 
     pub fn gauge(name: &str, help: &str) -> Family {
@@ -72,15 +75,33 @@ impl Family {
 
 fn job_families(out: &mut Vec<MetricFamily>, state: &State) {
     let Some(jobs) = &state.jobs else { return };
-    let mut active = Family::gauge("flux_jobs", "Active jobs by state, as flux jobs --stats-only counts them.");
-    let mut inactive =
-        Family::gauge("flux_jobs_inactive", "Retained inactive jobs by result; goes down when jobs are purged.");
-    let mut purged = Family::counter("flux_jobs_purged_total", "Inactive jobs purged from job-list.");
+    let mut active = Family::gauge(
+        "flux_jobs",
+        "Active jobs by state, as flux jobs --stats-only counts them.",
+    );
+    let mut inactive = Family::gauge(
+        "flux_jobs_inactive",
+        "Retained inactive jobs by result; goes down when jobs are purged.",
+    );
+    let mut purged = Family::counter(
+        "flux_jobs_purged_total",
+        "Inactive jobs purged from job-list.",
+    );
     let mut q_active = Family::gauge("flux_queue_jobs", "Active jobs in a named queue, by state.");
-    let mut q_inactive = Family::gauge("flux_queue_jobs_inactive", "Retained inactive jobs in a named queue, by result.");
-    let mut q_purged = Family::counter("flux_queue_jobs_purged_total", "Inactive jobs of a named queue purged from job-list.");
+    let mut q_inactive = Family::gauge(
+        "flux_queue_jobs_inactive",
+        "Retained inactive jobs in a named queue, by result.",
+    );
+    let mut q_purged = Family::counter(
+        "flux_queue_jobs_purged_total",
+        "Inactive jobs of a named queue purged from job-list.",
+    );
 
-    let add = |counts: &JobCounts, queue: Option<&str>, a: &mut Family, i: &mut Family, p: &mut Family| {
+    let add = |counts: &JobCounts,
+               queue: Option<&str>,
+               a: &mut Family,
+               i: &mut Family,
+               p: &mut Family| {
         for (state, n) in counts.active() {
             match queue {
                 Some(q) => a.sample(&[("queue", q), ("state", state)], n as f64),
@@ -100,7 +121,13 @@ fn job_families(out: &mut Vec<MetricFamily>, state: &State) {
     };
     add(&jobs.all, None, &mut active, &mut inactive, &mut purged);
     for q in &jobs.queues {
-        add(&q.counts, Some(&q.name), &mut q_active, &mut q_inactive, &mut q_purged);
+        add(
+            &q.counts,
+            Some(&q.name),
+            &mut q_active,
+            &mut q_inactive,
+            &mut q_purged,
+        );
     }
     for family in [active, inactive, purged, q_active, q_inactive, q_purged] {
         family.finish(out);
@@ -108,17 +135,25 @@ fn job_families(out: &mut Vec<MetricFamily>, state: &State) {
 }
 
 fn exporter_families(out: &mut Vec<MetricFamily>, state: &State) {
-    let mut build = Family::gauge("flux_prometheus_build_info", "The exporter's version; the value is always 1.");
+    let mut build = Family::gauge(
+        "flux_prometheus_build_info",
+        "The exporter's version; the value is always 1.",
+    );
     build.sample(&[("version", VERSION)], 1.0);
     build.finish(out);
 
-    let mut up = Family::gauge("flux_prometheus_collector_up", "Whether the collector's last update succeeded (1) or not (0).");
+    let mut up = Family::gauge(
+        "flux_prometheus_collector_up",
+        "Whether the collector's last update succeeded (1) or not (0).",
+    );
     let mut last = Family::gauge(
         "flux_prometheus_collector_last_success_timestamp_seconds",
         "When the collector last updated successfully, in seconds since the epoch.",
     );
-    let mut duration =
-        Family::gauge("flux_prometheus_collector_duration_seconds", "How long the collector's last update took.");
+    let mut duration = Family::gauge(
+        "flux_prometheus_collector_duration_seconds",
+        "How long the collector's last update took.",
+    );
     for c in &state.collectors {
         let labels = [("collector", c.name)];
         up.sample(&labels, if c.up { 1.0 } else { 0.0 });

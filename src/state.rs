@@ -23,7 +23,13 @@ pub struct State {
 impl State {
     pub fn with_collectors(names: &[&'static str]) -> State {
         State {
-            collectors: names.iter().map(|&name| CollectorStatus { name, ..Default::default() }).collect(),
+            collectors: names
+                .iter()
+                .map(|&name| CollectorStatus {
+                    name,
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         }
     }

@@ -5,7 +5,8 @@ use std::path::Path;
 #[test]
 fn header_in_the_repo_is_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("read cbindgen.toml");
+    let config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("read cbindgen.toml");
     let bindings = cbindgen::Builder::new()
         .with_crate(root)
         .with_config(config)
@@ -23,5 +24,8 @@ fn header_in_the_repo_is_current() {
         generated == committed,
         "include/flux_prometheus.h is stale; regenerate it with UPDATE_HEADER=1 cargo test --test header\n--- generated:\n{generated}"
     );
-    assert!(generated.contains("int mod_main(flux_t *h, int argc, char **argv);"), "{generated}");
+    assert!(
+        generated.contains("int mod_main(flux_t *h, int argc, char **argv);"),
+        "{generated}"
+    );
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use flux_prometheus::exposition::Shared;
 use flux_prometheus::http::{Server, TEXT_CONTENT_TYPE};
 
-const METRICS: &str = "# HELP flux_jobs Active jobs.\n# TYPE flux_jobs gauge\nflux_jobs{state=\"run\"} 3\n";
+const METRICS: &str =
+    "# HELP flux_jobs Active jobs.\n# TYPE flux_jobs gauge\nflux_jobs{state=\"run\"} 3\n";
 
 fn start() -> (Server, Arc<Shared>, SocketAddr) {
     let shared = Shared::new("test instance <1>".into());
@@ -69,14 +70,19 @@ fn a_new_snapshot_is_served_as_soon_as_it_is_published() {
 fn gzip_is_used_when_the_client_accepts_it() {
     let (_server, _shared, addr) = start();
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     assert_eq!(header(&head, "content-encoding"), Some("gzip"));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&raw[split..]).read_to_string(&mut text).unwrap();
+    flate2::read::GzDecoder::new(&raw[split..])
+        .read_to_string(&mut text)
+        .unwrap();
     assert_eq!(text, METRICS);
     let plain = get(addr, "/metrics", "Accept-Encoding: gzip;q=0, identity\r\n");
     assert_eq!(header(&plain, "content-encoding"), None);
@@ -85,12 +91,23 @@ fn gzip_is_used_when_the_client_accepts_it() {
 #[test]
 fn head_unknown_paths_and_other_methods() {
     let (_server, _shared, addr) = start();
-    let r = exchange(addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", Duration::from_secs(5));
+    let r = exchange(
+        addr,
+        b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-    assert_eq!(header(&r, "content-length"), Some(METRICS.len().to_string().as_str()));
+    assert_eq!(
+        header(&r, "content-length"),
+        Some(METRICS.len().to_string().as_str())
+    );
     assert!(r.ends_with("\r\n\r\n"), "HEAD has no body: {r}");
     assert!(get(addr, "/nope", "").starts_with("HTTP/1.1 404"));
-    let r = exchange(addr, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", Duration::from_secs(5));
+    let r = exchange(
+        addr,
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
     assert!(r.starts_with("HTTP/1.1 405"), "{r}");
     assert_eq!(header(&r, "allow"), Some("GET, HEAD"));
 }
@@ -99,7 +116,10 @@ fn head_unknown_paths_and_other_methods() {
 fn landing_page_health_and_readiness() {
     let (_server, shared, addr) = start();
     let page = get(addr, "/", "");
-    assert!(page.contains("href=\"/metrics\"") && page.contains("test instance &lt;1&gt;"), "{page}");
+    assert!(
+        page.contains("href=\"/metrics\"") && page.contains("test instance &lt;1&gt;"),
+        "{page}"
+    );
     assert!(get(addr, "/-/healthy", "").starts_with("HTTP/1.1 200"));
     assert!(get(addr, "/-/ready", "").starts_with("HTTP/1.1 503"));
     shared.publish(METRICS.into(), true);
@@ -109,11 +129,17 @@ fn landing_page_health_and_readiness() {
 #[test]
 fn oversized_headers_get_431_and_the_connection_closes() {
     let (_server, _shared, addr) = start();
-    let big = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
     let started = Instant::now();
     let r = exchange(addr, big.as_bytes(), Duration::from_secs(5));
     assert!(r.starts_with("HTTP/1.1 431"), "{r}");
-    assert!(started.elapsed() < Duration::from_secs(4), "connection was closed, not left to time out");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "connection was closed, not left to time out"
+    );
 }
 
 #[test]
@@ -123,7 +149,10 @@ fn garbage_and_http09_get_an_error_not_a_hang() {
     assert!(r.starts_with("HTTP/1.1 400"), "{r:?}");
     let r = exchange(addr, b"GET /metrics\r\n\r\n", Duration::from_secs(5));
     assert!(r.is_empty() || r.starts_with("HTTP/1.1 4"), "{r:?}");
-    assert!(get(addr, "/metrics", "").starts_with("HTTP/1.1 200"), "server still serves");
+    assert!(
+        get(addr, "/metrics", "").starts_with("HTTP/1.1 200"),
+        "server still serves"
+    );
 }
 
 #[test]
@@ -138,7 +167,9 @@ fn pipelined_requests_are_all_answered() {
 #[test]
 fn idle_connections_do_not_delay_a_scrape() {
     let (_server, _shared, addr) = start();
-    let idle: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
     let started = Instant::now();
     assert!(get(addr, "/metrics", "").starts_with("HTTP/1.1 200"));
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -154,7 +185,10 @@ fn shutdown_joins_the_thread_and_closes_the_socket_with_clients_connected() {
     std::thread::sleep(Duration::from_millis(50));
     let started = Instant::now();
     server.shutdown();
-    assert!(started.elapsed() < Duration::from_secs(2), "shutdown waited for clients");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shutdown waited for clients"
+    );
     assert!(TcpStream::connect(addr).is_err(), "listening socket closed");
     // The same port can be bound again at once, as `flux module reload` needs.
     let again = TcpListener::bind(addr);

@@ -17,7 +17,11 @@ fn rendered() -> std::collections::BTreeMap<String, f64> {
 /// The `flux jobs --stats-only` columns, computed from exported samples.
 fn cli_columns(s: &std::collections::BTreeMap<String, f64>, queue: Option<&str>) -> [u64; 5] {
     let (active, inactive, purged) = match queue {
-        None => ("flux_jobs{state=\"".to_string(), "flux_jobs_inactive{result=\"".to_string(), "flux_jobs_purged_total".to_string()),
+        None => (
+            "flux_jobs{state=\"".to_string(),
+            "flux_jobs_inactive{result=\"".to_string(),
+            "flux_jobs_purged_total".to_string(),
+        ),
         Some(q) => (
             format!("flux_queue_jobs{{queue=\"{q}\",state=\""),
             format!("flux_queue_jobs_inactive{{queue=\"{q}\",result=\""),
@@ -49,7 +53,11 @@ fn per_queue_counts_equal_flux_jobs_stats_only_by_queue() {
     let mut checked = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let (queue, stats) = line.split_once(':').expect("QUEUE: stats");
-        assert_eq!(cli_columns(&s, Some(queue.trim())), parse_stats_line(stats.trim()), "queue {queue}");
+        assert_eq!(
+            cli_columns(&s, Some(queue.trim())),
+            parse_stats_line(stats.trim()),
+            "queue {queue}"
+        );
         checked += 1;
     }
     assert_eq!(checked, 2);
@@ -61,9 +69,21 @@ fn failed_excludes_canceled_and_timeout_and_every_result_has_a_series() {
     // cli.jobs.txt lists one job of each result; job-list's failed is only
     // the plain failure.
     let cli = fixture("cli.jobs.txt");
-    for (result, series) in [("COMPLETED", "completed"), ("FAILED", "failed"), ("CANCELED", "canceled"), ("TIMEOUT", "timeout")] {
-        let n = cli.lines().filter(|l| l.split_whitespace().nth(3) == Some(result)).count() as f64;
-        assert_eq!(value(&s, &format!("flux_jobs_inactive{{result=\"{series}\"}}")), n, "{result}");
+    for (result, series) in [
+        ("COMPLETED", "completed"),
+        ("FAILED", "failed"),
+        ("CANCELED", "canceled"),
+        ("TIMEOUT", "timeout"),
+    ] {
+        let n = cli
+            .lines()
+            .filter(|l| l.split_whitespace().nth(3) == Some(result))
+            .count() as f64;
+        assert_eq!(
+            value(&s, &format!("flux_jobs_inactive{{result=\"{series}\"}}")),
+            n,
+            "{result}"
+        );
     }
 }
 
@@ -72,7 +92,10 @@ fn active_states_match_the_job_listing() {
     let s = rendered();
     let cli = fixture("cli.jobs.txt");
     for state in ["DEPEND", "PRIORITY", "SCHED", "RUN", "CLEANUP"] {
-        let n = cli.lines().filter(|l| l.split_whitespace().nth(2) == Some(state)).count() as f64;
+        let n = cli
+            .lines()
+            .filter(|l| l.split_whitespace().nth(2) == Some(state))
+            .count() as f64;
         let series = format!("flux_jobs{{state=\"{}\"}}", state.to_lowercase());
         assert_eq!(value(&s, &series), n, "{state}");
     }
@@ -81,7 +104,10 @@ fn active_states_match_the_job_listing() {
 #[test]
 fn malformed_payload_is_refused_with_a_message() {
     let err = jobs::parse("{\"job_states\": 3}").unwrap_err();
-    assert!(err.contains("job-list.job-stats") && err.contains("malformed"), "{err}");
+    assert!(
+        err.contains("job-list.job-stats") && err.contains("malformed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -90,5 +116,8 @@ fn without_job_stats_no_job_series_are_exported_but_the_exporter_reports_why() {
     state.collectors[0].last_error = Some("job-list is not loaded".into());
     let s = samples(&render::text(&render::families(&state)));
     assert!(!s.keys().any(|k| k.starts_with("flux_jobs")), "{s:?}");
-    assert_eq!(value(&s, "flux_prometheus_collector_up{collector=\"jobs\"}"), 0.0);
+    assert_eq!(
+        value(&s, "flux_prometheus_collector_up{collector=\"jobs\"}"),
+        0.0
+    );
 }

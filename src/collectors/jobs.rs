@@ -98,7 +98,9 @@ fn on_stream_response(inner: &Rc<Inner>, response: Result<String, Error>) {
             Ok(stats) => {
                 inner.backoff.set(Backoff::new());
                 *inner.last_streamed.borrow_mut() = Some(stats.clone());
-                inner.ctx.succeeded(NAME, started, |state| state.jobs = Some(stats));
+                inner
+                    .ctx
+                    .succeeded(NAME, started, |state| state.jobs = Some(stats));
             }
             // A response we cannot read is reported; the stream goes on, and
             // the last good counts are dropped rather than left stale.
@@ -147,8 +149,12 @@ fn send_probe(inner: &Rc<Inner>) {
 fn on_probe_response(inner: &Rc<Inner>, response: Result<String, Error>) {
     match response {
         Ok(payload) => {
-            let Ok(probed) = jobs::parse(&payload) else { return };
-            if inner.last_streamed.borrow().as_ref() != Some(&probed) && inner.stream.borrow().is_some() {
+            let Ok(probed) = jobs::parse(&payload) else {
+                return;
+            };
+            if inner.last_streamed.borrow().as_ref() != Some(&probed)
+                && inner.stream.borrow().is_some()
+            {
                 inner.mismatch_since.set(Some(Instant::now()));
                 if let Some(verify) = inner.verify.borrow().as_ref() {
                     verify.restart(STREAM_GRACE, 0.0);

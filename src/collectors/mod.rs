@@ -26,7 +26,11 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(handle: Handle, shared: Arc<Shared>, collectors: &[&'static str]) -> Result<Rc<Context>, Error> {
+    pub fn new(
+        handle: Handle,
+        shared: Arc<Shared>,
+        collectors: &[&'static str],
+    ) -> Result<Rc<Context>, Error> {
         let ctx = Rc::new(Context {
             handle,
             state: RefCell::new(State::with_collectors(collectors)),
@@ -82,9 +86,17 @@ impl Context {
 
     /// Records a failed update; `change` drops whatever is no longer true.
     pub fn failed(&self, collector: &str, error: &str, change: impl FnOnce(&mut State)) {
-        let first = self.state().collectors.iter().find(|c| c.name == collector).is_none_or(|c| c.up || c.last_error.is_none());
+        let first = self
+            .state()
+            .collectors
+            .iter()
+            .find(|c| c.name == collector)
+            .is_none_or(|c| c.up || c.last_error.is_none());
         if first {
-            self.handle.log(crate::flux::Level::Warning, &format!("{collector} collector: {error}"));
+            self.handle.log(
+                crate::flux::Level::Warning,
+                &format!("{collector} collector: {error}"),
+            );
         }
         self.update(|state| {
             change(state);

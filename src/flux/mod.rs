@@ -27,11 +27,16 @@ pub struct Error {
 
 impl Error {
     pub fn new(errno: i32, message: impl Into<String>) -> Self {
-        Error { errno, message: message.into() }
+        Error {
+            errno,
+            message: message.into(),
+        }
     }
 
     fn last_os(context: &str) -> Self {
-        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         Error::new(errno, format!("{context}: {}", strerror(errno)))
     }
 }
@@ -73,7 +78,8 @@ impl Level {
 }
 
 fn cstring(s: &str) -> Result<CString, Error> {
-    CString::new(s).map_err(|_| Error::new(libc::EINVAL, format!("string contains a NUL byte: {s:?}")))
+    CString::new(s)
+        .map_err(|_| Error::new(libc::EINVAL, format!("string contains a NUL byte: {s:?}")))
 }
 
 /// Copies a C string that libflux owns, replacing invalid UTF-8.
@@ -94,7 +100,9 @@ fn set_errno(errno: i32) {
 }
 
 fn current_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -118,7 +126,10 @@ impl Handle {
     /// Runs `f`, logging a panic instead of letting it unwind into C.
     fn guarded(&self, what: &str, f: impl FnOnce()) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-            self.log(Level::Err, &format!("panic in {what}: {}", panic_message(&*payload)));
+            self.log(
+                Level::Err,
+                &format!("panic in {what}: {}", panic_message(&*payload)),
+            );
         }
     }
 
@@ -127,7 +138,12 @@ impl Handle {
         // SAFETY: valid handle; the format string is a literal "%s" and its
         // one argument a NUL-terminated string that outlives the call.
         unsafe {
-            sys::flux_log(self.raw.as_ptr(), level.raw(), c"%s".as_ptr(), text.as_ptr());
+            sys::flux_log(
+                self.raw.as_ptr(),
+                level.raw(),
+                c"%s".as_ptr(),
+                text.as_ptr(),
+            );
         }
     }
 
@@ -175,13 +191,28 @@ impl Handle {
         unsafe { sys::flux_reactor_now(self.reactor()) }
     }
 
-    fn send(&self, topic: &str, payload: &str, streaming: bool) -> Result<*mut sys::flux_future_t, Error> {
+    fn send(
+        &self,
+        topic: &str,
+        payload: &str,
+        streaming: bool,
+    ) -> Result<*mut sys::flux_future_t, Error> {
         let topic_c = cstring(topic)?;
         let payload_c = cstring(payload)?;
-        let flags = if streaming { sys::FLUX_RPC_STREAMING } else { 0 };
+        let flags = if streaming {
+            sys::FLUX_RPC_STREAMING
+        } else {
+            0
+        };
         // SAFETY: valid handle and strings; flux_rpc copies them.
         let f = unsafe {
-            sys::flux_rpc(self.raw.as_ptr(), topic_c.as_ptr(), payload_c.as_ptr(), sys::FLUX_NODEID_ANY, flags)
+            sys::flux_rpc(
+                self.raw.as_ptr(),
+                topic_c.as_ptr(),
+                payload_c.as_ptr(),
+                sys::FLUX_NODEID_ANY,
+                flags,
+            )
         };
         if f.is_null() {
             return Err(Error::last_os(topic));
@@ -227,23 +258,45 @@ impl Handle {
             }
             return Err(err);
         }
-        Ok(Rpc { future: f, callback: arg })
+        Ok(Rpc {
+            future: f,
+            callback: arg,
+        })
     }
 
     /// A timer that calls `on_fire` after `after` seconds, then every `repeat`
     /// seconds (0: once). It starts stopped; see [`Timer::start`].
-    pub fn timer(&self, after: f64, repeat: f64, on_fire: impl FnMut() + 'static) -> Result<Timer, Error> {
-        let callback: Rc<Callback<dyn FnMut()>> =
-            Rc::new(Callback { handle: *self, topic: "timer".into(), f: RefCell::new(on_fire) });
+    pub fn timer(
+        &self,
+        after: f64,
+        repeat: f64,
+        on_fire: impl FnMut() + 'static,
+    ) -> Result<Timer, Error> {
+        let callback: Rc<Callback<dyn FnMut()>> = Rc::new(Callback {
+            handle: *self,
+            topic: "timer".into(),
+            f: RefCell::new(on_fire),
+        });
         let arg = Box::into_raw(Box::new(callback));
         // SAFETY: valid reactor; arg outlives the watcher (Timer::drop).
-        let w = unsafe { sys::flux_timer_watcher_create(self.reactor(), after, repeat, Some(timer_fired), arg.cast()) };
+        let w = unsafe {
+            sys::flux_timer_watcher_create(
+                self.reactor(),
+                after,
+                repeat,
+                Some(timer_fired),
+                arg.cast(),
+            )
+        };
         if w.is_null() {
             // SAFETY: arg is ours and was not handed over.
             unsafe { drop(Box::from_raw(arg)) };
             return Err(Error::last_os("flux_timer_watcher_create"));
         }
-        Ok(Timer { watcher: w, callback: arg })
+        Ok(Timer {
+            watcher: w,
+            callback: arg,
+        })
     }
 
     /// Serves requests whose topic matches `topic_glob`, from any user when
@@ -255,8 +308,11 @@ impl Handle {
         on_request: impl FnMut(&Request<'_>) + 'static,
     ) -> Result<MsgHandler, Error> {
         let glob = cstring(topic_glob)?;
-        let callback: Rc<Callback<dyn FnMut(&Request<'_>)>> =
-            Rc::new(Callback { handle: *self, topic: topic_glob.to_string(), f: RefCell::new(on_request) });
+        let callback: Rc<Callback<dyn FnMut(&Request<'_>)>> = Rc::new(Callback {
+            handle: *self,
+            topic: topic_glob.to_string(),
+            f: RefCell::new(on_request),
+        });
         let arg = Box::into_raw(Box::new(callback));
         let matcher = sys::flux_match {
             typemask: sys::FLUX_MSGTYPE_REQUEST,
@@ -265,7 +321,14 @@ impl Handle {
         };
         // SAFETY: valid handle; the topic glob is copied by libflux; arg
         // outlives the handler (MsgHandler::drop).
-        let mh = unsafe { sys::flux_msg_handler_create(self.raw.as_ptr(), matcher, Some(request_received), arg.cast()) };
+        let mh = unsafe {
+            sys::flux_msg_handler_create(
+                self.raw.as_ptr(),
+                matcher,
+                Some(request_received),
+                arg.cast(),
+            )
+        };
         if mh.is_null() {
             // SAFETY: arg is ours and was not handed over.
             unsafe { drop(Box::from_raw(arg)) };
@@ -278,22 +341,10 @@ impl Handle {
             }
             sys::flux_msg_handler_start(mh);
         }
-        Ok(MsgHandler { handler: mh, callback: arg })
-    }
-
-    /// Runs the reactor until `flux module remove` stops it.
-    pub fn run_reactor(&self) -> Result<(), Error> {
-        // SAFETY: valid reactor, run from the module's own thread.
-        if unsafe { sys::flux_reactor_run(self.reactor(), 0) } < 0 {
-            return Err(Error::last_os("flux_reactor_run"));
-        }
-        Ok(())
-    }
-
-    /// Stops the reactor so that mod_main returns with an error.
-    pub fn stop_reactor_with_error(&self) {
-        // SAFETY: valid reactor.
-        unsafe { sys::flux_reactor_stop_error(self.reactor()) }
+        Ok(MsgHandler {
+            handler: mh,
+            callback: arg,
+        })
     }
 }
 
@@ -310,13 +361,15 @@ unsafe fn future_result(f: *mut sys::flux_future_t, topic: &str) -> Result<Strin
     let mut s: *const c_char = ptr::null();
     if sys::flux_rpc_get(f, &mut s) < 0 {
         let errno = current_errno();
-        let detail = owned_string(sys::flux_future_error_string(f)).unwrap_or_else(|| strerror(errno));
+        let detail =
+            owned_string(sys::flux_future_error_string(f)).unwrap_or_else(|| strerror(errno));
         return Err(Error::new(errno, format!("{topic}: {detail}")));
     }
     Ok(owned_string(s).unwrap_or_default())
 }
 
 unsafe extern "C" fn rpc_continuation(f: *mut sys::flux_future_t, arg: *mut c_void) {
+    let _no_cancel = CancelGuard::new();
     // Keep the closure alive through the call, even if it drops its own Rpc.
     let callback = Rc::clone(&*(arg as *const Rc<Callback<dyn FnMut(Result<String, Error>)>>));
     let result = future_result(f, &callback.topic);
@@ -324,13 +377,23 @@ unsafe extern "C" fn rpc_continuation(f: *mut sys::flux_future_t, arg: *mut c_vo
     if result.is_ok() {
         sys::flux_future_reset(f);
     }
-    callback.handle.guarded(&callback.topic, || match callback.f.try_borrow_mut() {
-        Ok(mut on_response) => on_response(result),
-        Err(_) => callback.handle.log(Level::Err, "RPC continuation re-entered; response dropped"),
-    });
+    callback
+        .handle
+        .guarded(&callback.topic, || match callback.f.try_borrow_mut() {
+            Ok(mut on_response) => on_response(result),
+            Err(_) => callback
+                .handle
+                .log(Level::Err, "RPC continuation re-entered; response dropped"),
+        });
 }
 
-unsafe extern "C" fn timer_fired(_r: *mut sys::flux_reactor_t, _w: *mut sys::flux_watcher_t, _revents: c_int, arg: *mut c_void) {
+unsafe extern "C" fn timer_fired(
+    _r: *mut sys::flux_reactor_t,
+    _w: *mut sys::flux_watcher_t,
+    _revents: c_int,
+    arg: *mut c_void,
+) {
+    let _no_cancel = CancelGuard::new();
     let callback = Rc::clone(&*(arg as *const Rc<Callback<dyn FnMut()>>));
     callback.handle.guarded("timer", || {
         if let Ok(mut on_fire) = callback.f.try_borrow_mut() {
@@ -345,8 +408,13 @@ unsafe extern "C" fn request_received(
     msg: *const sys::flux_msg_t,
     arg: *mut c_void,
 ) {
+    let _no_cancel = CancelGuard::new();
     let callback = Rc::clone(&*(arg as *const Rc<Callback<dyn FnMut(&Request<'_>)>>));
-    let request = Request { handle: callback.handle, msg, _borrow: std::marker::PhantomData };
+    let request = Request {
+        handle: callback.handle,
+        msg,
+        _borrow: std::marker::PhantomData,
+    };
     callback.handle.guarded(&callback.topic, || {
         if let Ok(mut on_request) = callback.f.try_borrow_mut() {
             on_request(&request);
@@ -449,36 +517,101 @@ impl Request<'_> {
         let body = CString::new(json).unwrap_or_default();
         // SAFETY: valid handle, message and string.
         if unsafe { sys::flux_respond(self.handle.raw.as_ptr(), self.msg, body.as_ptr()) } < 0 {
-            self.handle.log(Level::Err, &format!("error responding: {}", Error::last_os("flux_respond")));
+            self.handle.log(
+                Level::Err,
+                &format!("error responding: {}", Error::last_os("flux_respond")),
+            );
         }
     }
 
     pub fn respond_error(&self, errno: i32, message: &str) {
         let text = CString::new(message.replace('\0', "")).unwrap_or_default();
         // SAFETY: valid handle, message and string.
-        if unsafe { sys::flux_respond_error(self.handle.raw.as_ptr(), self.msg, errno, text.as_ptr()) } < 0 {
-            self.handle.log(Level::Err, &format!("error responding: {}", Error::last_os("flux_respond_error")));
+        if unsafe {
+            sys::flux_respond_error(self.handle.raw.as_ptr(), self.msg, errno, text.as_ptr())
+        } < 0
+        {
+            self.handle.log(
+                Level::Err,
+                &format!("error responding: {}", Error::last_os("flux_respond_error")),
+            );
         }
     }
 }
 
-/// Runs a module main function as the broker's `mod_main`: decodes argv,
-/// contains any panic, and turns an error into -1 with errno set (after
-/// logging its message, which `flux dmesg` shows).
+fn set_cancelable(enable: bool) -> bool {
+    let state = if enable {
+        sys::PTHREAD_CANCEL_ENABLE
+    } else {
+        sys::PTHREAD_CANCEL_DISABLE
+    };
+    let mut old = 0;
+    // SAFETY: changes only this thread's cancelability state.
+    unsafe { sys::pthread_setcancelstate(state, &mut old) };
+    old == sys::PTHREAD_CANCEL_ENABLE
+}
+
+/// Defers thread cancellation while Rust code runs on the module thread:
+/// a forced unwind through Rust frames that own values is undefined.
+struct CancelGuard {
+    was_enabled: bool,
+}
+
+impl CancelGuard {
+    fn new() -> CancelGuard {
+        CancelGuard {
+            was_enabled: set_cancelable(false),
+        }
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if self.was_enabled {
+            set_cancelable(true);
+        }
+    }
+}
+
+/// A running module. Dropping it is the orderly teardown (on the reactor
+/// thread, with the handle still open).
+pub trait ModuleInstance {
+    /// Called instead of drop when the broker cancelled the module thread
+    /// and has already closed the handle: stop every thread the module
+    /// started, and touch no Flux object (leak them instead).
+    fn abandon(self: Box<Self>);
+}
+
+/// Holds the running module while the reactor runs, so that no Rust frame
+/// on the module thread owns anything then.
+struct Slot(RefCell<Option<Box<dyn ModuleInstance>>>);
+
+impl Drop for Slot {
+    // Runs at thread exit. Only a cancelled thread still has a module here.
+    fn drop(&mut self) {
+        if let Some(module) = self.0.borrow_mut().take() {
+            module.abandon();
+        }
+    }
+}
+
+thread_local! {
+    static RUNNING: Slot = const { Slot(RefCell::new(None)) };
+}
+
+pub type ModuleStart = fn(Handle, Vec<String>) -> Result<Box<dyn ModuleInstance>, Error>;
+
+/// Starts the module and parks it in the thread-local slot; 0, or -1 with
+/// errno set after logging why.
 ///
 /// # Safety
-/// `h` and `argv` must be as the broker passes them to mod_main.
-pub unsafe fn run_module_main(
-    h: *mut sys::flux_t,
+/// `argv` must hold `argc` NUL-terminated strings (or be NULL).
+unsafe fn start_module(
+    handle: Handle,
     argc: c_int,
     argv: *mut *mut c_char,
-    main: fn(Handle, Vec<String>) -> Result<(), Error>,
+    start: ModuleStart,
 ) -> c_int {
-    let Some(raw) = NonNull::new(h) else {
-        set_errno(libc::EINVAL);
-        return -1;
-    };
-    let handle = Handle { raw };
     let mut args = Vec::new();
     if !argv.is_null() {
         for i in 0..usize::try_from(argc).unwrap_or(0) {
@@ -487,13 +620,82 @@ pub unsafe fn run_module_main(
             }
         }
     }
-    let outcome = catch_unwind(AssertUnwindSafe(|| main(handle, args)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let module = start(handle, args)?;
+        RUNNING.with(|slot| *slot.0.borrow_mut() = Some(module));
+        Ok(())
+    }));
+    fail_with(handle, outcome)
+}
+
+/// Tears the module down in order after the reactor has stopped.
+fn stop_module(handle: Handle, reactor_result: Result<(), Error>) -> c_int {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let module = RUNNING.with(|slot| slot.0.borrow_mut().take());
+        drop(module);
+        reactor_result
+    }));
+    fail_with(handle, outcome)
+}
+
+fn fail_with(handle: Handle, outcome: std::thread::Result<Result<(), Error>>) -> c_int {
     let err = match outcome {
         Ok(Ok(())) => return 0,
         Ok(Err(err)) => err,
-        Err(payload) => Error::new(libc::EPROTO, format!("internal error (panic): {}", panic_message(&*payload))),
+        Err(payload) => Error::new(
+            libc::EPROTO,
+            format!("internal error (panic): {}", panic_message(&*payload)),
+        ),
     };
     handle.log(Level::Err, &err.message);
-    set_errno(if err.errno == 0 { libc::EINVAL } else { err.errno });
+    set_errno(if err.errno == 0 {
+        libc::EINVAL
+    } else {
+        err.errno
+    });
     -1
+}
+
+/// The whole of `mod_main`: start the module, run the reactor until `flux
+/// module remove` stops it, tear the module down. Any panic is contained and
+/// becomes -1 with errno set, after its message is logged (`flux dmesg`).
+///
+/// While the reactor waits, the broker may cancel this thread (it does so
+/// to modules still loaded when the instance exits). The only Rust frames
+/// then on the stack are this one and `mod_main`, and neither owns anything,
+/// so the forced unwind passes through them; the module itself sits in the
+/// thread-local slot, whose destructor abandons it at thread exit.
+///
+/// # Safety
+/// `h` and `argv` must be as the broker passes them to mod_main.
+pub unsafe fn run_module_main(
+    h: *mut sys::flux_t,
+    argc: c_int,
+    argv: *mut *mut c_char,
+    start: ModuleStart,
+) -> c_int {
+    set_cancelable(false);
+    let Some(raw) = NonNull::new(h) else {
+        set_errno(libc::EINVAL);
+        return -1;
+    };
+    let handle = Handle { raw };
+    if start_module(handle, argc, argv, start) < 0 {
+        return -1;
+    }
+    let reactor = handle.reactor();
+    set_cancelable(true);
+    // SAFETY: valid reactor, run on the module's own thread.
+    let rc = sys::flux_reactor_run(reactor, 0);
+    let run_errno = current_errno();
+    set_cancelable(false);
+    let reactor_result = if rc < 0 {
+        Err(Error::new(
+            run_errno,
+            format!("flux_reactor_run: {}", strerror(run_errno)),
+        ))
+    } else {
+        Ok(())
+    };
+    stop_module(handle, reactor_result)
 }

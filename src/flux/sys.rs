@@ -6,7 +6,13 @@
 //! declarations bindgen generated from `<flux/core.h>` are used instead and the
 //! crate's own are checked against them at compile time: a signature that
 //! drifts from the installed header fails the build.
-#![allow(non_camel_case_types, dead_code, unused_macros, unused_imports, clippy::upper_case_acronyms)]
+#![allow(
+    non_camel_case_types,
+    dead_code,
+    unused_macros,
+    unused_imports,
+    clippy::upper_case_acronyms
+)]
 
 use std::os::raw::{c_char, c_double, c_int, c_void};
 
@@ -29,8 +35,6 @@ macro_rules! with_libflux_functions {
             fn flux_respond(h: *mut flux_t, request: *const flux_msg_t, s: *const c_char) -> c_int;
             fn flux_respond_error(h: *mut flux_t, request: *const flux_msg_t, errnum: c_int, errstr: *const c_char) -> c_int;
             fn flux_get_reactor(h: *mut flux_t) -> *mut flux_reactor_t;
-            fn flux_reactor_run(r: *mut flux_reactor_t, flags: c_int) -> c_int;
-            fn flux_reactor_stop_error(r: *mut flux_reactor_t);
             fn flux_reactor_now(r: *mut flux_reactor_t) -> c_double;
             fn flux_timer_watcher_create(r: *mut flux_reactor_t, after: c_double, repeat: c_double, cb: flux_watcher_f, arg: *mut c_void) -> *mut flux_watcher_t;
             fn flux_timer_watcher_reset(w: *mut flux_watcher_t, after: c_double, repeat: c_double);
@@ -51,6 +55,11 @@ macro_rules! declare_functions {
             $(pub fn $name($($arg: $ty),*) $(-> $ret)?;)*
             pub fn flux_log(h: *mut flux_t, level: c_int, fmt: *const c_char, ...) -> c_int;
         }
+        // The broker may cancel the module thread while the reactor waits:
+        // the forced unwind must be allowed to leave flux_reactor_run.
+        extern "C-unwind" {
+            pub fn flux_reactor_run(r: *mut flux_reactor_t, flags: c_int) -> c_int;
+        }
     };
 }
 
@@ -59,6 +68,7 @@ macro_rules! assert_functions_agree {
     ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
         $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = $name;)*
         const _: unsafe extern "C" fn(*mut flux_t, c_int, *const c_char, ...) -> c_int = flux_log;
+        const _: unsafe extern "C-unwind" fn(*mut flux_reactor_t, c_int) -> c_int = flux_reactor_run;
     };
 }
 
@@ -97,12 +107,24 @@ pub mod fallback {
         pub matchtag: u32,
         pub topic_glob: *const c_char,
     }
-    pub type flux_continuation_f = Option<unsafe extern "C" fn(f: *mut flux_future_t, arg: *mut c_void)>;
+    pub type flux_continuation_f =
+        Option<unsafe extern "C" fn(f: *mut flux_future_t, arg: *mut c_void)>;
     pub type flux_msg_handler_f = Option<
-        unsafe extern "C" fn(h: *mut flux_t, mh: *mut flux_msg_handler_t, msg: *const flux_msg_t, arg: *mut c_void),
+        unsafe extern "C" fn(
+            h: *mut flux_t,
+            mh: *mut flux_msg_handler_t,
+            msg: *const flux_msg_t,
+            arg: *mut c_void,
+        ),
     >;
-    pub type flux_watcher_f =
-        Option<unsafe extern "C" fn(r: *mut flux_reactor_t, w: *mut flux_watcher_t, revents: c_int, arg: *mut c_void)>;
+    pub type flux_watcher_f = Option<
+        unsafe extern "C" fn(
+            r: *mut flux_reactor_t,
+            w: *mut flux_watcher_t,
+            revents: c_int,
+            arg: *mut c_void,
+        ),
+    >;
 
     pub const FLUX_RPC_STREAMING: c_int = 2;
     pub const FLUX_NODEID_ANY: u32 = 0xFFFF_FFFF;
@@ -118,7 +140,12 @@ pub mod fallback {
 
 #[cfg(flux_bindgen)]
 pub mod generated {
-    #![allow(non_upper_case_globals, non_snake_case, improper_ctypes, unused_imports)]
+    #![allow(
+        non_upper_case_globals,
+        non_snake_case,
+        improper_ctypes,
+        unused_imports
+    )]
     include!(concat!(env!("OUT_DIR"), "/flux_bindings.rs"));
 
     /// Compile-time proof that the fallback declarations match the header.
@@ -138,7 +165,11 @@ pub mod generated {
             assert!(std::mem::size_of::<flux_match>() == std::mem::size_of::<own::flux_match>());
         };
         #[allow(clippy::no_effect)]
-        const _: flux_match = flux_match { typemask: 0, matchtag: 0, topic_glob: std::ptr::null() };
+        const _: flux_match = flux_match {
+            typemask: 0,
+            matchtag: 0,
+            topic_glob: std::ptr::null(),
+        };
     }
 }
 
@@ -150,7 +181,16 @@ pub use fallback::*;
 
 // The fallback's own constants are used everywhere, so that both paths share
 // one spelling of each (bindgen's enum constants have per-enum types).
-pub use fallback::{FLUX_MATCHTAG_NONE, FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY, FLUX_ROLE_USER, FLUX_RPC_STREAMING};
+pub use fallback::{
+    FLUX_MATCHTAG_NONE, FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY, FLUX_ROLE_USER, FLUX_RPC_STREAMING,
+};
+
+// POSIX thread cancellation, which the libc crate does not declare on Linux.
+pub const PTHREAD_CANCEL_ENABLE: c_int = 0;
+pub const PTHREAD_CANCEL_DISABLE: c_int = 1;
+extern "C" {
+    pub fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
+}
 
 /// Log levels from syslog.h, as flux_log takes them.
 pub const LOG_ERR: c_int = libc::LOG_ERR;

@@ -49,7 +49,13 @@ pub const RESULTS: [&str; 4] = ["completed", "failed", "canceled", "timeout"];
 impl JobCounts {
     pub fn active(&self) -> [(&'static str, u64); 5] {
         let s = &self.job_states;
-        [("depend", s.depend), ("priority", s.priority), ("sched", s.sched), ("run", s.run), ("cleanup", s.cleanup)]
+        [
+            ("depend", s.depend),
+            ("priority", s.priority),
+            ("sched", s.sched),
+            ("run", s.run),
+            ("cleanup", s.cleanup),
+        ]
     }
 
     pub fn inactive(&self) -> [(&'static str, u64); 4] {
@@ -77,5 +83,6 @@ impl JobCounts {
 }
 
 pub fn parse(payload: &str) -> Result<JobStats, String> {
-    serde_json::from_str(payload).map_err(|e| format!("job-list.job-stats: malformed response: {e}"))
+    serde_json::from_str(payload)
+        .map_err(|e| format!("job-list.job-stats: malformed response: {e}"))
 }

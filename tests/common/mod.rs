@@ -7,7 +7,11 @@ use std::path::PathBuf;
 
 pub fn fixture_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/flux-0.88");
-    assert!(dir.is_dir(), "recorded payloads not found at {} (shared/ must sit beside the repo)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "recorded payloads not found at {} (shared/ must sit beside the repo)",
+        dir.display()
+    );
     dir
 }
 
@@ -29,7 +33,12 @@ pub fn samples(text: &str) -> BTreeMap<String, f64> {
 }
 
 pub fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
-    *samples.get(key).unwrap_or_else(|| panic!("no sample {key}; have: {:#?}", samples.keys().collect::<Vec<_>>()))
+    *samples.get(key).unwrap_or_else(|| {
+        panic!(
+            "no sample {key}; have: {:#?}",
+            samples.keys().collect::<Vec<_>>()
+        )
+    })
 }
 
 /// `flux jobs --stats-only` output: running, completed, failed, pending,
@@ -37,7 +46,12 @@ pub fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
 pub fn parse_stats_line(line: &str) -> [u64; 5] {
     let n: Vec<u64> = line
         .split(',')
-        .map(|part| part.split_whitespace().next().and_then(|w| w.parse().ok()).expect("count"))
+        .map(|part| {
+            part.split_whitespace()
+                .next()
+                .and_then(|w| w.parse().ok())
+                .expect("count")
+        })
         .collect();
     [n[0], n[1], n[2], n[3], n[4]]
 }

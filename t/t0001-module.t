@@ -1,0 +1,88 @@
+#!/bin/bash
+# Loading, arguments, stats, removal and reloading of the module in a real
+# broker (issue: the broker module).
+. "$(dirname "$0")/lib.sh"
+run_inside_flux 2
+
+plan 23
+
+exports=$(nm -D --defined-only "$MODULE_SO" | awk '$2 ~ /[TDBR]/ { print $3 }' | grep -v -E '^(_init|_fini|__bss_start|_edata|_end)$')
+is "$exports" "mod_main" "the shared object exports mod_main and nothing else"
+
+ok "load by path with --name=prometheus and listen port 0" \
+    flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0
+url=$(module_url)
+port=${url##*:}; port=${port%%/*}
+ok "flux module stats reports the real URL ($url)" test "$port" -gt 0
+ctype=$(curl -s -o /dev/null -w '%{content_type}' "$url")
+is "$ctype" "text/plain; version=0.0.4; charset=utf-8" "scrape answers with the text format content type"
+ok "stats show the jobs collector healthy" \
+    bash -c "for i in \$(seq 50); do flux module stats prometheus | jq -e '.collectors.jobs.healthy' >/dev/null && exit 0; sleep 0.1; done; exit 1"
+
+# Bad arguments: load fails, says why in the broker log, broker stays up.
+bad_arg() {
+    local desc=$1 expect=$2
+    shift 2
+    flux dmesg -C
+    if flux module load --name=prom-bad "$MODULE_SO" "$@" 2>/dev/null; then
+        flux module remove prom-bad
+        return 1
+    fi
+    flux dmesg | grep -F -- "$expect" >/dev/null
+}
+ok "unknown key is refused with a message naming it" \
+    bad_arg unknown "unknown argument 'bogus' (valid keys: listen" bogus=1
+ok "malformed address is refused with a message naming it" \
+    bad_arg malformed "listen=300.1.2.3:80: malformed address" listen=300.1.2.3:80
+ok "an argument without = is refused" \
+    bad_arg noeq "argument 'listen' is not key=value" listen
+ok "a port already in use is refused" \
+    bad_arg inuse "cannot listen on 127.0.0.1:$port: Address already in use" listen=127.0.0.1:$port
+load_err=$(flux module load --name=prom-bad "$MODULE_SO" listen=127.0.0.1:$port 2>&1)
+ok "flux module load itself prints the errno ($load_err)" grep -q "Address already in use" <<<"$load_err"
+ok "the broker is still up and the first module still serves" scrapes "$url"
+
+# Remove and load again at once on the same port.
+ok "flux module remove prometheus" flux module remove prometheus
+ok "load again at once on the same port" \
+    flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:$port
+ok "it serves on that port" scrapes "$url"
+
+# Remove while scrapes are in flight and a slow client holds a connection.
+exec 7<>/dev/tcp/127.0.0.1/$port
+printf 'GET /metrics HTTP/1.1\r\nHost: x\r\n' >&7
+(for i in $(seq 400); do curl -s --max-time 2 -o /dev/null "$url"; done) &
+hammer=$!
+sleep 0.3
+ok "remove while scrapes are in flight" timeout 10 flux module remove prometheus
+ok "load again while clients still connect" \
+    timeout 10 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:$port
+kill $hammer 2>/dev/null; wait $hammer 2>/dev/null
+exec 7>&-
+ok "it serves after the reload" scrapes "$url"
+flux module remove prometheus
+
+# Installed as prometheus.so on the module search path, loaded by name. The
+# broker reads FLUX_MODULE_PATH when it starts, so this takes an instance of
+# its own.
+moddir=$(mktemp -d)
+cp "$MODULE_SO" "$moddir/prometheus.so"
+listed=$(FLUX_MODULE_PATH_PREPEND="$moddir" flux start --test-size=1 \
+    bash -c 'flux module load prometheus listen=127.0.0.1:0 && flux module list && flux module stats prometheus | jq -r .url && flux module remove prometheus' 2>&1)
+ok "flux module load prometheus finds prometheus.so on FLUX_MODULE_PATH" grep -qw "^prometheus" <<<"$listed"
+ok "and it serves there" grep -q "^http://127.0.0.1:[1-9][0-9]*/metrics" <<<"$listed"
+rm -rf "$moddir"
+
+# The broker cancels the module thread in two cases: flux module remove
+# --cancel, and an instance that exits with the module still loaded. Neither
+# may crash the broker, and the HTTP thread must be gone either way.
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:$port
+ok "flux module remove --cancel" timeout 20 flux module remove --cancel prometheus
+ok "the port is closed after a cancel" bash -c "! curl -s --max-time 2 -o /dev/null $url"
+ok "load again on the same port after a cancel" \
+    flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:$port
+flux module remove prometheus
+flux start --test-size=1 bash -c "flux module load --name=prometheus $MODULE_SO listen=127.0.0.1:0 && flux submit --wait true >/dev/null" >/dev/null 2>&1
+rc=$?
+ok "an instance exiting with the module loaded ends normally (rc $rc: 1 is Flux's 'not properly shut down', not a crash)" test $rc -le 1
+done_testing
