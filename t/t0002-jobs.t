@@ -27,10 +27,10 @@ victim=$(flux submit sleep 300)
 flux job wait-event $victim start
 flux cancel $victim
 flux submit --wait -t 1s sleep 30 >/dev/null 2>&1
-long=$(flux submit -N2 sleep 300)
-flux submit --urgency=0 true >/dev/null
-flux submit --dependency=afterok:$long true >/dev/null
-flux submit -q debug --urgency=0 true >/dev/null
+long=$(flux submit -N2 -n2 sleep 300)
+held=$(flux submit --urgency=0 true)
+dependent=$(flux submit --dependency=afterok:$long true)
+held_debug=$(flux submit -q debug --urgency=0 true)
 flux job wait-event $long start
 check_all "job mix"
 
@@ -56,6 +56,7 @@ flux module reload job-list
 flux submit --wait true >/dev/null
 out=$(agree_with_cli "$url" "" 100); ok "after flux module reload job-list, counts agree ($out)" test $? -eq 0
 
-flux cancel --all >/dev/null 2>&1
+# By ID: a reloaded job-list forgets running jobs, so --all would miss them.
+flux cancel $long $held $dependent $held_debug >/dev/null 2>&1
 flux module remove prometheus
 done_testing

@@ -241,7 +241,7 @@ impl Handle {
         on_response: impl FnMut(Result<String, Error>) + 'static,
     ) -> Result<Rpc, Error> {
         let f = self.send(topic, payload, streaming)?;
-        let callback: Rc<Callback<dyn FnMut(Result<String, Error>)>> = Rc::new(Callback {
+        let callback: Rc<ResponseCallback> = Rc::new(Callback {
             handle: *self,
             topic: topic.to_string(),
             f: RefCell::new(on_response),
@@ -272,7 +272,7 @@ impl Handle {
         repeat: f64,
         on_fire: impl FnMut() + 'static,
     ) -> Result<Timer, Error> {
-        let callback: Rc<Callback<dyn FnMut()>> = Rc::new(Callback {
+        let callback: Rc<TimerCallback> = Rc::new(Callback {
             handle: *self,
             topic: "timer".into(),
             f: RefCell::new(on_fire),
@@ -308,7 +308,7 @@ impl Handle {
         on_request: impl FnMut(&Request<'_>) + 'static,
     ) -> Result<MsgHandler, Error> {
         let glob = cstring(topic_glob)?;
-        let callback: Rc<Callback<dyn FnMut(&Request<'_>)>> = Rc::new(Callback {
+        let callback: Rc<RequestCallback> = Rc::new(Callback {
             handle: *self,
             topic: topic_glob.to_string(),
             f: RefCell::new(on_request),
@@ -348,6 +348,10 @@ impl Handle {
     }
 }
 
+type ResponseCallback = Callback<dyn FnMut(Result<String, Error>)>;
+type RequestCallback = Callback<dyn FnMut(&Request<'_>)>;
+type TimerCallback = Callback<dyn FnMut()>;
+
 /// A closure that C calls back, with what is needed to report its panics.
 struct Callback<F: ?Sized> {
     handle: Handle,
@@ -371,7 +375,7 @@ unsafe fn future_result(f: *mut sys::flux_future_t, topic: &str) -> Result<Strin
 unsafe extern "C" fn rpc_continuation(f: *mut sys::flux_future_t, arg: *mut c_void) {
     let _no_cancel = CancelGuard::new();
     // Keep the closure alive through the call, even if it drops its own Rpc.
-    let callback = Rc::clone(&*(arg as *const Rc<Callback<dyn FnMut(Result<String, Error>)>>));
+    let callback = Rc::clone(&*(arg as *const Rc<ResponseCallback>));
     let result = future_result(f, &callback.topic);
     // Re-arm for the next streamed response before user code may destroy f.
     if result.is_ok() {
@@ -394,7 +398,7 @@ unsafe extern "C" fn timer_fired(
     arg: *mut c_void,
 ) {
     let _no_cancel = CancelGuard::new();
-    let callback = Rc::clone(&*(arg as *const Rc<Callback<dyn FnMut()>>));
+    let callback = Rc::clone(&*(arg as *const Rc<TimerCallback>));
     callback.handle.guarded("timer", || {
         if let Ok(mut on_fire) = callback.f.try_borrow_mut() {
             on_fire();
@@ -409,7 +413,7 @@ unsafe extern "C" fn request_received(
     arg: *mut c_void,
 ) {
     let _no_cancel = CancelGuard::new();
-    let callback = Rc::clone(&*(arg as *const Rc<Callback<dyn FnMut(&Request<'_>)>>));
+    let callback = Rc::clone(&*(arg as *const Rc<RequestCallback>));
     let request = Request {
         handle: callback.handle,
         msg,
@@ -425,7 +429,7 @@ unsafe extern "C" fn request_received(
 /// An RPC in flight. Dropping it destroys the future: no more responses.
 pub struct Rpc {
     future: *mut sys::flux_future_t,
-    callback: *mut Rc<Callback<dyn FnMut(Result<String, Error>)>>,
+    callback: *mut Rc<ResponseCallback>,
 }
 
 impl Drop for Rpc {
@@ -442,7 +446,7 @@ impl Drop for Rpc {
 /// A reactor timer. Dropping it stops and destroys the watcher.
 pub struct Timer {
     watcher: *mut sys::flux_watcher_t,
-    callback: *mut Rc<Callback<dyn FnMut()>>,
+    callback: *mut Rc<TimerCallback>,
 }
 
 impl Timer {
@@ -481,7 +485,7 @@ impl Drop for Timer {
 /// A registered request handler. Dropping it unregisters it.
 pub struct MsgHandler {
     handler: *mut sys::flux_msg_handler_t,
-    callback: *mut Rc<Callback<dyn FnMut(&Request<'_>)>>,
+    callback: *mut Rc<RequestCallback>,
 }
 
 impl Drop for MsgHandler {
