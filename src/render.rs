@@ -134,6 +134,54 @@ fn job_families(out: &mut Vec<MetricFamily>, state: &State) {
     }
 }
 
+fn resource_families(out: &mut Vec<MetricFamily>, state: &State) {
+    let Some(res) = &state.resources else { return };
+    let kinds = [("nodes", "Nodes"), ("cores", "Cores"), ("gpus", "GPUs")];
+    for (kind, what) in kinds {
+        let mut total = Family::gauge(
+            &format!("flux_resource_{kind}"),
+            &format!("{what} by scheduler state, as flux resource list counts them (a node both allocated and down is in both)."),
+        );
+        for (st, c) in &res.totals {
+            total.sample(&[("state", st)], pick(kind, c));
+        }
+        total.finish(out);
+        let mut queue = Family::gauge(
+            &format!("flux_queue_resource_{kind}"),
+            &format!("{what} of a named queue by scheduler state, as flux resource list -q QUEUE counts them."),
+        );
+        for (name, rows) in &res.queues {
+            for (st, c) in rows {
+                queue.sample(&[("queue", name), ("state", st)], pick(kind, c));
+            }
+        }
+        queue.finish(out);
+    }
+    let mut health = Family::gauge(
+        "flux_resource_status_nodes",
+        "Nodes by state as flux resource status counts them (avail includes offline nodes that are not drained).",
+    );
+    for (st, n) in res.health.by_state() {
+        health.sample(&[("state", st)], n as f64);
+    }
+    health.finish(out);
+    if state.per_node {
+        let mut drained = Family::gauge("flux_resource_drained_node_info", "A drained node and its drain reason; always 1.");
+        for (rank, reason) in &res.health.drains {
+            drained.sample(&[("rank", &rank.to_string()), ("reason", reason)], 1.0);
+        }
+        drained.finish(out);
+    }
+}
+
+fn pick(kind: &str, c: &crate::model::resources::Counts) -> f64 {
+    (match kind {
+        "nodes" => c.nnodes,
+        "cores" => c.ncores,
+        _ => c.ngpus,
+    }) as f64
+}
+
 fn exporter_families(out: &mut Vec<MetricFamily>, state: &State) {
     let mut build = Family::gauge(
         "flux_prometheus_build_info",
@@ -171,6 +219,7 @@ fn exporter_families(out: &mut Vec<MetricFamily>, state: &State) {
 pub fn families(state: &State) -> Vec<MetricFamily> {
     let mut out = Vec::new();
     job_families(&mut out, state);
+    resource_families(&mut out, state);
     exporter_families(&mut out, state);
     out
 }

@@ -1,6 +1,7 @@
 //! Everything the collectors have gathered: the one input of rendering.
 
 use crate::model::jobs::JobStats;
+use crate::model::resources::ResourceSummary;
 
 /// How one collector is doing, as the exporter reports it about itself.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -17,6 +18,9 @@ pub struct CollectorStatus {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct State {
     pub jobs: Option<JobStats>,
+    pub resources: Option<ResourceSummary>,
+    /// Export one series per drained node (opt-in: one series per node).
+    pub per_node: bool,
     pub collectors: Vec<CollectorStatus>,
 }
 

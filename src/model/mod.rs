@@ -1,3 +1,5 @@
 //! Typed views of Flux RPC payloads: parsing only, no Flux and no HTTP.
 
+pub mod idset;
 pub mod jobs;
+pub mod resources;

@@ -1,0 +1,128 @@
+//! RFC 22 idsets ("0-3,7", optionally in brackets) as bitsets.
+
+/// Ids above this are refused, so a bad payload cannot make us allocate
+/// gigabytes (16 Mi ranks or cores is far beyond any real instance).
+const MAX_ID: u32 = 1 << 24;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdSet {
+    words: Vec<u64>,
+}
+
+impl IdSet {
+    pub fn new() -> IdSet {
+        IdSet::default()
+    }
+
+    pub fn parse(s: &str) -> Result<IdSet, String> {
+        let bad = |why: &str| format!("invalid idset '{s}': {why}");
+        let body = s.trim();
+        let body = body.strip_prefix('[').and_then(|b| b.strip_suffix(']')).unwrap_or(body);
+        let mut set = IdSet::new();
+        for part in body.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (lo, hi) = match part.split_once('-') {
+                Some((a, b)) => (a.parse::<u32>(), b.parse::<u32>()),
+                None => (part.parse::<u32>(), part.parse::<u32>()),
+            };
+            let (Ok(lo), Ok(hi)) = (lo, hi) else { return Err(bad("not a number or range")) };
+            if lo > hi {
+                return Err(bad("range runs backwards"));
+            }
+            if hi >= MAX_ID {
+                return Err(bad("id too large"));
+            }
+            set.insert_range(lo, hi);
+        }
+        Ok(set)
+    }
+
+    fn grow(&mut self, id: u32) {
+        let need = id as usize / 64 + 1;
+        if self.words.len() < need {
+            self.words.resize(need, 0);
+        }
+    }
+
+    pub fn insert(&mut self, id: u32) {
+        self.grow(id);
+        self.words[id as usize / 64] |= 1 << (id % 64);
+    }
+
+    pub fn insert_range(&mut self, lo: u32, hi: u32) {
+        self.grow(hi);
+        for id in lo..=hi {
+            self.words[id as usize / 64] |= 1 << (id % 64);
+        }
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        self.words.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
+    pub fn count(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|w| *w == 0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            (0..64u32).filter(move |b| w & (1 << b) != 0).map(move |b| i as u32 * 64 + b)
+        })
+    }
+
+    pub fn union_with(&mut self, other: &IdSet) {
+        if self.words.len() < other.words.len() {
+            self.words.resize(other.words.len(), 0);
+        }
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
+    }
+
+    pub fn subtract(&mut self, other: &IdSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a &= !b;
+        }
+    }
+
+    pub fn intersect_with(&mut self, other: &IdSet) {
+        for (i, a) in self.words.iter_mut().enumerate() {
+            *a &= other.words.get(i).copied().unwrap_or(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdSet;
+
+    #[test]
+    fn parses_ranges_singletons_and_brackets() {
+        let s = IdSet::parse("[0-3,7]").unwrap();
+        assert_eq!(s.iter().collect::<Vec<_>>(), [0, 1, 2, 3, 7]);
+        assert_eq!(IdSet::parse("").unwrap().count(), 0);
+        assert_eq!(IdSet::parse("63-65").unwrap().iter().collect::<Vec<_>>(), [63, 64, 65]);
+    }
+
+    #[test]
+    fn refuses_bad_idsets_by_name() {
+        for bad in ["a", "3-1", "1-", "99999999999"] {
+            let err = IdSet::parse(bad).unwrap_err();
+            assert!(err.contains(&format!("'{bad}'")), "{err}");
+        }
+    }
+
+    #[test]
+    fn set_operations() {
+        let mut a = IdSet::parse("0-7").unwrap();
+        a.subtract(&IdSet::parse("2-3").unwrap());
+        assert_eq!(a.count(), 6);
+        a.intersect_with(&IdSet::parse("0-2,100").unwrap());
+        assert_eq!(a.iter().collect::<Vec<_>>(), [0, 1]);
+        a.union_with(&IdSet::parse("100").unwrap());
+        assert!(a.contains(100) && !a.contains(2));
+    }
+}
