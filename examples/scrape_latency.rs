@@ -27,7 +27,11 @@ fn main() {
     let mut writer = stream.try_clone().expect("clone stream");
     let mut reader = BufReader::new(stream);
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-    let interval = if rate > 0.0 { Duration::from_secs_f64(1.0 / rate) } else { Duration::ZERO };
+    let interval = if rate > 0.0 {
+        Duration::from_secs_f64(1.0 / rate)
+    } else {
+        Duration::ZERO
+    };
     let mut latencies = Vec::with_capacity(count);
     let mut body_bytes = 0;
     let start = Instant::now();
@@ -56,7 +60,9 @@ fn main() {
         body_bytes = length;
     }
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
     println!(
         "{count} scrapes of {body_bytes} bytes at {}/s: median {:?}  p90 {:?}  p99 {:?}  p99.9 {:?}  max {:?}",
         if rate > 0.0 { rate.to_string() } else { "max".into() },

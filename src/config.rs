@@ -15,13 +15,16 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Every collector the module has, by the name used in `collectors=` and in
 /// the `collector` label.
-pub const COLLECTORS: &[&str] = &["jobs"];
+pub const COLLECTORS: &[&str] = &["jobs", "resources"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub poll_interval: Duration,
     pub collectors: Vec<&'static str>,
+    /// One series per drained node (with its reason); off by default
+    /// because its cardinality grows with the cluster.
+    pub per_node: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +36,7 @@ impl fmt::Display for ArgError {
     }
 }
 
-const KEYS: &str = "listen, poll-interval, collectors";
+const KEYS: &str = "listen, poll-interval, collectors, per-node";
 
 impl Config {
     /// The defaults: in a nested instance (`instance-level` > 0) the port is
@@ -44,6 +47,7 @@ impl Config {
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             poll_interval: DEFAULT_POLL_INTERVAL,
             collectors: COLLECTORS.to_vec(),
+            per_node: false,
         }
     }
 
@@ -60,6 +64,7 @@ impl Config {
                 "listen" => config.listen = parse_listen(value)?,
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
                 "collectors" => config.collectors = parse_collectors(value)?,
+                "per-node" => config.per_node = parse_bool(key, value)?,
                 _ => {
                     return Err(ArgError(format!(
                         "unknown argument '{key}' (valid keys: {KEYS})"
@@ -128,6 +133,14 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ArgError> {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ArgError> {
+    match value {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err(ArgError(format!("{key}={value}: expected true or false"))),
+    }
 }
 
 fn parse_collectors(value: &str) -> Result<Vec<&'static str>, ArgError> {

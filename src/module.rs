@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::collectors::{jobs::JobsCollector, Context};
+use crate::collectors::{jobs::JobsCollector, resources::ResourcesCollector, Context};
 use crate::config::Config;
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler};
 use crate::http::{Server, METRICS_PATH};
 
 /// The collectors that are running; dropping one stops it.
+#[allow(dead_code)]
 enum Running {
-    Jobs(#[allow(dead_code)] JobsCollector),
+    Jobs(JobsCollector),
+    Resources(ResourcesCollector),
 }
 
 fn start_collector(
@@ -25,6 +27,10 @@ fn start_collector(
 ) -> Result<Running, Error> {
     match name {
         crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(
+            Rc::clone(ctx),
+            poll_interval,
+        )?)),
+        crate::collectors::resources::NAME => Ok(Running::Resources(ResourcesCollector::start(
             Rc::clone(ctx),
             poll_interval,
         )?)),
@@ -164,6 +170,7 @@ fn start_flux_side(
     url: &str,
 ) -> Result<FluxSide, Error> {
     let ctx = Context::new(h, shared, &config.collectors)?;
+    ctx.update(|state| state.per_node = config.per_node);
     ctx.publish_now();
     let mut collectors = Vec::new();
     for name in &config.collectors {

@@ -166,7 +166,10 @@ fn resource_families(out: &mut Vec<MetricFamily>, state: &State) {
     }
     health.finish(out);
     if state.per_node {
-        let mut drained = Family::gauge("flux_resource_drained_node_info", "A drained node and its drain reason; always 1.");
+        let mut drained = Family::gauge(
+            "flux_resource_drained_node_info",
+            "A drained node and its drain reason; always 1.",
+        );
         for (rank, reason) in &res.health.drains {
             drained.sample(&[("rank", &rank.to_string()), ("reason", reason)], 1.0);
         }

@@ -11,11 +11,16 @@ use flux_prometheus::render;
 use flux_prometheus::state::State;
 
 /// The instance config as `config.get` returns it, from the TOML recorded.
-const CONFIG: &str = r#"{"queues": {"batch": {"requires": ["batch"]}, "debug": {"requires": ["debug"]}}}"#;
+const CONFIG: &str =
+    r#"{"queues": {"batch": {"requires": ["batch"]}, "debug": {"requires": ["debug"]}}}"#;
 
 fn rendered() -> BTreeMap<String, f64> {
-    let summary = resources::summarize(&fixture("resource.sched-status.json"), &fixture("resource.status.json"), CONFIG)
-        .expect("fixtures parse");
+    let summary = resources::summarize(
+        &fixture("resource.sched-status.json"),
+        &fixture("resource.status.json"),
+        CONFIG,
+    )
+    .expect("fixtures parse");
     let mut state = State::with_collectors(&["resources"]);
     state.resources = Some(summary);
     samples(&render::text(&render::families(&state)))
@@ -24,7 +29,10 @@ fn rendered() -> BTreeMap<String, f64> {
 #[test]
 fn config_fixture_is_what_the_test_assumes() {
     let toml = fixture("instance-config.toml");
-    assert!(toml.contains("[queues.batch]\nrequires = [\"batch\"]") && toml.contains("[queues.debug]\nrequires = [\"debug\"]"));
+    assert!(
+        toml.contains("[queues.batch]\nrequires = [\"batch\"]")
+            && toml.contains("[queues.debug]\nrequires = [\"debug\"]")
+    );
 }
 
 #[test]
@@ -38,7 +46,10 @@ fn per_queue_rows_equal_flux_resource_list() {
             expected.insert((q.into(), st.into()), [0.0; 3]);
         }
     }
-    for line in fixture("cli.resource-list.txt").lines().filter(|l| !l.is_empty()) {
+    for line in fixture("cli.resource-list.txt")
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         let n = |i: usize| f[i].parse::<f64>().unwrap();
         expected.insert((f[1].into(), f[0].into()), [n(2), n(3), n(4)]);
@@ -57,7 +68,10 @@ fn instance_rows_equal_the_sum_of_disjoint_queues() {
     // a queue column prints their sums.
     let s = rendered();
     let mut sums: BTreeMap<String, [f64; 3]> = BTreeMap::new();
-    for line in fixture("cli.resource-list.txt").lines().filter(|l| !l.is_empty()) {
+    for line in fixture("cli.resource-list.txt")
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         let row = sums.entry(f[0].into()).or_default();
         for i in 0..3 {
@@ -67,7 +81,11 @@ fn instance_rows_equal_the_sum_of_disjoint_queues() {
     for st in ["free", "allocated", "down"] {
         let want = sums.get(st).copied().unwrap_or_default();
         for (i, kind) in ["nodes", "cores", "gpus"].iter().enumerate() {
-            assert_eq!(value(&s, &format!("flux_resource_{kind}{{state=\"{st}\"}}")), want[i], "{kind} {st}");
+            assert_eq!(
+                value(&s, &format!("flux_resource_{kind}{{state=\"{st}\"}}")),
+                want[i],
+                "{kind} {st}"
+            );
         }
     }
 }
@@ -79,7 +97,10 @@ fn node_health_equals_flux_resource_status() {
     let mut avail = 0.0;
     let mut offline = 0.0;
     let mut by_state: BTreeMap<String, f64> = BTreeMap::new();
-    for line in fixture("cli.resource-status.txt").lines().filter(|l| !l.is_empty()) {
+    for line in fixture("cli.resource-status.txt")
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         let n: f64 = f[1].parse().unwrap();
         let state = f[0].trim_end_matches('*');
@@ -102,20 +123,41 @@ fn node_health_equals_flux_resource_status() {
 
 #[test]
 fn per_node_drain_series_are_opt_in() {
-    let summary =
-        resources::summarize(&fixture("resource.sched-status.json"), &fixture("resource.status.json"), CONFIG).unwrap();
+    let summary = resources::summarize(
+        &fixture("resource.sched-status.json"),
+        &fixture("resource.status.json"),
+        CONFIG,
+    )
+    .unwrap();
     let mut state = State::with_collectors(&["resources"]);
     state.resources = Some(summary);
     assert!(!render::text(&render::families(&state)).contains("flux_resource_drained_node_info"));
     state.per_node = true;
     let s = samples(&render::text(&render::families(&state)));
-    assert_eq!(value(&s, "flux_resource_drained_node_info{rank=\"3\",reason=\"bad dimm\"}"), 1.0);
+    assert_eq!(
+        value(
+            &s,
+            "flux_resource_drained_node_info{rank=\"3\",reason=\"bad dimm\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]
 fn bad_payloads_are_refused_with_a_message_naming_them() {
     let err = resources::summarize("{\"all\": {\"version\": 2}}", "{}", "{}").unwrap_err();
-    assert!(err.contains("resource.sched-status: all: unsupported R version"), "{err}");
-    let err = resources::summarize(&fixture("resource.sched-status.json"), "{\"offline\": \"x\"}", "{}").unwrap_err();
-    assert!(err.contains("resource.status") && err.contains("invalid idset 'x'"), "{err}");
+    assert!(
+        err.contains("resource.sched-status: all: unsupported R version"),
+        "{err}"
+    );
+    let err = resources::summarize(
+        &fixture("resource.sched-status.json"),
+        "{\"offline\": \"x\"}",
+        "{}",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("resource.status") && err.contains("invalid idset 'x'"),
+        "{err}"
+    );
 }

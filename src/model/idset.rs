@@ -17,14 +17,19 @@ impl IdSet {
     pub fn parse(s: &str) -> Result<IdSet, String> {
         let bad = |why: &str| format!("invalid idset '{s}': {why}");
         let body = s.trim();
-        let body = body.strip_prefix('[').and_then(|b| b.strip_suffix(']')).unwrap_or(body);
+        let body = body
+            .strip_prefix('[')
+            .and_then(|b| b.strip_suffix(']'))
+            .unwrap_or(body);
         let mut set = IdSet::new();
         for part in body.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (lo, hi) = match part.split_once('-') {
                 Some((a, b)) => (a.parse::<u32>(), b.parse::<u32>()),
                 None => (part.parse::<u32>(), part.parse::<u32>()),
             };
-            let (Ok(lo), Ok(hi)) = (lo, hi) else { return Err(bad("not a number or range")) };
+            let (Ok(lo), Ok(hi)) = (lo, hi) else {
+                return Err(bad("not a number or range"));
+            };
             if lo > hi {
                 return Err(bad("range runs backwards"));
             }
@@ -56,7 +61,9 @@ impl IdSet {
     }
 
     pub fn contains(&self, id: u32) -> bool {
-        self.words.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
+        self.words
+            .get(id as usize / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 
     pub fn count(&self) -> u64 {
@@ -69,7 +76,9 @@ impl IdSet {
 
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.words.iter().enumerate().flat_map(|(i, &w)| {
-            (0..64u32).filter(move |b| w & (1 << b) != 0).map(move |b| i as u32 * 64 + b)
+            (0..64u32)
+                .filter(move |b| w & (1 << b) != 0)
+                .map(move |b| i as u32 * 64 + b)
         })
     }
 
@@ -104,7 +113,10 @@ mod tests {
         let s = IdSet::parse("[0-3,7]").unwrap();
         assert_eq!(s.iter().collect::<Vec<_>>(), [0, 1, 2, 3, 7]);
         assert_eq!(IdSet::parse("").unwrap().count(), 0);
-        assert_eq!(IdSet::parse("63-65").unwrap().iter().collect::<Vec<_>>(), [63, 64, 65]);
+        assert_eq!(
+            IdSet::parse("63-65").unwrap().iter().collect::<Vec<_>>(),
+            [63, 64, 65]
+        );
     }
 
     #[test]

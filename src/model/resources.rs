@@ -49,10 +49,21 @@ impl ResourceSet {
             return Err(format!("unsupported R version {version:?} (expected 1)"));
         }
         let execution = r.get("execution").ok_or("R has no execution object")?;
-        let r_lite = execution.get("R_lite").and_then(Value::as_array).ok_or("R has no R_lite array")?;
+        let r_lite = execution
+            .get("R_lite")
+            .and_then(Value::as_array)
+            .ok_or("R has no R_lite array")?;
         for entry in r_lite {
-            let ranks = IdSet::parse(entry.get("rank").and_then(Value::as_str).ok_or("R_lite entry has no rank")?)?;
-            let children = entry.get("children").and_then(Value::as_object).ok_or("R_lite entry has no children")?;
+            let ranks = IdSet::parse(
+                entry
+                    .get("rank")
+                    .and_then(Value::as_str)
+                    .ok_or("R_lite entry has no rank")?,
+            )?;
+            let children = entry
+                .get("children")
+                .and_then(Value::as_object)
+                .ok_or("R_lite entry has no children")?;
             let child = |name: &str| match children.get(name) {
                 Some(Value::String(ids)) => IdSet::parse(ids),
                 Some(_) => Err(format!("R_lite {name} is not an idset string")),
@@ -67,7 +78,9 @@ impl ResourceSet {
         }
         if let Some(props) = execution.get("properties").and_then(Value::as_object) {
             for (name, ranks) in props {
-                let ranks = ranks.as_str().ok_or_else(|| format!("property {name} is not an idset string"))?;
+                let ranks = ranks
+                    .as_str()
+                    .ok_or_else(|| format!("property {name} is not an idset string"))?;
                 set.properties.insert(name.clone(), IdSet::parse(ranks)?);
             }
         }
@@ -85,7 +98,10 @@ impl ResourceSet {
     /// `self - other` as librlist's rlist_diff computes it: per rank, per
     /// resource type; a rank with nothing left is dropped.
     pub fn minus(&self, other: &ResourceSet) -> ResourceSet {
-        let mut out = ResourceSet { nodes: BTreeMap::new(), properties: self.properties.clone() };
+        let mut out = ResourceSet {
+            nodes: BTreeMap::new(),
+            properties: self.properties.clone(),
+        };
         for (rank, node) in &self.nodes {
             let mut left = node.clone();
             if let Some(taken) = other.nodes.get(rank) {
@@ -127,12 +143,17 @@ pub const LIST_STATES: [&str; 3] = ["free", "allocated", "down"];
 
 impl SchedStatus {
     pub fn parse(payload: &str) -> Result<SchedStatus, String> {
-        let v: Value = serde_json::from_str(payload).map_err(|e| format!("resource.sched-status: malformed response: {e}"))?;
+        let v: Value = serde_json::from_str(payload)
+            .map_err(|e| format!("resource.sched-status: malformed response: {e}"))?;
         let set = |name: &str| {
             ResourceSet::from_rv1(v.get(name).unwrap_or(&Value::Null))
                 .map_err(|e| format!("resource.sched-status: {name}: {e}"))
         };
-        Ok(SchedStatus { all: set("all")?, down: set("down")?, allocated: set("allocated")? })
+        Ok(SchedStatus {
+            all: set("all")?,
+            down: set("down")?,
+            allocated: set("allocated")?,
+        })
     }
 
     /// Counts per `LIST_STATES` state, restricted to `only` ranks.
@@ -140,7 +161,11 @@ impl SchedStatus {
     /// so a node both allocated and down counts in both rows.
     pub fn list_counts(&self, only: Option<&IdSet>) -> [(&'static str, Counts); 3] {
         let free = self.all.minus(&self.down).minus(&self.allocated);
-        [("free", free.counts(only)), ("allocated", self.allocated.counts(only)), ("down", self.down.counts(only))]
+        [
+            ("free", free.counts(only)),
+            ("allocated", self.allocated.counts(only)),
+            ("down", self.down.counts(only)),
+        ]
     }
 
     /// The ranks a queue's resources are on: those carrying every property
@@ -162,7 +187,9 @@ impl SchedStatus {
 /// left out, as flux resource list leaves it out by default.
 pub fn configured_queues(config: &Value) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    let Some(queues) = config.get("queues").and_then(Value::as_object) else { return out };
+    let Some(queues) = config.get("queues").and_then(Value::as_object) else {
+        return out;
+    };
     for (name, entry) in queues {
         if entry.get("parent").is_some() {
             continue;
@@ -170,7 +197,12 @@ pub fn configured_queues(config: &Value) -> BTreeMap<String, Vec<String>> {
         let requires = entry
             .get("requires")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         out.insert(name.clone(), requires);
     }
@@ -191,7 +223,9 @@ pub struct NodeHealth {
 }
 
 /// Node health states, in the order they are exported.
-pub const HEALTH_STATES: [&str; 6] = ["avail", "offline", "excluded", "drained", "draining", "torpid"];
+pub const HEALTH_STATES: [&str; 6] = [
+    "avail", "offline", "excluded", "drained", "draining", "torpid",
+];
 
 impl NodeHealth {
     pub fn by_state(&self) -> [(&'static str, u64); 6] {
@@ -210,20 +244,27 @@ impl NodeHealth {
     /// excluded, drained, draining or torpid (offline ones included).
     pub fn parse(payload: &str, allocated: &IdSet) -> Result<NodeHealth, String> {
         let bad = |e: String| format!("resource.status: {e}");
-        let v: Value = serde_json::from_str(payload).map_err(|e| bad(format!("malformed response: {e}")))?;
+        let v: Value =
+            serde_json::from_str(payload).map_err(|e| bad(format!("malformed response: {e}")))?;
         let idset = |name: &str| match v.get(name) {
             Some(Value::String(s)) => IdSet::parse(s).map_err(bad),
             None => Ok(IdSet::new()),
             Some(_) => Err(bad(format!("{name} is not an idset string"))),
         };
-        let all = ResourceSet::from_rv1(v.get("R").unwrap_or(&Value::Null)).map_err(bad)?.ranks();
+        let all = ResourceSet::from_rv1(v.get("R").unwrap_or(&Value::Null))
+            .map_err(bad)?
+            .ranks();
         let (offline, exclude, torpid) = (idset("offline")?, idset("exclude")?, idset("torpid")?);
         let mut drained = IdSet::new();
         let mut drains = Vec::new();
         if let Some(drain) = v.get("drain").and_then(Value::as_object) {
             for (ranks, entry) in drain {
                 let ranks = IdSet::parse(ranks).map_err(bad)?;
-                let reason = entry.get("reason").and_then(Value::as_str).unwrap_or("").to_string();
+                let reason = entry
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 for rank in ranks.iter() {
                     drains.push((rank, reason.clone()));
                 }
@@ -262,9 +303,14 @@ pub struct ResourceSummary {
 /// Combines `resource.sched-status`, `resource.status` and the instance
 /// config (`config.get`) into what `flux resource list` and `flux resource
 /// status` print.
-pub fn summarize(sched_status: &str, status: &str, config: &str) -> Result<ResourceSummary, String> {
+pub fn summarize(
+    sched_status: &str,
+    status: &str,
+    config: &str,
+) -> Result<ResourceSummary, String> {
     let sched = SchedStatus::parse(sched_status)?;
-    let config: Value = serde_json::from_str(config).map_err(|e| format!("config.get: malformed response: {e}"))?;
+    let config: Value =
+        serde_json::from_str(config).map_err(|e| format!("config.get: malformed response: {e}"))?;
     let health = NodeHealth::parse(status, &sched.allocated.ranks())?;
     let queues = configured_queues(&config)
         .into_iter()
@@ -273,5 +319,9 @@ pub fn summarize(sched_status: &str, status: &str, config: &str) -> Result<Resou
             (name, sched.list_counts(Some(&ranks)).to_vec())
         })
         .collect();
-    Ok(ResourceSummary { totals: sched.list_counts(None).to_vec(), queues, health })
+    Ok(ResourceSummary {
+        totals: sched.list_counts(None).to_vec(),
+        queues,
+        health,
+    })
 }
