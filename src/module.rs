@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::collectors::{jobs::JobsCollector, resources::ResourcesCollector, Context};
+use crate::collectors::{
+    jobs::JobsCollector, queues::QueuesCollector, resources::ResourcesCollector, Context,
+};
 use crate::config::Config;
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler};
@@ -18,6 +20,7 @@ use crate::http::{Server, METRICS_PATH};
 enum Running {
     Jobs(JobsCollector),
     Resources(ResourcesCollector),
+    Queues(QueuesCollector),
 }
 
 fn start_collector(
@@ -31,6 +34,10 @@ fn start_collector(
             poll_interval,
         )?)),
         crate::collectors::resources::NAME => Ok(Running::Resources(ResourcesCollector::start(
+            Rc::clone(ctx),
+            poll_interval,
+        )?)),
+        crate::collectors::queues::NAME => Ok(Running::Queues(QueuesCollector::start(
             Rc::clone(ctx),
             poll_interval,
         )?)),

@@ -185,6 +185,28 @@ fn pick(kind: &str, c: &crate::model::resources::Counts) -> f64 {
     }) as f64
 }
 
+fn queue_families(out: &mut Vec<MetricFamily>, state: &State) {
+    let Some(queues) = &state.queues else { return };
+    let mut enabled = Family::gauge(
+        "flux_queue_enabled",
+        "Whether the queue accepts jobs (1) or not (0), as flux queue list shows (EN).",
+    );
+    let mut started = Family::gauge(
+        "flux_queue_started",
+        "Whether the queue schedules jobs (1) or not (0), as flux queue list shows (ST).",
+    );
+    for q in queues {
+        let labels: &[(&str, &str)] = match &q.name {
+            Some(name) => &[("queue", name)],
+            None => &[],
+        };
+        enabled.sample(labels, f64::from(u8::from(q.enabled)));
+        started.sample(labels, f64::from(u8::from(q.started)));
+    }
+    enabled.finish(out);
+    started.finish(out);
+}
+
 fn exporter_families(out: &mut Vec<MetricFamily>, state: &State) {
     let mut build = Family::gauge(
         "flux_prometheus_build_info",
@@ -223,6 +245,7 @@ pub fn families(state: &State) -> Vec<MetricFamily> {
     let mut out = Vec::new();
     job_families(&mut out, state);
     resource_families(&mut out, state);
+    queue_families(&mut out, state);
     exporter_families(&mut out, state);
     out
 }

@@ -1,6 +1,7 @@
 //! Everything the collectors have gathered: the one input of rendering.
 
 use crate::model::jobs::JobStats;
+use crate::model::queues::QueueStatus;
 use crate::model::resources::ResourceSummary;
 
 /// How one collector is doing, as the exporter reports it about itself.
@@ -19,6 +20,7 @@ pub struct CollectorStatus {
 pub struct State {
     pub jobs: Option<JobStats>,
     pub resources: Option<ResourceSummary>,
+    pub queues: Option<Vec<QueueStatus>>,
     /// Export one series per drained node (opt-in: one series per node).
     pub per_node: bool,
     pub collectors: Vec<CollectorStatus>,

@@ -2,4 +2,5 @@
 
 pub mod idset;
 pub mod jobs;
+pub mod queues;
 pub mod resources;
