@@ -1,1 +1,95 @@
-fn main() {}
+//! Criterion benches for the two CPU bars of the collectors issue:
+//! rendering 10,000 series, and one resources refresh (parse + count) on a
+//! 4096 nodes x 64 cores x 4 GPUs instance with 5,000 single-core jobs.
+//!
+//!   cargo bench --bench render
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use flux_prometheus::model::jobs::{JobCounts, JobStats, QueueJobCounts};
+use flux_prometheus::model::resources::{self, NodeHealth, ResourceSummary};
+use flux_prometheus::render;
+use flux_prometheus::state::State;
+use serde_json::json;
+
+const NODES: u32 = 4096;
+const CORES: u32 = 64;
+const JOBS: u32 = 5000;
+
+/// resource.sched-status, resource.status and config.get payloads for the
+/// fake cluster: every job holds one core, ten nodes are down.
+fn payloads() -> (String, String, String) {
+    let all = json!({"version": 1, "execution": {
+        "R_lite": [{"rank": format!("0-{}", NODES - 1), "children": {"core": format!("0-{}", CORES - 1), "gpu": "0-3"}}],
+        "properties": {"batch": format!("0-{}", NODES / 2 - 1), "debug": format!("{}-{}", NODES / 2, NODES - 1)},
+        "nodelist": [format!("fake[0-{}]", NODES - 1)], "starttime": 0.0, "expiration": 0.0}});
+    let allocated: Vec<_> = (0..JOBS)
+        .map(|i| json!({"rank": (i % NODES).to_string(), "children": {"core": (i / NODES).to_string()}}))
+        .collect();
+    let sched = json!({
+        "all": all,
+        "allocated": {"version": 1, "execution": {"R_lite": allocated, "starttime": 0.0, "expiration": 0.0}},
+        "down": {"version": 1, "execution": {"R_lite": [{"rank": "100-109", "children": {"core": format!("0-{}", CORES - 1), "gpu": "0-3"}}], "starttime": 0.0, "expiration": 0.0}},
+    });
+    let status = json!({"R": all, "online": format!("0-99,110-{}", NODES - 1), "offline": "100-109",
+        "exclude": "", "torpid": "", "drain": {"100-104": {"reason": "bad dimm", "timestamp": 1.0}}});
+    let config =
+        json!({"queues": {"batch": {"requires": ["batch"]}, "debug": {"requires": ["debug"]}}});
+    (sched.to_string(), status.to_string(), config.to_string())
+}
+
+/// A state rendering to just over 10,000 series: 400 queues' job and
+/// resource rows, plus one drained-node series for each of 2,400 nodes.
+fn ten_thousand_series() -> State {
+    let counts = JobCounts {
+        successful: 10,
+        failed: 2,
+        ..Default::default()
+    };
+    let mut state = State::with_collectors(&["jobs", "resources", "queues"]);
+    state.jobs = Some(JobStats {
+        all: counts.clone(),
+        queues: (0..400)
+            .map(|i| QueueJobCounts {
+                name: format!("queue{i}"),
+                counts: counts.clone(),
+            })
+            .collect(),
+    });
+    let (sched, status, config) = payloads();
+    let mut summary: ResourceSummary =
+        resources::summarize(&sched, &status, &config).expect("payloads parse");
+    let rows = summary.totals.clone();
+    summary.queues = (0..400)
+        .map(|i| (format!("queue{i}"), rows.clone()))
+        .collect();
+    summary.health = NodeHealth {
+        drains: (0..2400).map(|r| (r, "bad dimm".into())).collect(),
+        ..summary.health
+    };
+    state.resources = Some(summary);
+    state.per_node = true;
+    state
+}
+
+fn benches(c: &mut Criterion) {
+    let state = ten_thousand_series();
+    let series = render::text(&state)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    assert!(series >= 10_000, "only {series} series");
+    c.bench_function(&format!("render {series} series"), |b| {
+        b.iter(|| render::text(black_box(&state)))
+    });
+
+    let (sched, status, config) = payloads();
+    c.bench_function("resources refresh, 4096x64x4, 5000 jobs", |b| {
+        b.iter(|| {
+            resources::summarize(black_box(&sched), black_box(&status), black_box(&config))
+                .expect("parses")
+        })
+    });
+}
+
+criterion_group!(group, benches);
+criterion_main!(group);

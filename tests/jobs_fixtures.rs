@@ -11,7 +11,7 @@ use flux_prometheus::state::State;
 fn rendered() -> std::collections::BTreeMap<String, f64> {
     let mut state = State::with_collectors(&["jobs"]);
     state.jobs = Some(jobs::parse(&fixture("job-list.job-stats.json")).expect("fixture parses"));
-    samples(&render::text(&render::families(&state)))
+    samples(&render::text(&state))
 }
 
 /// The `flux jobs --stats-only` columns, computed from exported samples.
@@ -114,7 +114,7 @@ fn malformed_payload_is_refused_with_a_message() {
 fn without_job_stats_no_job_series_are_exported_but_the_exporter_reports_why() {
     let mut state = State::with_collectors(&["jobs"]);
     state.collectors[0].last_error = Some("job-list is not loaded".into());
-    let s = samples(&render::text(&render::families(&state)));
+    let s = samples(&render::text(&state));
     assert!(!s.keys().any(|k| k.starts_with("flux_jobs")), "{s:?}");
     assert_eq!(
         value(&s, "flux_prometheus_collector_up{collector=\"jobs\"}"),

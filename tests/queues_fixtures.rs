@@ -18,7 +18,7 @@ fn enabled_and_started_equal_flux_queue_list() {
         .collect();
     let mut state = State::with_collectors(&["queues"]);
     state.queues = Some(list);
-    let s = samples(&render::text(&render::families(&state)));
+    let s = samples(&render::text(&state));
     // flux queue list: QUEUE EN ST ...; a check mark means yes, the queue
     // marked * is the default.
     let cli = fixture("cli.queue-list.txt");
@@ -50,7 +50,7 @@ fn the_anonymous_queue_has_no_queue_label_and_bad_payloads_are_named() {
         r#"{"enable": true, "start": false}"#,
     )
     .unwrap()]);
-    let s = samples(&render::text(&render::families(&state)));
+    let s = samples(&render::text(&state));
     assert_eq!(value(&s, "flux_queue_enabled"), 1.0);
     assert_eq!(value(&s, "flux_queue_started"), 0.0);
     let err = queues::parse_status(Some("batch"), "{}").unwrap_err();

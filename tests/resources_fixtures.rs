@@ -23,7 +23,7 @@ fn rendered() -> BTreeMap<String, f64> {
     .expect("fixtures parse");
     let mut state = State::with_collectors(&["resources"]);
     state.resources = Some(summary);
-    samples(&render::text(&render::families(&state)))
+    samples(&render::text(&state))
 }
 
 #[test]
@@ -131,9 +131,9 @@ fn per_node_drain_series_are_opt_in() {
     .unwrap();
     let mut state = State::with_collectors(&["resources"]);
     state.resources = Some(summary);
-    assert!(!render::text(&render::families(&state)).contains("flux_resource_drained_node_info"));
+    assert!(!render::text(&state).contains("flux_resource_drained_node_info"));
     state.per_node = true;
-    let s = samples(&render::text(&render::families(&state)));
+    let s = samples(&render::text(&state));
     assert_eq!(
         value(
             &s,

@@ -68,7 +68,7 @@ impl Context {
     pub fn publish_now(&self) {
         self.publish_pending.set(false);
         let state = self.state.borrow();
-        let text = render::text(&render::families(&state));
+        let text = render::text(&state);
         self.shared.publish(text, state.all_reported());
     }
 

@@ -82,6 +82,19 @@ impl IdSet {
         })
     }
 
+    /// How many ids are in `self` but in neither `a` nor `b`.
+    pub fn count_minus(&self, a: &IdSet, b: &IdSet) -> u64 {
+        self.words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let gone =
+                    a.words.get(i).copied().unwrap_or(0) | b.words.get(i).copied().unwrap_or(0);
+                u64::from((w & !gone).count_ones())
+            })
+            .sum()
+    }
+
     pub fn union_with(&mut self, other: &IdSet) {
         if self.words.len() < other.words.len() {
             self.words.resize(other.words.len(), 0);

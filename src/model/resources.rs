@@ -4,6 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::idset::IdSet;
@@ -19,12 +23,100 @@ impl Node {
     fn is_empty(&self) -> bool {
         self.cores.is_empty() && self.gpus.is_empty()
     }
+
+    fn counts(&self) -> Counts {
+        let (ncores, ngpus) = (self.cores.count(), self.gpus.count());
+        Counts {
+            nnodes: u64::from(ncores + ngpus > 0),
+            ncores,
+            ngpus,
+        }
+    }
+}
+
+fn sum_rows(per_rank: &[(u32, [Counts; 3])], only: Option<&IdSet>) -> [(&'static str, Counts); 3] {
+    let mut rows = [
+        ("free", Counts::default()),
+        ("allocated", Counts::default()),
+        ("down", Counts::default()),
+    ];
+    for (rank, counts) in per_rank {
+        if only.is_some_and(|o| !o.contains(*rank)) {
+            continue;
+        }
+        for (row, c) in rows.iter_mut().zip(counts) {
+            row.1.nnodes += c.nnodes;
+            row.1.ncores += c.ncores;
+            row.1.ngpus += c.ngpus;
+        }
+    }
+    rows
+}
+
+fn children_idset(
+    children: &BTreeMap<Cow<'_, str>, Cow<'_, str>>,
+    name: &str,
+) -> Result<IdSet, String> {
+    match children.get(name) {
+        Some(ids) => IdSet::parse(ids),
+        None => Ok(IdSet::new()),
+    }
+}
+
+/// The ranks of an Rv1 object, without reading what each holds.
+fn rv1_ranks(raw: Option<&RawValue>) -> Result<IdSet, String> {
+    let mut ranks = IdSet::new();
+    if let Some(r) = parse_rv1(raw)? {
+        for entry in r.execution.ok_or("R has no execution object")?.r_lite {
+            ranks.union_with(&IdSet::parse(&entry.rank)?);
+        }
+    }
+    Ok(ranks)
+}
+
+/// Nodes indexed by rank: ranks are dense, so a vector beats a map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Nodes {
+    slots: Vec<Option<Node>>,
+}
+
+impl Nodes {
+    pub fn get(&self, rank: &u32) -> Option<&Node> {
+        self.slots.get(*rank as usize).and_then(Option::as_ref)
+    }
+
+    pub fn contains_key(&self, rank: &u32) -> bool {
+        self.get(rank).is_some()
+    }
+
+    pub fn entry_or_default(&mut self, rank: u32) -> &mut Node {
+        let i = rank as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, None);
+        }
+        self.slots[i].get_or_insert_with(Node::default)
+    }
+
+    pub fn insert(&mut self, rank: u32, node: Node) {
+        *self.entry_or_default(rank) = node;
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
+        self.iter().map(|(rank, _)| rank)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Node)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| (i as u32, n)))
+    }
 }
 
 /// An Rv1 resource set, by rank.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceSet {
-    pub nodes: BTreeMap<u32, Node>,
+    pub nodes: Nodes,
     /// Property name to the ranks that have it.
     pub properties: BTreeMap<String, IdSet>,
 }
@@ -36,61 +128,80 @@ pub struct Counts {
     pub ngpus: u64,
 }
 
+#[derive(Deserialize)]
+struct Rv1<'a> {
+    version: i64,
+    #[serde(borrow)]
+    execution: Option<Execution<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Execution<'a> {
+    #[serde(rename = "R_lite", borrow)]
+    r_lite: Vec<RLiteEntry<'a>>,
+    #[serde(default, borrow)]
+    properties: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RLiteEntry<'a> {
+    #[serde(borrow)]
+    rank: Cow<'a, str>,
+    #[serde(default, borrow)]
+    children: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+}
+
+/// Deserializes an Rv1 object, where JSON null or `{}` is the empty set.
+fn parse_rv1<'a>(raw: Option<&'a RawValue>) -> Result<Option<Rv1<'a>>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.get().trim();
+    if text == "null" || text.replace(char::is_whitespace, "") == "{}" {
+        return Ok(None);
+    }
+    let r: Rv1 = serde_json::from_str(text).map_err(|e| format!("malformed R: {e}"))?;
+    if r.version != 1 {
+        return Err(format!("unsupported R version {} (expected 1)", r.version));
+    }
+    Ok(Some(r))
+}
+
 impl ResourceSet {
-    /// Parses an Rv1 object (`{"version": 1, "execution": {...}}`); null or
-    /// an empty object is the empty set.
-    pub fn from_rv1(r: &Value) -> Result<ResourceSet, String> {
+    /// Parses an Rv1 object (`{"version": 1, "execution": {...}}`).
+    pub fn from_rv1_json(raw: Option<&RawValue>) -> Result<ResourceSet, String> {
         let mut set = ResourceSet::default();
-        if r.is_null() || r.as_object().is_some_and(|o| o.is_empty()) {
+        let Some(r) = parse_rv1(raw)? else {
             return Ok(set);
-        }
-        let version = r.get("version").and_then(Value::as_i64);
-        if version != Some(1) {
-            return Err(format!("unsupported R version {version:?} (expected 1)"));
-        }
-        let execution = r.get("execution").ok_or("R has no execution object")?;
-        let r_lite = execution
-            .get("R_lite")
-            .and_then(Value::as_array)
-            .ok_or("R has no R_lite array")?;
-        for entry in r_lite {
-            let ranks = IdSet::parse(
-                entry
-                    .get("rank")
-                    .and_then(Value::as_str)
-                    .ok_or("R_lite entry has no rank")?,
-            )?;
-            let children = entry
-                .get("children")
-                .and_then(Value::as_object)
-                .ok_or("R_lite entry has no children")?;
-            let child = |name: &str| match children.get(name) {
-                Some(Value::String(ids)) => IdSet::parse(ids),
-                Some(_) => Err(format!("R_lite {name} is not an idset string")),
-                None => Ok(IdSet::new()),
-            };
+        };
+        let execution = r.execution.ok_or("R has no execution object")?;
+        for entry in &execution.r_lite {
+            let ranks = IdSet::parse(&entry.rank)?;
+            let child = |name: &str| children_idset(&entry.children, name);
             let (cores, gpus) = (child("core")?, child("gpu")?);
             for rank in ranks.iter() {
-                let node = set.nodes.entry(rank).or_default();
+                let node = set.nodes.entry_or_default(rank);
                 node.cores.union_with(&cores);
                 node.gpus.union_with(&gpus);
             }
         }
-        if let Some(props) = execution.get("properties").and_then(Value::as_object) {
-            for (name, ranks) in props {
-                let ranks = ranks
-                    .as_str()
-                    .ok_or_else(|| format!("property {name} is not an idset string"))?;
-                set.properties.insert(name.clone(), IdSet::parse(ranks)?);
-            }
+        for (name, ranks) in &execution.properties {
+            set.properties
+                .insert(name.to_string(), IdSet::parse(ranks)?);
         }
         Ok(set)
+    }
+
+    /// Parses an Rv1 object given as a JSON value (tests and callers that
+    /// already hold one).
+    pub fn from_rv1(r: &Value) -> Result<ResourceSet, String> {
+        let text = serde_json::to_string(r).map_err(|e| e.to_string())?;
+        let raw: Box<RawValue> = RawValue::from_string(text).map_err(|e| e.to_string())?;
+        ResourceSet::from_rv1_json(Some(&raw))
     }
 
     pub fn ranks(&self) -> IdSet {
         let mut ranks = IdSet::new();
         for rank in self.nodes.keys() {
-            ranks.insert(*rank);
+            ranks.insert(rank);
         }
         ranks
     }
@@ -99,17 +210,17 @@ impl ResourceSet {
     /// resource type; a rank with nothing left is dropped.
     pub fn minus(&self, other: &ResourceSet) -> ResourceSet {
         let mut out = ResourceSet {
-            nodes: BTreeMap::new(),
+            nodes: Nodes::default(),
             properties: self.properties.clone(),
         };
-        for (rank, node) in &self.nodes {
+        for (rank, node) in self.nodes.iter() {
             let mut left = node.clone();
-            if let Some(taken) = other.nodes.get(rank) {
+            if let Some(taken) = other.nodes.get(&rank) {
                 left.cores.subtract(&taken.cores);
                 left.gpus.subtract(&taken.gpus);
             }
             if !left.is_empty() {
-                out.nodes.insert(*rank, left);
+                out.nodes.insert(rank, left);
             }
         }
         out
@@ -118,8 +229,8 @@ impl ResourceSet {
     /// Counts over the ranks in `only` (all ranks when None).
     pub fn counts(&self, only: Option<&IdSet>) -> Counts {
         let mut c = Counts::default();
-        for (rank, node) in &self.nodes {
-            if only.is_some_and(|o| !o.contains(*rank)) || node.is_empty() {
+        for (rank, node) in self.nodes.iter() {
+            if only.is_some_and(|o| !o.contains(rank)) || node.is_empty() {
                 continue;
             }
             c.nnodes += 1;
@@ -143,29 +254,59 @@ pub const LIST_STATES: [&str; 3] = ["free", "allocated", "down"];
 
 impl SchedStatus {
     pub fn parse(payload: &str) -> Result<SchedStatus, String> {
-        let v: Value = serde_json::from_str(payload)
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            all: Option<&'a RawValue>,
+            #[serde(borrow)]
+            down: Option<&'a RawValue>,
+            #[serde(borrow)]
+            allocated: Option<&'a RawValue>,
+        }
+        let raw: Raw = serde_json::from_str(payload)
             .map_err(|e| format!("resource.sched-status: malformed response: {e}"))?;
-        let set = |name: &str| {
-            ResourceSet::from_rv1(v.get(name).unwrap_or(&Value::Null))
-                .map_err(|e| format!("resource.sched-status: {name}: {e}"))
+        let set = |name: &str, r| {
+            ResourceSet::from_rv1_json(r).map_err(|e| format!("resource.sched-status: {name}: {e}"))
         };
         Ok(SchedStatus {
-            all: set("all")?,
-            down: set("down")?,
-            allocated: set("allocated")?,
+            all: set("all", raw.all)?,
+            down: set("down", raw.down)?,
+            allocated: set("allocated", raw.allocated)?,
         })
+    }
+
+    /// Per rank: its free, allocated and down counts, each rank once.
+    fn per_rank(&self) -> Vec<(u32, [Counts; 3])> {
+        let empty = Node::default();
+        let mut ranks: Vec<u32> = self.all.nodes.keys().collect();
+        for set in [&self.down, &self.allocated] {
+            ranks.extend(set.nodes.keys().filter(|r| !self.all.nodes.contains_key(r)));
+        }
+        ranks.sort_unstable();
+        ranks.dedup();
+        ranks
+            .into_iter()
+            .map(|rank| {
+                let all = self.all.nodes.get(&rank).unwrap_or(&empty);
+                let down = self.down.nodes.get(&rank).unwrap_or(&empty);
+                let alloc = self.allocated.nodes.get(&rank).unwrap_or(&empty);
+                let free_cores = all.cores.count_minus(&down.cores, &alloc.cores);
+                let free_gpus = all.gpus.count_minus(&down.gpus, &alloc.gpus);
+                let free = Counts {
+                    nnodes: u64::from(free_cores + free_gpus > 0),
+                    ncores: free_cores,
+                    ngpus: free_gpus,
+                };
+                (rank, [free, alloc.counts(), down.counts()])
+            })
+            .collect()
     }
 
     /// Counts per `LIST_STATES` state, restricted to `only` ranks.
     /// free = (all - down) - allocated, as flux resource list computes it,
     /// so a node both allocated and down counts in both rows.
     pub fn list_counts(&self, only: Option<&IdSet>) -> [(&'static str, Counts); 3] {
-        let free = self.all.minus(&self.down).minus(&self.allocated);
-        [
-            ("free", free.counts(only)),
-            ("allocated", self.allocated.counts(only)),
-            ("down", self.down.counts(only)),
-        ]
+        sum_rows(&self.per_rank(), only)
     }
 
     /// The ranks a queue's resources are on: those carrying every property
@@ -251,9 +392,16 @@ impl NodeHealth {
             None => Ok(IdSet::new()),
             Some(_) => Err(bad(format!("{name} is not an idset string"))),
         };
-        let all = ResourceSet::from_rv1(v.get("R").unwrap_or(&Value::Null))
-            .map_err(bad)?
-            .ranks();
+        let all = {
+            #[derive(Deserialize)]
+            struct WithR<'a> {
+                #[serde(rename = "R", borrow)]
+                r: Option<&'a RawValue>,
+            }
+            let with_r: WithR = serde_json::from_str(payload)
+                .map_err(|e| bad(format!("malformed response: {e}")))?;
+            rv1_ranks(with_r.r).map_err(bad)?
+        };
         let (offline, exclude, torpid) = (idset("offline")?, idset("exclude")?, idset("torpid")?);
         let mut drained = IdSet::new();
         let mut drains = Vec::new();
