@@ -15,7 +15,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Every collector the module has, by the name used in `collectors=` and in
 /// the `collector` label.
-pub const COLLECTORS: &[&str] = &["jobs", "resources", "queues"];
+pub const COLLECTORS: &[&str] = &["jobs", "resources", "queues", "broker"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::collectors::{
-    jobs::JobsCollector, queues::QueuesCollector, resources::ResourcesCollector, Context,
+    broker::BrokerCollector, jobs::JobsCollector, queues::QueuesCollector,
+    resources::ResourcesCollector, Context,
 };
 use crate::config::Config;
 use crate::exposition::Shared;
@@ -21,6 +22,7 @@ enum Running {
     Jobs(JobsCollector),
     Resources(ResourcesCollector),
     Queues(QueuesCollector),
+    Broker(BrokerCollector),
 }
 
 fn start_collector(
@@ -38,6 +40,10 @@ fn start_collector(
             poll_interval,
         )?)),
         crate::collectors::queues::NAME => Ok(Running::Queues(QueuesCollector::start(
+            Rc::clone(ctx),
+            poll_interval,
+        )?)),
+        crate::collectors::broker::NAME => Ok(Running::Broker(BrokerCollector::start(
             Rc::clone(ctx),
             poll_interval,
         )?)),

@@ -282,6 +282,56 @@ fn queue_families(out: &mut String, state: &State) {
     }
 }
 
+fn instance_families(out: &mut String, state: &State) {
+    if let Some(info) = &state.instance {
+        let mut labels = vec![
+            ("version", info.version.as_str()),
+            ("level", info.level.as_str()),
+        ];
+        if let Some(jobid) = &info.jobid {
+            labels.push(("jobid", jobid));
+        }
+        Family::gauge(out, "flux_instance_info", "The Flux instance: version, nesting level and, when nested, the enclosing job; always 1.")
+            .sample(&labels, 1.0);
+        Family::gauge(
+            out,
+            "flux_instance_brokers",
+            "Brokers in the instance (its size).",
+        )
+        .sample(&[], f64::from(info.size));
+        if let Some(n) = info.online {
+            Family::gauge(
+                out,
+                "flux_instance_online_brokers",
+                "Brokers online (members of the broker.online group).",
+            )
+            .sample(&[], n as f64);
+        }
+        if let Some(t) = info.start_time {
+            Family::gauge(
+                out,
+                "flux_instance_start_time_seconds",
+                "When the rank 0 broker started, in seconds since the epoch.",
+            )
+            .sample(&[], t);
+        }
+        if let Some(status) = &info.overlay_status {
+            let mut f = Family::gauge(out, "flux_overlay_status", "The overlay network's health as overlay.health reports it: 1 for the current status.");
+            for st in crate::model::broker::OVERLAY_STATES {
+                f.sample(&[("status", st)], if st == status { 1.0 } else { 0.0 });
+            }
+        }
+    }
+    for p in &state.process {
+        let mut f = if p.counter {
+            Family::counter(out, &p.name, &p.help)
+        } else {
+            Family::gauge(out, &p.name, &p.help)
+        };
+        f.sample(&[], p.value);
+    }
+}
+
 fn exporter_families(out: &mut String, state: &State) {
     Family::gauge(
         out,
@@ -323,6 +373,7 @@ pub fn text(state: &State) -> String {
     job_families(&mut out, state);
     resource_families(&mut out, state);
     queue_families(&mut out, state);
+    instance_families(&mut out, state);
     exporter_families(&mut out, state);
     out
 }

@@ -1,5 +1,6 @@
 //! Everything the collectors have gathered: the one input of rendering.
 
+use crate::model::broker::{InstanceInfo, ProcessSample};
 use crate::model::jobs::JobStats;
 use crate::model::queues::QueueStatus;
 use crate::model::resources::ResourceSummary;
@@ -21,6 +22,8 @@ pub struct State {
     pub jobs: Option<JobStats>,
     pub resources: Option<ResourceSummary>,
     pub queues: Option<Vec<QueueStatus>>,
+    pub instance: Option<InstanceInfo>,
+    pub process: Vec<ProcessSample>,
     /// Export one series per drained node (opt-in: one series per node).
     pub per_node: bool,
     pub collectors: Vec<CollectorStatus>,

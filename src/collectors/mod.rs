@@ -1,6 +1,7 @@
 //! Collectors: one file each. They talk to Flux through the safe handle,
 //! record what they learn in the shared [`State`], and know nothing of HTTP.
 
+pub mod broker;
 pub mod jobs;
 pub mod queues;
 pub mod resources;
