@@ -69,6 +69,8 @@ impl BrokerCollector {
     }
 }
 
+type OnAnswer = fn(&Rc<Inner>, Result<String, Error>);
+
 fn start_round(inner: &Rc<Inner>) {
     let stale = inner
         .round
@@ -93,7 +95,7 @@ fn start_round(inner: &Rc<Inner>) {
         online: None,
         overlay: None,
     });
-    let requests: [(&str, &str, fn(&Rc<Inner>, Result<String, Error>)); 2] = [
+    let requests: [(&str, &str, OnAnswer); 2] = [
         (
             "groups.get",
             r#"{"name": "broker.online"}"#,
