@@ -4,19 +4,18 @@
 //! prometheus crate's process collector (the module runs inside the broker).
 
 use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::proto::MetricType;
 
-use super::Context;
+use super::{Context, ROUND_TIMEOUT};
 use crate::flux::{Error, Rpc, Timer};
 use crate::model::broker::{self, InstanceInfo, ProcessSample};
 
 pub const NAME: &str = "broker";
-const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct BrokerCollector {
     _inner: Rc<Inner>,
@@ -56,14 +55,7 @@ impl BrokerCollector {
             poll: RefCell::new(None),
             round: RefCell::new(None),
         });
-        let weak: Weak<Inner> = Rc::downgrade(&inner);
-        let period = poll_interval.as_secs_f64();
-        let poll = inner.ctx.handle.timer(0.0, period, move || {
-            if let Some(inner) = weak.upgrade() {
-                start_round(&inner);
-            }
-        })?;
-        poll.start();
+        let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
         *inner.poll.borrow_mut() = Some(poll);
         Ok(BrokerCollector { _inner: inner })
     }

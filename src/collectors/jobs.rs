@@ -37,20 +37,6 @@ struct Inner {
     backoff: Cell<Backoff>,
 }
 
-fn weak_timer(
-    inner: &Rc<Inner>,
-    after: f64,
-    repeat: f64,
-    on_fire: fn(&Rc<Inner>),
-) -> Result<Timer, Error> {
-    let weak: Weak<Inner> = Rc::downgrade(inner);
-    inner.ctx.handle.timer(after, repeat, move || {
-        if let Some(inner) = weak.upgrade() {
-            on_fire(&inner);
-        }
-    })
-}
-
 impl JobsCollector {
     pub fn start(ctx: Rc<Context>, poll_interval: Duration) -> Result<JobsCollector, Error> {
         let inner = Rc::new(Inner {
@@ -65,9 +51,21 @@ impl JobsCollector {
             backoff: Cell::new(Backoff::new()),
         });
         let period = poll_interval.as_secs_f64();
-        *inner.retry.borrow_mut() = Some(weak_timer(&inner, Backoff::FIRST, 0.0, subscribe)?);
-        *inner.verify.borrow_mut() = Some(weak_timer(&inner, STREAM_GRACE, 0.0, verify_stream)?);
-        let watchdog = weak_timer(&inner, period, period, send_probe)?;
+        *inner.retry.borrow_mut() = Some(super::weak_timer(
+            &inner.ctx,
+            &inner,
+            Backoff::FIRST,
+            0.0,
+            subscribe,
+        )?);
+        *inner.verify.borrow_mut() = Some(super::weak_timer(
+            &inner.ctx,
+            &inner,
+            STREAM_GRACE,
+            0.0,
+            verify_stream,
+        )?);
+        let watchdog = super::weak_timer(&inner.ctx, &inner, period, period, send_probe)?;
         watchdog.start();
         *inner.watchdog.borrow_mut() = Some(watchdog);
         subscribe(&inner);

@@ -111,6 +111,39 @@ impl Context {
     }
 }
 
+/// A poll whose answers have not all come in this long is given up, so a
+/// service that never answers cannot stop a collector for good.
+pub const ROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A timer that calls `on_fire` with `target` for as long as it lives (it
+/// holds only a weak reference, so the collector owning it can be dropped).
+pub fn weak_timer<T: 'static>(
+    ctx: &Context,
+    target: &Rc<T>,
+    after: f64,
+    repeat: f64,
+    on_fire: fn(&Rc<T>),
+) -> Result<Timer, Error> {
+    let weak: Weak<T> = Rc::downgrade(target);
+    ctx.handle.timer(after, repeat, move || {
+        if let Some(target) = weak.upgrade() {
+            on_fire(&target);
+        }
+    })
+}
+
+/// Starts polling `target` with `on_tick` now and then every `interval`.
+pub fn poll_every<T: 'static>(
+    ctx: &Context,
+    target: &Rc<T>,
+    interval: std::time::Duration,
+    on_tick: fn(&Rc<T>),
+) -> Result<Timer, Error> {
+    let timer = weak_timer(ctx, target, 0.0, interval.as_secs_f64(), on_tick)?;
+    timer.start();
+    Ok(timer)
+}
+
 /// Retry delays for a source that is missing or failed: 1 s doubling to 30 s.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {

@@ -3,18 +3,16 @@
 //! `flux config reload` appear and disappear at the next poll.
 
 use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::Context;
+use super::{Context, ROUND_TIMEOUT};
 use crate::flux::{Error, Rpc, Timer};
 use crate::model::queues::{self, QueueStatus};
 
 pub const NAME: &str = "queues";
-/// A poll that has waited this long is given up and the next one starts.
-const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct QueuesCollector {
     _inner: Rc<Inner>,
@@ -40,14 +38,7 @@ impl QueuesCollector {
             poll: RefCell::new(None),
             round: RefCell::new(None),
         });
-        let weak: Weak<Inner> = Rc::downgrade(&inner);
-        let period = poll_interval.as_secs_f64();
-        let poll = inner.ctx.handle.timer(0.0, period, move || {
-            if let Some(inner) = weak.upgrade() {
-                start_round(&inner);
-            }
-        })?;
-        poll.start();
+        let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
         *inner.poll.borrow_mut() = Some(poll);
         Ok(QueuesCollector { _inner: inner })
     }

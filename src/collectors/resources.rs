@@ -4,10 +4,10 @@
 //! and `flux resource status` would print.
 
 use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::Context;
+use super::{Context, ROUND_TIMEOUT};
 use crate::flux::{Error, Rpc, Timer};
 use crate::model::resources;
 
@@ -40,14 +40,7 @@ impl ResourcesCollector {
             poll: RefCell::new(None),
             round: RefCell::new(None),
         });
-        let weak: Weak<Inner> = Rc::downgrade(&inner);
-        let period = poll_interval.as_secs_f64();
-        let poll = inner.ctx.handle.timer(0.0, period, move || {
-            if let Some(inner) = weak.upgrade() {
-                start_round(&inner);
-            }
-        })?;
-        poll.start();
+        let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
         *inner.poll.borrow_mut() = Some(poll);
         Ok(ResourcesCollector { _inner: inner })
     }
@@ -61,10 +54,6 @@ fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<Rpc, Error> {
         }
     })
 }
-
-/// A round that has waited this long is given up (a service that never
-/// answers must not stop the collector for good).
-const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn start_round(inner: &Rc<Inner>) {
     // A round still waiting for an answer is not doubled up.
