@@ -41,11 +41,6 @@ pub struct JobStats {
     pub queues: Vec<QueueJobCounts>,
 }
 
-/// Active job states, in the order Flux moves a job through them.
-pub const ACTIVE_STATES: [&str; 5] = ["depend", "priority", "sched", "run", "cleanup"];
-/// Results of inactive jobs.
-pub const RESULTS: [&str; 4] = ["completed", "failed", "canceled", "timeout"];
-
 impl JobCounts {
     pub fn active(&self) -> [(&'static str, u64); 5] {
         let s = &self.job_states;
@@ -65,20 +60,6 @@ impl JobCounts {
             ("canceled", self.canceled),
             ("timeout", self.timeout),
         ]
-    }
-
-    /// `flux jobs --stats-only` columns: running, completed, failed,
-    /// pending, inactive purged.
-    pub fn cli_summary(&self) -> String {
-        let s = &self.job_states;
-        format!(
-            "{} running, {} completed, {} failed, {} pending, {} inactive purged",
-            s.run + s.cleanup,
-            self.successful,
-            self.failed + self.canceled + self.timeout,
-            s.depend + s.priority + s.sched,
-            self.inactive_purged
-        )
     }
 }
 

@@ -20,10 +20,6 @@ pub struct Node {
 }
 
 impl Node {
-    fn is_empty(&self) -> bool {
-        self.cores.is_empty() && self.gpus.is_empty()
-    }
-
     fn counts(&self) -> Counts {
         let (ncores, ngpus) = (self.cores.count(), self.gpus.count());
         Counts {
@@ -95,10 +91,6 @@ impl Nodes {
             self.slots.resize(i + 1, None);
         }
         self.slots[i].get_or_insert_with(Node::default)
-    }
-
-    pub fn insert(&mut self, rank: u32, node: Node) {
-        *self.entry_or_default(rank) = node;
     }
 
     pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
@@ -190,54 +182,12 @@ impl ResourceSet {
         Ok(set)
     }
 
-    /// Parses an Rv1 object given as a JSON value (tests and callers that
-    /// already hold one).
-    pub fn from_rv1(r: &Value) -> Result<ResourceSet, String> {
-        let text = serde_json::to_string(r).map_err(|e| e.to_string())?;
-        let raw: Box<RawValue> = RawValue::from_string(text).map_err(|e| e.to_string())?;
-        ResourceSet::from_rv1_json(Some(&raw))
-    }
-
     pub fn ranks(&self) -> IdSet {
         let mut ranks = IdSet::new();
         for rank in self.nodes.keys() {
             ranks.insert(rank);
         }
         ranks
-    }
-
-    /// `self - other` as librlist's rlist_diff computes it: per rank, per
-    /// resource type; a rank with nothing left is dropped.
-    pub fn minus(&self, other: &ResourceSet) -> ResourceSet {
-        let mut out = ResourceSet {
-            nodes: Nodes::default(),
-            properties: self.properties.clone(),
-        };
-        for (rank, node) in self.nodes.iter() {
-            let mut left = node.clone();
-            if let Some(taken) = other.nodes.get(&rank) {
-                left.cores.subtract(&taken.cores);
-                left.gpus.subtract(&taken.gpus);
-            }
-            if !left.is_empty() {
-                out.nodes.insert(rank, left);
-            }
-        }
-        out
-    }
-
-    /// Counts over the ranks in `only` (all ranks when None).
-    pub fn counts(&self, only: Option<&IdSet>) -> Counts {
-        let mut c = Counts::default();
-        for (rank, node) in self.nodes.iter() {
-            if only.is_some_and(|o| !o.contains(rank)) || node.is_empty() {
-                continue;
-            }
-            c.nnodes += 1;
-            c.ncores += node.cores.count();
-            c.ngpus += node.gpus.count();
-        }
-        c
     }
 }
 
@@ -248,9 +198,6 @@ pub struct SchedStatus {
     pub down: ResourceSet,
     pub allocated: ResourceSet,
 }
-
-/// Resource states `flux resource list` prints.
-pub const LIST_STATES: [&str; 3] = ["free", "allocated", "down"];
 
 impl SchedStatus {
     pub fn parse(payload: &str) -> Result<SchedStatus, String> {
@@ -300,13 +247,6 @@ impl SchedStatus {
                 (rank, [free, alloc.counts(), down.counts()])
             })
             .collect()
-    }
-
-    /// Counts per `LIST_STATES` state, restricted to `only` ranks.
-    /// free = (all - down) - allocated, as flux resource list computes it,
-    /// so a node both allocated and down counts in both rows.
-    pub fn list_counts(&self, only: Option<&IdSet>) -> [(&'static str, Counts); 3] {
-        sum_rows(&self.per_rank(), only)
     }
 
     /// The ranks a queue's resources are on: those carrying every property
@@ -362,11 +302,6 @@ pub struct NodeHealth {
     /// Drained ranks with their reason, for the opt-in per-node series.
     pub drains: Vec<(u32, String)>,
 }
-
-/// Node health states, in the order they are exported.
-pub const HEALTH_STATES: [&str; 6] = [
-    "avail", "offline", "excluded", "drained", "draining", "torpid",
-];
 
 impl NodeHealth {
     pub fn by_state(&self) -> [(&'static str, u64); 6] {
@@ -460,15 +395,16 @@ pub fn summarize(
     let config: Value =
         serde_json::from_str(config).map_err(|e| format!("config.get: malformed response: {e}"))?;
     let health = NodeHealth::parse(status, &sched.allocated.ranks())?;
+    let per_rank = sched.per_rank();
     let queues = configured_queues(&config)
         .into_iter()
         .map(|(name, requires)| {
             let ranks = sched.queue_ranks(&requires);
-            (name, sched.list_counts(Some(&ranks)).to_vec())
+            (name, sum_rows(&per_rank, Some(&ranks)).to_vec())
         })
         .collect();
     Ok(ResourceSummary {
-        totals: sched.list_counts(None).to_vec(),
+        totals: sum_rows(&per_rank, None).to_vec(),
         queues,
         health,
     })
