@@ -11,7 +11,7 @@ use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::proto::MetricType;
 
-use super::{Context, ROUND_TIMEOUT};
+use super::{Context, PollSlot, ROUND_TIMEOUT};
 use crate::flux::{Error, Rpc, Timer};
 use crate::model::broker::{self, InstanceInfo, ProcessSample};
 
@@ -64,22 +64,20 @@ impl BrokerCollector {
 type OnAnswer = fn(&Rc<Inner>, Result<String, Error>);
 
 fn start_round(inner: &Rc<Inner>) {
-    let stale = inner
-        .round
-        .borrow()
-        .as_ref()
-        .map(|r| r.started.elapsed() > ROUND_TIMEOUT);
-    match stale {
-        Some(false) => return,
-        Some(true) => {
+    match super::poll_slot(inner.round.borrow().as_ref().map(|r| r.started)) {
+        PollSlot::Busy => return,
+        PollSlot::Expired => {
             inner.round.borrow_mut().take();
             inner.ctx.failed(
                 NAME,
-                "no answer from groups.get or overlay.health within 30s",
+                &format!(
+                    "no answer from groups.get or overlay.health within {}s",
+                    ROUND_TIMEOUT.as_secs()
+                ),
                 |_| {},
             );
         }
-        None => {}
+        PollSlot::Free => {}
     }
     *inner.round.borrow_mut() = Some(Round {
         started: Instant::now(),

@@ -115,6 +115,23 @@ impl Context {
 /// service that never answers cannot stop a collector for good.
 pub const ROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Whether a poll may start, given when the one in flight (if any) began.
+pub enum PollSlot {
+    Free,
+    /// The poll in flight is still within ROUND_TIMEOUT: do not double up.
+    Busy,
+    /// The poll in flight has waited too long: give it up, report, go on.
+    Expired,
+}
+
+pub fn poll_slot(in_flight_since: Option<std::time::Instant>) -> PollSlot {
+    match in_flight_since {
+        None => PollSlot::Free,
+        Some(t) if t.elapsed() > ROUND_TIMEOUT => PollSlot::Expired,
+        Some(_) => PollSlot::Busy,
+    }
+}
+
 /// A timer that calls `on_fire` with `target` for as long as it lives (it
 /// holds only a weak reference, so the collector owning it can be dropped).
 pub fn weak_timer<T: 'static>(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Context, ROUND_TIMEOUT};
+use super::{Context, PollSlot, ROUND_TIMEOUT};
 use crate::flux::{Error, Rpc, Timer};
 use crate::model::queues::{self, QueueStatus};
 
@@ -50,15 +50,16 @@ fn fail(inner: &Rc<Inner>, message: &str) {
 }
 
 fn start_round(inner: &Rc<Inner>) {
-    let stale = inner
-        .round
-        .borrow()
-        .as_ref()
-        .map(|r| r.started.elapsed() > ROUND_TIMEOUT);
-    match stale {
-        Some(false) => return,
-        Some(true) => fail(inner, "no answer from job-manager within 30s"),
-        None => {}
+    match super::poll_slot(inner.round.borrow().as_ref().map(|r| r.started)) {
+        PollSlot::Busy => return,
+        PollSlot::Expired => fail(
+            inner,
+            &format!(
+                "no answer from job-manager within {}s",
+                ROUND_TIMEOUT.as_secs()
+            ),
+        ),
+        PollSlot::Free => {}
     }
     let weak = Rc::downgrade(inner);
     let sent = inner

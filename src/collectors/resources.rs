@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{Context, ROUND_TIMEOUT};
+use super::{Context, PollSlot, ROUND_TIMEOUT};
 use crate::flux::{Error, Rpc, Timer};
 use crate::model::resources;
 
@@ -56,15 +56,9 @@ fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<Rpc, Error> {
 }
 
 fn start_round(inner: &Rc<Inner>) {
-    // A round still waiting for an answer is not doubled up.
-    let stale = inner
-        .round
-        .borrow()
-        .as_ref()
-        .map(|r| r.started.elapsed() > ROUND_TIMEOUT);
-    match stale {
-        Some(false) => return,
-        Some(true) => {
+    match super::poll_slot(inner.round.borrow().as_ref().map(|r| r.started)) {
+        PollSlot::Busy => return,
+        PollSlot::Expired => {
             inner.round.borrow_mut().take();
             let msg = format!(
                 "no answer from {} within {}s",
@@ -73,7 +67,7 @@ fn start_round(inner: &Rc<Inner>) {
             );
             inner.ctx.failed(NAME, &msg, |state| state.resources = None);
         }
-        None => {}
+        PollSlot::Free => {}
     }
     *inner.round.borrow_mut() = Some(Round {
         started: Instant::now(),
