@@ -109,6 +109,7 @@ fn stats_json(ctx: &Context, url: &str) -> String {
                     "healthy": c.up,
                     "last_update": c.last_success,
                     "duration": c.duration,
+                    "updates": c.updates,
                     "error": c.last_error,
                 }),
             )

@@ -14,6 +14,8 @@ pub struct CollectorStatus {
     pub last_success: Option<f64>,
     /// How long the last update took, in seconds.
     pub duration: f64,
+    /// Successful updates since the module loaded.
+    pub updates: u64,
     pub last_error: Option<String>,
 }
 

@@ -34,7 +34,19 @@ run_inside_flux() {
         (cd "$REPO" && cargo build --release --quiet) >&2 || { echo "Bail out! cargo build --release failed"; exit 1; }
     fi
     export FLUX_PROMETHEUS_TEST_INNER=1
-    exec "$flux" start --test-size="$size" "$@" bash "$0"
+    if [ -z "${LOST_BROKER_OK:-}" ]; then
+        exec "$flux" start --test-size="$size" "$@" bash "$0"
+    fi
+    # A test that takes a broker down on purpose: flux start then exits
+    # non-zero whatever happened, so the test's own verdict is used, as long
+    # as it got to give one.
+    export T_VERDICT
+    T_VERDICT=$(mktemp)
+    "$flux" start --test-size="$size" "$@" bash "$0"
+    local rc=$? verdict
+    verdict=$(cat "$T_VERDICT")
+    rm -f "$T_VERDICT"
+    exit "${verdict:-$rc}"
 }
 
 TEST_NO=0
@@ -64,7 +76,10 @@ is() {
     fi
 }
 diag() { echo "# $*"; }
-done_testing() { exit $((FAILED > 0)); }
+done_testing() {
+    [ -n "${T_VERDICT:-}" ] && echo $((FAILED > 0)) >"$T_VERDICT"
+    exit $((FAILED > 0))
+}
 
 # The URL the module named $1 (default prometheus) reports.
 module_url() { flux module stats "${1:-prometheus}" | jq -r .url; }
@@ -114,5 +129,77 @@ agree_with_cli() {
         sleep 0.2
     done
     echo "scraped: $(stats_line_from_scrape "$queue" <<<"$a") | cli: $cli"
+    return 1
+}
+
+# Rows "state nnodes ncores ngpus" from a scrape (stdin), for queue $1 or all.
+rows_from_scrape() {
+    awk -v q="${1:-}" '
+        { v[$1] = $2 }
+        END {
+            split("free allocated down", st, " ")
+            for (i = 1; i <= 3; i++) {
+                s = st[i]
+                if (q == "") { n = v["flux_resource_nodes{state=\"" s "\"}"]; c = v["flux_resource_cores{state=\"" s "\"}"]; g = v["flux_resource_gpus{state=\"" s "\"}"] }
+                else { l = "{queue=\"" q "\",state=\"" s "\"}"; n = v["flux_queue_resource_nodes" l]; c = v["flux_queue_resource_cores" l]; g = v["flux_queue_resource_gpus" l] }
+                print s, n + 0, c + 0, g + 0
+            }
+        }'
+}
+# The same rows from flux resource list (states it leaves out are zero).
+rows_from_cli() {
+    local qopt=()
+    [ -n "${1:-}" ] && qopt=(-q "$1")
+    flux resource list "${qopt[@]}" -no '{state} {nnodes} {ncores} {ngpus}' |
+        awk '{ n[$1] += $2; c[$1] += $3; g[$1] += $4 }
+             END { split("free allocated down", st, " "); for (i = 1; i <= 3; i++) print st[i], n[st[i]] + 0, c[st[i]] + 0, g[st[i]] + 0 }'
+}
+resource_series() { grep -E '^flux_(queue_)?resource_' || true; }
+# Resource rows of queue $1 (or the instance) equal flux resource list,
+# compared between two scrapes of $url that agree; retries while things move.
+resources_agree() {
+    local a b cli
+    for _ in $(seq "${AGREE_TRIES:-60}"); do
+        a=$(scrape "$url"); cli=$(rows_from_cli "$1"); b=$(scrape "$url")
+        if [ "$(resource_series <<<"$a")" = "$(resource_series <<<"$b")" ] &&
+            [ "$(rows_from_scrape "$1" <<<"$a")" = "$cli" ]; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    diag "scraped: $(rows_from_scrape "$1" <<<"$a" | tr '\n' ';') cli: $(tr '\n' ';' <<<"$cli")"
+    return 1
+}
+# Node state counts equal flux resource status.
+status_agrees() {
+    local s cli want got
+    for _ in $(seq "${AGREE_TRIES:-60}"); do
+        s=$(scrape "$url")
+        cli=$(flux resource status -no '{state} {nnodes}')
+        want=$(awk '{ st = $1; off = sub(/\*$/, "", st); n[st] += $2; if (off) o += $2 }
+                    END { printf "avail=%d offline=%d drained=%d draining=%d excluded=%d torpid=%d", n["avail"], o, n["drained"], n["draining"], n["exclude"], n["torpid"] }' <<<"$cli")
+        got=$(awk '/^flux_resource_status_nodes/ { split($1, a, "\""); v[a[2]] = $2 }
+                   END { printf "avail=%d offline=%d drained=%d draining=%d excluded=%d torpid=%d", v["avail"], v["offline"], v["drained"], v["draining"], v["excluded"], v["torpid"] }' <<<"$s")
+        [ "$want" = "$got" ] && return 0
+        sleep 0.2
+    done
+    diag "scraped $got; flux resource status: $want"
+    return 1
+}
+# flux_queue_enabled/started equal flux queue list, queue for queue: a
+# queue missing from either side, or extra in the scrape, is a mismatch.
+queues_agree() {
+    local s want got
+    for _ in $(seq "${AGREE_TRIES:-60}"); do
+        s=$(scrape "$url")
+        want=$(flux queue list -no '{queue} {enabled} {started}' | sort | tr '\n' ';')
+        got=$(awk '/^flux_queue_(enabled|started)\{/ {
+                       split($1, a, "\""); k = (index($1, "enabled") ? "e" : "s")
+                       v[a[2], k] = ($2 == 1 ? "✔" : "✗"); q[a[2]] = 1 }
+                   END { for (n in q) print n, v[n, "e"], v[n, "s"] }' <<<"$s" | sort | tr '\n' ';')
+        [ "$want" = "$got" ] && return 0
+        sleep 0.2
+    done
+    diag "scraped $got; flux queue list: $want"
     return 1
 }

@@ -1,9 +1,10 @@
 //! The broker and the instance: attributes read once at load, online brokers
-//! (`groups.get broker.online`) and overlay health (`overlay.health`) polled
-//! every poll interval, and the broker process's own resource use from the
-//! prometheus crate's process collector (the module runs inside the broker).
+//! from a streaming `groups.get broker.online` (the broker answers again on
+//! every change), overlay health (`overlay.health`) polled every poll
+//! interval, and the broker process's own resource use from the prometheus
+//! crate's process collector (the module runs inside the broker).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::proto::MetricType;
 
-use super::{Context, PollSlot, ROUND_TIMEOUT};
+use super::{Backoff, Context, PollSlot, ROUND_TIMEOUT};
 use crate::flux::{Error, Rpc, Timer};
 use crate::model::broker::{self, InstanceInfo, ProcessSample};
 
@@ -27,13 +28,16 @@ struct Inner {
     process: ProcessCollector,
     poll: RefCell<Option<Timer>>,
     round: RefCell<Option<Round>>,
+    online_stream: RefCell<Option<Rpc>>,
+    /// The last count the stream gave, or why there is none.
+    online: RefCell<Result<u64, String>>,
+    resubscribe: RefCell<Option<Timer>>,
+    backoff: Cell<Backoff>,
 }
 
 struct Round {
     started: Instant,
-    rpcs: Vec<Rpc>,
-    online: Option<Result<u64, String>>,
-    overlay: Option<Result<String, String>>,
+    rpc: Option<Rpc>,
 }
 
 impl BrokerCollector {
@@ -54,78 +58,110 @@ impl BrokerCollector {
             process: ProcessCollector::for_self(),
             poll: RefCell::new(None),
             round: RefCell::new(None),
+            online_stream: RefCell::new(None),
+            online: RefCell::new(Err("groups.get broker.online: no answer yet".into())),
+            resubscribe: RefCell::new(None),
+            backoff: Cell::new(Backoff::new()),
         });
+        *inner.resubscribe.borrow_mut() = Some(super::weak_timer(
+            &inner.ctx,
+            &inner,
+            Backoff::FIRST,
+            0.0,
+            subscribe_online,
+        )?);
+        subscribe_online(&inner);
         let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
         *inner.poll.borrow_mut() = Some(poll);
         Ok(BrokerCollector { _inner: inner })
     }
 }
 
-type OnAnswer = fn(&Rc<Inner>, Result<String, Error>);
+fn subscribe_online(inner: &Rc<Inner>) {
+    let weak = Rc::downgrade(inner);
+    inner.online_stream.borrow_mut().take();
+    let sent = inner.ctx.handle.rpc(
+        "groups.get",
+        r#"{"name": "broker.online"}"#,
+        true,
+        move |answer| {
+            if let Some(inner) = weak.upgrade() {
+                on_online(&inner, answer);
+            }
+        },
+    );
+    match sent {
+        Ok(rpc) => *inner.online_stream.borrow_mut() = Some(rpc),
+        Err(err) => online_lost(inner, err.message),
+    }
+}
+
+fn on_online(inner: &Rc<Inner>, answer: Result<String, Error>) {
+    let count = match answer {
+        Ok(payload) => broker::parse_group_count(&payload),
+        Err(err) => return online_lost(inner, format!("groups.get: {}", err.message)),
+    };
+    if count.is_ok() {
+        inner.backoff.set(Backoff::new());
+    }
+    *inner.online.borrow_mut() = count.clone();
+    // A change between polls is exported at once, not at the next poll.
+    if let Ok(n) = count {
+        inner.ctx.update(|state| {
+            if let Some(instance) = state.instance.as_mut() {
+                instance.online = Some(n);
+            }
+        });
+    }
+}
+
+/// The stream ended: the count is unknown until a new stream answers.
+fn online_lost(inner: &Rc<Inner>, message: String) {
+    inner.online_stream.borrow_mut().take();
+    *inner.online.borrow_mut() = Err(message);
+    let mut backoff = inner.backoff.get();
+    let delay = backoff.next_delay();
+    inner.backoff.set(backoff);
+    if let Some(timer) = inner.resubscribe.borrow().as_ref() {
+        timer.restart(delay, 0.0);
+    }
+}
 
 fn start_round(inner: &Rc<Inner>) {
     match super::poll_slot(inner.round.borrow().as_ref().map(|r| r.started)) {
         PollSlot::Busy => return,
         PollSlot::Expired => {
             inner.round.borrow_mut().take();
-            inner.ctx.failed(
-                NAME,
-                &format!(
-                    "no answer from groups.get or overlay.health within {}s",
-                    ROUND_TIMEOUT.as_secs()
-                ),
-                |_| {},
+            let message = format!(
+                "no answer from overlay.health within {}s",
+                ROUND_TIMEOUT.as_secs()
             );
+            inner.ctx.failed(NAME, &message, |_| {});
         }
         PollSlot::Free => {}
     }
     *inner.round.borrow_mut() = Some(Round {
         started: Instant::now(),
-        rpcs: Vec::new(),
-        online: None,
-        overlay: None,
+        rpc: None,
     });
-    let requests: [(&str, &str, OnAnswer); 2] = [
-        (
-            "groups.get",
-            r#"{"name": "broker.online"}"#,
-            |inner, answer| {
-                let parsed = answer
-                    .map_err(|e| e.message)
-                    .and_then(|p| broker::parse_group_count(&p));
-                if let Some(round) = inner.round.borrow_mut().as_mut() {
-                    round.online = Some(parsed);
-                }
-                finish(inner);
-            },
-        ),
-        ("overlay.health", "{}", |inner, answer| {
-            let parsed = answer
-                .map_err(|e| e.message)
-                .and_then(|p| broker::parse_overlay_status(&p));
-            if let Some(round) = inner.round.borrow_mut().as_mut() {
-                round.overlay = Some(parsed);
-            }
-            finish(inner);
-        }),
-    ];
-    for (topic, payload, on_answer) in requests {
-        let weak = Rc::downgrade(inner);
-        match inner.ctx.handle.rpc(topic, payload, false, move |answer| {
+    let weak = Rc::downgrade(inner);
+    let sent = inner
+        .ctx
+        .handle
+        .rpc("overlay.health", "{}", false, move |answer| {
             if let Some(inner) = weak.upgrade() {
-                on_answer(&inner, answer);
+                finish(&inner, answer);
             }
-        }) {
-            Ok(rpc) => {
-                if let Some(round) = inner.round.borrow_mut().as_mut() {
-                    round.rpcs.push(rpc);
-                }
+        });
+    match sent {
+        Ok(rpc) => {
+            if let Some(round) = inner.round.borrow_mut().as_mut() {
+                round.rpc = Some(rpc);
             }
-            Err(err) => {
-                inner.round.borrow_mut().take();
-                inner.ctx.failed(NAME, &err.message, |_| {});
-                return;
-            }
+        }
+        Err(err) => {
+            inner.round.borrow_mut().take();
+            inner.ctx.failed(NAME, &err.message, |_| {});
         }
     }
 }
@@ -135,7 +171,10 @@ fn process_samples(process: &ProcessCollector) -> Vec<ProcessSample> {
     for family in process.collect() {
         let counter = family.get_field_type() == MetricType::COUNTER;
         for metric in family.get_metric() {
-            let value = if counter {
+            let value = if family.name() == "process_cpu_seconds_total" {
+                crate::flux::process_cpu_seconds()
+                    .unwrap_or_else(|| metric.get_counter().get_value())
+            } else if counter {
                 metric.get_counter().get_value()
             } else {
                 metric.get_gauge().get_value()
@@ -151,26 +190,19 @@ fn process_samples(process: &ProcessCollector) -> Vec<ProcessSample> {
     out
 }
 
-fn finish(inner: &Rc<Inner>) {
-    let complete = inner
-        .round
-        .borrow()
-        .as_ref()
-        .is_some_and(|r| r.online.is_some() && r.overlay.is_some());
-    if !complete {
-        return;
-    }
+fn finish(inner: &Rc<Inner>, answer: Result<String, Error>) {
+    // Taken out before its RPC is dropped: this runs in its continuation.
     let Some(round) = inner.round.borrow_mut().take() else {
         return;
     };
-    let (Some(online), Some(overlay)) = (round.online, round.overlay) else {
-        return;
-    };
+    let overlay = answer
+        .map_err(|e| e.message)
+        .and_then(|p| broker::parse_overlay_status(&p));
     let mut info = inner.info.clone();
     let mut errors = Vec::new();
-    match online {
-        Ok(n) => info.online = Some(n),
-        Err(e) => errors.push(e),
+    match &*inner.online.borrow() {
+        Ok(n) => info.online = Some(*n),
+        Err(e) => errors.push(e.clone()),
     }
     match overlay {
         Ok(s) => info.overlay_status = Some(s),
@@ -190,5 +222,5 @@ fn finish(inner: &Rc<Inner>) {
             state.process = process;
         });
     }
-    drop(round.rpcs);
+    drop(round.rpc);
 }

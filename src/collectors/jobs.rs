@@ -150,8 +150,12 @@ fn on_probe_response(inner: &Rc<Inner>, response: Result<String, Error>) {
             let Ok(probed) = jobs::parse(&payload) else {
                 return;
             };
+            // The grace period runs from the first unexplained difference:
+            // restarting it on every probe would postpone it forever when
+            // the poll interval is shorter than the grace.
             if inner.last_streamed.borrow().as_ref() != Some(&probed)
                 && inner.stream.borrow().is_some()
+                && inner.mismatch_since.get().is_none()
             {
                 inner.mismatch_since.set(Some(Instant::now()));
                 if let Some(verify) = inner.verify.borrow().as_ref() {

@@ -82,6 +82,7 @@ impl Context {
                 c.up = true;
                 c.last_success = Some(now);
                 c.duration = started.elapsed().as_secs_f64();
+                c.updates += 1;
                 c.last_error = None;
             }
         });

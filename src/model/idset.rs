@@ -74,12 +74,19 @@ impl IdSet {
         self.words.iter().all(|w| *w == 0)
     }
 
+    /// Ascending ids; walks set bits only, so a lone high rank does not
+    /// cost a pass over every bit below it.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &w)| {
-            (0..64u32)
-                .filter(move |b| w & (1 << b) != 0)
-                .map(move |b| i as u32 * 64 + b)
-        })
+        self.words
+            .iter()
+            .enumerate()
+            .filter(|(_, &w)| w != 0)
+            .flat_map(|(i, &w)| {
+                let base = i as u32 * 64;
+                // Each step clears the lowest set bit; w is non-zero here.
+                std::iter::successors(Some(w), |&rest| Some(rest & (rest - 1)).filter(|&r| r != 0))
+                    .map(move |rest| base + rest.trailing_zeros())
+            })
     }
 
     /// How many ids are in `self` but in neither `a` nor `b`.

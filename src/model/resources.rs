@@ -147,7 +147,10 @@ struct RLiteEntry<'a> {
 fn parse_rv1<'a>(raw: Option<&'a RawValue>) -> Result<Option<Rv1<'a>>, String> {
     let Some(raw) = raw else { return Ok(None) };
     let text = raw.get().trim();
-    if text == "null" || text.replace(char::is_whitespace, "") == "{}" {
+    let empty_object = text
+        .strip_prefix('{')
+        .is_some_and(|t| t.trim_start() == "}");
+    if text == "null" || empty_object {
         return Ok(None);
     }
     let r: Rv1 = serde_json::from_str(text).map_err(|e| format!("malformed R: {e}"))?;
