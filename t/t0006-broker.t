@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 LOST_BROKER_OK=1 run_inside_flux 4
 
-plan 9
+plan 11
 
 # A long poll interval: anything that changes sooner came through a stream.
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=60s
@@ -39,6 +39,16 @@ for _ in $(seq 100); do
 done
 is "$n" 3 "a disconnected broker leaves flux_instance_online_brokers within seconds, not at the next poll"
 ok "the broker collector stays up" bash -c "flux module stats prometheus | jq -e .collectors.broker.healthy >/dev/null"
+
+
+# With a rank offline, sched-status can no longer be computed from
+# resource.status alone; the resource module is asked, and the rows still
+# equal flux resource list.
+flux module remove prometheus
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s
+url=$(module_url)
+ok "with rank 3 offline, resource rows equal flux resource list" resources_agree ""
+ok "and node states equal flux resource status" status_agrees
 
 flux module remove prometheus
 done_testing

@@ -161,3 +161,58 @@ fn bad_payloads_are_refused_with_a_message_naming_them() {
         "{err}"
     );
 }
+
+/// The allocated set from sched-status, in the shape job-manager.resource-status
+/// answers with.
+fn job_manager_allocated() -> String {
+    let sched: serde_json::Value =
+        serde_json::from_str(&fixture("resource.sched-status.json")).expect("fixture parses");
+    serde_json::json!({ "allocated": sched["allocated"] }).to_string()
+}
+
+#[test]
+fn sched_status_computed_from_cheap_sources_equals_the_resource_modules() {
+    let recorded = resources::SchedStatus::parse(&fixture("resource.sched-status.json"))
+        .expect("fixture parses");
+    // With ranks offline the computation declines: only the resource module
+    // knows whether it dropped lost ranks.
+    let status = fixture("resource.status.json");
+    assert_eq!(
+        resources::SchedStatus::derive(&status, &job_manager_allocated()),
+        Ok(None)
+    );
+    // Moved from offline to torpid, the same ranks are down in the same way,
+    // so the computed sets must equal the recorded ones exactly.
+    let mut moved: serde_json::Value = serde_json::from_str(&status).expect("fixture parses");
+    moved["torpid"] = moved["offline"].clone();
+    moved["offline"] = "".into();
+    let derived = resources::SchedStatus::derive(&moved.to_string(), &job_manager_allocated())
+        .expect("parses")
+        .expect("no rank offline");
+    assert_eq!(derived.all.nodes, recorded.all.nodes);
+    assert_eq!(derived.down.nodes, recorded.down.nodes);
+    assert_eq!(derived.allocated.nodes, recorded.allocated.nodes);
+    let from_derived =
+        resources::summarize_from(derived, &fixture("resource.status.json"), CONFIG).expect("ok");
+    let from_recorded = resources::summarize(
+        &fixture("resource.sched-status.json"),
+        &fixture("resource.status.json"),
+        CONFIG,
+    )
+    .expect("ok");
+    assert_eq!(from_derived.totals, from_recorded.totals);
+    assert_eq!(from_derived.queues, from_recorded.queues);
+}
+
+#[test]
+fn excluded_ranks_are_left_out_of_the_computed_set() {
+    let mut status: serde_json::Value =
+        serde_json::from_str(&fixture("resource.status.json")).expect("fixture parses");
+    status["offline"] = "".into();
+    status["exclude"] = "0-1".into();
+    let derived = resources::SchedStatus::derive(&status.to_string(), &job_manager_allocated())
+        .expect("parses")
+        .expect("no rank offline");
+    let ranks: Vec<u32> = derived.all.nodes.keys().collect();
+    assert_eq!(ranks, [2, 3, 4, 5]);
+}

@@ -225,6 +225,68 @@ impl SchedStatus {
         })
     }
 
+    /// What `resource.sched-status` answers, computed the way the resource
+    /// module computes it, from a `resource.status` response and the job
+    /// manager's allocated set (`job-manager.resource-status`): all is R
+    /// without the excluded ranks, down is every node of it that is offline,
+    /// torpid or drained. Costs the broker almost nothing, where asking
+    /// sched-status makes the resource module rebuild the allocated set.
+    ///
+    /// None when some rank is offline: an instance whose resources were
+    /// discovered rather than configured then drops lost ranks from all,
+    /// which `resource.status` does not show, so only sched-status can say.
+    pub fn derive(status: &str, allocated: &str) -> Result<Option<SchedStatus>, String> {
+        #[derive(Deserialize)]
+        struct Status<'a> {
+            #[serde(rename = "R", borrow)]
+            r: Option<&'a RawValue>,
+            #[serde(default, borrow)]
+            offline: Cow<'a, str>,
+            #[serde(default, borrow)]
+            exclude: Cow<'a, str>,
+            #[serde(default, borrow)]
+            torpid: Cow<'a, str>,
+            #[serde(default, borrow)]
+            drain: BTreeMap<Cow<'a, str>, &'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Allocated<'a> {
+            #[serde(borrow)]
+            allocated: Option<&'a RawValue>,
+        }
+        let bad = |e: String| format!("resource.status: {e}");
+        let st: Status =
+            serde_json::from_str(status).map_err(|e| bad(format!("malformed response: {e}")))?;
+        if !IdSet::parse(&st.offline).map_err(bad)?.is_empty() {
+            return Ok(None);
+        }
+        let alloc: Allocated = serde_json::from_str(allocated)
+            .map_err(|e| format!("job-manager.resource-status: malformed response: {e}"))?;
+        let mut all = ResourceSet::from_rv1_json(st.r).map_err(bad)?;
+        for rank in IdSet::parse(&st.exclude).map_err(bad)?.iter() {
+            if let Some(slot) = all.nodes.slots.get_mut(rank as usize) {
+                *slot = None;
+            }
+        }
+        let mut down_ranks = IdSet::parse(&st.torpid).map_err(bad)?;
+        for ranks in st.drain.keys() {
+            down_ranks.union_with(&IdSet::parse(ranks).map_err(bad)?);
+        }
+        let mut down = ResourceSet::default();
+        for (rank, node) in all.nodes.iter() {
+            if down_ranks.contains(rank) {
+                *down.nodes.entry_or_default(rank) = node.clone();
+            }
+        }
+        let allocated = ResourceSet::from_rv1_json(alloc.allocated)
+            .map_err(|e| format!("job-manager.resource-status: {e}"))?;
+        Ok(Some(SchedStatus {
+            all,
+            down,
+            allocated,
+        }))
+    }
+
     /// Per rank: its free, allocated and down counts, each rank once.
     fn per_rank(&self) -> Vec<(u32, [Counts; 3])> {
         let empty = Node::default();
@@ -394,7 +456,15 @@ pub fn summarize(
     status: &str,
     config: &str,
 ) -> Result<ResourceSummary, String> {
-    let sched = SchedStatus::parse(sched_status)?;
+    summarize_from(SchedStatus::parse(sched_status)?, status, config)
+}
+
+/// As [`summarize`], from a sched-status already parsed or derived.
+pub fn summarize_from(
+    sched: SchedStatus,
+    status: &str,
+    config: &str,
+) -> Result<ResourceSummary, String> {
     let config: Value =
         serde_json::from_str(config).map_err(|e| format!("config.get: malformed response: {e}"))?;
     let health = NodeHealth::parse(status, &sched.allocated.ranks())?;
