@@ -100,7 +100,9 @@ fn benches(c: &mut Criterion) {
     };
     assert_eq!(
         computed(&status_all_online, &allocated, &config).totals,
-        resources::summarize(&sched, &status, &config).expect("parses").totals
+        resources::summarize(&sched, &status, &config)
+            .expect("parses")
+            .totals
     );
     c.bench_function("resources refresh computed, 4096x64x4, 5000 jobs", |b| {
         b.iter(|| {

@@ -5,6 +5,7 @@
 //! [`collectors`] gather [`state`] on the reactor thread; [`render`] turns
 //! state into text; [`http`] serves the newest [`exposition`] snapshot.
 
+pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod exposition;

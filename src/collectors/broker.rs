@@ -30,7 +30,10 @@ struct Inner {
     round: RefCell<Option<Round>>,
     online_stream: RefCell<Option<Rpc>>,
     /// The last count the stream gave, or why there is none.
-    online: RefCell<Result<u64, String>>,
+    online: RefCell<Online>,
+    /// A poll that finished before the stream's first answer: reported
+    /// when that answer comes, so the first report is never a false alarm.
+    report_pending: Cell<Option<Instant>>,
     resubscribe: RefCell<Option<Timer>>,
     backoff: Cell<Backoff>,
 }
@@ -38,6 +41,12 @@ struct Inner {
 struct Round {
     started: Instant,
     rpc: Option<Rpc>,
+}
+
+enum Online {
+    NotYet,
+    Count(u64),
+    Lost(String),
 }
 
 impl BrokerCollector {
@@ -59,7 +68,8 @@ impl BrokerCollector {
             poll: RefCell::new(None),
             round: RefCell::new(None),
             online_stream: RefCell::new(None),
-            online: RefCell::new(Err("groups.get broker.online: no answer yet".into())),
+            online: RefCell::new(Online::NotYet),
+            report_pending: Cell::new(None),
             resubscribe: RefCell::new(None),
             backoff: Cell::new(Backoff::new()),
         });
@@ -101,24 +111,31 @@ fn on_online(inner: &Rc<Inner>, answer: Result<String, Error>) {
         Ok(payload) => broker::parse_group_count(&payload),
         Err(err) => return online_lost(inner, format!("groups.get: {}", err.message)),
     };
-    if count.is_ok() {
-        inner.backoff.set(Backoff::new());
-    }
-    *inner.online.borrow_mut() = count.clone();
+    let n = match count {
+        Ok(n) => n,
+        Err(msg) => return online_lost(inner, msg),
+    };
+    inner.backoff.set(Backoff::new());
+    *inner.online.borrow_mut() = Online::Count(n);
+    let set_online = |state: &mut crate::state::State| {
+        if let Some(instance) = state.instance.as_mut() {
+            instance.online = Some(n);
+        }
+    };
     // A change between polls is exported at once, not at the next poll.
-    if let Ok(n) = count {
-        inner.ctx.update(|state| {
-            if let Some(instance) = state.instance.as_mut() {
-                instance.online = Some(n);
-            }
-        });
+    match inner.report_pending.take() {
+        Some(started) => inner.ctx.succeeded(NAME, started, set_online),
+        None => inner.ctx.update(set_online),
     }
 }
 
 /// The stream ended: the count is unknown until a new stream answers.
 fn online_lost(inner: &Rc<Inner>, message: String) {
     inner.online_stream.borrow_mut().take();
-    *inner.online.borrow_mut() = Err(message);
+    if inner.report_pending.take().is_some() {
+        inner.ctx.failed(NAME, &message, |_| {});
+    }
+    *inner.online.borrow_mut() = Online::Lost(message);
     let mut backoff = inner.backoff.get();
     let delay = backoff.next_delay();
     inner.backoff.set(backoff);
@@ -200,15 +217,25 @@ fn finish(inner: &Rc<Inner>, answer: Result<String, Error>) {
         .and_then(|p| broker::parse_overlay_status(&p));
     let mut info = inner.info.clone();
     let mut errors = Vec::new();
-    match &*inner.online.borrow() {
-        Ok(n) => info.online = Some(*n),
-        Err(e) => errors.push(e.clone()),
-    }
     match overlay {
         Ok(s) => info.overlay_status = Some(s),
         Err(e) => errors.push(e),
     }
     let process = process_samples(&inner.process);
+    match &*inner.online.borrow() {
+        Online::Count(n) => info.online = Some(*n),
+        Online::Lost(e) => errors.push(e.clone()),
+        Online::NotYet if errors.is_empty() => {
+            inner.report_pending.set(Some(round.started));
+            inner.ctx.update(|state| {
+                state.instance = Some(info);
+                state.process = process;
+            });
+            drop(round.rpc);
+            return;
+        }
+        Online::NotYet => {}
+    }
     // What was learned is exported even when one source failed; the
     // collector is reported down with the reason.
     if errors.is_empty() {

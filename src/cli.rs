@@ -1,0 +1,484 @@
+//! `flux prometheus`: the command that helps run the Prometheus side.
+//!
+//! Flux runs any `flux-NAME` on its command path as `flux NAME`, with
+//! FLUX_URI set to the instance. This command reads the module through
+//! `flux module stats prometheus` (the module's `prometheus.stats-get`) and
+//! walks nested instances with `flux jobs`, so it needs no libflux of its
+//! own; it talks to Prometheus over plain HTTP/1.1.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const DEFAULT_PROMETHEUS_URL: &str = "http://localhost:9090";
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// A nested instance deeper than this is not looked into.
+const MAX_DEPTH: usize = 16;
+
+pub const USAGE: &str = "\
+Usage: flux prometheus COMMAND [ARGS]
+
+Commands for the Prometheus side of a Flux instance running the prometheus
+module.
+
+  reload [URL]    ask Prometheus to reload its configuration (POST /-/reload)
+  healthy [URL]   ask Prometheus whether it is healthy (GET /-/healthy)
+  ready [URL]     ask Prometheus whether it is ready (GET /-/ready)
+  status          the module's URL and the health of each collector
+  scrape-config   a prometheus.yml scrape job for this instance
+  targets         file_sd JSON for this instance and every nested instance
+                  that runs the module
+
+URL defaults to $PROMETHEUS_URL, then http://localhost:9090.";
+
+/// A failure, as the one line the command prints.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+type Outcome = Result<String, Failure>;
+
+/// Runs one command line (without the program name); returns what to print.
+pub fn run(args: &[String]) -> Outcome {
+    let url_arg = |rest: &[String]| -> Result<String, Failure> {
+        match rest {
+            [] => Ok(std::env::var("PROMETHEUS_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| DEFAULT_PROMETHEUS_URL.to_string())),
+            [url] => Ok(url.clone()),
+            _ => Err(Failure(
+                "too many arguments (expected at most one URL)".into(),
+            )),
+        }
+    };
+    let no_args = |rest: &[String], name: &str| {
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure(format!("{name} takes no arguments")))
+        }
+    };
+    match args {
+        [] => Err(Failure(format!("no command given\n{USAGE}"))),
+        [cmd, ..] if cmd == "-h" || cmd == "--help" || cmd == "help" => Ok(USAGE.to_string()),
+        [cmd, rest @ ..] => match cmd.as_str() {
+            "reload" => reload(&url_arg(rest)?),
+            "healthy" => probe(&url_arg(rest)?, "/-/healthy"),
+            "ready" => probe(&url_arg(rest)?, "/-/ready"),
+            "status" => no_args(rest, cmd).and_then(|()| status(&module_stats(None)?)),
+            "scrape-config" => {
+                no_args(rest, cmd).and_then(|()| scrape_config(&module_stats(None)?))
+            }
+            "targets" => no_args(rest, cmd).and_then(|()| {
+                let mut groups = Vec::new();
+                collect_targets(None, "", 0, &mut groups)?;
+                serde_json::to_string_pretty(&groups).map_err(|e| Failure(e.to_string()))
+            }),
+            other => Err(Failure(format!("unknown command '{other}'\n{USAGE}"))),
+        },
+    }
+}
+
+/// An http:// URL split into what a request needs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub host: String,
+    pub port: u16,
+    /// The path prefix Prometheus runs under (`--web.route-prefix`), no
+    /// trailing slash.
+    pub prefix: String,
+}
+
+pub fn parse_url(url: &str) -> Result<HttpUrl, Failure> {
+    let bad = |why: &str| Failure(format!("bad URL '{url}': {why}"));
+    let rest = match url.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some(("https", _)) => {
+            return Err(bad(
+                "https is not supported; use the plain http address Prometheus listens on",
+            ))
+        }
+        Some((scheme, _)) => return Err(bad(&format!("unsupported scheme '{scheme}'"))),
+        None => return Err(bad("expected http://HOST[:PORT]")),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return Err(bad("credentials in the URL are not supported"));
+    }
+    let port_of = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| bad("port is not a number from 0 to 65535"))
+    };
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed '['"))?;
+        match after.strip_prefix(':') {
+            Some(p) => (host, port_of(p)?),
+            None if after.is_empty() => (host, 80),
+            None => return Err(bad("junk after ']'")),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, port_of(p)?),
+            None => (authority, 80),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    Ok(HttpUrl {
+        host: host.to_string(),
+        port,
+        prefix: path.trim_end_matches('/').to_string(),
+    })
+}
+
+/// The status code and body of one HTTP/1.1 request.
+fn request(url: &str, method: &str, path: &str) -> Result<(u16, String), Failure> {
+    let u = parse_url(url)?;
+    let unreachable = |e: std::io::Error| Failure(format!("cannot reach Prometheus at {url}: {e}"));
+    let addrs: Vec<_> = (u.host.as_str(), u.port)
+        .to_socket_addrs()
+        .map_err(unreachable)?
+        .collect();
+    let mut last = None;
+    let mut stream = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, TIMEOUT) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let mut stream = stream
+        .ok_or_else(|| unreachable(last.unwrap_or_else(|| std::io::Error::other("no address"))))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(unreachable)?;
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .map_err(unreachable)?;
+    let host = if u.host.contains(':') {
+        format!("[{}]:{}", u.host, u.port)
+    } else {
+        format!("{}:{}", u.host, u.port)
+    };
+    let req = format!(
+        "{method} {}{path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: flux-prometheus/{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        u.prefix,
+        crate::render::VERSION
+    );
+    stream.write_all(req.as_bytes()).map_err(unreachable)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(unreachable)?;
+    parse_response(&raw).ok_or_else(|| Failure(format!("{url} did not answer in HTTP")))
+}
+
+/// Status and body of a `Connection: close` response (chunked or not).
+fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status_line = head.lines().next()?;
+    let code = status_line.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    Some((code, body.trim().to_string()))
+}
+
+pub fn reload(url: &str) -> Outcome {
+    let (code, body) = request(url, "POST", "/-/reload")?;
+    match code {
+        200 => Ok(format!("Prometheus at {url} reloaded its configuration")),
+        403 if body.contains("Lifecycle API is not enabled") => Err(Failure(format!(
+            "Prometheus at {url} was started without --web.enable-lifecycle, so it refuses \
+             reloads over HTTP: add that flag to its command line (etc/prometheus/prometheus.service \
+             has it), or send it SIGHUP (systemctl reload prometheus)"
+        ))),
+        500 => Err(Failure(format!(
+            "Prometheus at {url} could not reload its configuration: {body}"
+        ))),
+        _ => Err(Failure(format!(
+            "Prometheus at {url} answered the reload with HTTP {code}: {body}"
+        ))),
+    }
+}
+
+fn probe(url: &str, path: &str) -> Outcome {
+    let (code, body) = request(url, "GET", path)?;
+    if code == 200 {
+        Ok(format!("{url}: {body}"))
+    } else {
+        Err(Failure(format!("{url}: HTTP {code}: {body}")))
+    }
+}
+
+/// The module's `prometheus.stats-get` answer, in the instance at `uri`
+/// (FLUX_URI's when None).
+fn module_stats(uri: Option<&str>) -> Result<Value, Failure> {
+    let out = flux_command(uri, &["module", "stats", "prometheus"])?;
+    serde_json::from_str(&out)
+        .map_err(|e| Failure(format!("prometheus.stats-get: unreadable answer: {e}")))
+}
+
+fn flux_command(uri: Option<&str>, args: &[&str]) -> Result<String, Failure> {
+    let mut cmd = Command::new(std::env::var("FLUX_PROMETHEUS_FLUX").unwrap_or("flux".into()));
+    cmd.args(args);
+    if let Some(uri) = uri {
+        cmd.env("FLUX_URI", uri);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Failure(format!("cannot run flux: {e}")))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err.lines().last().unwrap_or("").trim();
+    if args.starts_with(&["module", "stats"])
+        && [
+            "No service matching",
+            "No such file",
+            "Function not implemented",
+        ]
+        .iter()
+        .any(|sign| err.contains(sign))
+    {
+        return Err(Failure(
+            "the prometheus module is not loaded in this instance (flux module load prometheus)"
+                .into(),
+        ));
+    }
+    Err(Failure(format!("flux {}: {err}", args.join(" "))))
+}
+
+pub fn status(stats: &Value) -> Outcome {
+    let mut out = format!(
+        "prometheus module {} serving {}\n",
+        stats["version"].as_str().unwrap_or("?"),
+        stats["url"].as_str().unwrap_or("?")
+    );
+    if let Some(collectors) = stats["collectors"].as_object() {
+        for (name, c) in collectors {
+            let healthy = c["healthy"].as_bool().unwrap_or(false);
+            let last = c["last_update"]
+                .as_f64()
+                .map(|t| format!("last update {t:.3}"))
+                .unwrap_or_else(|| "no update yet".into());
+            let error = c["error"]
+                .as_str()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {name:<10} {:<7} {last}{error}\n",
+                if healthy { "ok" } else { "FAILING" }
+            ));
+        }
+    }
+    Ok(out.trim_end().to_string())
+}
+
+/// host:port and path of the module's metrics URL.
+fn target_of(stats: &Value) -> Result<(String, String), Failure> {
+    let url = stats["url"]
+        .as_str()
+        .ok_or_else(|| Failure("prometheus.stats-get: no url in the answer".into()))?;
+    let u = parse_url(url)?;
+    let host = if u.host.contains(':') {
+        format!("[{}]:{}", u.host, u.port)
+    } else {
+        format!("{}:{}", u.host, u.port)
+    };
+    let path = if u.prefix.is_empty() {
+        "/metrics".to_string()
+    } else {
+        u.prefix
+    };
+    Ok((host, path))
+}
+
+pub fn scrape_config(stats: &Value) -> Outcome {
+    let (target, path) = target_of(stats)?;
+    let mut out = format!(
+        "scrape_configs:\n  - job_name: flux\n    metrics_path: {path}\n    static_configs:\n      - targets: [\"{target}\"]\n"
+    );
+    if stats["basic_auth"].as_bool().unwrap_or(false) {
+        out.push_str(
+            "    basic_auth:\n      username: prometheus  # a user of the module's web-config\n      password_file: /etc/prometheus/flux-scrape.password\n",
+        );
+    }
+    Ok(out.trim_end().to_string())
+}
+
+/// Appends a file_sd target group for the instance at `uri` (if it runs
+/// the module) and, recursively, for every running job that is itself a
+/// Flux instance.
+fn collect_targets(
+    uri: Option<&str>,
+    jobids: &str,
+    depth: usize,
+    groups: &mut Vec<Value>,
+) -> Result<(), Failure> {
+    match module_stats(uri) {
+        Ok(stats) => {
+            let (target, path) = target_of(&stats)?;
+            let level = flux_command(uri, &["getattr", "instance-level"])?;
+            let mut labels =
+                json!({ "__metrics_path__": path, "flux_instance_level": level.trim() });
+            if !jobids.is_empty() {
+                labels["flux_jobid"] = json!(jobids);
+            }
+            groups.push(json!({ "targets": [target], "labels": labels }));
+        }
+        // The top instance must run the module; nested ones may not.
+        Err(e) if depth == 0 => return Err(e),
+        Err(_) => {}
+    }
+    if depth >= MAX_DEPTH {
+        return Ok(());
+    }
+    let jobs = flux_command(
+        uri,
+        &[
+            "jobs",
+            "-A",
+            "--filter=running",
+            "-no",
+            "{id.f58} {uri} {uri.local}",
+        ],
+    )?;
+    let here = local_hostname();
+    for line in jobs.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(id), Some(remote), local) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        // An instance on this host is reached directly, without ssh.
+        let child = match (remote_host(remote), local) {
+            (Some(host), Some(local)) if host == here => local,
+            _ => remote,
+        };
+        if child.contains("://") {
+            let path = if jobids.is_empty() {
+                id.to_string()
+            } else {
+                format!("{jobids}/{id}")
+            };
+            // A child that cannot be reached (it just finished, say) is
+            // left out rather than failing the whole walk.
+            let _ = collect_targets(Some(child), &path, depth + 1, groups);
+        }
+    }
+    Ok(())
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The host of an `ssh://[user@]HOST[:port]/path` URI.
+fn remote_host(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("ssh://")?;
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit('@').next()?;
+    Some(host.split(':').next().unwrap_or(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_what_is_wrong() {
+        assert_eq!(
+            parse_url("http://prom.example:9091/prefix/").unwrap(),
+            HttpUrl {
+                host: "prom.example".into(),
+                port: 9091,
+                prefix: "/prefix".into()
+            }
+        );
+        assert_eq!(parse_url("http://[::1]:9090").unwrap().host, "::1");
+        assert_eq!(parse_url("http://localhost").unwrap().port, 80);
+        for (bad, why) in [
+            ("localhost:9090", "expected http://"),
+            ("ftp://x", "unsupported scheme 'ftp'"),
+            ("https://x", "https is not supported"),
+            ("http://x:99999", "port is not a number"),
+            ("http://:9090", "no host"),
+        ] {
+            let Failure(msg) = parse_url(bad).unwrap_err();
+            assert!(msg.contains(bad) && msg.contains(why), "{msg}");
+        }
+    }
+
+    #[test]
+    fn nested_instance_hosts() {
+        assert_eq!(remote_host("ssh://node7/tmp/flux-x/local-0"), Some("node7"));
+        assert_eq!(remote_host("ssh://me@node7:2222/tmp/x"), Some("node7"));
+        assert_eq!(remote_host("local:///tmp/x"), None);
+    }
+
+    #[test]
+    fn responses_plain_and_chunked() {
+        let plain =
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 29\r\n\r\nLifecycle API is not enabled.";
+        assert_eq!(
+            parse_response(plain),
+            Some((403, "Lifecycle API is not enabled.".into()))
+        );
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked), Some((200, "Hello".into())));
+        assert_eq!(parse_response(b"garbage"), None);
+    }
+
+    #[test]
+    fn scrape_config_uses_the_modules_address_and_auth() {
+        let stats = json!({"url": "http://node0:9475/metrics", "basic_auth": true});
+        let yaml = scrape_config(&stats).unwrap();
+        assert!(yaml.contains("targets: [\"node0:9475\"]"), "{yaml}");
+        assert!(yaml.contains("metrics_path: /metrics"));
+        assert!(yaml.contains("basic_auth:"));
+        let open = scrape_config(&json!({"url": "http://node0:9475/metrics"})).unwrap();
+        assert!(!open.contains("basic_auth"));
+    }
+
+    #[test]
+    fn unknown_commands_and_extra_arguments_are_refused() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let Failure(msg) = run(&args(&["frobnicate"])).unwrap_err();
+        assert!(msg.starts_with("unknown command 'frobnicate'"));
+        let Failure(msg) = run(&args(&["reload", "a", "b"])).unwrap_err();
+        assert!(msg.contains("too many arguments"));
+        let Failure(msg) = run(&args(&["status", "x"])).unwrap_err();
+        assert!(msg.contains("status takes no arguments"));
+    }
+}
