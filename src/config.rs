@@ -15,7 +15,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Every collector the module has, by the name used in `collectors=` and in
 /// the `collector` label.
-pub const COLLECTORS: &[&str] = &["jobs", "resources", "queues", "broker"];
+pub const COLLECTORS: &[&str] = &["jobs", "resources", "queues", "broker", "jobflow"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -25,6 +25,10 @@ pub struct Config {
     /// One series per drained node (with its reason); off by default
     /// because its cardinality grows with the cluster.
     pub per_node: bool,
+    /// Bucket bounds of flux_job_queue_wait_seconds, in seconds.
+    pub wait_buckets: Vec<f64>,
+    /// Bucket bounds of flux_job_run_seconds, in seconds.
+    pub run_buckets: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +40,7 @@ impl fmt::Display for ArgError {
     }
 }
 
-const KEYS: &str = "listen, poll-interval, collectors, per-node";
+const KEYS: &str = "listen, poll-interval, collectors, per-node, wait-buckets, run-buckets";
 
 impl Config {
     /// The defaults: in a nested instance (`instance-level` > 0) the port is
@@ -48,6 +52,8 @@ impl Config {
             poll_interval: DEFAULT_POLL_INTERVAL,
             collectors: COLLECTORS.to_vec(),
             per_node: false,
+            wait_buckets: crate::model::jobflow::DEFAULT_WAIT_BUCKETS.to_vec(),
+            run_buckets: crate::model::jobflow::DEFAULT_RUN_BUCKETS.to_vec(),
         }
     }
 
@@ -65,6 +71,18 @@ impl Config {
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
                 "collectors" => config.collectors = parse_collectors(value)?,
                 "per-node" => config.per_node = parse_bool(key, value)?,
+                "wait-buckets" | "run-buckets" => {
+                    let bounds = crate::model::jobflow::parse_buckets(value).map_err(|why| {
+                        ArgError(format!(
+                            "{key}={value}: {why} (expected increasing seconds, e.g. 1,10,60,600)"
+                        ))
+                    })?;
+                    if key == "wait-buckets" {
+                        config.wait_buckets = bounds;
+                    } else {
+                        config.run_buckets = bounds;
+                    }
+                }
                 _ => {
                     return Err(ArgError(format!(
                         "unknown argument '{key}' (valid keys: {KEYS})"

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::collectors::{
-    broker::BrokerCollector, jobs::JobsCollector, queues::QueuesCollector,
-    resources::ResourcesCollector, Context,
+    broker::BrokerCollector, jobflow::JobFlowCollector, jobs::JobsCollector,
+    queues::QueuesCollector, resources::ResourcesCollector, Context,
 };
 use crate::config::Config;
 use crate::exposition::Shared;
@@ -23,13 +23,11 @@ enum Running {
     Resources(ResourcesCollector),
     Queues(QueuesCollector),
     Broker(BrokerCollector),
+    JobFlow(JobFlowCollector),
 }
 
-fn start_collector(
-    name: &str,
-    ctx: &Rc<Context>,
-    poll_interval: std::time::Duration,
-) -> Result<Running, Error> {
+fn start_collector(name: &str, ctx: &Rc<Context>, config: &Config) -> Result<Running, Error> {
+    let poll_interval = config.poll_interval;
     match name {
         crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(
             Rc::clone(ctx),
@@ -46,6 +44,11 @@ fn start_collector(
         crate::collectors::broker::NAME => Ok(Running::Broker(BrokerCollector::start(
             Rc::clone(ctx),
             poll_interval,
+        )?)),
+        crate::collectors::jobflow::NAME => Ok(Running::JobFlow(JobFlowCollector::start(
+            Rc::clone(ctx),
+            &config.wait_buckets,
+            &config.run_buckets,
         )?)),
         other => Err(Error::new(
             libc::EINVAL,
@@ -188,7 +191,7 @@ fn start_flux_side(
     ctx.publish_now();
     let mut collectors = Vec::new();
     for name in &config.collectors {
-        collectors.push(start_collector(name, &ctx, config.poll_interval)?);
+        collectors.push(start_collector(name, &ctx, config)?);
     }
     let name = h.module_name().unwrap_or_else(|| "prometheus".into());
     let stats_ctx = Rc::clone(&ctx);

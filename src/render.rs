@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use crate::model::jobflow::Histogram;
 use crate::model::jobs::JobCounts;
 use crate::model::resources::Counts;
 use crate::state::State;
@@ -17,6 +18,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 enum Kind {
     Gauge,
     Counter,
+    Histogram,
 }
 
 /// One metric family being written; its HELP and TYPE lines are written
@@ -50,13 +52,39 @@ impl<'a> Family<'a> {
         }
     }
 
-    pub fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
+    pub fn histogram(out: &'a mut String, name: &'a str, help: &'a str) -> Family<'a> {
+        Family {
+            out,
+            name,
+            help,
+            kind: Kind::Histogram,
+            started: false,
+        }
+    }
+
+    /// One histogram's `_bucket` (cumulative, `le` last), `_sum` and
+    /// `_count` samples.
+    pub fn observations(&mut self, labels: &[(&str, &str)], h: &Histogram) -> &mut Self {
+        self.header();
+        for (bound, n) in h.cumulative() {
+            let mut le = String::new();
+            write_value(&mut le, bound);
+            let mut with_le: Vec<(&str, &str)> = labels.to_vec();
+            with_le.push(("le", &le));
+            self.line("_bucket", &with_le, n as f64);
+        }
+        self.line("_sum", labels, h.sum);
+        self.line("_count", labels, h.count as f64);
+        self
+    }
+
+    fn header(&mut self) {
         if !self.started {
             self.started = true;
-            let kind = if self.kind == Kind::Counter {
-                "counter"
-            } else {
-                "gauge"
+            let kind = match self.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
             };
             self.out.push_str("# HELP ");
             self.out.push_str(self.name);
@@ -68,7 +96,17 @@ impl<'a> Family<'a> {
             self.out.push_str(kind);
             self.out.push('\n');
         }
+    }
+
+    pub fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.header();
+        self.line("", labels, value);
+        self
+    }
+
+    fn line(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(self.name);
+        self.out.push_str(suffix);
         if !labels.is_empty() {
             self.out.push('{');
             for (i, (name, value)) in labels.iter().enumerate() {
@@ -85,7 +123,6 @@ impl<'a> Family<'a> {
         self.out.push(' ');
         write_value(self.out, value);
         self.out.push('\n');
-        self
     }
 }
 
@@ -373,7 +410,93 @@ pub fn text(state: &State) -> String {
     job_families(&mut out, state);
     resource_families(&mut out, state);
     queue_families(&mut out, state);
+    jobflow_families(&mut out, state);
     instance_families(&mut out, state);
     exporter_families(&mut out, state);
     out
+}
+
+/// Labels with `queue` first, left out for the anonymous queue.
+fn with_queue<'a>(queue: &'a str, rest: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut labels = Vec::with_capacity(rest.len() + 1);
+    if !queue.is_empty() {
+        labels.push(("queue", queue));
+    }
+    labels.extend_from_slice(rest);
+    labels
+}
+
+fn jobflow_families(out: &mut String, state: &State) {
+    let Some(flow) = &state.jobflow else { return };
+    let mut f = Family::counter(
+        out,
+        "flux_jobs_submitted_total",
+        "Jobs submitted since the module loaded (job-manager journal).",
+    );
+    for (q, qf) in &flow.queues {
+        f.sample(&with_queue(q, &[]), qf.submitted as f64);
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_jobs_started_total",
+        "Jobs started since the module loaded.",
+    );
+    for (q, qf) in &flow.queues {
+        f.sample(&with_queue(q, &[]), qf.started as f64);
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_jobs_finished_total",
+        "Jobs that became inactive since the module loaded, by result as flux jobs shows it.",
+    );
+    for (q, qf) in &flow.queues {
+        for (result, n) in &qf.finished {
+            f.sample(&with_queue(q, &[("result", result)]), *n as f64);
+        }
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_job_exceptions_total",
+        "Job exceptions raised since the module loaded, by type.",
+    );
+    for (q, qf) in &flow.queues {
+        for (kind, n) in &qf.exceptions {
+            f.sample(&with_queue(q, &[("type", kind)]), *n as f64);
+        }
+    }
+    let mut f = Family::histogram(
+        out,
+        "flux_job_queue_wait_seconds",
+        "Time from submit to start of jobs that started since the module loaded.",
+    );
+    for (q, qf) in &flow.queues {
+        f.observations(&with_queue(q, &[]), &qf.wait);
+    }
+    let mut f = Family::histogram(
+        out,
+        "flux_job_run_seconds",
+        "Time from start to finish of jobs that finished since the module loaded, by result.",
+    );
+    for (q, qf) in &flow.queues {
+        for (result, h) in &qf.run {
+            f.observations(&with_queue(q, &[("result", result)]), h);
+        }
+    }
+    type Pick = fn(&crate::model::jobflow::Demand) -> Option<f64>;
+    let demand_families: [(&str, &str, Pick); 6] = [
+        ("flux_queue_pending_jobs", "Pending jobs by status: eligible to run, held (urgency 0), or blocked on dependencies.", |d| Some(d.jobs as f64)),
+        ("flux_queue_pending_requested_nodes", "Nodes requested by pending jobs (jobs that ask for slots only count none).", |d| Some(d.nodes as f64)),
+        ("flux_queue_pending_requested_cores", "Cores requested by pending jobs (slots times cores per slot).", |d| Some(d.cores as f64)),
+        ("flux_queue_pending_requested_gpus", "GPUs requested by pending jobs.", |d| Some(d.gpus as f64)),
+        ("flux_queue_pending_largest_job_nodes", "Nodes requested by the largest pending job.", |d| Some(d.largest_nodes as f64)),
+        ("flux_queue_pending_oldest_submit_timestamp_seconds", "Submit time of the oldest pending job; its age is time() minus this.", |d| d.oldest_submit),
+    ];
+    for (name, help, pick) in demand_families {
+        let mut f = Family::gauge(out, name, help);
+        for ((q, status), d) in &flow.demand {
+            if let Some(v) = pick(d) {
+                f.sample(&with_queue(q, &[("status", status)]), v);
+            }
+        }
+    }
 }

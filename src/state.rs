@@ -1,6 +1,7 @@
 //! Everything the collectors have gathered: the one input of rendering.
 
 use crate::model::broker::{InstanceInfo, ProcessSample};
+use crate::model::jobflow::JobFlowSummary;
 use crate::model::jobs::JobStats;
 use crate::model::queues::QueueStatus;
 use crate::model::resources::ResourceSummary;
@@ -25,6 +26,7 @@ pub struct State {
     pub resources: Option<ResourceSummary>,
     pub queues: Option<Vec<QueueStatus>>,
     pub instance: Option<InstanceInfo>,
+    pub jobflow: Option<JobFlowSummary>,
     pub process: Vec<ProcessSample>,
     /// Export one series per drained node (opt-in: one series per node).
     pub per_node: bool,

@@ -2,6 +2,7 @@
 //! record what they learn in the shared [`State`], and know nothing of HTTP.
 
 pub mod broker;
+pub mod jobflow;
 pub mod jobs;
 pub mod queues;
 pub mod resources;

@@ -2,6 +2,7 @@
 
 pub mod broker;
 pub mod idset;
+pub mod jobflow;
 pub mod jobs;
 pub mod queues;
 pub mod resources;

@@ -1,0 +1,152 @@
+//! Job flow: one streaming `job-manager.events-journal` RPC, whose events
+//! feed the counters, histograms and pending-job demand of
+//! [`crate::model::jobflow`].
+//!
+//! The first subscription asks for the active jobs only (`full: false`):
+//! what finished before the module loaded is not counted. When the stream
+//! ends (job-manager reloaded, say) the collector subscribes again with
+//! backoff, asking for inactive jobs too (`full: true`), so jobs that ended
+//! in between are counted; the model's watermark keeps anything from being
+//! counted twice.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::time::Instant;
+
+use super::{Backoff, Context};
+use crate::flux::{Error, Rpc, Timer};
+use crate::model::jobflow::{Applied, JobFlow};
+
+pub const NAME: &str = "jobflow";
+const TOPIC: &str = "job-manager.events-journal";
+/// Events arriving within this many seconds update the state together.
+const SUMMARY_DELAY: f64 = 0.005;
+
+pub struct JobFlowCollector {
+    _inner: Rc<Inner>,
+}
+
+struct Inner {
+    ctx: Rc<Context>,
+    model: RefCell<JobFlow>,
+    stream: RefCell<Option<Rpc>>,
+    /// The backlog of the current stream is over.
+    live: Cell<bool>,
+    subscribed_once: Cell<bool>,
+    retry: RefCell<Option<Timer>>,
+    summary: RefCell<Option<Timer>>,
+    summary_pending: Cell<bool>,
+    backoff: Cell<Backoff>,
+}
+
+impl JobFlowCollector {
+    pub fn start(
+        ctx: Rc<Context>,
+        wait_buckets: &[f64],
+        run_buckets: &[f64],
+    ) -> Result<JobFlowCollector, Error> {
+        let since = ctx.handle.now();
+        let inner = Rc::new(Inner {
+            ctx,
+            model: RefCell::new(JobFlow::new(since, wait_buckets, run_buckets)),
+            stream: RefCell::new(None),
+            live: Cell::new(false),
+            subscribed_once: Cell::new(false),
+            retry: RefCell::new(None),
+            summary: RefCell::new(None),
+            summary_pending: Cell::new(false),
+            backoff: Cell::new(Backoff::new()),
+        });
+        *inner.retry.borrow_mut() = Some(super::weak_timer(
+            &inner.ctx,
+            &inner,
+            Backoff::FIRST,
+            0.0,
+            subscribe,
+        )?);
+        *inner.summary.borrow_mut() = Some(super::weak_timer(
+            &inner.ctx,
+            &inner,
+            SUMMARY_DELAY,
+            0.0,
+            publish_summary,
+        )?);
+        subscribe(&inner);
+        Ok(JobFlowCollector { _inner: inner })
+    }
+}
+
+fn subscribe(inner: &Rc<Inner>) {
+    inner.stream.borrow_mut().take();
+    inner.live.set(false);
+    inner.model.borrow_mut().begin_backlog();
+    let full = inner.subscribed_once.replace(true);
+    let weak: Weak<Inner> = Rc::downgrade(inner);
+    let payload = if full {
+        r#"{"full": true}"#
+    } else {
+        r#"{"full": false}"#
+    };
+    let sent = inner.ctx.handle.rpc(TOPIC, payload, true, move |response| {
+        if let Some(inner) = weak.upgrade() {
+            on_response(&inner, response);
+        }
+    });
+    match sent {
+        Ok(rpc) => *inner.stream.borrow_mut() = Some(rpc),
+        Err(err) => stream_lost(inner, &err),
+    }
+}
+
+fn on_response(inner: &Rc<Inner>, response: Result<String, Error>) {
+    let payload = match response {
+        Ok(payload) => payload,
+        Err(err) => return stream_lost(inner, &err),
+    };
+    let applied = inner.model.borrow_mut().apply(&payload);
+    match applied {
+        Ok(Applied::EndOfBacklog) => {
+            inner.live.set(true);
+            inner.backoff.set(Backoff::new());
+            publish_summary(inner);
+        }
+        Ok(Applied::Events) if inner.live.get() => {
+            if !inner.summary_pending.replace(true) {
+                if let Some(timer) = inner.summary.borrow().as_ref() {
+                    timer.restart(SUMMARY_DELAY, 0.0);
+                }
+            }
+        }
+        Ok(Applied::Events) => {}
+        // One unreadable event is reported; the stream and the counts go on.
+        Err(msg) => inner.ctx.failed(NAME, &msg, |_| {}),
+    }
+}
+
+fn publish_summary(inner: &Rc<Inner>) {
+    inner.summary_pending.set(false);
+    let started = Instant::now();
+    let summary = inner.model.borrow().summary();
+    inner
+        .ctx
+        .succeeded(NAME, started, |state| state.jobflow = Some(summary));
+}
+
+/// The stream ended: report it, keep the counts (they stay true), and
+/// subscribe again after a backoff delay.
+fn stream_lost(inner: &Rc<Inner>, err: &Error) {
+    let message = if err.errno == libc::ENOSYS {
+        format!("{TOPIC}: job-manager is not loaded")
+    } else {
+        format!("{TOPIC}: stream ended: {}", err.message)
+    };
+    inner.stream.borrow_mut().take();
+    inner.live.set(false);
+    inner.ctx.failed(NAME, &message, |_| {});
+    let mut backoff = inner.backoff.get();
+    let delay = backoff.next_delay();
+    inner.backoff.set(backoff);
+    if let Some(retry) = inner.retry.borrow().as_ref() {
+        retry.restart(delay, 0.0);
+    }
+}

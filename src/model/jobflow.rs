@@ -1,0 +1,496 @@
+//! Job flow from the job-manager journal (`job-manager.events-journal`):
+//! monotonic counters, wait and run-time histograms, and the demand of
+//! pending jobs, per queue.
+//!
+//! Only active jobs are kept; a job is forgotten at its `clean` event, so
+//! memory follows the number of active jobs, not the number ever seen.
+//! Events are counted only when newer than a watermark: the time the module
+//! subscribed, then the newest event counted. A backlog replayed after a
+//! resubscription therefore counts what happened while the stream was down,
+//! and nothing twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// Default `flux_job_queue_wait_seconds` bucket bounds: from sub-second
+/// scheduling to a day in the queue.
+pub const DEFAULT_WAIT_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+];
+/// Default `flux_job_run_seconds` bucket bounds: from seconds to two days.
+pub const DEFAULT_RUN_BUCKETS: &[f64] = &[
+    1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 172800.0,
+];
+/// Distinct exception types kept per queue; others count as "other", since
+/// `flux job raise --type` accepts any word.
+pub const MAX_EXCEPTION_TYPES: usize = 16;
+
+pub const RESULTS: [&str; 4] = ["completed", "failed", "canceled", "timeout"];
+pub const PENDING_STATUSES: [&str; 3] = ["eligible", "held", "blocked"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    pub bounds: Vec<f64>,
+    /// Observations per bucket (not cumulative); one more than bounds, the
+    /// last for +Inf.
+    pub counts: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &[f64]) -> Histogram {
+        Histogram {
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, v: f64) {
+        let v = v.max(0.0);
+        let i = self.bounds.partition_point(|&b| b < v);
+        self.counts[i] += 1;
+        self.sum += v;
+        self.count += 1;
+    }
+
+    /// (upper bound, cumulative count) pairs, +Inf last.
+    pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
+        bounds.zip(self.counts.iter().scan(0, |acc, c| {
+            *acc += c;
+            Some(*acc)
+        }))
+    }
+}
+
+/// Parses bucket bounds: increasing positive numbers, comma separated.
+pub fn parse_buckets(value: &str) -> Result<Vec<f64>, String> {
+    let mut out = Vec::new();
+    for part in value.split(',') {
+        let v: f64 = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{part}' is not a number"))?;
+        if !v.is_finite() || v <= 0.0 {
+            return Err(format!("{v} is not a positive bound"));
+        }
+        if out.last().is_some_and(|&last| v <= last) {
+            return Err("bounds must increase".into());
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// What a queue has seen since the module loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueFlow {
+    pub submitted: u64,
+    pub started: u64,
+    pub finished: BTreeMap<&'static str, u64>,
+    pub exceptions: BTreeMap<String, u64>,
+    pub wait: Histogram,
+    pub run: BTreeMap<&'static str, Histogram>,
+}
+
+/// Pending jobs of one kind in one queue, and what they ask for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Demand {
+    pub jobs: u64,
+    pub nodes: u64,
+    pub cores: u64,
+    pub gpus: u64,
+    pub oldest_submit: Option<f64>,
+    pub largest_nodes: u64,
+}
+
+/// Everything exported, per queue ("" is the anonymous queue).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFlowSummary {
+    pub queues: BTreeMap<String, QueueFlow>,
+    /// (queue, status) → demand, status one of [`PENDING_STATUSES`].
+    pub demand: BTreeMap<(String, &'static str), Demand>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Request {
+    pub nodes: u64,
+    pub cores: u64,
+    pub gpus: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the `depend` event: waiting on dependencies.
+    Depend,
+    /// Dependencies met, not yet allocated.
+    Waiting,
+    /// Allocated, or ended by an exception: no longer pending.
+    Gone,
+}
+
+#[derive(Debug, Clone)]
+struct ActiveJob {
+    queue: String,
+    submit: f64,
+    start: Option<f64>,
+    finish: Option<(f64, i64)>,
+    fatal: Option<String>,
+    urgency: i64,
+    phase: Phase,
+    request: Request,
+}
+
+#[derive(Deserialize)]
+struct Response<'a> {
+    id: i64,
+    #[serde(borrow)]
+    events: Vec<Event<'a>>,
+    #[serde(default, borrow)]
+    jobspec: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow)]
+    name: &'a str,
+    timestamp: f64,
+    #[serde(default, borrow)]
+    context: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobFlow {
+    jobs: HashMap<i64, ActiveJob>,
+    watermark: f64,
+    wait_buckets: Vec<f64>,
+    run_buckets: Vec<f64>,
+    queues: BTreeMap<String, QueueFlow>,
+    /// Jobs named by the backlog being replayed, if one is.
+    backlog_jobs: Option<HashSet<i64>>,
+    /// The newest event counted; the watermark once a backlog is over.
+    newest: f64,
+}
+
+/// What one journal response was.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    Events,
+    /// `{"id": -1}`: the backlog is over; what follows is live.
+    EndOfBacklog,
+}
+
+impl JobFlow {
+    /// Counts events newer than `since` (seconds since the epoch).
+    pub fn new(since: f64, wait_buckets: &[f64], run_buckets: &[f64]) -> JobFlow {
+        JobFlow {
+            jobs: HashMap::new(),
+            watermark: since,
+            wait_buckets: wait_buckets.to_vec(),
+            run_buckets: run_buckets.to_vec(),
+            queues: BTreeMap::new(),
+            backlog_jobs: None,
+            newest: since,
+        }
+    }
+
+    /// A new subscription starts: its backlog lists every job the journal
+    /// still knows, so any job kept here and not in it was purged meanwhile.
+    pub fn begin_backlog(&mut self) {
+        self.backlog_jobs = Some(HashSet::new());
+    }
+
+    pub fn active_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Applies one journal response.
+    pub fn apply(&mut self, payload: &str) -> Result<Applied, String> {
+        let r: Response = serde_json::from_str(payload)
+            .map_err(|e| format!("job-manager.events-journal: malformed response: {e}"))?;
+        if r.id == -1 {
+            self.watermark = self.newest;
+            if let Some(named) = self.backlog_jobs.take() {
+                self.jobs.retain(|id, _| named.contains(id));
+            }
+            // Give back what a burst of jobs took.
+            if self.jobs.capacity() > 1024 && self.jobs.len() < self.jobs.capacity() / 4 {
+                self.jobs.shrink_to_fit();
+            }
+            return Ok(Applied::EndOfBacklog);
+        }
+        if let Some(named) = self.backlog_jobs.as_mut() {
+            named.insert(r.id);
+        }
+        // A backlog comes job by job, not in time order, so the watermark
+        // moves only once it is over.
+        let watermark = self.watermark;
+        for event in &r.events {
+            let live = event.timestamp > watermark;
+            self.apply_event(r.id, event, r.jobspec, live);
+            if live {
+                self.newest = self.newest.max(event.timestamp);
+            }
+        }
+        if self.backlog_jobs.is_none() {
+            self.watermark = self.newest;
+        }
+        Ok(Applied::Events)
+    }
+
+    fn queue(&mut self, name: &str) -> &mut QueueFlow {
+        if !self.queues.contains_key(name) {
+            let flow = QueueFlow {
+                submitted: 0,
+                started: 0,
+                finished: RESULTS.iter().map(|&r| (r, 0)).collect(),
+                exceptions: BTreeMap::new(),
+                wait: Histogram::new(&self.wait_buckets),
+                run: RESULTS
+                    .iter()
+                    .map(|&r| (r, Histogram::new(&self.run_buckets)))
+                    .collect(),
+            };
+            self.queues.insert(name.to_string(), flow);
+        }
+        self.queues.get_mut(name).expect("inserted above")
+    }
+
+    fn apply_event(&mut self, id: i64, event: &Event, jobspec: Option<&RawValue>, live: bool) {
+        let context: Value = event
+            .context
+            .and_then(|c| serde_json::from_str(c.get()).ok())
+            .unwrap_or(Value::Null);
+        if event.name == "submit" {
+            let (queue, request) = jobspec.map(read_jobspec).unwrap_or_default();
+            self.jobs.insert(
+                id,
+                ActiveJob {
+                    queue: queue.clone(),
+                    submit: event.timestamp,
+                    start: None,
+                    finish: None,
+                    fatal: None,
+                    urgency: context["urgency"].as_i64().unwrap_or(16),
+                    phase: Phase::Depend,
+                    request,
+                },
+            );
+            if live {
+                self.queue(&queue).submitted += 1;
+            }
+            return;
+        }
+        // Events of a job whose submit came before the stream started
+        // cannot be placed; a backlog always begins with submit.
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        match event.name {
+            "depend" if job.phase == Phase::Depend => job.phase = Phase::Waiting,
+            "urgency" => job.urgency = context["urgency"].as_i64().unwrap_or(job.urgency),
+            "jobspec-update" => {
+                if let Some(q) = context["attributes.system.queue"].as_str() {
+                    job.queue = q.to_string();
+                }
+            }
+            "alloc" => job.phase = Phase::Gone,
+            "start" => {
+                job.start = Some(event.timestamp);
+                if live {
+                    let (queue, wait) = (job.queue.clone(), event.timestamp - job.submit);
+                    let flow = self.queue(&queue);
+                    flow.started += 1;
+                    flow.wait.observe(wait);
+                }
+            }
+            "exception" => {
+                let kind = context["type"].as_str().unwrap_or("unknown").to_string();
+                if context["severity"].as_i64() == Some(0) {
+                    job.phase = Phase::Gone;
+                    job.fatal.get_or_insert(kind.clone());
+                }
+                if live {
+                    let queue = job.queue.clone();
+                    let flow = self.queue(&queue);
+                    let key = if flow.exceptions.contains_key(&kind)
+                        || flow.exceptions.len() < MAX_EXCEPTION_TYPES
+                    {
+                        kind
+                    } else {
+                        "other".to_string()
+                    };
+                    *flow.exceptions.entry(key).or_default() += 1;
+                }
+            }
+            "finish" => {
+                job.finish = Some((event.timestamp, context["status"].as_i64().unwrap_or(0)));
+            }
+            "clean" => {
+                let Some(job) = self.jobs.remove(&id) else {
+                    return;
+                };
+                if self.jobs.capacity() > 1024 && self.jobs.len() < self.jobs.capacity() / 4 {
+                    self.jobs.shrink_to_fit();
+                }
+                if live {
+                    let result = result_of(&job);
+                    let flow = self.queue(&job.queue);
+                    *flow.finished.entry(result).or_default() += 1;
+                    if let (Some(start), Some((finish, _))) = (job.start, job.finish) {
+                        if let Some(h) = flow.run.get_mut(result) {
+                            h.observe(finish - start);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn summary(&self) -> JobFlowSummary {
+        let mut demand: BTreeMap<(String, &'static str), Demand> = BTreeMap::new();
+        for queue in self.queues.keys() {
+            for status in PENDING_STATUSES {
+                demand.insert((queue.clone(), status), Demand::default());
+            }
+        }
+        for job in self.jobs.values() {
+            let status = match job.phase {
+                Phase::Gone => continue,
+                Phase::Depend => "blocked",
+                Phase::Waiting if job.urgency == 0 => "held",
+                Phase::Waiting => "eligible",
+            };
+            let d = demand.entry((job.queue.clone(), status)).or_default();
+            d.jobs += 1;
+            d.nodes += job.request.nodes;
+            d.cores += job.request.cores;
+            d.gpus += job.request.gpus;
+            d.largest_nodes = d.largest_nodes.max(job.request.nodes);
+            d.oldest_submit = Some(d.oldest_submit.map_or(job.submit, |t| t.min(job.submit)));
+        }
+        // Every queue with demand has all three statuses, zero or not.
+        let queues: Vec<String> = demand.keys().map(|(q, _)| q.clone()).collect();
+        for queue in queues {
+            for status in PENDING_STATUSES {
+                demand.entry((queue.clone(), status)).or_default();
+            }
+        }
+        JobFlowSummary {
+            queues: self.queues.clone(),
+            demand,
+        }
+    }
+}
+
+/// The result `flux jobs` gives an inactive job.
+fn result_of(job: &ActiveJob) -> &'static str {
+    match job.fatal.as_deref() {
+        Some("cancel") => "canceled",
+        Some("timeout") => "timeout",
+        Some(_) => "failed",
+        None => match job.finish {
+            Some((_, 0)) => "completed",
+            _ => "failed",
+        },
+    }
+}
+
+/// The queue and the resources a (redacted) jobspec asks for (RFC 25):
+/// nodes only when it names them; cores and GPUs as slots times per slot.
+pub fn read_jobspec(raw: &RawValue) -> (String, Request) {
+    let spec: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+    let queue = spec["attributes"]["system"]["queue"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let mut request = Request::default();
+    if let Some(resources) = spec["resources"].as_array() {
+        for r in resources {
+            add_request(r, 1, &mut request);
+        }
+    }
+    (queue, request)
+}
+
+fn count_of(v: &Value) -> u64 {
+    match &v["count"] {
+        Value::Number(n) => n.as_u64().unwrap_or(1),
+        Value::Object(o) => o.get("min").and_then(Value::as_u64).unwrap_or(1),
+        _ => 1,
+    }
+}
+
+fn add_request(r: &Value, multiplier: u64, request: &mut Request) {
+    let n = multiplier.saturating_mul(count_of(r));
+    match r["type"].as_str() {
+        Some("node") => request.nodes += n,
+        Some("core") => request.cores += n,
+        Some("gpu") => request.gpus += n,
+        _ => {}
+    }
+    // Counts inside a vertex are per instance of it: 2 slots per node on
+    // 4 nodes are 8 slots.
+    if let Some(with) = r["with"].as_array() {
+        for w in with {
+            add_request(w, n, request);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_inf_last() {
+        let mut h = Histogram::new(&[1.0, 10.0]);
+        for v in [0.5, 1.0, 5.0, 50.0] {
+            h.observe(v);
+        }
+        let c: Vec<_> = h.cumulative().collect();
+        assert_eq!(c, [(1.0, 2), (10.0, 3), (f64::INFINITY, 4)]);
+        assert_eq!(h.sum, 56.5);
+    }
+
+    #[test]
+    fn bucket_lists_name_what_is_wrong() {
+        assert_eq!(parse_buckets("1, 5,30"), Ok(vec![1.0, 5.0, 30.0]));
+        assert!(parse_buckets("5,1").unwrap_err().contains("increase"));
+        assert!(parse_buckets("a").unwrap_err().contains("'a'"));
+        assert!(parse_buckets("0").unwrap_err().contains("positive"));
+    }
+
+    #[test]
+    fn jobspec_requests() {
+        let spec = |s: &str| read_jobspec(&RawValue::from_string(s.into()).unwrap()).1;
+        let n4 = spec(
+            r#"{"resources":[{"type":"node","count":4,"with":[{"type":"slot","count":2,"with":[{"type":"core","count":3},{"type":"gpu","count":1}]}]}]}"#,
+        );
+        assert_eq!(
+            n4,
+            Request {
+                nodes: 4,
+                cores: 24,
+                gpus: 8
+            }
+        );
+        let slots =
+            spec(r#"{"resources":[{"type":"slot","count":5,"with":[{"type":"core","count":2}]}]}"#);
+        assert_eq!(
+            slots,
+            Request {
+                nodes: 0,
+                cores: 10,
+                gpus: 0
+            }
+        );
+    }
+}

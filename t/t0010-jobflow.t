@@ -1,0 +1,79 @@
+#!/bin/bash
+# Job-flow metrics from the job-manager journal, on a real instance with a
+# known mix of jobs (completed, failed, canceled, timeout, held, dependent,
+# multi-node, GPU), checked number by number against flux jobs. A job that
+# finished before the module loaded is not counted.
+. "$(dirname "$0")/lib.sh"
+run_inside_flux 4 --test-hosts=node[0-3] --config-path="$(dirname "$0")/etc/props.toml"
+
+plan 13
+
+flux queue start --all >/dev/null 2>&1
+before=$(flux submit --wait true)
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s
+url=$(module_url)
+
+flux submit --wait true >/dev/null
+flux submit --wait false >/dev/null 2>&1
+victim=$(flux submit sleep 300); flux job wait-event $victim start; flux cancel $victim
+flux submit --wait -t 1s sleep 30 >/dev/null 2>&1
+long=$(flux submit -N2 -n2 sleep 300)
+flux job wait-event $long start
+flux submit --urgency=0 -N1 true >/dev/null
+flux submit --dependency=afterok:$long true >/dev/null
+flux submit -N2 -n2 -g1 sleep 300 >/dev/null
+flux submit -q debug -N2 -n4 -g2 sleep 300 >/dev/null
+flux submit -N2 -n8 sleep 1 >/dev/null
+sleep 1
+
+# Counted jobs: everything but the one that finished before the module.
+# Fields separated by | : a pending job's result and node count are empty.
+# flux jobs has no GPU field: the eighth is counted from each jobspec.
+gpus_of() {
+    flux job info "$1" jobspec | jq 'def total(m): (m * (.count | if type == "object" then .min else . end)) as $n
+        | if .type == "gpu" then $n else ([.with[]? | total($n)] | add // 0) end;
+        [.resources[] | total(1)] | add'
+}
+jobs=$(flux jobs -a -no "{id}|{queue}|{state}|{result}|{nnodes}|{urgency}|{ncores}" | grep -v "^$before|" | tr -d ' ' |
+    while IFS= read -r line; do echo "$line|$(gpus_of "${line%%|*}")"; done)
+s=""
+for _ in $(seq 50); do
+    s=$(scrape "$url")
+    [ "$(sample 'flux_jobs_submitted_total{queue="batch"}' <<<"$s")" = "$(awk -F'|' '$2 == "batch"' <<<"$jobs" | wc -l)" ] && break
+    sleep 0.2
+done
+for q in batch debug; do
+    is "$(sample "flux_jobs_submitted_total{queue=\"$q\"}" <<<"$s")" "$(awk -F'|' -v q=$q '$2 == q' <<<"$jobs" | wc -l)" \
+        "$q: submitted equals the jobs flux jobs lists (the one from before the module left out)"
+done
+is "$(sample 'flux_jobs_started_total{queue="batch"}' <<<"$s")" "$(awk -F'|' '$2 == "batch" && ($3 == "RUN" || $3 == "INACTIVE")' <<<"$jobs" | wc -l)" \
+    "batch: started equals running + inactive jobs that ran"
+got=$(for r in completed failed canceled timeout; do echo -n "$r=$(sample "flux_jobs_finished_total{queue=\"batch\",result=\"$r\"}" <<<"$s") "; done)
+want=$(for r in COMPLETED FAILED CANCELED TIMEOUT; do echo -n "${r,,}=$(awk -F'|' -v r=$r '$2 == "batch" && $4 == r' <<<"$jobs" | wc -l) "; done)
+is "$got" "$want" "batch: finished by result equals flux jobs"
+is "$(sample 'flux_job_exceptions_total{queue="batch",type="cancel"}' <<<"$s") $(sample 'flux_job_exceptions_total{queue="batch",type="timeout"}' <<<"$s")" \
+    "1 1" "exceptions by type: one cancel, one timeout"
+is "$(sample 'flux_job_queue_wait_seconds_count{queue="batch"}' <<<"$s")" "$(sample 'flux_jobs_started_total{queue="batch"}' <<<"$s")" \
+    "the wait histogram has one observation per started job"
+is "$(sample 'flux_job_run_seconds_count{queue="batch",result="completed"}' <<<"$s")" "$(sample 'flux_jobs_finished_total{queue="batch",result="completed"}' <<<"$s")" \
+    "the run histogram has one observation per completed job"
+
+# Pending demand, from flux jobs: held = urgency 0, blocked = DEPEND.
+pend() { awk -F'|' -v q=$1 -v k=$2 -v col=$3 '$2 == q && ($3 == "SCHED" || $3 == "PRIORITY" || $3 == "DEPEND") {
+            kind = ($3 == "DEPEND") ? "blocked" : ($6 == 0 ? "held" : "eligible")
+            if (kind == k) n += (col ? $col : 1) } END { print n + 0 }' <<<"$jobs"; }
+for q in batch debug; do
+    got=$(for k in eligible held blocked; do echo -n "$k=$(sample "flux_queue_pending_jobs{queue=\"$q\",status=\"$k\"}" <<<"$s") "; done)
+    want=$(for k in eligible held blocked; do echo -n "$k=$(pend $q $k) "; done)
+    is "$got" "$want" "$q: pending jobs by status equal flux jobs"
+    got=$(sample "flux_queue_pending_requested_nodes{queue=\"$q\",status=\"eligible\"}" <<<"$s")/$(sample "flux_queue_pending_requested_cores{queue=\"$q\",status=\"eligible\"}" <<<"$s")/$(sample "flux_queue_pending_requested_gpus{queue=\"$q\",status=\"eligible\"}" <<<"$s")
+    is "$got" "$(pend $q eligible 5)/$(pend $q eligible 7)/$(pend $q eligible 8)" "$q: eligible jobs' nodes/cores/GPUs equal flux jobs"
+done
+oldest=$(sample 'flux_queue_pending_oldest_submit_timestamp_seconds{queue="batch",status="eligible"}' <<<"$s")
+ok "the oldest eligible pending job's submit time is a recent timestamp ($oldest)" \
+    awk -v t="$oldest" -v now="$(date +%s)" 'BEGIN { exit !(t > now - 300 && t <= now + 1) }'
+ok "promtool check metrics finds nothing in a scrape with histograms" bash -c "curl -sf '$url' | promtool check metrics"
+
+flux cancel --all --quiet
+flux module remove prometheus
+done_testing

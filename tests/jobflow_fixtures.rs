@@ -1,0 +1,197 @@
+//! Job-flow metrics from the recorded job-manager journal
+//! (`{"full": true}` on the recorded instance; see the fixtures' README)
+//! agree with what `flux jobs` printed for that instance.
+
+mod common;
+
+use common::{fixture, samples};
+use flux_prometheus::model::jobflow::{
+    Applied, JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS,
+};
+use flux_prometheus::render;
+use flux_prometheus::state::State;
+
+fn responses() -> Vec<String> {
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("fixture parses");
+    all.iter().map(|r| r.to_string()).collect()
+}
+
+/// Replays the journal into a model counting events after `since`.
+fn replay(since: f64) -> JobFlow {
+    let mut flow = JobFlow::new(since, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+    flow.begin_backlog();
+    let responses = responses();
+    for (i, r) in responses.iter().enumerate() {
+        let applied = flow.apply(r).expect("journal response parses");
+        assert_eq!(applied == Applied::EndOfBacklog, i == responses.len() - 1);
+    }
+    flow
+}
+
+/// `flux jobs -a -no '{id.f58} {queue} {state} {result} {nnodes} {ntasks}'`
+/// as (queue, state, result, nnodes).
+fn cli_jobs() -> Vec<(String, String, String, u64)> {
+    fixture("cli.jobs.txt")
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // Pending and running jobs have no result column.
+            let (state, result, nnodes) = if w[2] == "INACTIVE" {
+                (w[2], w[3], w[4])
+            } else {
+                (w[2], "", if w.len() == 5 { w[3] } else { "0" })
+            };
+            (
+                w[1].to_string(),
+                state.to_string(),
+                result.to_lowercase(),
+                nnodes.parse().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn rendered(flow: &JobFlow) -> std::collections::BTreeMap<String, f64> {
+    let mut state = State::with_collectors(&["jobflow"]);
+    state.jobflow = Some(flow.summary());
+    samples(&render::text(&state))
+}
+
+#[test]
+fn counters_equal_the_instances_jobs_when_every_event_is_new() {
+    let s = rendered(&replay(0.0));
+    let jobs = cli_jobs();
+    for queue in ["batch", "debug"] {
+        let in_queue: Vec<_> = jobs.iter().filter(|j| j.0 == queue).collect();
+        assert_eq!(
+            s[&format!("flux_jobs_submitted_total{{queue=\"{queue}\"}}")],
+            in_queue.len() as f64,
+            "{queue} submitted"
+        );
+        for result in ["completed", "failed", "canceled", "timeout"] {
+            let n = in_queue.iter().filter(|j| j.2 == result).count();
+            assert_eq!(
+                s[&format!("flux_jobs_finished_total{{queue=\"{queue}\",result=\"{result}\"}}")],
+                n as f64,
+                "{queue} {result}"
+            );
+            // Every inactive job here started, so each has a run time.
+            assert_eq!(
+                s[&format!("flux_job_run_seconds_count{{queue=\"{queue}\",result=\"{result}\"}}")],
+                n as f64
+            );
+        }
+        let started = in_queue
+            .iter()
+            .filter(|j| j.1 == "RUN" || j.1 == "INACTIVE")
+            .count();
+        assert_eq!(
+            s[&format!("flux_jobs_started_total{{queue=\"{queue}\"}}")],
+            started as f64
+        );
+        assert_eq!(
+            s[&format!("flux_job_queue_wait_seconds_count{{queue=\"{queue}\"}}")],
+            started as f64
+        );
+        assert_eq!(
+            s[&format!("flux_job_queue_wait_seconds_bucket{{queue=\"{queue}\",le=\"+Inf\"}}")],
+            started as f64
+        );
+    }
+    assert_eq!(
+        s["flux_job_exceptions_total{queue=\"batch\",type=\"cancel\"}"],
+        1.0
+    );
+    assert_eq!(
+        s["flux_job_exceptions_total{queue=\"batch\",type=\"timeout\"}"],
+        1.0
+    );
+}
+
+#[test]
+fn demand_equals_the_pending_jobs_of_flux_jobs() {
+    let s = rendered(&replay(0.0));
+    let jobs = cli_jobs();
+    let pending = |queue: &str, state: &str| {
+        jobs.iter()
+            .filter(|j| j.0 == queue && j.1 == state)
+            .collect::<Vec<_>>()
+    };
+    // One batch job in SCHED is held (--urgency=0); the README says so.
+    let sched = pending("batch", "SCHED");
+    assert_eq!(
+        s["flux_queue_pending_jobs{queue=\"batch\",status=\"held\"}"],
+        1.0
+    );
+    assert_eq!(
+        s["flux_queue_pending_jobs{queue=\"batch\",status=\"eligible\"}"],
+        (sched.len() - 1) as f64
+    );
+    assert_eq!(
+        s["flux_queue_pending_jobs{queue=\"batch\",status=\"blocked\"}"],
+        pending("batch", "DEPEND").len() as f64
+    );
+    assert_eq!(
+        s["flux_queue_pending_jobs{queue=\"debug\",status=\"eligible\"}"],
+        pending("debug", "SCHED").len() as f64
+    );
+    // Nodes: only the -N4 job names nodes; flux jobs prints 4 for it and
+    // nothing for the rest.
+    let named: u64 = sched.iter().map(|j| j.3).sum();
+    assert_eq!(
+        s["flux_queue_pending_requested_nodes{queue=\"batch\",status=\"eligible\"}"],
+        named as f64
+    );
+    assert_eq!(
+        s["flux_queue_pending_largest_job_nodes{queue=\"batch\",status=\"eligible\"}"],
+        4.0
+    );
+    assert!(s.contains_key(
+        "flux_queue_pending_oldest_submit_timestamp_seconds{queue=\"batch\",status=\"eligible\"}"
+    ));
+}
+
+#[test]
+fn a_backlog_from_before_the_module_counts_nothing_but_shows_demand() {
+    let before = rendered(&replay(0.0));
+    let after = rendered(&replay(f64::MAX));
+    for (key, v) in &after {
+        if key.starts_with("flux_jobs_") || key.starts_with("flux_job_") {
+            assert_eq!(*v, 0.0, "{key}");
+        }
+        if key.starts_with("flux_queue_pending_") {
+            assert_eq!(Some(v), before.get(key), "{key}");
+        }
+    }
+}
+
+#[test]
+fn a_replayed_backlog_after_resubscribing_counts_nothing_twice() {
+    let mut flow = replay(0.0);
+    let once = rendered(&flow);
+    flow.begin_backlog();
+    for r in responses() {
+        flow.apply(&r).expect("parses");
+    }
+    assert_eq!(rendered(&flow), once);
+}
+
+#[test]
+fn only_active_jobs_are_kept() {
+    let flow = replay(0.0);
+    let active = cli_jobs().iter().filter(|j| j.1 != "INACTIVE").count();
+    assert_eq!(flow.active_jobs(), active);
+}
+
+#[test]
+fn a_bad_response_is_refused_by_name_and_loses_nothing() {
+    let mut flow = replay(0.0);
+    let before = rendered(&flow);
+    let err = flow.apply("{\"id\": 1, \"events\": 7}").unwrap_err();
+    assert!(
+        err.starts_with("job-manager.events-journal: malformed response"),
+        "{err}"
+    );
+    assert_eq!(rendered(&flow), before);
+}
