@@ -29,6 +29,8 @@ pub struct Config {
     pub wait_buckets: Vec<f64>,
     /// Bucket bounds of flux_job_run_seconds, in seconds.
     pub run_buckets: Vec<f64>,
+    /// Opt-in user and project labels on the job-flow series.
+    pub jobflow_labels: crate::model::jobflow::LabelOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +42,7 @@ impl fmt::Display for ArgError {
     }
 }
 
-const KEYS: &str = "listen, poll-interval, collectors, per-node, wait-buckets, run-buckets";
+const KEYS: &str = "listen, poll-interval, collectors, per-node, wait-buckets, run-buckets, jobflow-labels, label-limit";
 
 impl Config {
     /// The defaults: in a nested instance (`instance-level` > 0) the port is
@@ -54,6 +56,7 @@ impl Config {
             per_node: false,
             wait_buckets: crate::model::jobflow::DEFAULT_WAIT_BUCKETS.to_vec(),
             run_buckets: crate::model::jobflow::DEFAULT_RUN_BUCKETS.to_vec(),
+            jobflow_labels: crate::model::jobflow::LabelOptions::default(),
         }
     }
 
@@ -71,6 +74,32 @@ impl Config {
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
                 "collectors" => config.collectors = parse_collectors(value)?,
                 "per-node" => config.per_node = parse_bool(key, value)?,
+                "jobflow-labels" => {
+                    let labels = &mut config.jobflow_labels;
+                    (labels.user, labels.project) = (false, false);
+                    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                        match name {
+                            "user" => labels.user = true,
+                            "project" => labels.project = true,
+                            other => {
+                                return Err(ArgError(format!(
+                                    "jobflow-labels={value}: unknown label '{other}' (expected user, project or both, comma separated)"
+                                )))
+                            }
+                        }
+                    }
+                }
+                "label-limit" => {
+                    config.jobflow_labels.limit = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| {
+                            ArgError(format!(
+                                "label-limit={value}: expected a positive number of distinct values"
+                            ))
+                        })?;
+                }
                 "wait-buckets" | "run-buckets" => {
                     let bounds = crate::model::jobflow::parse_buckets(value).map_err(|why| {
                         ArgError(format!(
@@ -245,5 +274,29 @@ mod tests {
         assert_eq!(parse_duration("k", "2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("k", "0").is_err());
         assert!(parse_duration("k", "NaN").is_err());
+    }
+
+    #[test]
+    fn jobflow_options_parse_and_refuse_by_name() {
+        let c = Config::from_args(
+            &[
+                "jobflow-labels=user,project",
+                "label-limit=50",
+                "wait-buckets=1,10",
+            ],
+            0,
+        )
+        .unwrap();
+        assert!(c.jobflow_labels.user && c.jobflow_labels.project);
+        assert_eq!(c.jobflow_labels.limit, 50);
+        assert_eq!(c.wait_buckets, [1.0, 10.0]);
+        for (bad, names) in [
+            ("jobflow-labels=group", "unknown label 'group'"),
+            ("label-limit=0", "label-limit=0"),
+            ("run-buckets=10,1", "run-buckets=10,1: bounds must increase"),
+        ] {
+            let err = Config::from_args(&[bad], 0).unwrap_err().0;
+            assert!(err.contains(names), "{err}");
+        }
     }
 }

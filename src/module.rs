@@ -49,6 +49,7 @@ fn start_collector(name: &str, ctx: &Rc<Context>, config: &Config) -> Result<Run
             Rc::clone(ctx),
             &config.wait_buckets,
             &config.run_buckets,
+            config.jobflow_labels.clone(),
         )?)),
         other => Err(Error::new(
             libc::EINVAL,

@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::model::jobflow::Histogram;
+use crate::model::jobflow::{FlowKey, Histogram};
 use crate::model::jobs::JobCounts;
 use crate::model::resources::Counts;
 use crate::state::State;
@@ -416,11 +416,18 @@ pub fn text(state: &State) -> String {
     out
 }
 
-/// Labels with `queue` first, left out for the anonymous queue.
-fn with_queue<'a>(queue: &'a str, rest: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut labels = Vec::with_capacity(rest.len() + 1);
-    if !queue.is_empty() {
-        labels.push(("queue", queue));
+/// Labels `queue`, `user` and `project` first, each left out when empty
+/// (the anonymous queue; user and project labels not enabled).
+fn with_queue<'a>(key: &'a FlowKey, rest: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut labels = Vec::with_capacity(rest.len() + 3);
+    for (name, value) in [
+        ("queue", &key.queue),
+        ("user", &key.user),
+        ("project", &key.project),
+    ] {
+        if !value.is_empty() {
+            labels.push((name, value.as_str()));
+        }
     }
     labels.extend_from_slice(rest);
     labels

@@ -13,7 +13,7 @@ run_inside_flux 1
 [ -x "$REPO/target/release/flux-prometheus" ] || (cd "$REPO" && cargo build --release --quiet) >&2
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
 
-plan 17
+plan 19
 
 dir=$(mktemp -d)
 pids=()
@@ -66,6 +66,24 @@ for _ in $(seq 60); do
     sleep 0.5
 done
 is "$running" "$(flux jobs --stats-only | awk '{print $1}')" "Prometheus's running-job count equals flux jobs --stats-only"
+
+# The prometheus-adapter rules in etc/ give an autoscaler the nodes wanted by
+# eligible pending jobs: one exclusive one-node job waits behind the sleeps.
+flux submit -N1 --exclusive sleep 300 >/dev/null
+rule_query() {   # metricsQuery of adapter rule $1, as the adapter expands it
+    awk -v n="$1" '/metricsQuery:/ { if (++i == n) { sub(/^ *metricsQuery: */, ""); print } }' \
+        "$REPO/etc/prometheus-adapter/flux-rules.yml" | tr -d "'" |
+        sed -e 's/<<.Series>>/'"$2"'/' -e 's/<<.LabelMatchers>>/job="flux"/'
+}
+wanted=""
+for _ in $(seq 60); do
+    wanted=$(query "$url" "$(rule_query 1 flux_queue_pending_requested_nodes)")
+    [ "$wanted" = 1 ] && break
+    sleep 0.5
+done
+is "$wanted" 1 "the adapter rule for nodes wanted, run by Prometheus, counts the one waiting node"
+waited=$(query "$url" "$(rule_query 2 flux_queue_pending_oldest_submit_timestamp_seconds)")
+ok "the adapter rule for the oldest wait gives seconds ($waited)" awk -v w="$waited" 'BEGIN { exit !(w >= 0 && w < 300) }'
 
 out=$(flux prometheus reload "$url")
 ok "reload: exit 0 and says so ($out)" grep -q "reloaded its configuration" <<<"$out"

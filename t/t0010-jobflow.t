@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="$(dirname "$0")/etc/props.toml"
 
-plan 13
+plan 14
 
 flux queue start --all >/dev/null 2>&1
 before=$(flux submit --wait true)
@@ -73,6 +73,14 @@ oldest=$(sample 'flux_queue_pending_oldest_submit_timestamp_seconds{queue="batch
 ok "the oldest eligible pending job's submit time is a recent timestamp ($oldest)" \
     awk -v t="$oldest" -v now="$(date +%s)" 'BEGIN { exit !(t > now - 300 && t <= now + 1) }'
 ok "promtool check metrics finds nothing in a scrape with histograms" bash -c "curl -sf '$url' | promtool check metrics"
+
+# Every metric the dashboard, the alert rules and the adapter rules use is
+# one the module exports (all collectors on, a busy instance).
+families=$(scrape "$url" | awk '/^# TYPE/ { print $3 }' | sort -u)
+adapter_outputs=$(awk '/as: / { gsub(/"/, "", $2); print $2 }' "$REPO/etc/prometheus-adapter/flux-rules.yml")
+unknown=$(grep -ohE 'flux_[a-z_]+' "$REPO"/etc/grafana/*.json "$REPO"/etc/prometheus/*.yml "$REPO"/etc/prometheus-adapter/*.yml |
+    sed -E 's/_(bucket|sum|count)$//' | sort -u | grep -vxF -f <(echo "$families"; echo "$adapter_outputs") || true)
+ok "the dashboard, alerts and adapter rules use only exported metrics${unknown:+ (unknown: $(echo $unknown))}" test -z "$unknown"
 
 flux cancel --all --quiet
 flux module remove prometheus

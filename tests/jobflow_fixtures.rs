@@ -195,3 +195,48 @@ fn a_bad_response_is_refused_by_name_and_loses_nothing() {
     );
     assert_eq!(rendered(&flow), before);
 }
+
+#[test]
+fn user_and_project_labels_are_opt_in_and_capped() {
+    use flux_prometheus::model::jobflow::LabelOptions;
+    // Off by default: no user or project label anywhere.
+    let plain = rendered(&replay(0.0));
+    assert!(plain
+        .keys()
+        .all(|k| !k.contains("user=") && !k.contains("project=")));
+
+    let submit = |id: i64, uid: i64, project: &str| {
+        serde_json::json!({"id": id, "jobspec": {"attributes": {"system": {"queue": "batch", "project": project}},
+            "resources": [{"type": "slot", "count": 1, "with": [{"type": "core", "count": 1}]}]},
+            "events": [{"name": "submit", "timestamp": 10.0 + id as f64, "context": {"userid": uid, "urgency": 16}}]})
+        .to_string()
+    };
+    let labels = LabelOptions {
+        user: true,
+        project: true,
+        limit: 2,
+    };
+    let mut flow = JobFlow::with_labels(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS, labels);
+    for (id, uid, project) in [
+        (1, 1000, "a"),
+        (2, 1001, "b"),
+        (3, 1002, "c"),
+        (4, 1000, "a"),
+    ] {
+        flow.apply(&submit(id, uid, project)).expect("parses");
+    }
+    let s = rendered(&flow);
+    assert_eq!(
+        s["flux_jobs_submitted_total{queue=\"batch\",user=\"1000\",project=\"a\"}"],
+        2.0
+    );
+    assert_eq!(
+        s["flux_jobs_submitted_total{queue=\"batch\",user=\"1001\",project=\"b\"}"],
+        1.0
+    );
+    // The third distinct user and project are over the cap of 2.
+    assert_eq!(
+        s["flux_jobs_submitted_total{queue=\"batch\",user=\"other\",project=\"other\"}"],
+        1.0
+    );
+}

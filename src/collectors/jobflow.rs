@@ -15,12 +15,28 @@ use std::time::Instant;
 
 use super::{Backoff, Context};
 use crate::flux::{Error, Rpc, Timer};
-use crate::model::jobflow::{Applied, JobFlow};
+use crate::model::jobflow::{Applied, JobFlow, LabelOptions};
 
 pub const NAME: &str = "jobflow";
 const TOPIC: &str = "job-manager.events-journal";
-/// Events arriving within this many seconds update the state together.
-const SUMMARY_DELAY: f64 = 0.005;
+/// The events the model reads. The journal leaves out the rest (validate,
+/// priority, release, free, memo...), which spares the job manager sending
+/// about 40% of a job's events.
+const ALLOWED_EVENTS: [&str; 9] = [
+    "submit",
+    "depend",
+    "urgency",
+    "jobspec-update",
+    "alloc",
+    "start",
+    "exception",
+    "finish",
+    "clean",
+];
+
+/// Events arriving within this many seconds update the state together (the
+/// summary walks every active job, so not once per event).
+const SUMMARY_DELAY: f64 = 0.1;
 
 pub struct JobFlowCollector {
     _inner: Rc<Inner>,
@@ -44,11 +60,17 @@ impl JobFlowCollector {
         ctx: Rc<Context>,
         wait_buckets: &[f64],
         run_buckets: &[f64],
+        labels: LabelOptions,
     ) -> Result<JobFlowCollector, Error> {
         let since = ctx.handle.now();
         let inner = Rc::new(Inner {
             ctx,
-            model: RefCell::new(JobFlow::new(since, wait_buckets, run_buckets)),
+            model: RefCell::new(JobFlow::with_labels(
+                since,
+                wait_buckets,
+                run_buckets,
+                labels,
+            )),
             stream: RefCell::new(None),
             live: Cell::new(false),
             subscribed_once: Cell::new(false),
@@ -82,16 +104,19 @@ fn subscribe(inner: &Rc<Inner>) {
     inner.model.borrow_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
     let weak: Weak<Inner> = Rc::downgrade(inner);
-    let payload = if full {
-        r#"{"full": true}"#
-    } else {
-        r#"{"full": false}"#
-    };
-    let sent = inner.ctx.handle.rpc(TOPIC, payload, true, move |response| {
-        if let Some(inner) = weak.upgrade() {
-            on_response(&inner, response);
-        }
-    });
+    let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
+        .iter()
+        .map(|&name| (name.to_string(), serde_json::json!(1)))
+        .collect();
+    let payload = serde_json::json!({ "full": full, "allow": allow }).to_string();
+    let sent = inner
+        .ctx
+        .handle
+        .rpc(TOPIC, &payload, true, move |response| {
+            if let Some(inner) = weak.upgrade() {
+                on_response(&inner, response);
+            }
+        });
     match sent {
         Ok(rpc) => *inner.stream.borrow_mut() = Some(rpc),
         Err(err) => stream_lost(inner, &err),

@@ -17,8 +17,11 @@ use crate::flux::{Error, Handle, Timer};
 use crate::render;
 use crate::state::State;
 
-/// Updates that arrive within this many seconds are rendered together.
-const PUBLISH_DELAY: f64 = 0.005;
+/// Updates that arrive within this many seconds are rendered together. A
+/// busy instance changes state hundreds of times a second; rendering each
+/// time would take CPU from the broker for nothing, since Prometheus
+/// scrapes every few seconds. A scrape is at most this much behind.
+const PUBLISH_DELAY: f64 = 0.1;
 
 /// What every collector shares: the handle, the state, and publication.
 pub struct Context {

@@ -110,12 +110,61 @@ pub struct Demand {
     pub largest_nodes: u64,
 }
 
-/// Everything exported, per queue ("" is the anonymous queue).
+/// What the series of a job are labelled with: its queue ("" for the
+/// anonymous queue) and, where enabled, its user and project ("" when not).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlowKey {
+    pub queue: String,
+    pub user: String,
+    pub project: String,
+}
+
+/// Opt-in user and project labels, each with a cap on distinct values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelOptions {
+    pub user: bool,
+    pub project: bool,
+    /// Distinct values kept per label; later ones are "other".
+    pub limit: usize,
+}
+
+pub const DEFAULT_LABEL_LIMIT: usize = 100;
+
+impl Default for LabelOptions {
+    fn default() -> Self {
+        LabelOptions {
+            user: false,
+            project: false,
+            limit: DEFAULT_LABEL_LIMIT,
+        }
+    }
+}
+
+/// Values of one label seen so far, up to the cap.
+#[derive(Debug, Clone, Default)]
+struct Capped {
+    seen: HashSet<String>,
+}
+
+impl Capped {
+    fn admit(&mut self, value: String, limit: usize) -> String {
+        if self.seen.contains(&value) {
+            value
+        } else if self.seen.len() < limit {
+            self.seen.insert(value.clone());
+            value
+        } else {
+            "other".to_string()
+        }
+    }
+}
+
+/// Everything exported, per key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobFlowSummary {
-    pub queues: BTreeMap<String, QueueFlow>,
-    /// (queue, status) → demand, status one of [`PENDING_STATUSES`].
-    pub demand: BTreeMap<(String, &'static str), Demand>,
+    pub queues: BTreeMap<FlowKey, QueueFlow>,
+    /// (key, status) → demand, status one of [`PENDING_STATUSES`].
+    pub demand: BTreeMap<(FlowKey, &'static str), Demand>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -137,7 +186,7 @@ enum Phase {
 
 #[derive(Debug, Clone)]
 struct ActiveJob {
-    queue: String,
+    key: FlowKey,
     submit: f64,
     start: Option<f64>,
     finish: Option<(f64, i64)>,
@@ -171,7 +220,10 @@ pub struct JobFlow {
     watermark: f64,
     wait_buckets: Vec<f64>,
     run_buckets: Vec<f64>,
-    queues: BTreeMap<String, QueueFlow>,
+    queues: BTreeMap<FlowKey, QueueFlow>,
+    labels: LabelOptions,
+    users: Capped,
+    projects: Capped,
     /// Jobs named by the backlog being replayed, if one is.
     backlog_jobs: Option<HashSet<i64>>,
     /// The newest event counted; the watermark once a backlog is over.
@@ -189,12 +241,24 @@ pub enum Applied {
 impl JobFlow {
     /// Counts events newer than `since` (seconds since the epoch).
     pub fn new(since: f64, wait_buckets: &[f64], run_buckets: &[f64]) -> JobFlow {
+        JobFlow::with_labels(since, wait_buckets, run_buckets, LabelOptions::default())
+    }
+
+    pub fn with_labels(
+        since: f64,
+        wait_buckets: &[f64],
+        run_buckets: &[f64],
+        labels: LabelOptions,
+    ) -> JobFlow {
         JobFlow {
             jobs: HashMap::new(),
             watermark: since,
             wait_buckets: wait_buckets.to_vec(),
             run_buckets: run_buckets.to_vec(),
             queues: BTreeMap::new(),
+            labels,
+            users: Capped::default(),
+            projects: Capped::default(),
             backlog_jobs: None,
             newest: since,
         }
@@ -244,8 +308,8 @@ impl JobFlow {
         Ok(Applied::Events)
     }
 
-    fn queue(&mut self, name: &str) -> &mut QueueFlow {
-        if !self.queues.contains_key(name) {
+    fn queue(&mut self, key: &FlowKey) -> &mut QueueFlow {
+        if !self.queues.contains_key(key) {
             let flow = QueueFlow {
                 submitted: 0,
                 started: 0,
@@ -257,9 +321,9 @@ impl JobFlow {
                     .map(|&r| (r, Histogram::new(&self.run_buckets)))
                     .collect(),
             };
-            self.queues.insert(name.to_string(), flow);
+            self.queues.insert(key.clone(), flow);
         }
-        self.queues.get_mut(name).expect("inserted above")
+        self.queues.get_mut(key).expect("inserted above")
     }
 
     fn apply_event(&mut self, id: i64, event: &Event, jobspec: Option<&RawValue>, live: bool) {
@@ -268,23 +332,37 @@ impl JobFlow {
             .and_then(|c| serde_json::from_str(c.get()).ok())
             .unwrap_or(Value::Null);
         if event.name == "submit" {
-            let (queue, request) = jobspec.map(read_jobspec).unwrap_or_default();
+            let spec = jobspec.map(read_jobspec).unwrap_or_default();
+            let mut key = FlowKey {
+                queue: spec.queue,
+                ..FlowKey::default()
+            };
+            if self.labels.user {
+                let uid = context["userid"]
+                    .as_i64()
+                    .map_or("unknown".to_string(), |u| u.to_string());
+                key.user = self.users.admit(uid, self.labels.limit);
+            }
+            if self.labels.project {
+                let project = spec.project.unwrap_or_else(|| "none".to_string());
+                key.project = self.projects.admit(project, self.labels.limit);
+            }
+            if live {
+                self.queue(&key).submitted += 1;
+            }
             self.jobs.insert(
                 id,
                 ActiveJob {
-                    queue: queue.clone(),
+                    key,
                     submit: event.timestamp,
                     start: None,
                     finish: None,
                     fatal: None,
                     urgency: context["urgency"].as_i64().unwrap_or(16),
                     phase: Phase::Depend,
-                    request,
+                    request: spec.request,
                 },
             );
-            if live {
-                self.queue(&queue).submitted += 1;
-            }
             return;
         }
         // Events of a job whose submit came before the stream started
@@ -297,15 +375,15 @@ impl JobFlow {
             "urgency" => job.urgency = context["urgency"].as_i64().unwrap_or(job.urgency),
             "jobspec-update" => {
                 if let Some(q) = context["attributes.system.queue"].as_str() {
-                    job.queue = q.to_string();
+                    job.key.queue = q.to_string();
                 }
             }
             "alloc" => job.phase = Phase::Gone,
             "start" => {
                 job.start = Some(event.timestamp);
                 if live {
-                    let (queue, wait) = (job.queue.clone(), event.timestamp - job.submit);
-                    let flow = self.queue(&queue);
+                    let (key, wait) = (job.key.clone(), event.timestamp - job.submit);
+                    let flow = self.queue(&key);
                     flow.started += 1;
                     flow.wait.observe(wait);
                 }
@@ -317,8 +395,8 @@ impl JobFlow {
                     job.fatal.get_or_insert(kind.clone());
                 }
                 if live {
-                    let queue = job.queue.clone();
-                    let flow = self.queue(&queue);
+                    let job_key = job.key.clone();
+                    let flow = self.queue(&job_key);
                     let key = if flow.exceptions.contains_key(&kind)
                         || flow.exceptions.len() < MAX_EXCEPTION_TYPES
                     {
@@ -341,7 +419,7 @@ impl JobFlow {
                 }
                 if live {
                     let result = result_of(&job);
-                    let flow = self.queue(&job.queue);
+                    let flow = self.queue(&job.key);
                     *flow.finished.entry(result).or_default() += 1;
                     if let (Some(start), Some((finish, _))) = (job.start, job.finish) {
                         if let Some(h) = flow.run.get_mut(result) {
@@ -355,7 +433,7 @@ impl JobFlow {
     }
 
     pub fn summary(&self) -> JobFlowSummary {
-        let mut demand: BTreeMap<(String, &'static str), Demand> = BTreeMap::new();
+        let mut demand: BTreeMap<(FlowKey, &'static str), Demand> = BTreeMap::new();
         for queue in self.queues.keys() {
             for status in PENDING_STATUSES {
                 demand.insert((queue.clone(), status), Demand::default());
@@ -368,7 +446,7 @@ impl JobFlow {
                 Phase::Waiting if job.urgency == 0 => "held",
                 Phase::Waiting => "eligible",
             };
-            let d = demand.entry((job.queue.clone(), status)).or_default();
+            let d = demand.entry((job.key.clone(), status)).or_default();
             d.jobs += 1;
             d.nodes += job.request.nodes;
             d.cores += job.request.cores;
@@ -377,7 +455,7 @@ impl JobFlow {
             d.oldest_submit = Some(d.oldest_submit.map_or(job.submit, |t| t.min(job.submit)));
         }
         // Every queue with demand has all three statuses, zero or not.
-        let queues: Vec<String> = demand.keys().map(|(q, _)| q.clone()).collect();
+        let queues: Vec<FlowKey> = demand.keys().map(|(q, _)| q.clone()).collect();
         for queue in queues {
             for status in PENDING_STATUSES {
                 demand.entry((queue.clone(), status)).or_default();
@@ -403,21 +481,33 @@ fn result_of(job: &ActiveJob) -> &'static str {
     }
 }
 
-/// The queue and the resources a (redacted) jobspec asks for (RFC 25):
-/// nodes only when it names them; cores and GPUs as slots times per slot.
-pub fn read_jobspec(raw: &RawValue) -> (String, Request) {
+/// What the module reads from a (redacted) jobspec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobspecSummary {
+    pub queue: String,
+    pub project: Option<String>,
+    pub request: Request,
+}
+
+/// The queue, project and resources a jobspec asks for (RFC 25): nodes
+/// only when it names them; cores and GPUs as slots times per slot.
+pub fn read_jobspec(raw: &RawValue) -> JobspecSummary {
     let spec: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-    let queue = spec["attributes"]["system"]["queue"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
+    let system = &spec["attributes"]["system"];
     let mut request = Request::default();
     if let Some(resources) = spec["resources"].as_array() {
         for r in resources {
             add_request(r, 1, &mut request);
         }
     }
-    (queue, request)
+    JobspecSummary {
+        queue: system["queue"].as_str().unwrap_or("").to_string(),
+        project: system["project"]
+            .as_str()
+            .or_else(|| system["bank"].as_str())
+            .map(str::to_string),
+        request,
+    }
 }
 
 fn count_of(v: &Value) -> u64 {
@@ -470,7 +560,7 @@ mod tests {
 
     #[test]
     fn jobspec_requests() {
-        let spec = |s: &str| read_jobspec(&RawValue::from_string(s.into()).unwrap()).1;
+        let spec = |s: &str| read_jobspec(&RawValue::from_string(s.into()).unwrap()).request;
         let n4 = spec(
             r#"{"resources":[{"type":"node","count":4,"with":[{"type":"slot","count":2,"with":[{"type":"core","count":3},{"type":"gpu","count":1}]}]}]}"#,
         );

@@ -1,0 +1,69 @@
+//! Criterion bench for the job-flow bar: the module's CPU per journal
+//! event (parse + apply), on the live event stream of one job's life.
+//!
+//!   cargo bench --bench jobflow
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use flux_prometheus::model::jobflow::{JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS};
+use serde_json::json;
+
+/// The live journal responses of one job, as job-manager sends them: one
+/// event each, the jobspec with submit and R with alloc.
+fn one_job(id: i64, t: f64) -> Vec<String> {
+    let jobspec = json!({"attributes": {"system": {"cwd": "/home/user", "duration": 0, "queue": "batch",
+        "shell": {"options": {"rlimit": {"as": -1, "core": 0, "cpu": -1}}}}},
+        "resources": [{"count": 1, "label": "task", "type": "slot", "with": [{"count": 1, "type": "core"}]}],
+        "tasks": [{"command": ["true"], "count": {"per_slot": 1}, "slot": "task"}], "version": 1});
+    let r = json!({"version": 1, "execution": {"R_lite": [{"rank": "0", "children": {"core": "3"}}],
+        "nodelist": ["node0"], "starttime": t, "expiration": 0.0}});
+    let ev = |name: &str, dt: f64, context: serde_json::Value| json!({"id": id, "events": [{"name": name, "timestamp": t + dt, "context": context}]});
+    let mut submit = ev(
+        "submit",
+        0.0,
+        json!({"urgency": 16, "userid": 1000, "flags": 0, "version": 1}),
+    );
+    submit["jobspec"] = jobspec;
+    let mut alloc = ev(
+        "alloc",
+        0.004,
+        json!({"annotations": {"sched": {"resource_summary": "rank0/core3"}}}),
+    );
+    alloc["R"] = r;
+    [
+        submit,
+        ev("validate", 0.001, json!(null)),
+        ev("depend", 0.002, json!(null)),
+        ev("priority", 0.003, json!({"priority": 16})),
+        alloc,
+        ev("start", 0.005, json!(null)),
+        ev("finish", 0.105, json!({"status": 0})),
+        ev("release", 0.106, json!({"ranks": "all", "final": true})),
+        ev("free", 0.107, json!(null)),
+        ev("clean", 0.108, json!(null)),
+    ]
+    .iter()
+    .map(|v| v.to_string())
+    .collect()
+}
+
+fn benches(c: &mut Criterion) {
+    let events: Vec<String> = (0..1000)
+        .flat_map(|i| one_job(i + 1, 1000.0 + i as f64))
+        .collect();
+    let n = events.len() as u64;
+    let mut group = c.benchmark_group("jobflow");
+    group.throughput(criterion::Throughput::Elements(n));
+    group.bench_function(format!("apply {n} journal events (1000 jobs)"), |b| {
+        b.iter(|| {
+            let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+            for e in &events {
+                flow.apply(black_box(e)).expect("parses");
+            }
+            flow
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(group, benches);
+criterion_main!(group);
