@@ -240,3 +240,17 @@ fn user_and_project_labels_are_opt_in_and_capped() {
         1.0
     );
 }
+
+#[test]
+fn live_events_count_even_when_they_share_a_timestamp() {
+    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+    flow.begin_backlog();
+    flow.apply(r#"{"id": -1, "events": []}"#).expect("sentinel");
+    for id in [1, 2] {
+        let submit = format!(
+            r#"{{"id": {id}, "events": [{{"name": "submit", "timestamp": 5.0, "context": {{"urgency": 16}}}}]}}"#
+        );
+        flow.apply(&submit).expect("parses");
+    }
+    assert_eq!(rendered(&flow)["flux_jobs_submitted_total"], 2.0);
+}

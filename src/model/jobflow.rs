@@ -293,10 +293,12 @@ impl JobFlow {
             named.insert(r.id);
         }
         // A backlog comes job by job, not in time order, so the watermark
-        // moves only once it is over.
+        // moves only once it is over. After it, every event is new, whatever
+        // its timestamp (two jobs' events can share one).
         let watermark = self.watermark;
+        let in_backlog = self.backlog_jobs.is_some();
         for event in &r.events {
-            let live = event.timestamp > watermark;
+            let live = !in_backlog || event.timestamp > watermark;
             self.apply_event(r.id, event, r.jobspec, live);
             if live {
                 self.newest = self.newest.max(event.timestamp);
