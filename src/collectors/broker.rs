@@ -136,12 +136,7 @@ fn online_lost(inner: &Rc<Inner>, message: String) {
         inner.ctx.failed(NAME, &message, |_| {});
     }
     *inner.online.borrow_mut() = Online::Lost(message);
-    let mut backoff = inner.backoff.get();
-    let delay = backoff.next_delay();
-    inner.backoff.set(backoff);
-    if let Some(timer) = inner.resubscribe.borrow().as_ref() {
-        timer.restart(delay, 0.0);
-    }
+    super::retry_after_backoff(&inner.backoff, &inner.resubscribe);
 }
 
 fn start_round(inner: &Rc<Inner>) {

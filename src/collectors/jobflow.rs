@@ -160,18 +160,9 @@ fn publish_summary(inner: &Rc<Inner>) {
 /// The stream ended: report it, keep the counts (they stay true), and
 /// subscribe again after a backoff delay.
 fn stream_lost(inner: &Rc<Inner>, err: &Error) {
-    let message = if err.errno == libc::ENOSYS {
-        format!("{TOPIC}: job-manager is not loaded")
-    } else {
-        format!("{TOPIC}: stream ended: {}", err.message)
-    };
+    let message = super::stream_end_message(TOPIC, "job-manager", err);
     inner.stream.borrow_mut().take();
     inner.live.set(false);
     inner.ctx.failed(NAME, &message, |_| {});
-    let mut backoff = inner.backoff.get();
-    let delay = backoff.next_delay();
-    inner.backoff.set(backoff);
-    if let Some(retry) = inner.retry.borrow().as_ref() {
-        retry.restart(delay, 0.0);
-    }
+    super::retry_after_backoff(&inner.backoff, &inner.retry);
 }

@@ -111,20 +111,11 @@ fn on_stream_response(inner: &Rc<Inner>, response: Result<String, Error>) {
 /// The stream ended (job-list unloaded, or an error): report it, drop the
 /// counts, and subscribe again after a backoff delay.
 fn stream_lost(inner: &Rc<Inner>, err: &Error) {
-    let message = if err.errno == libc::ENOSYS {
-        format!("{TOPIC}: job-list is not loaded")
-    } else {
-        format!("{TOPIC}: stream ended: {}", err.message)
-    };
+    let message = super::stream_end_message(TOPIC, "job-list", err);
     inner.stream.borrow_mut().take();
     inner.last_streamed.borrow_mut().take();
     inner.ctx.failed(NAME, &message, |state| state.jobs = None);
-    let mut backoff = inner.backoff.get();
-    let delay = backoff.next_delay();
-    inner.backoff.set(backoff);
-    if let Some(retry) = inner.retry.borrow().as_ref() {
-        retry.restart(delay, 0.0);
-    }
+    super::retry_after_backoff(&inner.backoff, &inner.retry);
 }
 
 fn send_probe(inner: &Rc<Inner>) {

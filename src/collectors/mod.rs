@@ -166,6 +166,27 @@ pub fn poll_every<T: 'static>(
     Ok(timer)
 }
 
+/// Restarts `retry` after the next delay of `backoff`: how every streaming
+/// collector subscribes again once its stream has ended.
+pub fn retry_after_backoff(backoff: &Cell<Backoff>, retry: &RefCell<Option<Timer>>) {
+    let mut next = backoff.get();
+    let delay = next.next_delay();
+    backoff.set(next);
+    if let Some(timer) = retry.borrow().as_ref() {
+        timer.restart(delay, 0.0);
+    }
+}
+
+/// Why a stream from `topic` ended: its `service` is not loaded (ENOSYS),
+/// or the error it ended with.
+pub fn stream_end_message(topic: &str, service: &str, err: &Error) -> String {
+    if err.errno == libc::ENOSYS {
+        format!("{topic}: {service} is not loaded")
+    } else {
+        format!("{topic}: stream ended: {}", err.message)
+    }
+}
+
 /// Retry delays for a source that is missing or failed: 1 s doubling to 30 s.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
