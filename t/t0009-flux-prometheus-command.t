@@ -38,6 +38,17 @@ start_prometheus() {
 }
 # One instant query's single value (empty when there is none).
 query() { curl -sf "$1/api/v1/query" --data-urlencode "query=$2" | jq -r '.data.result[0].value[1] // empty'; }
+# The query's value once it is $3 (waiting up to 30 s for scrapes), else
+# the last value seen.
+query_until() {
+    local v=""
+    for _ in $(seq 60); do
+        v=$(query "$1" "$2")
+        [ "$v" = "$3" ] && break
+        sleep 0.5
+    done
+    echo "$v"
+}
 
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s
 flux submit --wait true >/dev/null
@@ -56,15 +67,8 @@ ok "healthy: exit 0 for a healthy Prometheus" flux prometheus healthy "$url"
 ok "ready: exit 0 for a ready Prometheus" flux prometheus ready "$url"
 ok "ready: the URL can come from PROMETHEUS_URL" env PROMETHEUS_URL="$url" flux prometheus ready
 
-up=""
-for _ in $(seq 60); do up=$(query "$url" 'up{job="flux"}'); [ "$up" = 1 ] && break; sleep 0.5; done
-is "$up" 1 "Prometheus scrapes the module with that job: up is 1"
-running=""
-for _ in $(seq 60); do
-    running=$(query "$url" 'sum(flux_jobs{job="flux",state=~"run|cleanup"})')
-    [ "$running" = 3 ] && break
-    sleep 0.5
-done
+is "$(query_until "$url" 'up{job="flux"}' 1)" 1 "Prometheus scrapes the module with that job: up is 1"
+running=$(query_until "$url" 'sum(flux_jobs{job="flux",state=~"run|cleanup"})' 3)
 is "$running" "$(flux jobs --stats-only | awk '{print $1}')" "Prometheus's running-job count equals flux jobs --stats-only"
 
 # The prometheus-adapter rules in etc/ give an autoscaler the nodes wanted by
@@ -75,13 +79,7 @@ rule_query() {   # metricsQuery of adapter rule $1, as the adapter expands it
         "$REPO/etc/prometheus-adapter/flux-rules.yml" | tr -d "'" |
         sed -e 's/<<.Series>>/'"$2"'/' -e 's/<<.LabelMatchers>>/job="flux"/'
 }
-wanted=""
-for _ in $(seq 60); do
-    wanted=$(query "$url" "$(rule_query 1 flux_queue_pending_requested_nodes)")
-    [ "$wanted" = 1 ] && break
-    sleep 0.5
-done
-is "$wanted" 1 "the adapter rule for nodes wanted, run by Prometheus, counts the one waiting node"
+is "$(query_until "$url" "$(rule_query 1 flux_queue_pending_requested_nodes)" 1)" 1 "the adapter rule for nodes wanted, run by Prometheus, counts the one waiting node"
 waited=$(query "$url" "$(rule_query 2 flux_queue_pending_oldest_submit_timestamp_seconds)")
 ok "the adapter rule for the oldest wait gives seconds ($waited)" awk -v w="$waited" 'BEGIN { exit !(w >= 0 && w < 300) }'
 

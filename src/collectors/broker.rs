@@ -88,17 +88,14 @@ impl BrokerCollector {
 }
 
 fn subscribe_online(inner: &Rc<Inner>) {
-    let weak = Rc::downgrade(inner);
     inner.online_stream.borrow_mut().take();
-    let sent = inner.ctx.handle.rpc(
+    let sent = super::weak_rpc(
+        &inner.ctx,
+        inner,
         "groups.get",
         r#"{"name": "broker.online"}"#,
         true,
-        move |answer| {
-            if let Some(inner) = weak.upgrade() {
-                on_online(&inner, answer);
-            }
-        },
+        on_online,
     );
     match sent {
         Ok(rpc) => *inner.online_stream.borrow_mut() = Some(rpc),
@@ -156,15 +153,7 @@ fn start_round(inner: &Rc<Inner>) {
         started: Instant::now(),
         rpc: None,
     });
-    let weak = Rc::downgrade(inner);
-    let sent = inner
-        .ctx
-        .handle
-        .rpc("overlay.health", "{}", false, move |answer| {
-            if let Some(inner) = weak.upgrade() {
-                finish(&inner, answer);
-            }
-        });
+    let sent = super::weak_rpc(&inner.ctx, inner, "overlay.health", "{}", false, finish);
     match sent {
         Ok(rpc) => {
             if let Some(round) = inner.round.borrow_mut().as_mut() {

@@ -10,7 +10,7 @@
 //! counted twice.
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Instant;
 
 use super::{Backoff, Context};
@@ -103,20 +103,12 @@ fn subscribe(inner: &Rc<Inner>) {
     inner.live.set(false);
     inner.model.borrow_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
-    let weak: Weak<Inner> = Rc::downgrade(inner);
     let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
         .iter()
         .map(|&name| (name.to_string(), serde_json::json!(1)))
         .collect();
     let payload = serde_json::json!({ "full": full, "allow": allow }).to_string();
-    let sent = inner
-        .ctx
-        .handle
-        .rpc(TOPIC, &payload, true, move |response| {
-            if let Some(inner) = weak.upgrade() {
-                on_response(&inner, response);
-            }
-        });
+    let sent = super::weak_rpc(&inner.ctx, inner, TOPIC, &payload, true, on_response);
     match sent {
         Ok(rpc) => *inner.stream.borrow_mut() = Some(rpc),
         Err(err) => stream_lost(inner, &err),

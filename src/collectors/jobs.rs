@@ -8,7 +8,7 @@
 //! it does not, the stream is dead and is replaced.
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{Backoff, Context};
@@ -74,14 +74,9 @@ impl JobsCollector {
 }
 
 fn subscribe(inner: &Rc<Inner>) {
-    let weak: Weak<Inner> = Rc::downgrade(inner);
     inner.mismatch_since.set(None);
     inner.stream.borrow_mut().take();
-    let sent = inner.ctx.handle.rpc(TOPIC, "{}", true, move |response| {
-        if let Some(inner) = weak.upgrade() {
-            on_stream_response(&inner, response);
-        }
-    });
+    let sent = super::weak_rpc(&inner.ctx, inner, TOPIC, "{}", true, on_stream_response);
     match sent {
         Ok(rpc) => *inner.stream.borrow_mut() = Some(rpc),
         Err(err) => stream_lost(inner, &err),
@@ -123,19 +118,14 @@ fn send_probe(inner: &Rc<Inner>) {
     if inner.stream.borrow().is_none() || inner.probe.borrow().is_some() {
         return;
     }
-    let weak: Weak<Inner> = Rc::downgrade(inner);
-    let sent = inner.ctx.handle.rpc(TOPIC, "{}", false, move |response| {
-        if let Some(inner) = weak.upgrade() {
-            inner.probe.borrow_mut().take();
-            on_probe_response(&inner, response);
-        }
-    });
+    let sent = super::weak_rpc(&inner.ctx, inner, TOPIC, "{}", false, on_probe_response);
     if let Ok(rpc) = sent {
         *inner.probe.borrow_mut() = Some(rpc);
     }
 }
 
 fn on_probe_response(inner: &Rc<Inner>, response: Result<String, Error>) {
+    inner.probe.borrow_mut().take();
     match response {
         Ok(payload) => {
             let Ok(probed) = jobs::parse(&payload) else {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::exposition::Shared;
-use crate::flux::{Error, Handle, Timer};
+use crate::flux::{Error, Handle, Rpc, Timer};
 use crate::render;
 use crate::state::State;
 
@@ -150,6 +150,25 @@ pub fn weak_timer<T: 'static>(
     ctx.handle.timer(after, repeat, move || {
         if let Some(target) = weak.upgrade() {
             on_fire(&target);
+        }
+    })
+}
+
+/// An RPC whose answers (one, or a stream) go to `on_answer` with `target`
+/// for as long as the target lives; like [`weak_timer`], it holds only a
+/// weak reference.
+pub fn weak_rpc<T: 'static>(
+    ctx: &Context,
+    target: &Rc<T>,
+    topic: &str,
+    payload: &str,
+    streaming: bool,
+    on_answer: fn(&Rc<T>, Result<String, Error>),
+) -> Result<Rpc, Error> {
+    let weak: Weak<T> = Rc::downgrade(target);
+    ctx.handle.rpc(topic, payload, streaming, move |answer| {
+        if let Some(target) = weak.upgrade() {
+            on_answer(&target, answer);
         }
     })
 }

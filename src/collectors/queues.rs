@@ -61,15 +61,14 @@ fn start_round(inner: &Rc<Inner>) {
         ),
         PollSlot::Free => {}
     }
-    let weak = Rc::downgrade(inner);
-    let sent = inner
-        .ctx
-        .handle
-        .rpc("job-manager.queue-list", "{}", false, move |answer| {
-            if let Some(inner) = weak.upgrade() {
-                on_list(&inner, answer);
-            }
-        });
+    let sent = super::weak_rpc(
+        &inner.ctx,
+        inner,
+        "job-manager.queue-list",
+        "{}",
+        false,
+        on_list,
+    );
     match sent {
         Ok(rpc) => {
             *inner.round.borrow_mut() = Some(Round {
