@@ -1,21 +1,20 @@
-# Broker CPU of one resources refresh right after an allocation changed
-# (run by scripts/bench-resources inside the benchmark instance).
-# Alternates, after each job's cancellation has freed its resources:
-#   derived: the three RPCs the module sends every poll
-#            (job-manager.resource-status, uncached after the change;
-#            resource.status; config.get)
-#   sched-status: resource.sched-status alone, what `flux resource list`
-#            sends and what the module asked before
-# and sums the broker's CPU (utime+stime) around each.
+# Broker CPU while allocations change (run by scripts/bench-resources inside
+# the benchmark instance): cancels RATE running jobs per second for SECONDS
+# seconds, each cancellation freeing one job's resources, and prints the
+# broker's CPU time (utime+stime, in clock ticks) spent meanwhile and the
+# number of jobs canceled. The caller runs it with and without the module
+# loaded; the difference is what the module's refreshes cost the broker.
+#   usage: flux python bench-resources-changed.py SECONDS RATE
 import os
 import sys
+import time
 
 import flux
 import flux.job
 
+seconds, rate = float(sys.argv[1]), float(sys.argv[2])
 h = flux.Flux()
 pid = int(h.attr_get("broker.pid"))
-hz = os.sysconf("SC_CLK_TCK")
 
 
 def cpu():
@@ -23,21 +22,18 @@ def cpu():
     return int(fields[11]) + int(fields[12])
 
 
-jobs = [j.id for j in flux.job.JobList(h, filters=["running"], max_entries=int(sys.argv[1])).jobs()]
-ticks = {"derived": 0, "sched-status": 0}
-count = {"derived": 0, "sched-status": 0}
+want = int(seconds * rate)
+jobs = [j.id for j in flux.job.JobList(h, filters=["running"], max_entries=want).jobs()]
+if len(jobs) < want:
+    sys.exit(f"bench-resources-changed: only {len(jobs)} running jobs, {want} needed")
+c0 = cpu()
+start = time.monotonic()
 for i, jobid in enumerate(jobs):
+    delay = start + i / rate - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
     flux.job.cancel(h, jobid)
-    flux.job.event_wait(h, jobid, "clean", raiseJobException=False)
-    kind = "derived" if i % 2 == 0 else "sched-status"
-    c0 = cpu()
-    if kind == "derived":
-        for topic in ("job-manager.resource-status", "resource.status", "config.get"):
-            h.rpc(topic, {}).get_str()
-    else:
-        h.rpc("resource.sched-status", {}).get_str()
-    ticks[kind] += cpu() - c0
-    count[kind] += 1
-for kind in ticks:
-    ms = ticks[kind] / hz / count[kind] * 1000
-    print(f"after an allocation change, {kind}: {ms:.2f} ms broker CPU per refresh ({count[kind]} samples)")
+remaining = start + seconds - time.monotonic()
+if remaining > 0:
+    time.sleep(remaining)
+print(cpu() - c0, len(jobs))

@@ -107,16 +107,17 @@ fn stats_json(ctx: &Context, url: &str) -> String {
         .collectors
         .iter()
         .map(|c| {
-            (
-                c.name.to_string(),
-                json!({
-                    "healthy": c.up,
-                    "last_update": c.last_success,
-                    "duration": c.duration,
-                    "updates": c.updates,
-                    "error": c.last_error,
-                }),
-            )
+            let mut status = json!({
+                "healthy": c.up,
+                "last_update": c.last_success,
+                "duration": c.duration,
+                "updates": c.updates,
+                "error": c.last_error,
+            });
+            if let Some(source) = c.source {
+                status["source"] = source.into();
+            }
+            (c.name.to_string(), status)
         })
         .collect();
     json!({ "url": url, "version": crate::render::VERSION, "collectors": collectors }).to_string()

@@ -18,6 +18,9 @@ pub struct CollectorStatus {
     /// Successful updates since the module loaded.
     pub updates: u64,
     pub last_error: Option<String>,
+    /// Where the exported values last came from, for collectors that have
+    /// more than one way to learn them.
+    pub source: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

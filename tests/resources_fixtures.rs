@@ -6,6 +6,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{fixture, samples, value};
+use flux_prometheus::model::allocations::{self, Allocations};
+use flux_prometheus::model::jobflow::{
+    Applied, JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS,
+};
 use flux_prometheus::model::resources;
 use flux_prometheus::render;
 use flux_prometheus::state::State;
@@ -215,4 +219,124 @@ fn excluded_ranks_are_left_out_of_the_computed_set() {
         .expect("no rank offline");
     let ranks: Vec<u32> = derived.all.nodes.keys().collect();
     assert_eq!(ranks, [2, 3, 4, 5]);
+}
+
+fn journal() -> Vec<serde_json::Value> {
+    serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("fixture parses")
+}
+
+/// Replays journal responses the way the job-flow collector does.
+fn allocations_from(responses: &[serde_json::Value]) -> Allocations {
+    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+    let mut allocations = Allocations::default();
+    flow.begin_backlog();
+    allocations.begin_backlog();
+    for r in responses {
+        let applied = flow
+            .apply_tracking(&r.to_string(), Some(&mut allocations))
+            .expect("journal response parses");
+        if applied == Applied::EndOfBacklog {
+            allocations.end_backlog();
+        }
+    }
+    allocations
+}
+
+#[test]
+fn allocated_set_from_the_journal_equals_the_schedulers() {
+    let recorded = resources::SchedStatus::parse(&fixture("resource.sched-status.json"))
+        .expect("fixture parses");
+    let allocations = allocations_from(&journal());
+    let (_, set) = allocations.current().expect("backlog read to its end");
+    assert_eq!(set.nodes, recorded.allocated.nodes);
+    // Only the two running jobs hold anything.
+    assert_eq!(allocations.jobs(), 2);
+    // And the counts rendered from it are those flux resource list printed.
+    let mut moved: serde_json::Value =
+        serde_json::from_str(&fixture("resource.status.json")).expect("fixture parses");
+    moved["torpid"] = moved["offline"].clone();
+    moved["offline"] = "".into();
+    let derived = resources::SchedStatus::derive_with(&moved.to_string(), set.clone())
+        .expect("parses")
+        .expect("no rank offline");
+    let from_journal =
+        resources::summarize_from(derived, &fixture("resource.status.json"), CONFIG).expect("ok");
+    let from_recorded = resources::summarize(
+        &fixture("resource.sched-status.json"),
+        &fixture("resource.status.json"),
+        CONFIG,
+    )
+    .expect("ok");
+    assert_eq!(from_journal.totals, from_recorded.totals);
+    assert_eq!(from_journal.queues, from_recorded.queues);
+}
+
+#[test]
+fn journal_allocated_set_is_withheld_until_it_is_known_to_be_complete() {
+    let responses = journal();
+    // Backlog not yet over: nothing to offer, the job manager is asked.
+    let partial = allocations_from(&responses[..responses.len() - 1]);
+    assert!(partial.current().is_none());
+    let mut allocations = allocations_from(&responses);
+    assert!(allocations.current().is_some());
+    allocations.stream_lost();
+    assert!(allocations.current().is_none());
+}
+
+#[test]
+fn free_gives_back_and_bypass_jobs_are_not_counted() {
+    let r = |rank: &str, cores: &str, gpus: &str| {
+        serde_json::json!({"version": 1, "execution": {"R_lite": [
+            {"rank": rank, "children": {"core": cores, "gpu": gpus}}]}})
+    };
+    let event = |id: i64, name: &str, context: serde_json::Value, r: Option<serde_json::Value>| {
+        let mut o = serde_json::json!({"id": id, "events": [
+            {"name": name, "timestamp": 1.0, "context": context}]});
+        if let Some(r) = r {
+            o["R"] = r;
+        }
+        o
+    };
+    let sentinel = serde_json::json!({"id": -1, "events": []});
+    let mut responses = vec![
+        sentinel,
+        event(
+            1,
+            "alloc",
+            serde_json::json!({}),
+            Some(r("0-1", "0-3", "0")),
+        ),
+        event(2, "alloc", serde_json::json!({}), Some(r("1", "4-7", "1"))),
+        event(
+            3,
+            "alloc",
+            serde_json::json!({"bypass": true}),
+            Some(r("2", "0-7", "0-1")),
+        ),
+    ];
+    let allocations = allocations_from(&responses);
+    let (before, set) = allocations.current().expect("complete");
+    let cores = |set: &resources::ResourceSet, rank| set.nodes.get(&rank).map(|n| n.cores.count());
+    assert_eq!(
+        [cores(set, 0), cores(set, 1), cores(set, 2)],
+        [Some(4), Some(8), None]
+    );
+    responses.push(event(1, "free", serde_json::json!({}), None));
+    let allocations = allocations_from(&responses);
+    let (after, set) = allocations.current().expect("complete");
+    assert_ne!(before, after);
+    // Rank 0 held only job 1's cores, so it is no longer allocated at all.
+    assert_eq!([cores(set, 0), cores(set, 1)], [None, Some(4)]);
+    assert_eq!(set.nodes.get(&1).map(|n| n.gpus.count()), Some(1));
+}
+
+#[test]
+fn housekeeping_in_the_config_sends_the_collector_back_to_the_job_manager() {
+    let with = serde_json::json!({"job-manager": {"housekeeping": {"command": ["true"]}}});
+    let without = serde_json::json!({"job-manager": {"journal-size-limit": 1000}});
+    assert!(allocations::housekeeping_configured(&with));
+    assert!(!allocations::housekeeping_configured(&without));
+    assert!(!allocations::housekeeping_configured(
+        &serde_json::json!({})
+    ));
 }

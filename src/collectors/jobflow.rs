@@ -8,6 +8,9 @@
 //! backoff, asking for inactive jobs too (`full: true`), so jobs that ended
 //! in between are counted; the model's watermark keeps anything from being
 //! counted twice.
+//!
+//! The same stream keeps the allocated set in [`Context::allocations`] for
+//! the resources collector (`alloc` events carry R, `free` gives it back).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -19,10 +22,10 @@ use crate::model::jobflow::{Applied, JobFlow, LabelOptions};
 
 pub const NAME: &str = "jobflow";
 const TOPIC: &str = "job-manager.events-journal";
-/// The events the model reads. The journal leaves out the rest (validate,
-/// priority, release, free, memo...), which spares the job manager sending
-/// about 40% of a job's events.
-const ALLOWED_EVENTS: [&str; 9] = [
+/// The events the models read (`free` for the allocated set). The journal
+/// leaves out the rest (validate, priority, release, memo...), which spares
+/// the job manager sending about a third of a job's events.
+const ALLOWED_EVENTS: [&str; 10] = [
     "submit",
     "depend",
     "urgency",
@@ -31,6 +34,7 @@ const ALLOWED_EVENTS: [&str; 9] = [
     "start",
     "exception",
     "finish",
+    "free",
     "clean",
 ];
 
@@ -102,6 +106,7 @@ fn subscribe(inner: &Rc<Inner>) {
     inner.stream.borrow_mut().take();
     inner.live.set(false);
     inner.model.borrow_mut().begin_backlog();
+    inner.ctx.allocations.borrow_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
     let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
         .iter()
@@ -120,9 +125,13 @@ fn on_response(inner: &Rc<Inner>, response: Result<String, Error>) {
         Ok(payload) => payload,
         Err(err) => return stream_lost(inner, &err),
     };
-    let applied = inner.model.borrow_mut().apply(&payload);
+    let applied = inner
+        .model
+        .borrow_mut()
+        .apply_tracking(&payload, Some(&mut inner.ctx.allocations.borrow_mut()));
     match applied {
         Ok(Applied::EndOfBacklog) => {
+            inner.ctx.allocations.borrow_mut().end_backlog();
             inner.live.set(true);
             inner.backoff.set(Backoff::new());
             publish_summary(inner);
@@ -135,8 +144,13 @@ fn on_response(inner: &Rc<Inner>, response: Result<String, Error>) {
             }
         }
         Ok(Applied::Events) => {}
-        // One unreadable event is reported; the stream and the counts go on.
-        Err(msg) => inner.ctx.failed(NAME, &msg, |_| {}),
+        // One unreadable event is reported; the stream and the counts go on,
+        // but the allocated set may have missed an allocation, so the
+        // resources collector goes back to asking the job manager.
+        Err(msg) => {
+            inner.ctx.allocations.borrow_mut().stream_lost();
+            inner.ctx.failed(NAME, &msg, |_| {})
+        }
     }
 }
 
@@ -155,6 +169,7 @@ fn stream_lost(inner: &Rc<Inner>, err: &Error) {
     let message = super::stream_end_message(TOPIC, "job-manager", err);
     inner.stream.borrow_mut().take();
     inner.live.set(false);
+    inner.ctx.allocations.borrow_mut().stream_lost();
     inner.ctx.failed(NAME, &message, |_| {});
     super::retry_after_backoff(&inner.backoff, &inner.retry);
 }

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle, Rpc, Timer};
+use crate::model::allocations::Allocations;
 use crate::render;
 use crate::state::State;
 
@@ -30,6 +31,9 @@ pub struct Context {
     shared: Arc<Shared>,
     publish_timer: RefCell<Option<Timer>>,
     publish_pending: Cell<bool>,
+    /// The allocated set as the job-flow collector reads it from the
+    /// journal, for the resources collector.
+    pub allocations: RefCell<Allocations>,
 }
 
 impl Context {
@@ -44,6 +48,7 @@ impl Context {
             shared,
             publish_timer: RefCell::new(None),
             publish_pending: Cell::new(false),
+            allocations: RefCell::new(Allocations::default()),
         });
         let weak: Weak<Context> = Rc::downgrade(&ctx);
         let timer = handle.timer(PUBLISH_DELAY, 0.0, move || {

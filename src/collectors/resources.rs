@@ -12,6 +12,15 @@
 //! recomputed. When one did, sched-status is computed from them as the
 //! resource module would (see `SchedStatus::derive`), and asked of the
 //! resource module only in the one case that cannot be computed exactly.
+//!
+//! The allocated set itself is taken from the job-manager journal, which
+//! the job-flow collector follows (see [`crate::model::allocations`]),
+//! whenever that is exact: the job manager rebuilds its answer from every
+//! running job's R after each allocation change, which on a large busy
+//! instance costs the broker far more than everything else here. It is
+//! asked instead while the journal has not been read to the present (the
+//! job-flow collector disabled, or its stream down) and while housekeeping
+//! is configured.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use super::{Context, PollSlot, ROUND_TIMEOUT};
 use crate::flux::{Error, Rpc, Timer};
-use crate::model::resources;
+use crate::model::{allocations, resources};
 
 pub const NAME: &str = "resources";
 /// The cheap sources, asked every poll; what sched-status is computed from.
@@ -31,6 +40,8 @@ const WATCHED: [&str; 3] = [
 const SCHED_STATUS: &str = "resource.sched-status";
 /// As `flux resource list` does, when the resource module does not answer.
 const SCHED_FALLBACK: &str = "sched.resource-status";
+const ALLOCATED_SLOT: usize = 0;
+const CONFIG_SLOT: usize = 2;
 const SCHED_SLOT: usize = 3;
 
 pub struct ResourcesCollector {
@@ -43,6 +54,9 @@ struct Inner {
     round: RefCell<Option<Round>>,
     /// The watched answers the exported counts were computed from.
     counted_from: RefCell<Option<[String; 3]>>,
+    /// All and down as derived from the last `resource.status` answer, which
+    /// changes far less often than allocations do.
+    status_sets: RefCell<Option<(String, resources::StatusSets)>>,
 }
 
 /// One poll: its RPCs in flight and the answers so far (the watched three,
@@ -51,8 +65,10 @@ struct Round {
     started: Instant,
     rpcs: Vec<Rpc>,
     answers: [Option<Result<String, Error>>; 4],
-    /// sched-status as computed here, when that was possible.
-    derived: Option<resources::SchedStatus>,
+    /// The summary as computed here, when that was possible.
+    computed: Option<Result<resources::ResourceSummary, String>>,
+    /// The allocated set is the journal's, not the job manager's answer.
+    from_journal: bool,
 }
 
 impl ResourcesCollector {
@@ -62,6 +78,7 @@ impl ResourcesCollector {
             poll: RefCell::new(None),
             round: RefCell::new(None),
             counted_from: RefCell::new(None),
+            status_sets: RefCell::new(None),
         });
         let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
         *inner.poll.borrow_mut() = Some(poll);
@@ -92,13 +109,16 @@ fn start_round(inner: &Rc<Inner>) {
         }
         PollSlot::Free => {}
     }
+    let from_journal = inner.ctx.allocations.borrow().current().is_some();
     *inner.round.borrow_mut() = Some(Round {
         started: Instant::now(),
         rpcs: Vec::new(),
         answers: [None, None, None, None],
-        derived: None,
+        computed: None,
+        from_journal,
     });
-    for (slot, topic) in WATCHED.iter().enumerate() {
+    let first = if from_journal { ALLOCATED_SLOT + 1 } else { 0 };
+    for (slot, topic) in WATCHED.iter().enumerate().skip(first) {
         match send(inner, slot, topic) {
             Ok(rpc) => {
                 if let Some(round) = inner.round.borrow_mut().as_mut() {
@@ -131,7 +151,7 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
         r.answers[slot] = Some(answer);
         r.answers[..SCHED_SLOT].iter().all(Option::is_some)
     };
-    if !watched_in {
+    if !(watched_in || slot != SCHED_SLOT && take_allocated_from_journal(inner)) {
         return;
     }
     if slot != SCHED_SLOT && !ask_sched_status_if_changed(inner) {
@@ -144,16 +164,21 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
     };
     let started = round.started;
     let [allocated, status, config, sched] = round.answers;
-    let derived = round.derived;
+    let computed = round.computed;
+    let source = match (&sched, round.from_journal) {
+        (Some(_), _) => SCHED_STATUS,
+        (None, true) => "job-manager.events-journal",
+        (None, false) => WATCHED[ALLOCATED_SLOT],
+    };
     let watched = [&allocated, &status, &config].map(watch_key);
     let unchanged = inner.counted_from.borrow().as_ref() == Some(&watched);
     let outcome = (|| {
         let missing = || Error::new(libc::EPROTO, "no answer");
         let status = status.ok_or_else(missing)??;
         let config = config.ok_or_else(missing)??;
-        let summary = match (sched, derived) {
+        let summary = match (sched, computed) {
             (Some(sched), _) => resources::summarize(&sched?, &status, &config),
-            (None, Some(derived)) => resources::summarize_from(derived, &status, &config),
+            (None, Some(computed)) => computed,
             (None, None) if unchanged => return Ok(None),
             (None, None) => return Err(Error::new(libc::EPROTO, "sched-status was not asked")),
         };
@@ -167,6 +192,9 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
             inner.ctx.succeeded(NAME, started, |state| {
                 if let Some(summary) = summary {
                     state.resources = Some(summary);
+                    if let Some(c) = state.collector_mut(NAME) {
+                        c.source = Some(source);
+                    }
                 }
             })
         }
@@ -178,6 +206,54 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
         }
     }
     drop(round.rpcs);
+}
+
+/// In a round that reads the allocated set from the journal, once
+/// `resource.status` and `config.get` are in: fills the allocated slot with
+/// the journal's generation, or, where the journal cannot be trusted (it
+/// stopped being current, or the config turns on housekeeping), asks the
+/// job manager after all. Returns true when the watched answers are in.
+fn take_allocated_from_journal(inner: &Rc<Inner>) -> bool {
+    {
+        let mut round = inner.round.borrow_mut();
+        let Some(r) = round.as_mut() else {
+            return false;
+        };
+        if !r.from_journal
+            || r.answers[ALLOCATED_SLOT + 1..SCHED_SLOT]
+                .iter()
+                .any(Option::is_none)
+        {
+            return false;
+        }
+        let housekeeping = match &r.answers[CONFIG_SLOT] {
+            Some(Ok(config)) => serde_json::from_str(config)
+                .map_or(true, |c| allocations::housekeeping_configured(&c)),
+            _ => true,
+        };
+        r.from_journal = false;
+        if !housekeeping {
+            if let Some((generation, _)) = inner.ctx.allocations.borrow().current() {
+                r.from_journal = true;
+                r.answers[ALLOCATED_SLOT] = Some(Ok(format!("journal generation {generation}")));
+                return true;
+            }
+        }
+    }
+    match send(inner, ALLOCATED_SLOT, WATCHED[ALLOCATED_SLOT]) {
+        Ok(rpc) => {
+            if let Some(round) = inner.round.borrow_mut().as_mut() {
+                round.rpcs.push(rpc);
+            }
+            false
+        }
+        Err(err) => {
+            if let Some(round) = inner.round.borrow_mut().as_mut() {
+                round.answers[ALLOCATED_SLOT] = Some(Err(err));
+            }
+            true
+        }
+    }
 }
 
 /// A watched answer as compared between polls; an error (job-manager not
@@ -205,11 +281,43 @@ fn ask_sched_status_if_changed(inner: &Rc<Inner>) -> bool {
         if inner.counted_from.borrow().as_ref().map(|c| c.as_slice()) == Some(now.as_slice()) {
             return true;
         }
-        if let [Some(Ok(allocated)), Some(Ok(status))] = &r.answers[..2] {
-            if let Ok(Some(derived)) = resources::SchedStatus::derive(status, allocated) {
-                r.derived = Some(derived);
-                return true;
+        let allocations = inner.ctx.allocations.borrow();
+        let journal = allocations.current().filter(|_| r.from_journal);
+        if let Some((generation, _)) = journal {
+            // The set may have moved on since the slot was filled.
+            r.answers[ALLOCATED_SLOT] = Some(Ok(format!("journal generation {generation}")));
+        }
+        let computed = match (&r.answers[..SCHED_SLOT], journal) {
+            ([Some(Ok(_)), Some(Ok(status)), Some(Ok(config))], Some((_, allocated))) => {
+                let mut cache = inner.status_sets.borrow_mut();
+                if cache.as_ref().is_none_or(|(from, _)| from != status) {
+                    *cache = match resources::StatusSets::derive(status) {
+                        Ok(Some(sets)) => Some((status.clone(), sets)),
+                        _ => None,
+                    };
+                }
+                cache.as_ref().map(|(_, sets)| {
+                    let view = resources::SchedView {
+                        all: &sets.all,
+                        down: &sets.down,
+                        allocated,
+                    };
+                    resources::summarize_view(view, status, config)
+                })
             }
+            ([Some(Ok(allocated)), Some(Ok(status)), Some(Ok(config))], None)
+                if !r.from_journal =>
+            {
+                match resources::SchedStatus::derive(status, allocated) {
+                    Ok(Some(derived)) => Some(resources::summarize_from(derived, status, config)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if computed.is_some() {
+            r.computed = computed;
+            return true;
         }
     }
     match send(inner, SCHED_SLOT, SCHED_STATUS) {

@@ -15,6 +15,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::allocations::Allocations;
+
 /// Default `flux_job_queue_wait_seconds` bucket bounds: from sub-second
 /// scheduling to a day in the queue.
 pub const DEFAULT_WAIT_BUCKETS: &[f64] = &[
@@ -203,6 +205,8 @@ struct Response<'a> {
     events: Vec<Event<'a>>,
     #[serde(default, borrow)]
     jobspec: Option<&'a RawValue>,
+    #[serde(rename = "R", default, borrow)]
+    r: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +280,17 @@ impl JobFlow {
 
     /// Applies one journal response.
     pub fn apply(&mut self, payload: &str) -> Result<Applied, String> {
+        self.apply_tracking(payload, None)
+    }
+
+    /// Applies one journal response, and keeps `allocations` up to date
+    /// with its `alloc` and `free` events. A backlog's end is for the
+    /// caller to tell `allocations`, which may be shared by other readers.
+    pub fn apply_tracking(
+        &mut self,
+        payload: &str,
+        mut allocations: Option<&mut Allocations>,
+    ) -> Result<Applied, String> {
         let r: Response = serde_json::from_str(payload)
             .map_err(|e| format!("job-manager.events-journal: malformed response: {e}"))?;
         if r.id == -1 {
@@ -298,6 +313,13 @@ impl JobFlow {
         let watermark = self.watermark;
         let in_backlog = self.backlog_jobs.is_some();
         for event in &r.events {
+            if let Some(allocations) = allocations.as_deref_mut() {
+                match event.name {
+                    "alloc" => allocations.alloc(r.id, event.context, r.r),
+                    "free" | "clean" => allocations.free(r.id),
+                    _ => {}
+                }
+            }
             let live = !in_backlog || event.timestamp > watermark;
             self.apply_event(r.id, event, r.jobspec, live);
             if live {

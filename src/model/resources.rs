@@ -93,6 +93,20 @@ impl Nodes {
         self.slots[i].get_or_insert_with(Node::default)
     }
 
+    /// Takes cores and GPUs away from a rank; a rank left with neither is
+    /// no longer in the set.
+    pub fn subtract(&mut self, rank: u32, cores: &IdSet, gpus: &IdSet) {
+        if let Some(slot) = self.slots.get_mut(rank as usize) {
+            if let Some(node) = slot.as_mut() {
+                node.cores.subtract(cores);
+                node.gpus.subtract(gpus);
+                if node.cores.is_empty() && node.gpus.is_empty() {
+                    *slot = None;
+                }
+            }
+        }
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
         self.iter().map(|(rank, _)| rank)
     }
@@ -160,6 +174,34 @@ fn parse_rv1<'a>(raw: Option<&'a RawValue>) -> Result<Option<Rv1<'a>>, String> {
     Ok(Some(r))
 }
 
+/// One `R_lite` entry: these ranks, each with these cores and GPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice {
+    pub ranks: IdSet,
+    pub cores: IdSet,
+    pub gpus: IdSet,
+}
+
+impl Slice {
+    fn read(entry: &RLiteEntry) -> Result<Slice, String> {
+        let child = |name: &str| children_idset(&entry.children, name);
+        Ok(Slice {
+            ranks: IdSet::parse(&entry.rank)?,
+            cores: child("core")?,
+            gpus: child("gpu")?,
+        })
+    }
+
+    /// The `R_lite` entries of an Rv1 object, as they are.
+    pub fn all_of(raw: &RawValue) -> Result<Vec<Slice>, String> {
+        let Some(r) = parse_rv1(Some(raw))? else {
+            return Ok(Vec::new());
+        };
+        let execution = r.execution.ok_or("R has no execution object")?;
+        execution.r_lite.iter().map(Slice::read).collect()
+    }
+}
+
 impl ResourceSet {
     /// Parses an Rv1 object (`{"version": 1, "execution": {...}}`).
     pub fn from_rv1_json(raw: Option<&RawValue>) -> Result<ResourceSet, String> {
@@ -169,13 +211,11 @@ impl ResourceSet {
         };
         let execution = r.execution.ok_or("R has no execution object")?;
         for entry in &execution.r_lite {
-            let ranks = IdSet::parse(&entry.rank)?;
-            let child = |name: &str| children_idset(&entry.children, name);
-            let (cores, gpus) = (child("core")?, child("gpu")?);
-            for rank in ranks.iter() {
+            let slice = Slice::read(entry)?;
+            for rank in slice.ranks.iter() {
                 let node = set.nodes.entry_or_default(rank);
-                node.cores.union_with(&cores);
-                node.gpus.union_with(&gpus);
+                node.cores.union_with(&slice.cores);
+                node.gpus.union_with(&slice.gpus);
             }
         }
         for (name, ranks) in &execution.properties {
@@ -237,6 +277,53 @@ impl SchedStatus {
     /// which `resource.status` does not show, so only sched-status can say.
     pub fn derive(status: &str, allocated: &str) -> Result<Option<SchedStatus>, String> {
         #[derive(Deserialize)]
+        struct Allocated<'a> {
+            #[serde(borrow)]
+            allocated: Option<&'a RawValue>,
+        }
+        let alloc: Allocated = serde_json::from_str(allocated)
+            .map_err(|e| format!("job-manager.resource-status: malformed response: {e}"))?;
+        let allocated = ResourceSet::from_rv1_json(alloc.allocated)
+            .map_err(|e| format!("job-manager.resource-status: {e}"))?;
+        SchedStatus::derive_with(status, allocated)
+    }
+
+    /// As [`SchedStatus::derive`], with the allocated set already known
+    /// (from the job-manager journal, say).
+    pub fn derive_with(
+        status: &str,
+        allocated: ResourceSet,
+    ) -> Result<Option<SchedStatus>, String> {
+        Ok(StatusSets::derive(status)?.map(|sets| SchedStatus {
+            all: sets.all,
+            down: sets.down,
+            allocated,
+        }))
+    }
+
+    pub fn view(&self) -> SchedView<'_> {
+        SchedView {
+            all: &self.all,
+            down: &self.down,
+            allocated: &self.allocated,
+        }
+    }
+}
+
+/// The all and down sets of sched-status, which depend on `resource.status`
+/// alone: worth keeping while only allocations change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusSets {
+    pub all: ResourceSet,
+    pub down: ResourceSet,
+}
+
+impl StatusSets {
+    /// All is R without the excluded ranks, down is every node of it that
+    /// is torpid or drained; None when a rank is offline (see
+    /// [`SchedStatus::derive`]).
+    pub fn derive(status: &str) -> Result<Option<StatusSets>, String> {
+        #[derive(Deserialize)]
         struct Status<'a> {
             #[serde(rename = "R", borrow)]
             r: Option<&'a RawValue>,
@@ -249,19 +336,12 @@ impl SchedStatus {
             #[serde(default, borrow)]
             drain: BTreeMap<Cow<'a, str>, &'a RawValue>,
         }
-        #[derive(Deserialize)]
-        struct Allocated<'a> {
-            #[serde(borrow)]
-            allocated: Option<&'a RawValue>,
-        }
         let bad = |e: String| format!("resource.status: {e}");
         let st: Status =
             serde_json::from_str(status).map_err(|e| bad(format!("malformed response: {e}")))?;
         if !IdSet::parse(&st.offline).map_err(bad)?.is_empty() {
             return Ok(None);
         }
-        let alloc: Allocated = serde_json::from_str(allocated)
-            .map_err(|e| format!("job-manager.resource-status: malformed response: {e}"))?;
         let mut all = ResourceSet::from_rv1_json(st.r).map_err(bad)?;
         for rank in IdSet::parse(&st.exclude).map_err(bad)?.iter() {
             if let Some(slot) = all.nodes.slots.get_mut(rank as usize) {
@@ -278,15 +358,19 @@ impl SchedStatus {
                 *down.nodes.entry_or_default(rank) = node.clone();
             }
         }
-        let allocated = ResourceSet::from_rv1_json(alloc.allocated)
-            .map_err(|e| format!("job-manager.resource-status: {e}"))?;
-        Ok(Some(SchedStatus {
-            all,
-            down,
-            allocated,
-        }))
+        Ok(Some(StatusSets { all, down }))
     }
+}
 
+/// sched-status's three sets, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedView<'a> {
+    pub all: &'a ResourceSet,
+    pub down: &'a ResourceSet,
+    pub allocated: &'a ResourceSet,
+}
+
+impl SchedView<'_> {
     /// Per rank: its free, allocated and down counts, each rank once.
     fn per_rank(&self) -> Vec<(u32, [Counts; 3])> {
         let empty = Node::default();
@@ -462,6 +546,15 @@ pub fn summarize(
 /// As [`summarize`], from a sched-status already parsed or derived.
 pub fn summarize_from(
     sched: SchedStatus,
+    status: &str,
+    config: &str,
+) -> Result<ResourceSummary, String> {
+    summarize_view(sched.view(), status, config)
+}
+
+/// As [`summarize`], from sched-status's sets wherever they are kept.
+pub fn summarize_view(
+    sched: SchedView,
     status: &str,
     config: &str,
 ) -> Result<ResourceSummary, String> {
