@@ -7,29 +7,51 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 
-/// One immutable rendering of every metric.
+/// The exposition formats served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.0.
+    OpenMetrics,
+}
+
+/// One immutable rendering of every metric. The OpenMetrics form and the
+/// compressed forms are derived on the HTTP thread, once per snapshot and
+/// only if asked for, so the reactor thread never pays for them.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub text: Bytes,
-    gzip: OnceLock<Bytes>,
+    openmetrics: OnceLock<Bytes>,
+    gzip: [OnceLock<Bytes>; 2],
 }
 
 impl Snapshot {
     pub fn new(text: String) -> Snapshot {
         Snapshot {
             text: Bytes::from(text),
-            gzip: OnceLock::new(),
+            ..Default::default()
         }
     }
 
-    /// The text gzip-compressed, computed once per snapshot on first request.
-    pub fn gzip(&self) -> Bytes {
-        self.gzip
+    pub fn body(&self, format: Format) -> Bytes {
+        match format {
+            Format::Text => self.text.clone(),
+            Format::OpenMetrics => self
+                .openmetrics
+                .get_or_init(|| Bytes::from(openmetrics(&String::from_utf8_lossy(&self.text))))
+                .clone(),
+        }
+    }
+
+    /// The body gzip-compressed, computed once per snapshot and format.
+    pub fn gzip(&self, format: Format) -> Bytes {
+        self.gzip[format as usize]
             .get_or_init(|| {
                 let mut encoder =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 // Writing to a Vec cannot fail.
-                let _ = encoder.write_all(&self.text);
+                let _ = encoder.write_all(&self.body(format));
                 Bytes::from(encoder.finish().unwrap_or_default())
             })
             .clone()
@@ -67,4 +89,60 @@ impl Shared {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+}
+
+/// The OpenMetrics 1.0.0 form of a text-format exposition as `render`
+/// writes it (HELP then TYPE before each family's samples). Samples are the
+/// same; what differs is in the metadata: a counter family is named without
+/// its `_total` suffix (which its samples keep), a gauge family named
+/// `_info` whose every sample is 1 is an info family named without the
+/// suffix, HELP escapes double quotes, and the exposition ends in `# EOF`.
+pub fn openmetrics(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut lines = text.lines().filter(|l| !l.is_empty()).peekable();
+    while let Some(line) = lines.next() {
+        let Some(help) = line.strip_prefix("# HELP ") else {
+            if !line.starts_with('#') {
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
+        };
+        let (name, doc) = help.split_once(' ').unwrap_or((help, ""));
+        let kind = lines
+            .next_if(|l| l.starts_with("# TYPE "))
+            .and_then(|t| t.rsplit_once(' ').map(|(_, kind)| kind))
+            .unwrap_or("unknown");
+        let mut samples = Vec::new();
+        while let Some(sample) = lines.next_if(|l| !l.starts_with('#')) {
+            samples.push(sample);
+        }
+        let all_ones = || {
+            samples
+                .iter()
+                .all(|l| l.rsplit_once(' ').is_some_and(|(_, v)| v == "1"))
+        };
+        let (family, kind) = match kind {
+            "counter" => (name.strip_suffix("_total").unwrap_or(name), kind),
+            "gauge" if name.ends_with("_info") && all_ones() => {
+                (name.strip_suffix("_info").unwrap_or(name), "info")
+            }
+            _ => (name, kind),
+        };
+        out.push_str("# HELP ");
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(&doc.replace('"', "\\\""));
+        out.push_str("\n# TYPE ");
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(kind);
+        out.push('\n');
+        for sample in samples {
+            out.push_str(sample);
+            out.push('\n');
+        }
+    }
+    out.push_str("# EOF\n");
+    out
 }

@@ -24,10 +24,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
-use crate::exposition::Shared;
+use crate::exposition::{Format, Shared};
 
 pub const METRICS_PATH: &str = "/metrics";
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Connections served at once; more are closed as soon as accepted.
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -184,6 +186,45 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The format an Accept header asks for: OpenMetrics when it accepts
+/// `application/openmetrics-text` (version 1.0.0 or unversioned; 0.0.1
+/// parsers read 1.0.0 too) at least as much as the text format, which is
+/// what Prometheus's own clients do; the text format otherwise.
+pub fn negotiate(headers: &HeaderMap) -> Format {
+    let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+    for item in headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let (mut q, mut version) = (1.0f32, None);
+        for p in parts {
+            if let Some(v) = p.strip_prefix("q=") {
+                q = v.parse().unwrap_or(0.0);
+            } else if let Some(v) = p.strip_prefix("version=") {
+                version = Some(v.trim_matches('"').to_string());
+            }
+        }
+        match media.as_str() {
+            "application/openmetrics-text"
+                if matches!(version.as_deref(), None | Some("1.0.0") | Some("0.0.1")) =>
+            {
+                openmetrics = openmetrics.max(q)
+            }
+            "text/plain" | "text/*" | "*/*" => text = text.max(q),
+            _ => {}
+        }
+    }
+    if openmetrics > 0.0 && openmetrics >= text {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
+
 fn landing_page(shared: &Shared) -> String {
     let instance = html_escape(&shared.instance);
     format!(
@@ -232,19 +273,27 @@ pub fn respond(
     match path {
         METRICS_PATH => {
             let snapshot = shared.snapshot();
-            if accepts_gzip(headers) {
-                let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, snapshot.gzip());
+            let format = negotiate(headers);
+            let content_type = match format {
+                Format::Text => TEXT_CONTENT_TYPE,
+                Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            };
+            let gzip = accepts_gzip(headers);
+            let body = if gzip {
+                snapshot.gzip(format)
+            } else {
+                snapshot.body(format)
+            };
+            let mut r = response(StatusCode::OK, content_type, body);
+            if gzip {
                 r.headers_mut()
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                r.headers_mut()
-                    .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-                r
-            } else {
-                let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, snapshot.text.clone());
-                r.headers_mut()
-                    .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-                r
             }
+            r.headers_mut().insert(
+                header::VARY,
+                HeaderValue::from_static("Accept, Accept-Encoding"),
+            );
+            r
         }
         "/" => response(
             StatusCode::OK,

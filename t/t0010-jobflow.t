@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="$(dirname "$0")/etc/props.toml"
 
-plan 14
+plan 15
 
 flux queue start --all >/dev/null 2>&1
 before=$(flux submit --wait true)
@@ -73,6 +73,21 @@ oldest=$(sample 'flux_queue_pending_oldest_submit_timestamp_seconds{queue="batch
 ok "the oldest eligible pending job's submit time is a recent timestamp ($oldest)" \
     awk -v t="$oldest" -v now="$(date +%s)" 'BEGIN { exit !(t > now - 300 && t <= now + 1) }'
 ok "promtool check metrics finds nothing in a scrape with histograms" bash -c "curl -sf '$url' | promtool check metrics"
+openmetrics_parses() {
+    local om
+    om=$(curl -sf -H 'Accept: application/openmetrics-text; version=1.0.0' "$url")
+    [ "$(tail -n1 <<<"$om")" = "# EOF" ] || { diag "no # EOF at the end"; return 1; }
+    /usr/bin/python3 -c '
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = list(text_string_to_metric_families(sys.stdin.read()))
+kinds = {f.name: f.type for f in families}
+assert kinds["flux_jobs_submitted"] == "counter", kinds.get("flux_jobs_submitted")
+assert kinds["flux_job_queue_wait_seconds"] == "histogram"
+assert kinds["flux_instance"] == "info"
+' <<<"$om"
+}
+ok "the OpenMetrics form of the same scrape passes a strict OpenMetrics parser" openmetrics_parses
 
 # Every metric the dashboard, the alert rules and the adapter rules use is
 # one the module exports (all collectors on, a busy instance).

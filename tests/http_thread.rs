@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flux_prometheus::exposition::Shared;
-use flux_prometheus::http::{Server, TEXT_CONTENT_TYPE};
+use flux_prometheus::http::{Server, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
 const METRICS: &str =
     "# HELP flux_jobs Active jobs.\n# TYPE flux_jobs gauge\nflux_jobs{state=\"run\"} 3\n";
@@ -193,4 +193,53 @@ fn shutdown_joins_the_thread_and_closes_the_socket_with_clients_connected() {
     // The same port can be bound again at once, as `flux module reload` needs.
     let again = TcpListener::bind(addr);
     assert!(again.is_ok(), "{again:?}");
+}
+
+#[test]
+fn openmetrics_is_served_when_the_scraper_asks_for_it() {
+    let (_server, shared, addr) = start();
+    shared.publish(
+        "# HELP flux_jobs_submitted_total Jobs submitted.\n# TYPE flux_jobs_submitted_total counter\nflux_jobs_submitted_total 5\n".into(),
+        true,
+    );
+    // What Prometheus 2 and 3 send by default.
+    let prometheus = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
+    let r = get(addr, "/metrics", prometheus);
+    assert_eq!(header(&r, "content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+    assert!(
+        r.ends_with("# HELP flux_jobs_submitted Jobs submitted.\n# TYPE flux_jobs_submitted counter\nflux_jobs_submitted_total 5\n# EOF\n"),
+        "{r}"
+    );
+    assert!(header(&r, "vary").is_some_and(|v| v.contains("Accept")));
+    // Text when asked for text first, when OpenMetrics is refused, or when
+    // nothing is said.
+    for accept in [
+        "Accept: text/plain;version=0.0.4,application/openmetrics-text;q=0.5\r\n",
+        "Accept: application/openmetrics-text;q=0, */*\r\n",
+        "Accept: application/openmetrics-text;version=2.0.0\r\n",
+        "",
+    ] {
+        let r = get(addr, "/metrics", accept);
+        assert_eq!(
+            header(&r, "content-type"),
+            Some(TEXT_CONTENT_TYPE),
+            "{accept}"
+        );
+        assert!(!r.contains("# EOF"));
+    }
+    // gzip of the OpenMetrics form.
+    let mut s = TcpStream::connect(addr).unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n{prometheus}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&raw[split..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(
+        text.ends_with("flux_jobs_submitted_total 5\n# EOF\n"),
+        "{text}"
+    );
 }
