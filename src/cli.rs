@@ -303,12 +303,15 @@ pub fn status(stats: &Value) -> Outcome {
     Ok(out.trim_end().to_string())
 }
 
-/// host:port and path of the module's metrics URL.
-fn target_of(stats: &Value) -> Result<(String, String), Failure> {
+/// host:port, path and scheme of the module's metrics URL.
+fn target_of(stats: &Value) -> Result<(String, String, &'static str), Failure> {
     let url = stats["url"]
         .as_str()
         .ok_or_else(|| Failure("prometheus.stats-get: no url in the answer".into()))?;
-    let u = parse_url(url)?;
+    let (u, scheme) = match url.strip_prefix("https://") {
+        Some(rest) => (parse_url(&format!("http://{rest}"))?, "https"),
+        None => (parse_url(url)?, "http"),
+    };
     let host = if u.host.contains(':') {
         format!("[{}]:{}", u.host, u.port)
     } else {
@@ -319,14 +322,19 @@ fn target_of(stats: &Value) -> Result<(String, String), Failure> {
     } else {
         u.prefix
     };
-    Ok((host, path))
+    Ok((host, path, scheme))
 }
 
 pub fn scrape_config(stats: &Value) -> Outcome {
-    let (target, path) = target_of(stats)?;
+    let (target, path, scheme) = target_of(stats)?;
     let mut out = format!(
         "scrape_configs:\n  - job_name: flux\n    metrics_path: {path}\n    static_configs:\n      - targets: [\"{target}\"]\n"
     );
+    if scheme == "https" {
+        out.push_str(
+            "    scheme: https\n    tls_config:\n      ca_file: /etc/prometheus/flux-ca.pem  # the CA that signed the module's certificate\n",
+        );
+    }
     if stats["basic_auth"].as_bool().unwrap_or(false) {
         out.push_str(
             "    basic_auth:\n      username: prometheus  # a user of the module's web-config\n      password_file: /etc/prometheus/flux-scrape.password\n",
@@ -346,10 +354,13 @@ fn collect_targets(
 ) -> Result<(), Failure> {
     match module_stats(uri) {
         Ok(stats) => {
-            let (target, path) = target_of(&stats)?;
+            let (target, path, scheme) = target_of(&stats)?;
             let level = flux_command(uri, &["getattr", "instance-level"])?;
             let mut labels =
                 json!({ "__metrics_path__": path, "flux_instance_level": level.trim() });
+            if scheme == "https" {
+                labels["__scheme__"] = json!(scheme);
+            }
             if !jobids.is_empty() {
                 labels["flux_jobid"] = json!(jobids);
             }

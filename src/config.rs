@@ -31,6 +31,8 @@ pub struct Config {
     pub run_buckets: Vec<f64>,
     /// Opt-in user and project labels on the job-flow series.
     pub jobflow_labels: crate::model::jobflow::LabelOptions,
+    /// An exporter-toolkit web-config file: basic auth, TLS, headers.
+    pub web_config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +44,7 @@ impl fmt::Display for ArgError {
     }
 }
 
-const KEYS: &str = "listen, poll-interval, collectors, per-node, wait-buckets, run-buckets, jobflow-labels, label-limit";
+const KEYS: &str = "listen, poll-interval, collectors, per-node, wait-buckets, run-buckets, jobflow-labels, label-limit, web-config";
 
 impl Config {
     /// The defaults: in a nested instance (`instance-level` > 0) the port is
@@ -57,6 +59,7 @@ impl Config {
             wait_buckets: crate::model::jobflow::DEFAULT_WAIT_BUCKETS.to_vec(),
             run_buckets: crate::model::jobflow::DEFAULT_RUN_BUCKETS.to_vec(),
             jobflow_labels: crate::model::jobflow::LabelOptions::default(),
+            web_config: None,
         }
     }
 
@@ -74,6 +77,8 @@ impl Config {
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
                 "collectors" => config.collectors = parse_collectors(value)?,
                 "per-node" => config.per_node = parse_bool(key, value)?,
+                "web-config" if value.is_empty() => config.web_config = None,
+                "web-config" => config.web_config = Some(value.into()),
                 "jobflow-labels" => {
                     let labels = &mut config.jobflow_labels;
                     (labels.user, labels.project) = (false, false);

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 
+use crate::webconfig::WebConfig;
+
 /// The exposition formats served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -62,6 +64,7 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct Shared {
     current: Mutex<Arc<Snapshot>>,
+    web: Mutex<Arc<WebConfig>>,
     ready: AtomicBool,
     /// A short description of the instance for the landing page.
     pub instance: String,
@@ -71,6 +74,7 @@ impl Shared {
     pub fn new(instance: String) -> Arc<Shared> {
         Arc::new(Shared {
             current: Mutex::new(Arc::new(Snapshot::default())),
+            web: Mutex::new(Arc::new(WebConfig::default())),
             ready: AtomicBool::new(false),
             instance,
         })
@@ -84,6 +88,16 @@ impl Shared {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Authentication, TLS and headers for connections and requests from
+    /// now on; those under way keep what they started with.
+    pub fn set_web(&self, web: WebConfig) {
+        *self.web.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(web);
+    }
+
+    pub fn web(&self) -> Arc<WebConfig> {
+        Arc::clone(&self.web.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub fn is_ready(&self) -> bool {

@@ -24,6 +24,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
+use crate::auth::{basic_credentials, Users};
 use crate::exposition::{Format, Shared};
 
 pub const METRICS_PATH: &str = "/metrics";
@@ -37,6 +38,9 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub const MAX_HEADER_BYTES: usize = 8192;
 /// A client has this long to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Threads that may run bcrypt at once (for credentials not yet cached),
+/// besides the serving thread; they exit when idle.
+pub const BCRYPT_THREADS: usize = 2;
 /// No connection lives longer than this; Prometheus simply reconnects.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 
@@ -54,6 +58,7 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
+            .max_blocking_threads(BCRYPT_THREADS)
             .build()?;
         let shutdown = Arc::new(Notify::new());
         let stop = Arc::clone(&shutdown);
@@ -123,26 +128,99 @@ async fn accept_loop(
         active.fetch_add(1, Ordering::Relaxed);
         let guard = ActiveConnection(Arc::clone(&active));
         let shared = Arc::clone(&shared);
+        let tls = shared.web().tls.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            let service =
-                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let response = respond(
-                        &shared,
-                        request.method(),
-                        request.uri().path(),
-                        request.headers(),
-                    );
-                    async move { Ok::<_, Infallible>(response) }
-                });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_HEADER_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            // The handshake runs in the connection's own task, so a client
+            // that never completes it holds up no one else.
+            match tls {
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    let handshake = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(stream, shared).await;
+                    }
+                }
+                None => serve_connection(stream, shared).await,
+            }
         });
     }
+}
+
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(&shared, &request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+}
+
+/// One request: authentication where the web config asks for it, then
+/// [`respond`], then the web config's extra headers.
+async fn handle(
+    shared: &Shared,
+    request: &Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let web = shared.web();
+    let allowed = match &web.users {
+        Some(users) => authorized(users, request.headers()).await,
+        None => true,
+    };
+    let mut r = if allowed {
+        respond(
+            shared,
+            request.method(),
+            request.uri().path(),
+            request.headers(),
+        )
+    } else {
+        unauthorized()
+    };
+    for (name, value) in &web.headers {
+        r.headers_mut().insert(name.clone(), value.clone());
+    }
+    r
+}
+
+/// Checks basic-auth credentials: a cached outcome at once, otherwise
+/// bcrypt on the runtime's small blocking pool, so a client sending wrong
+/// passwords cannot stall the thread that serves everyone else.
+async fn authorized(users: &Arc<Users>, headers: &HeaderMap) -> bool {
+    let Some((user, password)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(basic_credentials)
+    else {
+        return false;
+    };
+    if let Some(ok) = users.cached(&user, &password) {
+        return ok;
+    }
+    let users = Arc::clone(users);
+    tokio::task::spawn_blocking(move || users.verify(&user, &password))
+        .await
+        .unwrap_or(false)
+}
+
+pub fn unauthorized() -> Response<Full<Bytes>> {
+    let mut r = response(
+        StatusCode::UNAUTHORIZED,
+        "text/plain; charset=utf-8",
+        "Unauthorized\n",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"flux-prometheus\", charset=\"UTF-8\""),
+    );
+    r
 }
 
 struct ActiveConnection(Arc<AtomicUsize>);

@@ -5,6 +5,7 @@
 //! [`collectors`] gather [`state`] on the reactor thread; [`render`] turns
 //! state into text; [`http`] serves the newest [`exposition`] snapshot.
 
+pub mod auth;
 pub mod cli;
 pub mod collectors;
 pub mod config;
@@ -15,3 +16,4 @@ pub mod model;
 pub mod module;
 pub mod render;
 pub mod state;
+pub mod webconfig;

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler};
 use crate::http::{Server, METRICS_PATH};
+use crate::webconfig::WebConfig;
 
 /// The collectors that are running; dropping one stops it.
 #[allow(dead_code)]
@@ -66,11 +67,11 @@ fn hostname() -> String {
 
 /// The URL a scraper uses: the bound address, or this host's name where the
 /// module listens on every address.
-pub fn metrics_url(addr: SocketAddr, host: &str) -> String {
+pub fn metrics_url(scheme: &str, addr: SocketAddr, host: &str) -> String {
     match addr.ip() {
-        ip if ip.is_unspecified() => format!("http://{host}:{}{METRICS_PATH}", addr.port()),
-        IpAddr::V6(ip) => format!("http://[{ip}]:{}{METRICS_PATH}", addr.port()),
-        IpAddr::V4(ip) => format!("http://{ip}:{}{METRICS_PATH}", addr.port()),
+        ip if ip.is_unspecified() => format!("{scheme}://{host}:{}{METRICS_PATH}", addr.port()),
+        IpAddr::V6(ip) => format!("{scheme}://[{ip}]:{}{METRICS_PATH}", addr.port()),
+        IpAddr::V4(ip) => format!("{scheme}://{ip}:{}{METRICS_PATH}", addr.port()),
     }
 }
 
@@ -101,7 +102,7 @@ fn instance_description(h: &Handle) -> String {
     }
 }
 
-fn stats_json(ctx: &Context, url: &str) -> String {
+fn stats_json(ctx: &Context, shared: &Shared, url: &str) -> String {
     let state = ctx.state();
     let collectors: serde_json::Map<String, serde_json::Value> = state
         .collectors
@@ -120,7 +121,16 @@ fn stats_json(ctx: &Context, url: &str) -> String {
             (c.name.to_string(), status)
         })
         .collect();
-    json!({ "url": url, "version": crate::render::VERSION, "collectors": collectors }).to_string()
+    let web = shared.web();
+    json!({
+        "url": url,
+        "version": crate::render::VERSION,
+        "collectors": collectors,
+        "basic_auth": web.users.is_some(),
+        "tls": web.tls.is_some(),
+        "web_config": web.source,
+    })
+    .to_string()
 }
 
 /// The running module: the HTTP thread and everything on the reactor side.
@@ -163,15 +173,21 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let config = Config::from_args(&args, level).map_err(|e| Error::new(libc::EINVAL, e.0))?;
+    let web = match &config.web_config {
+        Some(path) => WebConfig::load(path).map_err(|e| Error::new(libc::EINVAL, e))?,
+        None => WebConfig::default(),
+    };
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
     let listener = bind(config.listen)?;
     let shared = Shared::new(instance_description(&h));
+    shared.set_web(web);
     let server = Server::start(listener, Arc::clone(&shared)).map_err(|e| {
         Error::new(
             e.raw_os_error().unwrap_or(libc::EIO),
             format!("cannot start the HTTP thread: {e}"),
         )
     })?;
-    let url = metrics_url(server.local_addr(), &hostname());
+    let url = metrics_url(scheme, server.local_addr(), &hostname());
     // Should a collector fail to start, `server` is dropped here, which
     // stops and joins its thread.
     let flux_side = start_flux_side(h, &config, shared, &url)?;
@@ -188,6 +204,7 @@ fn start_flux_side(
     shared: Arc<Shared>,
     url: &str,
 ) -> Result<FluxSide, Error> {
+    let stats_shared = Arc::clone(&shared);
     let ctx = Context::new(h, shared, &config.collectors)?;
     ctx.update(|state| state.per_node = config.per_node);
     ctx.publish_now();
@@ -199,7 +216,7 @@ fn start_flux_side(
     let stats_ctx = Rc::clone(&ctx);
     let stats_url = url.to_string();
     let stats = h.handle_requests(&format!("{name}.stats-get"), true, move |request| {
-        request.respond(&stats_json(&stats_ctx, &stats_url));
+        request.respond(&stats_json(&stats_ctx, &stats_shared, &stats_url));
     })?;
     Ok(FluxSide {
         _collectors: collectors,

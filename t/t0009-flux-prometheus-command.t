@@ -13,7 +13,7 @@ run_inside_flux 1
 [ -x "$REPO/target/release/flux-prometheus" ] || (cd "$REPO" && cargo build --release --quiet) >&2
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
 
-plan 19
+plan 21
 
 dir=$(mktemp -d)
 pids=()
@@ -50,7 +50,10 @@ query_until() {
     echo "$v"
 }
 
-flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s
+# The module asks for basic auth, as the deployment guide has it: the
+# shipped web-config example (user prometheus, password change-me).
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s \
+    web-config="$REPO/etc/prometheus/web-config.yml"
 flux submit --wait true >/dev/null
 flux submit --cc=1-3 sleep 300 >/dev/null
 
@@ -58,7 +61,11 @@ out=$(flux prometheus status)
 ok "status names the module's URL ($(head -1 <<<"$out"))" grep -q "serving $(module_url)" <<<"$out"
 ok "status lists each collector as ok" test "$(grep -cE '^  (jobs|resources|queues|broker) +ok' <<<"$out")" = 4
 
+is "$(curl -s -o /dev/null -w '%{http_code}' "$(module_url)")" 401 "the module refuses a scrape without credentials"
 flux prometheus scrape-config >"$dir/scrape.yml"
+ok "scrape-config has a basic_auth block, since the module has users" grep -q "basic_auth:" "$dir/scrape.yml"
+echo change-me >"$dir/password"
+sed -i "s|password_file: .*|password_file: $dir/password|" "$dir/scrape.yml"
 { echo "global: {scrape_interval: 1s, evaluation_interval: 1s}"; cat "$dir/scrape.yml"; } >"$dir/prometheus.yml"
 ok "scrape-config is a configuration promtool accepts" promtool check config "$dir/prometheus.yml"
 url=$(start_prometheus "$dir/prometheus.yml" --web.enable-lifecycle)
@@ -67,7 +74,7 @@ ok "healthy: exit 0 for a healthy Prometheus" flux prometheus healthy "$url"
 ok "ready: exit 0 for a ready Prometheus" flux prometheus ready "$url"
 ok "ready: the URL can come from PROMETHEUS_URL" env PROMETHEUS_URL="$url" flux prometheus ready
 
-is "$(query_until "$url" 'up{job="flux"}' 1)" 1 "Prometheus scrapes the module with that job: up is 1"
+is "$(query_until "$url" 'up{job="flux"}' 1)" 1 "Prometheus scrapes the module with that job and basic_auth: up is 1"
 running=$(query_until "$url" 'sum(flux_jobs{job="flux",state=~"run|cleanup"})' 3)
 is "$running" "$(flux jobs --stats-only | awk '{print $1}')" "Prometheus's running-job count equals flux jobs --stats-only"
 

@@ -1,0 +1,319 @@
+//! web-config (exporter-toolkit YAML): what a bad file is told, and what
+//! clients of the real HTTP thread see with basic auth, TLS and mutual TLS.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use flux_prometheus::exposition::Shared;
+use flux_prometheus::http::Server;
+use flux_prometheus::webconfig::WebConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+
+const METRICS: &str =
+    "# HELP flux_jobs Active jobs.\n# TYPE flux_jobs gauge\nflux_jobs{state=\"run\"} 3\n";
+/// bcrypt (cost 4, to keep tests quick) of "s3cret".
+fn hash() -> String {
+    bcrypt::hash("s3cret", 4).unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flux-prometheus-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn parse(yaml: &str) -> Result<WebConfig, String> {
+    WebConfig::parse(yaml, Path::new("/nonexistent"))
+}
+
+fn serve(web: WebConfig) -> (Server, SocketAddr) {
+    let shared = Shared::new("test".into());
+    shared.publish(METRICS.into(), true);
+    shared.set_web(web);
+    let server = Server::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        Arc::clone(&shared),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    (server, addr)
+}
+
+fn get(addr: SocketAddr, extra: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Authorization: Basic {token}\r\n")
+}
+
+#[test]
+fn bad_files_are_refused_naming_the_problem() {
+    let cases = [
+        (
+            "basic_auth_users:\n  alice: plaintext\n",
+            "the password of 'alice' is not a bcrypt hash",
+        ),
+        (
+            "basic_auth_user:\n  alice: x\n",
+            "unknown field `basic_auth_user`",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  colour: blue\n",
+            "unknown field `colour`",
+        ),
+        (
+            "tls_server_config:\n  key_file: a.key\n",
+            "cert_file is missing",
+        ),
+        (
+            "tls_server_config:\n  cert_file: missing.crt\n  key_file: a.key\n",
+            "/nonexistent/missing.crt",
+        ),
+        (
+            "http_server_config:\n  headers:\n    Set-Cookie: x\n",
+            "Set-Cookie cannot be set",
+        ),
+        ("basic_auth_users: [1, 2]\n", "basic_auth_users"),
+    ];
+    for (yaml, expected) in cases {
+        match parse(yaml) {
+            Ok(_) => panic!("accepted: {yaml}"),
+            Err(e) => assert!(
+                e.contains(expected),
+                "{yaml}: message '{e}' lacks '{expected}'"
+            ),
+        }
+    }
+    let e = WebConfig::load(Path::new("/nonexistent/web.yml")).unwrap_err();
+    assert!(
+        e.contains("/nonexistent/web.yml") && e.contains("cannot read"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_shipped_example_is_read_as_is() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/prometheus/web-config.yml");
+    let web = WebConfig::load(&example).expect("etc/prometheus/web-config.yml is valid");
+    let users = web.users.expect("the example has a user");
+    assert_eq!(users.names(), ["prometheus"]);
+    assert!(users.verify("prometheus", "change-me"));
+}
+
+#[test]
+fn basic_auth_refuses_missing_and_wrong_credentials_with_401() {
+    let web = parse(&format!("basic_auth_users:\n  alice: {}\n", hash())).unwrap();
+    let users = web.users.clone().unwrap();
+    let (_server, addr) = serve(web);
+    for (extra, what) in [
+        (String::new(), "no credentials"),
+        (basic("alice", "wrong"), "wrong password"),
+        (basic("mallory", "s3cret"), "unknown user"),
+        (
+            "Authorization: Bearer abc\r\n".to_string(),
+            "another scheme",
+        ),
+        ("Authorization: Basic !!!\r\n".to_string(), "not base64"),
+    ] {
+        let r = get(addr, &extra);
+        assert!(r.starts_with("HTTP/1.1 401"), "{what}: {r}");
+        assert!(
+            r.to_ascii_lowercase()
+                .contains("www-authenticate: basic realm="),
+            "{what}: {r}"
+        );
+        assert!(!r.contains("flux_jobs"), "{what}");
+    }
+    assert!(users.cached("alice", "s3cret").is_none());
+    let r = get(addr, &basic("alice", "s3cret"));
+    assert!(r.starts_with("HTTP/1.1 200") && r.ends_with(METRICS), "{r}");
+    // The outcome is cached, so the next scrape runs no bcrypt.
+    assert_eq!(users.cached("alice", "s3cret"), Some(true));
+    assert_eq!(users.cached("alice", "wrong"), Some(false));
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as
+/// PEM files in `dir`.
+fn make_pki(dir: &Path) -> (CertificateDer<'static>, rcgen::CertifiedKey) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca, &ca_key)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client = rcgen::CertificateParams::new(vec!["scraper".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), server.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    (
+        ca.der().clone(),
+        rcgen::CertifiedKey {
+            cert: client,
+            key_pair: client_key,
+        },
+    )
+}
+
+/// An HTTPS GET with rustls; Err when the handshake or request fails.
+fn https_get(
+    addr: SocketAddr,
+    ca: &CertificateDer<'static>,
+    client: Option<&rcgen::CertifiedKey>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<String, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match client {
+        Some(c) => builder
+            .with_client_auth_cert(
+                vec![c.cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(c.key_pair.serialize_der())),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        // Servers may close without close_notify; what was read counts.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+#[test]
+fn tls_serves_https_and_a_stalled_handshake_holds_up_no_one() {
+    let dir = temp_dir("tls");
+    let (ca, _client) = make_pki(&dir);
+    let web = WebConfig::load(&{
+        let p = dir.join("web.yml");
+        std::fs::write(
+            &p,
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        )
+        .unwrap();
+        p
+    })
+    .unwrap();
+    let (_server, addr) = serve(web);
+    // Clients that connect and never finish (or start) a handshake.
+    let mut stalled = Vec::new();
+    for i in 0..50 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        if i % 2 == 0 {
+            // The first bytes of a ClientHello, then nothing.
+            s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+        }
+        stalled.push(s);
+    }
+    let started = Instant::now();
+    let r = https_get(addr, &ca, None, BOTH).expect("https scrape");
+    assert!(r.starts_with("HTTP/1.1 200") && r.ends_with(METRICS), "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Plain HTTP on the TLS port gets no metrics.
+    assert!(!get(addr, "").contains("flux_jobs"));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn mutual_tls_requires_a_client_certificate_signed_by_the_ca() {
+    let dir = temp_dir("mtls");
+    let (ca, client) = make_pki(&dir);
+    let yaml = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n";
+    let web = WebConfig::parse(yaml, &dir).unwrap();
+    let (_server, addr) = serve(web);
+    let with = https_get(addr, &ca, Some(&client), BOTH).expect("scrape with a client certificate");
+    assert!(with.starts_with("HTTP/1.1 200"), "{with}");
+    assert!(
+        https_get(addr, &ca, None, BOTH).is_err(),
+        "served without a client certificate"
+    );
+    // A certificate from another CA is refused too.
+    let other = temp_dir("mtls-other");
+    let (_, stranger) = make_pki(&other);
+    assert!(https_get(addr, &ca, Some(&stranger), BOTH).is_err());
+    // Without client_ca_file the setting cannot work, and says so.
+    let e = WebConfig::parse(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n",
+        &dir,
+    )
+    .unwrap_err();
+    assert!(e.contains("needs client_ca_file"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+    std::fs::remove_dir_all(other).ok();
+}
+
+#[test]
+fn min_version_turns_older_clients_away() {
+    let dir = temp_dir("minver");
+    let (ca, _) = make_pki(&dir);
+    let yaml = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n";
+    let (_server, addr) = serve(WebConfig::parse(yaml, &dir).unwrap());
+    assert!(https_get(addr, &ca, None, &[&rustls::version::TLS12]).is_err());
+    assert!(https_get(addr, &ca, None, &[&rustls::version::TLS13]).is_ok());
+    let e = WebConfig::parse(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n",
+        &dir,
+    )
+    .unwrap_err();
+    assert!(e.contains("TLS10 is not supported"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn basic_auth_and_headers_over_tls() {
+    let dir = temp_dir("tls-auth");
+    let (ca, _) = make_pki(&dir);
+    let yaml = format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  alice: {}\nhttp_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n",
+        hash()
+    );
+    let (_server, addr) = serve(WebConfig::parse(&yaml, &dir).unwrap());
+    let r = https_get(addr, &ca, None, BOTH).unwrap();
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    assert!(r
+        .to_ascii_lowercase()
+        .contains("strict-transport-security: max-age=31536000"));
+    std::fs::remove_dir_all(dir).ok();
+}
