@@ -147,7 +147,10 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+/// Serves one connection until it ends, its lifetime cap passes or the
+/// runtime stops: what the accept loop does for each client (public so the
+/// fuzz target can drive it over an in-memory stream).
+pub async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

@@ -1,6 +1,7 @@
 //! The module's life: parse arguments, bind, start the HTTP thread and the
 //! collectors, run the reactor, and take everything down again.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -102,7 +103,10 @@ fn instance_description(h: &Handle) -> String {
     }
 }
 
-fn stats_json(ctx: &Context, shared: &Shared, url: &str) -> String {
+fn stats_json(live: &Live) -> String {
+    let Some(ctx) = &live.ctx else {
+        return "{}".into();
+    };
     let state = ctx.state();
     let collectors: serde_json::Map<String, serde_json::Value> = state
         .collectors
@@ -121,9 +125,9 @@ fn stats_json(ctx: &Context, shared: &Shared, url: &str) -> String {
             (c.name.to_string(), status)
         })
         .collect();
-    let web = shared.web();
+    let web = live.shared.web();
     json!({
-        "url": url,
+        "url": live.url,
         "version": crate::render::VERSION,
         "collectors": collectors,
         "basic_auth": web.users.is_some(),
@@ -133,25 +137,37 @@ fn stats_json(ctx: &Context, shared: &Shared, url: &str) -> String {
     .to_string()
 }
 
-/// The running module: the HTTP thread and everything on the reactor side.
+/// The running module: its request handlers and everything they act on.
 struct Module {
-    /// Collectors, request handlers and their shared context; all Flux.
-    flux_side: Option<FluxSide>,
-    server: Server,
+    live: Rc<RefCell<Live>>,
+    handlers: Option<Vec<MsgHandler>>,
 }
 
-struct FluxSide {
-    _collectors: Vec<Running>,
-    _stats: MsgHandler,
-    _ctx: Rc<Context>,
+/// What a configuration change may replace: the collectors, the HTTP thread
+/// (when the listen address changes) and the web settings.
+struct Live {
+    h: Handle,
+    /// The module's own arguments, which override the broker config.
+    args: Vec<String>,
+    level: u32,
+    config: Config,
+    shared: Arc<Shared>,
+    server: Server,
+    url: String,
+    /// Flux objects: dropped before the server, or leaked on cancellation.
+    ctx: Option<Rc<Context>>,
+    collectors: Vec<(&'static str, Running)>,
 }
 
 impl Drop for Module {
     fn drop(&mut self) {
-        // Collectors and handlers first (they hold futures and watchers on
+        // Handlers and collectors first (they hold futures and watchers on
         // the still-open handle), then the HTTP thread is stopped and joined.
-        self.flux_side.take();
-        self.server.shutdown();
+        self.handlers.take();
+        let mut live = self.live.borrow_mut();
+        live.collectors.clear();
+        live.ctx.take();
+        live.server.shutdown();
     }
 }
 
@@ -160,23 +176,149 @@ impl ModuleInstance for Module {
         // The broker has closed the handle: destroying a future or watcher
         // now would touch freed memory, so they are leaked. The HTTP thread
         // must still end before the broker unloads this code.
-        std::mem::forget(self.flux_side.take());
-        self.server.shutdown();
+        std::mem::forget(self.handlers.take());
+        let mut live = self.live.borrow_mut();
+        std::mem::forget(std::mem::take(&mut live.collectors));
+        std::mem::forget(live.ctx.take());
+        live.server.shutdown();
     }
 }
 
-/// Starts the module, as `mod_main` does: parse arguments, bind, start the
-/// HTTP thread and the collectors. The reactor then runs until removal.
+/// The `[prometheus]` table of a broker config (a `config.get` answer or a
+/// config-reload request) as module arguments, which it mirrors key for key.
+pub fn table_args(config: &str) -> Result<Vec<String>, String> {
+    let config: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| format!("malformed config: {e}"))?;
+    let Some(table) = config.get("prometheus") else {
+        return Ok(Vec::new());
+    };
+    let table = table
+        .as_object()
+        .ok_or("[prometheus] in the broker config is not a table")?;
+    let scalar = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    table
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(scalar)
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| v.join(",")),
+                other => scalar(other),
+            };
+            text.map(|t| format!("{key}={t}")).ok_or_else(|| {
+                format!("[prometheus] {key}: expected a string, number, boolean or array of them")
+            })
+        })
+        .collect()
+}
+
+/// The configuration in force: the broker config's `[prometheus]` table,
+/// overridden by the module's arguments.
+fn effective_config(table: &[String], args: &[String], level: u32) -> Result<Config, String> {
+    Config::from_args(table, level)
+        .map_err(|e| format!("[prometheus] in the broker config: {e}"))?;
+    let all: Vec<&String> = table.iter().chain(args).collect();
+    Config::from_args(&all, level).map_err(|e| e.0)
+}
+
+fn load_web(config: &Config) -> Result<WebConfig, String> {
+    match &config.web_config {
+        Some(path) => WebConfig::load(path),
+        None => Ok(WebConfig::default()),
+    }
+}
+
+/// Whether collector `name` would run the same under both configurations.
+fn same_options(name: &str, a: &Config, b: &Config) -> bool {
+    if name == crate::collectors::jobflow::NAME {
+        a.wait_buckets == b.wait_buckets
+            && a.run_buckets == b.run_buckets
+            && a.jobflow_labels == b.jobflow_labels
+    } else {
+        a.poll_interval == b.poll_interval
+    }
+}
+
+impl Live {
+    /// Applies a new broker config (`flux config reload`). Everything that
+    /// can fail is done first, so a bad config changes nothing.
+    fn reload(&mut self, payload: &str) -> Result<(), String> {
+        let table = table_args(payload)?;
+        let config = effective_config(&table, &self.args, self.level)?;
+        let web = load_web(&config)?;
+        let scheme = if web.tls.is_some() { "https" } else { "http" };
+        let listener = if config.listen != self.config.listen {
+            Some(bind(config.listen).map_err(|e| e.message)?)
+        } else {
+            None
+        };
+        self.shared.set_web(web);
+        if let Some(listener) = listener {
+            let server = Server::start(listener, Arc::clone(&self.shared))
+                .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
+            let mut old = std::mem::replace(&mut self.server, server);
+            old.shutdown();
+        }
+        self.url = metrics_url(scheme, self.server.local_addr(), &hostname());
+        let ctx = self.ctx.clone().ok_or("the module is stopping")?;
+        // Collectors whose options are unchanged keep running (and their
+        // counters); the others are stopped, and started again if wanted.
+        let old = std::mem::take(&mut self.collectors);
+        let mut kept = Vec::new();
+        for (name, running) in old {
+            if config.collectors.contains(&name) && same_options(name, &self.config, &config) {
+                kept.push((name, running));
+            } else {
+                drop(running);
+                ctx.update(|state| state.forget(name));
+            }
+        }
+        ctx.update(|state| {
+            state.set_collectors(&config.collectors);
+            state.per_node = config.per_node;
+        });
+        for name in &config.collectors {
+            if kept.iter().all(|(n, _)| n != name) {
+                match start_collector(name, &ctx, &config) {
+                    Ok(running) => kept.push((name, running)),
+                    Err(e) => ctx.failed(name, &e.message, |_| {}),
+                }
+            }
+        }
+        self.collectors = kept;
+        self.config = config;
+        // A scrape right after `flux config reload` returns sees the change.
+        ctx.publish_now();
+        self.h.log(
+            Level::Info,
+            &format!("configuration reloaded; serving metrics at {}", self.url),
+        );
+        Ok(())
+    }
+}
+
+/// Starts the module, as `mod_main` does: read the broker config and the
+/// arguments, bind, start the HTTP thread and the collectors. The reactor
+/// then runs until removal.
 pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Error> {
     let level: u32 = h
         .attr("instance-level")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let config = Config::from_args(&args, level).map_err(|e| Error::new(libc::EINVAL, e.0))?;
-    let web = match &config.web_config {
-        Some(path) => WebConfig::load(path).map_err(|e| Error::new(libc::EINVAL, e))?,
-        None => WebConfig::default(),
-    };
+    let invalid = |e: String| Error::new(libc::EINVAL, e);
+    // The arguments alone first, so that their errors are named as theirs.
+    Config::from_args(&args, level).map_err(|e| invalid(e.0))?;
+    let broker_config = h.rpc_wait("config.get", "{}")?;
+    let table = table_args(&broker_config).map_err(invalid)?;
+    let config = effective_config(&table, &args, level).map_err(invalid)?;
+    let web = load_web(&config).map_err(invalid)?;
     let scheme = if web.tls.is_some() { "https" } else { "http" };
     let listener = bind(config.listen)?;
     let shared = Shared::new(instance_description(&h));
@@ -188,39 +330,57 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         )
     })?;
     let url = metrics_url(scheme, server.local_addr(), &hostname());
-    // Should a collector fail to start, `server` is dropped here, which
-    // stops and joins its thread.
-    let flux_side = start_flux_side(h, &config, shared, &url)?;
-    h.log(Level::Info, &format!("serving metrics at {url}"));
-    Ok(Box::new(Module {
-        flux_side: Some(flux_side),
-        server,
-    }))
-}
-
-fn start_flux_side(
-    h: Handle,
-    config: &Config,
-    shared: Arc<Shared>,
-    url: &str,
-) -> Result<FluxSide, Error> {
-    let stats_shared = Arc::clone(&shared);
-    let ctx = Context::new(h, shared, &config.collectors)?;
+    let ctx = Context::new(h, Arc::clone(&shared), &config.collectors)?;
     ctx.update(|state| state.per_node = config.per_node);
     ctx.publish_now();
-    let mut collectors = Vec::new();
+    let live = Rc::new(RefCell::new(Live {
+        h,
+        args,
+        level,
+        config: config.clone(),
+        shared,
+        server,
+        url,
+        ctx: Some(Rc::clone(&ctx)),
+        collectors: Vec::new(),
+    }));
+    // From here a failure drops `module`, which stops whatever started.
+    let mut module = Module {
+        live: Rc::clone(&live),
+        handlers: None,
+    };
     for name in &config.collectors {
-        collectors.push(start_collector(name, &ctx, config)?);
+        let running = start_collector(name, &ctx, &config)?;
+        live.borrow_mut().collectors.push((name, running));
     }
     let name = h.module_name().unwrap_or_else(|| "prometheus".into());
-    let stats_ctx = Rc::clone(&ctx);
-    let stats_url = url.to_string();
+    let weak = Rc::downgrade(&live);
     let stats = h.handle_requests(&format!("{name}.stats-get"), true, move |request| {
-        request.respond(&stats_json(&stats_ctx, &stats_shared, &stats_url));
+        if let Some(live) = weak.upgrade() {
+            request.respond(&stats_json(&live.borrow()));
+        }
     })?;
-    Ok(FluxSide {
-        _collectors: collectors,
-        _stats: stats,
-        _ctx: ctx,
-    })
+    let weak = Rc::downgrade(&live);
+    let reload = h.handle_requests(&format!("{name}.config-reload"), false, move |request| {
+        let Some(live) = weak.upgrade() else { return };
+        let outcome = request
+            .payload()
+            .map_err(|e| e.message)
+            .and_then(|p| live.borrow_mut().reload(&p.unwrap_or_else(|| "{}".into())));
+        match outcome {
+            Ok(()) => request.respond("{}"),
+            Err(msg) => {
+                live.borrow()
+                    .h
+                    .log(Level::Err, &format!("config reload refused: {msg}"));
+                request.respond_error(libc::EINVAL, &msg)
+            }
+        }
+    })?;
+    module.handlers = Some(vec![stats, reload]);
+    h.log(
+        Level::Info,
+        &format!("serving metrics at {}", live.borrow().url),
+    );
+    Ok(Box::new(module))
 }

@@ -50,6 +50,43 @@ impl State {
         }
     }
 
+    /// Makes `names` the enabled collectors, in that order; those already
+    /// enabled keep their status.
+    pub fn set_collectors(&mut self, names: &[&'static str]) {
+        let mut old = std::mem::take(&mut self.collectors);
+        self.collectors = names
+            .iter()
+            .map(|&name| match old.iter().position(|c| c.name == name) {
+                Some(i) => old.swap_remove(i),
+                None => CollectorStatus {
+                    name,
+                    ..Default::default()
+                },
+            })
+            .collect();
+    }
+
+    /// Drops what collector `name` gathered and its status, as when it stops.
+    pub fn forget(&mut self, name: &str) {
+        match name {
+            "jobs" => self.jobs = None,
+            "resources" => self.resources = None,
+            "queues" => self.queues = None,
+            "broker" => {
+                self.instance = None;
+                self.process.clear();
+            }
+            "jobflow" => self.jobflow = None,
+            _ => {}
+        }
+        if let Some(c) = self.collector_mut(name) {
+            *c = CollectorStatus {
+                name: c.name,
+                ..Default::default()
+            };
+        }
+    }
+
     pub fn collector_mut(&mut self, name: &str) -> Option<&mut CollectorStatus> {
         self.collectors.iter_mut().find(|c| c.name == name)
     }

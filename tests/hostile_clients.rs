@@ -49,14 +49,21 @@ fn idle_and_slow_clients_neither_slow_a_scrape_nor_add_threads() {
     raise_fd_limit();
     let before = threads();
     let shared = Shared::new("test".into());
-    shared.publish(format!("{}\n", "flux_jobs{state=\"run\"} 3\n".repeat(2000)), true);
+    shared.publish(
+        format!("{}\n", "flux_jobs{state=\"run\"} 3\n".repeat(2000)),
+        true,
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = Server::start(listener, Arc::clone(&shared)).unwrap();
     let addr = server.local_addr();
     let server_threads = threads() - before;
 
-    let idle: Vec<TcpStream> = (0..1000).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    let mut slow: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    let mut slow: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
     let half_closed: Vec<TcpStream> = (0..10)
         .map(|_| {
             let mut s = TcpStream::connect(addr).unwrap();

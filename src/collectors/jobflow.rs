@@ -102,6 +102,14 @@ impl JobFlowCollector {
     }
 }
 
+impl Drop for JobFlowCollector {
+    fn drop(&mut self) {
+        // Nobody follows the journal any more: the allocated set kept from
+        // it goes stale, so the resources collector must stop using it.
+        self._inner.ctx.allocations.borrow_mut().stream_lost();
+    }
+}
+
 fn subscribe(inner: &Rc<Inner>) {
     inner.stream.borrow_mut().take();
     inner.live.set(false);
