@@ -5,6 +5,7 @@
 //!   cargo bench --bench render
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use flux_prometheus::model::allocations::Allocations;
 use flux_prometheus::model::jobs::{JobCounts, JobStats, QueueJobCounts};
 use flux_prometheus::model::resources::{self, NodeHealth, ResourceSummary};
 use flux_prometheus::render;
@@ -113,6 +114,42 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // The module's own path after an allocation change: all and down kept
+    // from an unchanged resource.status, the allocated set kept from the
+    // journal; only the counting is done again.
+    let mut allocations = Allocations::default();
+    allocations.begin_backlog();
+    for (id, entry) in sched_value["allocated"]["execution"]["R_lite"]
+        .as_array()
+        .expect("R_lite")
+        .iter()
+        .enumerate()
+    {
+        let r = json!({"version": 1, "execution": {"R_lite": [entry]}}).to_string();
+        let r = serde_json::value::RawValue::from_string(r).expect("json");
+        allocations.alloc(id as i64, None, Some(&r));
+    }
+    allocations.end_backlog();
+    let (_, journal_set) = allocations.current().expect("complete");
+    let sets = resources::StatusSets::derive(&status_all_online)
+        .expect("parses")
+        .expect("no rank offline");
+    let from_journal = |status: &str, config: &str| {
+        let view = resources::SchedView {
+            all: &sets.all,
+            down: &sets.down,
+            allocated: journal_set,
+        };
+        resources::summarize_view(view, status, config).expect("parses")
+    };
+    assert_eq!(
+        from_journal(&status_all_online, &config).totals,
+        computed(&status_all_online, &allocated, &config).totals
+    );
+    c.bench_function(
+        "resources refresh from the journal's allocated set, 4096x64x4, 5000 jobs",
+        |b| b.iter(|| from_journal(black_box(&status_all_online), black_box(&config))),
+    );
     c.bench_function("resources refresh, 4096x64x4, 5000 jobs", |b| {
         b.iter(|| {
             resources::summarize(black_box(&sched), black_box(&status), black_box(&config))
