@@ -54,7 +54,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = tokio::time::timeout(Duration::from_secs(200), client.read_to_end(&mut out)).await;
         drop(client);
         let finished = tokio::time::timeout(Duration::from_secs(200), serving).await;
-        assert!(finished.is_ok(), "connection still open after the client left");
+        assert!(
+            finished.is_ok(),
+            "connection still open after the client left"
+        );
         if let Ok(Err(join)) = finished {
             if join.is_panic() {
                 std::panic::resume_unwind(join.into_panic());
