@@ -38,6 +38,8 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub const MAX_HEADER_BYTES: usize = 8192;
 /// A client has this long to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The HTTP thread's nice value (0 is the broker's own).
+pub const HTTP_THREAD_NICE: i32 = 10;
 /// Threads that may run bcrypt at once (for credentials not yet cached),
 /// besides the serving thread; they exit when idle.
 pub const BCRYPT_THREADS: usize = 2;
@@ -65,6 +67,9 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("prometheus-http".into())
             .spawn(move || {
+                // Under CPU pressure the broker's own threads come first: a
+                // flood of scrapes then slows the scrapers, not the jobs.
+                let _ = crate::flux::lower_current_thread_priority(HTTP_THREAD_NICE);
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => accept_loop(listener, shared, stop).await,

@@ -243,3 +243,28 @@ fn openmetrics_is_served_when_the_scraper_asks_for_it() {
         "{text}"
     );
 }
+
+/// Under CPU pressure the broker's threads come before the exporter's.
+#[test]
+fn the_http_thread_runs_at_a_lower_priority() {
+    let (_server, _shared, addr) = start();
+    assert!(get(addr, "/-/healthy", "").starts_with("HTTP/1.1 200"));
+    let mut seen = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "prometheus-http" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis; nice is field 19.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        assert_eq!(fields[16], "10", "nice of {comm}");
+        seen += 1;
+    }
+    assert!(seen >= 1, "no prometheus-http thread found");
+}

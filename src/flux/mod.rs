@@ -64,6 +64,21 @@ pub fn process_cpu_seconds() -> Option<f64> {
     Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
+/// Lowers the calling thread's scheduling priority (Linux nice values are
+/// per thread). Not libflux, but unsafe, so it lives here with the rest.
+pub fn lower_current_thread_priority(nice: i32) -> std::io::Result<()> {
+    // SAFETY: gettid and setpriority take and return plain integers.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 pub fn strerror(errno: i32) -> String {
     std::io::Error::from_raw_os_error(errno)
         .to_string()
