@@ -1,5 +1,6 @@
 //! The allocated resource set, kept from the job-manager journal: each
-//! `alloc` event carries the job's R, and `free` gives it back.
+//! `alloc` event carries the job's R, and `free` (or `clean`, which the job
+//! manager posts in the same pass once cleanup is done) gives it back.
 //!
 //! This is the set `job-manager.resource-status` answers, without its cost:
 //! the job manager rebuilds that answer from the R of every running job
