@@ -10,7 +10,7 @@
 //! counted twice.
 //!
 //! The same stream keeps the allocated set in [`Context::allocations`] for
-//! the resources collector (`alloc` events carry R, `free` gives it back).
+//! the resources collector (`alloc` events carry R, `clean` gives it back).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
