@@ -240,20 +240,7 @@ fn take_allocated_from_journal(inner: &Rc<Inner>) -> bool {
             }
         }
     }
-    match send(inner, ALLOCATED_SLOT, WATCHED[ALLOCATED_SLOT]) {
-        Ok(rpc) => {
-            if let Some(round) = inner.round.borrow_mut().as_mut() {
-                round.rpcs.push(rpc);
-            }
-            false
-        }
-        Err(err) => {
-            if let Some(round) = inner.round.borrow_mut().as_mut() {
-                round.answers[ALLOCATED_SLOT] = Some(Err(err));
-            }
-            true
-        }
-    }
+    ask_in_round(inner, ALLOCATED_SLOT, WATCHED[ALLOCATED_SLOT])
 }
 
 /// A watched answer as compared between polls; an error (job-manager not
@@ -320,17 +307,25 @@ fn ask_sched_status_if_changed(inner: &Rc<Inner>) -> bool {
             return true;
         }
     }
-    match send(inner, SCHED_SLOT, SCHED_STATUS) {
+    ask_in_round(inner, SCHED_SLOT, SCHED_STATUS)
+}
+
+/// Asks `topic` for `slot` of the current round. Returns true when the
+/// request could not be sent (its error is then the slot's answer, and the
+/// round can finish now), false while the answer is awaited.
+fn ask_in_round(inner: &Rc<Inner>, slot: usize, topic: &str) -> bool {
+    let sent = send(inner, slot, topic);
+    let mut round = inner.round.borrow_mut();
+    let Some(round) = round.as_mut() else {
+        return false;
+    };
+    match sent {
         Ok(rpc) => {
-            if let Some(round) = inner.round.borrow_mut().as_mut() {
-                round.rpcs.push(rpc);
-            }
+            round.rpcs.push(rpc);
             false
         }
         Err(err) => {
-            if let Some(round) = inner.round.borrow_mut().as_mut() {
-                round.answers[SCHED_SLOT] = Some(Err(err));
-            }
+            round.answers[slot] = Some(Err(err));
             true
         }
     }
