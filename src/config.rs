@@ -33,6 +33,8 @@ pub struct Config {
     pub jobflow_labels: crate::model::jobflow::LabelOptions,
     /// An exporter-toolkit web-config file: basic auth, TLS, headers.
     pub web_config: Option<std::path::PathBuf>,
+    /// Requests per second the HTTP thread serves; more wait their turn.
+    pub max_request_rate: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +46,7 @@ impl fmt::Display for ArgError {
     }
 }
 
-const KEYS: &str = "listen, poll-interval, collectors, per-node, wait-buckets, run-buckets, jobflow-labels, label-limit, web-config";
+const KEYS: &str = "listen, poll-interval, collectors, per-node, wait-buckets, run-buckets, jobflow-labels, label-limit, web-config, max-request-rate";
 
 impl Config {
     /// The defaults: in a nested instance (`instance-level` > 0) the port is
@@ -60,6 +62,7 @@ impl Config {
             run_buckets: crate::model::jobflow::DEFAULT_RUN_BUCKETS.to_vec(),
             jobflow_labels: crate::model::jobflow::LabelOptions::default(),
             web_config: None,
+            max_request_rate: crate::pacing::DEFAULT_MAX_REQUEST_RATE,
         }
     }
 
@@ -79,6 +82,13 @@ impl Config {
                 "per-node" => config.per_node = parse_bool(key, value)?,
                 "web-config" if value.is_empty() => config.web_config = None,
                 "web-config" => config.web_config = Some(value.into()),
+                "max-request-rate" => {
+                    config.max_request_rate = value.parse().map_err(|_| {
+                        ArgError(format!(
+                            "max-request-rate={value}: expected a whole number of requests per second (0 for no limit)"
+                        ))
+                    })?;
+                }
                 "jobflow-labels" => {
                     let labels = &mut config.jobflow_labels;
                     (labels.user, labels.project) = (false, false);
@@ -223,6 +233,22 @@ mod tests {
         );
         assert_eq!(Config::from_args::<&str>(&[], 1).unwrap().listen.port(), 0);
         assert!(!(9090..=9094).contains(&DEFAULT_PORT));
+    }
+
+    #[test]
+    fn max_request_rate_takes_a_whole_number_and_zero_means_none() {
+        let c = Config::from_args::<&str>(&[], 0).unwrap();
+        assert_eq!(c.max_request_rate, crate::pacing::DEFAULT_MAX_REQUEST_RATE);
+        let c = Config::from_args(&["max-request-rate=0"], 0).unwrap();
+        assert_eq!(c.max_request_rate, 0);
+        for bad in [
+            "max-request-rate=-1",
+            "max-request-rate=1.5",
+            "max-request-rate=",
+        ] {
+            let err = Config::from_args(&[bad], 0).unwrap_err().0;
+            assert!(err.starts_with(bad) && err.contains("per second"), "{err}");
+        }
     }
 
     #[test]

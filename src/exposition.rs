@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 
+use crate::pacing::{Pacer, DEFAULT_MAX_REQUEST_RATE};
 use crate::webconfig::WebConfig;
 
 /// The exposition formats served.
@@ -66,6 +67,8 @@ pub struct Shared {
     current: Mutex<Arc<Snapshot>>,
     web: Mutex<Arc<WebConfig>>,
     ready: AtomicBool,
+    /// Spaces requests out (`max-request-rate`).
+    pub pacer: Pacer,
     /// A short description of the instance for the landing page.
     pub instance: String,
 }
@@ -76,6 +79,7 @@ impl Shared {
             current: Mutex::new(Arc::new(Snapshot::default())),
             web: Mutex::new(Arc::new(WebConfig::default())),
             ready: AtomicBool::new(false),
+            pacer: Pacer::new(DEFAULT_MAX_REQUEST_RATE),
             instance,
         })
     }

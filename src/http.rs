@@ -171,12 +171,17 @@ where
     let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }
 
-/// One request: authentication where the web config asks for it, then
-/// [`respond`], then the web config's extra headers.
+/// One request: its turn under `max-request-rate`, authentication where
+/// the web config asks for it, then [`respond`], then the web config's
+/// extra headers.
 async fn handle(
     shared: &Shared,
     request: &Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
+    let wait = shared.pacer.delay(tokio::time::Instant::now().into_std());
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
     let web = shared.web();
     let allowed = match &web.users {
         Some(users) => authorized(users, request.headers()).await,

@@ -14,6 +14,7 @@ pub mod flux;
 pub mod http;
 pub mod model;
 pub mod module;
+pub mod pacing;
 pub mod render;
 pub mod state;
 pub mod webconfig;

@@ -133,6 +133,7 @@ fn stats_json(live: &Live) -> String {
         "basic_auth": web.users.is_some(),
         "tls": web.tls.is_some(),
         "web_config": web.source,
+        "max_request_rate": live.shared.pacer.rate(),
     })
     .to_string()
 }
@@ -260,6 +261,9 @@ impl Live {
             None
         };
         self.shared.set_web(web);
+        if config.max_request_rate != self.config.max_request_rate {
+            self.shared.pacer.set_rate(config.max_request_rate);
+        }
         if let Some(listener) = listener {
             let server = Server::start(listener, Arc::clone(&self.shared))
                 .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
@@ -323,6 +327,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     let listener = bind(config.listen)?;
     let shared = Shared::new(instance_description(&h));
     shared.set_web(web);
+    shared.pacer.set_rate(config.max_request_rate);
     let server = Server::start(listener, Arc::clone(&shared)).map_err(|e| {
         Error::new(
             e.raw_os_error().unwrap_or(libc::EIO),

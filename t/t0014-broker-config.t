@@ -14,7 +14,7 @@ if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ]; then
 fi
 run_inside_flux 1 --config-path="$T_CONF"
 
-plan 16
+plan 20
 
 write_conf() { printf '[prometheus]\n%s\n' "$1" >"$T_CONF/prometheus.toml"; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
@@ -77,5 +77,21 @@ s=$(curl -sf "$url")
 is "$(grep -c '^flux_prometheus_collector_up' <<<"$s")" 2 "collectors = [jobs, queues]: only those two report"
 ok "and the resources series are gone" bash -c "! grep -q '^flux_resource_nodes' <<<\"\$0\"" "$s"
 ok "every collector still healthy in flux module stats" bash -c "flux module stats prometheus | jq -e '[.collectors[].healthy] | all and length == 2' >/dev/null"
+
+# Request pacing: beyond max-request-rate requests wait their turn; none is
+# refused.
+write_conf "listen = \"127.0.0.1:$P2\"
+max-request-rate = 5"
+flux config reload
+is "$(flux module stats prometheus | jq .max_request_rate)" 5 "max-request-rate comes from the table"
+t0=$(date +%s.%N)
+codes=$(for _ in $(seq 20); do code "$url"; echo; done | sort | uniq -c | awk '{print $2 "x" $1}')
+t1=$(date +%s.%N)
+is "$codes" "200x20" "20 scrapes in a row at max-request-rate=5: all answered 200"
+ok "the 15 beyond the one-second burst waited their turn ($(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%.1f s", b - a }'))" \
+    awk -v a=$t0 -v b=$t1 'BEGIN { exit !(b - a >= 2.5) }'
+write_conf "max-request-rate = -1"
+out=$(flux config reload 2>&1) || true
+ok "a negative rate is refused, naming the key" grep -q "max-request-rate=-1" <<<"$out"
 flux module remove prometheus
 done_testing

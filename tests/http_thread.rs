@@ -268,3 +268,54 @@ fn the_http_thread_runs_at_a_lower_priority() {
     }
     assert!(seen >= 1, "no prometheus-http thread found");
 }
+
+/// 30 scrapers at once against `max-request-rate=10`: every one is
+/// answered 200, the first second's worth at once and the rest spaced out
+/// at the rate (virtual time, so the test does not sleep).
+#[test]
+fn requests_over_the_rate_wait_their_turn_and_all_succeed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let shared = Shared::new("paced".into());
+        shared.publish(METRICS.into(), true);
+        shared.pacer.set_rate(10);
+        let start = tokio::time::Instant::now();
+        let clients: Vec<_> = (0..30)
+            .map(|_| {
+                let (mut client, server) = tokio::io::duplex(1 << 16);
+                tokio::spawn(flux_prometheus::http::serve_connection(
+                    server,
+                    Arc::clone(&shared),
+                ));
+                tokio::spawn(async move {
+                    client
+                        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .await
+                        .unwrap();
+                    let mut response = String::new();
+                    client.read_to_string(&mut response).await.unwrap();
+                    (response, start.elapsed())
+                })
+            })
+            .collect();
+        let mut answered = Vec::new();
+        for client in clients {
+            let (response, at) = client.await.unwrap();
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            answered.push(at);
+        }
+        answered.sort();
+        assert!(answered[9] < Duration::from_millis(10), "{answered:?}");
+        assert!(answered[10] >= Duration::from_millis(100), "{answered:?}");
+        let last = answered[29];
+        assert!(
+            last >= Duration::from_secs(2) && last < Duration::from_millis(2100),
+            "{answered:?}"
+        );
+    });
+}
