@@ -23,7 +23,6 @@ attr=$(flux getattr broker.starttime)
 ok "flux_instance_start_time_seconds ($st) equals broker.starttime ($attr)" \
     awk -v v="$st" -v a="$attr" 'BEGIN { d = v - a; exit !(v != "absent" && d < 0.005 && d > -0.005) }'
 
-
 pid=$(flux getattr broker.pid)
 ok "process CPU seconds are those of the broker process (> 0)" \
     awk -v v="$(sample flux_broker_process_cpu_seconds_total <<<"$s")" 'BEGIN { exit !(v > 0) }'
