@@ -27,7 +27,8 @@ module.
   reload [URL]    ask Prometheus to reload its configuration (POST /-/reload)
   healthy [URL]   ask Prometheus whether it is healthy (GET /-/healthy)
   ready [URL]     ask Prometheus whether it is ready (GET /-/ready)
-  status          the module's URL and the health of each collector
+  status [--json] the module's URL and the health of each collector (--json:
+                  the module's own answer, with epoch timestamps)
   scrape-config   a prometheus.yml scrape job for this instance
   targets         file_sd JSON for this instance and every nested instance
                   that runs the module
@@ -68,7 +69,12 @@ pub fn run(args: &[String]) -> Outcome {
             "reload" => reload(&url_arg(rest)?),
             "healthy" => probe(&url_arg(rest)?, "/-/healthy"),
             "ready" => probe(&url_arg(rest)?, "/-/ready"),
-            "status" => no_args(rest, cmd).and_then(|()| status(&module_stats(None)?)),
+            "status" => match rest {
+                [] => status(&module_stats(None)?, now()),
+                [flag] if flag == "--json" => serde_json::to_string_pretty(&module_stats(None)?)
+                    .map_err(|e| Failure(e.to_string())),
+                _ => Err(Failure("status takes no arguments but --json".into())),
+            },
             "scrape-config" => {
                 no_args(rest, cmd).and_then(|()| scrape_config(&module_stats(None)?))
             }
@@ -277,18 +283,43 @@ fn flux_command(uri: Option<&str>, args: &[&str]) -> Result<String, Failure> {
     Err(Failure(format!("flux {}: {err}", args.join(" "))))
 }
 
-pub fn status(stats: &Value) -> Outcome {
+/// Seconds since the epoch, as the module's timestamps are.
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// How long before `now` the epoch time `then` was, for a person.
+pub fn ago(then: f64, now: f64) -> String {
+    let secs = now - then;
+    if secs < 1.0 {
+        // Clocks of the module and of this command are the same host's,
+        // but a scrape may land between the two readings.
+        return "just now".into();
+    }
+    let rounded = std::time::Duration::from_secs(secs as u64);
+    format!("{} ago", humantime::format_duration(rounded))
+}
+
+/// The module's health for a person, with times as "how long ago"; `now`
+/// is the current epoch time. (`status --json` prints the timestamps.)
+pub fn status(stats: &Value, now: f64) -> Outcome {
     let mut out = format!(
         "prometheus module {} serving {}\n",
         stats["version"].as_str().unwrap_or("?"),
-        stats["url"].as_str().unwrap_or("?")
+        stats["url"].as_str().unwrap_or("(not listening)")
     );
+    if let Some(why) = stats["listen_error"].as_str() {
+        out.push_str(&format!("  not serving yet: {why}\n"));
+    }
     if let Some(collectors) = stats["collectors"].as_object() {
         for (name, c) in collectors {
             let healthy = c["healthy"].as_bool().unwrap_or(false);
             let last = c["last_update"]
                 .as_f64()
-                .map(|t| format!("last update {t:.3}"))
+                .map(|t| format!("last update {}", ago(t, now)))
                 .unwrap_or_else(|| "no update yet".into());
             let error = c["error"]
                 .as_str()
@@ -373,37 +404,30 @@ fn collect_targets(
     if depth >= MAX_DEPTH {
         return Ok(());
     }
+    // Only {uri}: flux jobs prints nothing for a job that is no instance,
+    // but {uri.local} fails on one ('NoneType' object has no attribute
+    // 'local'), so the local form is derived here.
     let jobs = flux_command(
         uri,
-        &[
-            "jobs",
-            "-A",
-            "--filter=running",
-            "-no",
-            "{id.f58} {uri} {uri.local}",
-        ],
+        &["jobs", "-A", "--filter=running", "-no", "{id.f58} {uri}"],
     )?;
     let here = local_hostname();
     for line in jobs.lines() {
         let mut words = line.split_whitespace();
-        let (Some(id), Some(remote), local) = (words.next(), words.next(), words.next()) else {
+        let (Some(id), Some(remote)) = (words.next(), words.next()) else {
             continue;
         };
-        // An instance on this host is reached directly, without ssh.
-        let child = match (remote_host(remote), local) {
-            (Some(host), Some(local)) if host == here => local,
-            _ => remote,
+        let Some(child) = child_uri(remote, &here) else {
+            continue;
         };
-        if child.contains("://") {
-            let path = if jobids.is_empty() {
-                id.to_string()
-            } else {
-                format!("{jobids}/{id}")
-            };
-            // A child that cannot be reached (it just finished, say) is
-            // left out rather than failing the whole walk.
-            let _ = collect_targets(Some(child), &path, depth + 1, groups);
-        }
+        let path = if jobids.is_empty() {
+            id.to_string()
+        } else {
+            format!("{jobids}/{id}")
+        };
+        // A child that cannot be reached (it just finished, say) is left
+        // out rather than failing the whole walk.
+        let _ = collect_targets(Some(&child), &path, depth + 1, groups);
     }
     Ok(())
 }
@@ -412,6 +436,22 @@ fn local_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+/// How to reach a nested instance whose job reports `remote`: directly
+/// (`local://PATH`) when it runs on this host, else through `remote`.
+fn child_uri(remote: &str, here: &str) -> Option<String> {
+    if !remote.contains("://") {
+        return None;
+    }
+    match remote_host(remote) {
+        Some(host) if host == here => {
+            let rest = remote.strip_prefix("ssh://")?;
+            let path = &rest[rest.find('/')?..];
+            Some(format!("local://{path}"))
+        }
+        _ => Some(remote.to_string()),
+    }
 }
 
 /// The host of an `ssh://[user@]HOST[:port]/path` URI.
@@ -455,6 +495,16 @@ mod tests {
         assert_eq!(remote_host("ssh://node7/tmp/flux-x/local-0"), Some("node7"));
         assert_eq!(remote_host("ssh://me@node7:2222/tmp/x"), Some("node7"));
         assert_eq!(remote_host("local:///tmp/x"), None);
+        assert_eq!(
+            child_uri("ssh://node7/tmp/flux-x/local-0", "node7").as_deref(),
+            Some("local:///tmp/flux-x/local-0")
+        );
+        assert_eq!(
+            child_uri("ssh://me@node7:22/tmp/x", "node1").as_deref(),
+            Some("ssh://me@node7:22/tmp/x")
+        );
+        // An ordinary job has no URI; flux jobs prints nothing for it.
+        assert_eq!(child_uri("", "node7"), None);
     }
 
     #[test]
@@ -483,6 +533,31 @@ mod tests {
     }
 
     #[test]
+    fn status_says_how_long_ago_not_epoch_times() {
+        let stats = json!({
+            "version": "0.1.0",
+            "url": "http://node0:9475/metrics",
+            "collectors": {
+                "jobs": {"healthy": true, "last_update": 1_000.0},
+                "queues": {"healthy": false, "last_update": 400.0, "error": "down"},
+                "broker": {"healthy": false, "last_update": null},
+            }
+        });
+        let text = status(&stats, 1_002.5).unwrap();
+        assert!(
+            text.contains("jobs       ok      last update 2s ago"),
+            "{text}"
+        );
+        assert!(
+            text.contains("queues     FAILING last update 10m 2s ago: down"),
+            "{text}"
+        );
+        assert!(text.contains("broker     FAILING no update yet"), "{text}");
+        assert!(!text.contains("1000"), "{text}");
+        assert_eq!(ago(1_000.0, 1_000.4), "just now");
+    }
+
+    #[test]
     fn unknown_commands_and_extra_arguments_are_refused() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let Failure(msg) = run(&args(&["frobnicate"])).unwrap_err();
@@ -490,6 +565,6 @@ mod tests {
         let Failure(msg) = run(&args(&["reload", "a", "b"])).unwrap_err();
         assert!(msg.contains("too many arguments"));
         let Failure(msg) = run(&args(&["status", "x"])).unwrap_err();
-        assert!(msg.contains("status takes no arguments"));
+        assert!(msg.contains("status takes no arguments but --json"));
     }
 }

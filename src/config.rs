@@ -128,9 +128,12 @@ impl Config {
                     }
                 }
                 _ => {
+                    // Flux reports a reload error in 160 bytes: the key and
+                    // the suggestion come first, the list of keys last.
                     return Err(ArgError(format!(
-                        "unknown argument '{key}' (valid keys: {KEYS})"
-                    )))
+                        "unknown argument '{key}'{} (valid keys: {KEYS})",
+                        did_you_mean(key, KEYS.split(", "))
+                    )));
                 }
             }
         }
@@ -197,6 +200,17 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ArgError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// "; did you mean 'X'?" for the candidate closest to a mistyped `word`,
+/// or nothing where none is close.
+pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!("; did you mean '{c}'?"))
+        .unwrap_or_default()
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool, ArgError> {
     match value {
         "true" | "yes" | "1" | "on" => Ok(true),
@@ -210,7 +224,8 @@ fn parse_collectors(value: &str) -> Result<Vec<&'static str>, ArgError> {
     for name in value.split(',').filter(|s| !s.is_empty()) {
         let Some(known) = COLLECTORS.iter().find(|c| **c == name) else {
             return Err(ArgError(format!(
-                "collectors={value}: unknown collector '{name}' (known: {})",
+                "unknown collector '{name}'{} in collectors={value} (known: {})",
+                did_you_mean(name, COLLECTORS.iter().copied()),
                 COLLECTORS.join(", ")
             )));
         };
@@ -293,6 +308,28 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.contains("unknown collector 'nope'"), "{err}");
+        let err = Config::from_args(&["collectors=jobs,queus"], 0)
+            .unwrap_err()
+            .0;
+        assert!(
+            err.starts_with("unknown collector 'queus'; did you mean 'queues'?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_mistyped_key_is_named_with_a_suggestion_within_flux_reload_limit() {
+        // flux config reload shows a module's error in 160 bytes, after the
+        // broker-config prefix the module adds.
+        let err = Config::from_args(&["colectors=jobs"], 0).unwrap_err().0;
+        let shown = format!("[prometheus] in the broker config: {err}");
+        let cut: String = shown.chars().take(159).collect();
+        assert!(
+            cut.contains("unknown argument 'colectors'; did you mean 'collectors'?"),
+            "{cut}"
+        );
+        let err = Config::from_args(&["zzz=1"], 0).unwrap_err().0;
+        assert!(!err.contains("did you mean"), "{err}");
     }
 
     #[test]

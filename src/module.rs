@@ -90,16 +90,30 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 
 fn instance_description(h: &Handle) -> String {
     let level = h.attr("instance-level").unwrap_or_else(|| "0".into());
-    let size = h
-        .size()
-        .map(|s| s.to_string())
-        .unwrap_or_else(|_| "?".into());
-    match h.attr("jobid") {
-        Some(jobid) => format!(
-            "on {} (level {level}, {size} brokers, job {jobid})",
-            hostname()
-        ),
-        None => format!("on {} (level {level}, {size} brokers)", hostname()),
+    describe_instance(
+        &hostname(),
+        &level,
+        h.size().ok(),
+        h.attr("jobid").as_deref(),
+    )
+}
+
+/// The landing page's line about the instance, e.g. "on node0 (level 0,
+/// 1 broker)".
+pub fn describe_instance(
+    host: &str,
+    level: &str,
+    size: Option<u32>,
+    jobid: Option<&str>,
+) -> String {
+    let brokers = match size {
+        Some(1) => "1 broker".to_string(),
+        Some(n) => format!("{n} brokers"),
+        None => "? brokers".to_string(),
+    };
+    match jobid {
+        Some(jobid) => format!("on {host} (level {level}, {brokers}, job {jobid})"),
+        None => format!("on {host} (level {level}, {brokers})"),
     }
 }
 
@@ -388,4 +402,21 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         &format!("serving metrics at {}", live.borrow().url),
     );
     Ok(Box::new(module))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_landing_page_counts_brokers_in_english() {
+        assert_eq!(
+            describe_instance("node0", "0", Some(1), None),
+            "on node0 (level 0, 1 broker)"
+        );
+        assert_eq!(
+            describe_instance("node0", "1", Some(4), Some("f2x")),
+            "on node0 (level 1, 4 brokers, job f2x)"
+        );
+    }
 }

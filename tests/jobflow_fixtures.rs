@@ -60,197 +60,218 @@ fn rendered(flow: &JobFlow) -> std::collections::BTreeMap<String, f64> {
 
 #[test]
 fn counters_equal_the_instances_jobs_when_every_event_is_new() {
-    let s = rendered(&replay(0.0));
-    let jobs = cli_jobs();
-    for queue in ["batch", "debug"] {
-        let in_queue: Vec<_> = jobs.iter().filter(|j| j.0 == queue).collect();
-        assert_eq!(
-            s[&format!("flux_jobs_submitted_total{{queue=\"{queue}\"}}")],
-            in_queue.len() as f64,
-            "{queue} submitted"
-        );
-        for result in ["completed", "failed", "canceled", "timeout"] {
-            let n = in_queue.iter().filter(|j| j.2 == result).count();
+    common::each_set(|| {
+        let s = rendered(&replay(0.0));
+        let jobs = cli_jobs();
+        for queue in ["batch", "debug"] {
+            let in_queue: Vec<_> = jobs.iter().filter(|j| j.0 == queue).collect();
             assert_eq!(
-                s[&format!("flux_jobs_finished_total{{queue=\"{queue}\",result=\"{result}\"}}")],
-                n as f64,
-                "{queue} {result}"
+                s[&format!("flux_jobs_submitted_total{{queue=\"{queue}\"}}")],
+                in_queue.len() as f64,
+                "{queue} submitted"
             );
-            // Every inactive job here started, so each has a run time.
+            for result in ["completed", "failed", "canceled", "timeout"] {
+                let n = in_queue.iter().filter(|j| j.2 == result).count();
+                assert_eq!(
+                    s[&format!(
+                        "flux_jobs_finished_total{{queue=\"{queue}\",result=\"{result}\"}}"
+                    )],
+                    n as f64,
+                    "{queue} {result}"
+                );
+                // Every inactive job here started, so each has a run time.
+                assert_eq!(
+                    s[&format!(
+                        "flux_job_run_seconds_count{{queue=\"{queue}\",result=\"{result}\"}}"
+                    )],
+                    n as f64
+                );
+            }
+            let started = in_queue
+                .iter()
+                .filter(|j| j.1 == "RUN" || j.1 == "INACTIVE")
+                .count();
             assert_eq!(
-                s[&format!("flux_job_run_seconds_count{{queue=\"{queue}\",result=\"{result}\"}}")],
-                n as f64
+                s[&format!("flux_jobs_started_total{{queue=\"{queue}\"}}")],
+                started as f64
+            );
+            assert_eq!(
+                s[&format!("flux_job_queue_wait_seconds_count{{queue=\"{queue}\"}}")],
+                started as f64
+            );
+            assert_eq!(
+                s[&format!("flux_job_queue_wait_seconds_bucket{{queue=\"{queue}\",le=\"+Inf\"}}")],
+                started as f64
             );
         }
-        let started = in_queue
-            .iter()
-            .filter(|j| j.1 == "RUN" || j.1 == "INACTIVE")
-            .count();
         assert_eq!(
-            s[&format!("flux_jobs_started_total{{queue=\"{queue}\"}}")],
-            started as f64
+            s["flux_job_exceptions_total{queue=\"batch\",type=\"cancel\"}"],
+            1.0
         );
         assert_eq!(
-            s[&format!("flux_job_queue_wait_seconds_count{{queue=\"{queue}\"}}")],
-            started as f64
+            s["flux_job_exceptions_total{queue=\"batch\",type=\"timeout\"}"],
+            1.0
         );
-        assert_eq!(
-            s[&format!("flux_job_queue_wait_seconds_bucket{{queue=\"{queue}\",le=\"+Inf\"}}")],
-            started as f64
-        );
-    }
-    assert_eq!(
-        s["flux_job_exceptions_total{queue=\"batch\",type=\"cancel\"}"],
-        1.0
-    );
-    assert_eq!(
-        s["flux_job_exceptions_total{queue=\"batch\",type=\"timeout\"}"],
-        1.0
-    );
+    });
 }
 
 #[test]
 fn demand_equals_the_pending_jobs_of_flux_jobs() {
-    let s = rendered(&replay(0.0));
-    let jobs = cli_jobs();
-    let pending = |queue: &str, state: &str| {
-        jobs.iter()
-            .filter(|j| j.0 == queue && j.1 == state)
-            .collect::<Vec<_>>()
-    };
-    // One batch job in SCHED is held (--urgency=0); the README says so.
-    let sched = pending("batch", "SCHED");
-    assert_eq!(
-        s["flux_queue_pending_jobs{queue=\"batch\",status=\"held\"}"],
-        1.0
-    );
-    assert_eq!(
-        s["flux_queue_pending_jobs{queue=\"batch\",status=\"eligible\"}"],
-        (sched.len() - 1) as f64
-    );
-    assert_eq!(
-        s["flux_queue_pending_jobs{queue=\"batch\",status=\"blocked\"}"],
-        pending("batch", "DEPEND").len() as f64
-    );
-    assert_eq!(
-        s["flux_queue_pending_jobs{queue=\"debug\",status=\"eligible\"}"],
-        pending("debug", "SCHED").len() as f64
-    );
-    // Nodes: only the -N4 job names nodes; flux jobs prints 4 for it and
-    // nothing for the rest.
-    let named: u64 = sched.iter().map(|j| j.3).sum();
-    assert_eq!(
-        s["flux_queue_pending_requested_nodes{queue=\"batch\",status=\"eligible\"}"],
-        named as f64
-    );
-    assert_eq!(
-        s["flux_queue_pending_largest_job_nodes{queue=\"batch\",status=\"eligible\"}"],
-        4.0
-    );
-    assert!(s.contains_key(
+    common::each_set(|| {
+        let s = rendered(&replay(0.0));
+        let jobs = cli_jobs();
+        let pending = |queue: &str, state: &str| {
+            jobs.iter()
+                .filter(|j| j.0 == queue && j.1 == state)
+                .collect::<Vec<_>>()
+        };
+        // One batch job in SCHED is held (--urgency=0); the README says so.
+        let sched = pending("batch", "SCHED");
+        assert_eq!(
+            s["flux_queue_pending_jobs{queue=\"batch\",status=\"held\"}"],
+            1.0
+        );
+        assert_eq!(
+            s["flux_queue_pending_jobs{queue=\"batch\",status=\"eligible\"}"],
+            (sched.len() - 1) as f64
+        );
+        assert_eq!(
+            s["flux_queue_pending_jobs{queue=\"batch\",status=\"blocked\"}"],
+            pending("batch", "DEPEND").len() as f64
+        );
+        assert_eq!(
+            s["flux_queue_pending_jobs{queue=\"debug\",status=\"eligible\"}"],
+            pending("debug", "SCHED").len() as f64
+        );
+        // Nodes: only the -N2 --exclusive job names nodes; flux jobs prints
+        // its count and nothing for the rest.
+        let named: u64 = sched.iter().map(|j| j.3).sum();
+        let largest = sched.iter().map(|j| j.3).max().unwrap_or(0);
+        assert_eq!(
+            s["flux_queue_pending_requested_nodes{queue=\"batch\",status=\"eligible\"}"],
+            named as f64
+        );
+        assert_eq!(
+            s["flux_queue_pending_largest_job_nodes{queue=\"batch\",status=\"eligible\"}"],
+            largest as f64
+        );
+        assert!(s.contains_key(
         "flux_queue_pending_oldest_submit_timestamp_seconds{queue=\"batch\",status=\"eligible\"}"
     ));
+    });
 }
 
 #[test]
 fn a_backlog_from_before_the_module_counts_nothing_but_shows_demand() {
-    let before = rendered(&replay(0.0));
-    let after = rendered(&replay(f64::MAX));
-    for (key, v) in &after {
-        if key.starts_with("flux_jobs_") || key.starts_with("flux_job_") {
-            assert_eq!(*v, 0.0, "{key}");
+    common::each_set(|| {
+        let before = rendered(&replay(0.0));
+        let after = rendered(&replay(f64::MAX));
+        for (key, v) in &after {
+            if key.starts_with("flux_jobs_") || key.starts_with("flux_job_") {
+                assert_eq!(*v, 0.0, "{key}");
+            }
+            if key.starts_with("flux_queue_pending_") {
+                assert_eq!(Some(v), before.get(key), "{key}");
+            }
         }
-        if key.starts_with("flux_queue_pending_") {
-            assert_eq!(Some(v), before.get(key), "{key}");
-        }
-    }
+    });
 }
 
 #[test]
 fn a_replayed_backlog_after_resubscribing_counts_nothing_twice() {
-    let mut flow = replay(0.0);
-    let once = rendered(&flow);
-    flow.begin_backlog();
-    for r in responses() {
-        flow.apply(&r).expect("parses");
-    }
-    assert_eq!(rendered(&flow), once);
+    common::each_set(|| {
+        let mut flow = replay(0.0);
+        let once = rendered(&flow);
+        flow.begin_backlog();
+        for r in responses() {
+            flow.apply(&r).expect("parses");
+        }
+        assert_eq!(rendered(&flow), once);
+    });
 }
 
 #[test]
 fn only_active_jobs_are_kept() {
-    let flow = replay(0.0);
-    let active = cli_jobs().iter().filter(|j| j.1 != "INACTIVE").count();
-    assert_eq!(flow.active_jobs(), active);
+    common::each_set(|| {
+        let flow = replay(0.0);
+        let active = cli_jobs().iter().filter(|j| j.1 != "INACTIVE").count();
+        assert_eq!(flow.active_jobs(), active);
+    });
 }
 
 #[test]
 fn a_bad_response_is_refused_by_name_and_loses_nothing() {
-    let mut flow = replay(0.0);
-    let before = rendered(&flow);
-    let err = flow.apply("{\"id\": 1, \"events\": 7}").unwrap_err();
-    assert!(
-        err.starts_with("job-manager.events-journal: malformed response"),
-        "{err}"
-    );
-    assert_eq!(rendered(&flow), before);
+    common::each_set(|| {
+        let mut flow = replay(0.0);
+        let before = rendered(&flow);
+        let err = flow.apply("{\"id\": 1, \"events\": 7}").unwrap_err();
+        assert!(
+            err.starts_with("job-manager.events-journal: malformed response"),
+            "{err}"
+        );
+        assert_eq!(rendered(&flow), before);
+    });
 }
 
 #[test]
 fn user_and_project_labels_are_opt_in_and_capped() {
-    use flux_prometheus::model::jobflow::LabelOptions;
-    // Off by default: no user or project label anywhere.
-    let plain = rendered(&replay(0.0));
-    assert!(plain
-        .keys()
-        .all(|k| !k.contains("user=") && !k.contains("project=")));
+    common::each_set(|| {
+        use flux_prometheus::model::jobflow::LabelOptions;
+        // Off by default: no user or project label anywhere.
+        let plain = rendered(&replay(0.0));
+        assert!(plain
+            .keys()
+            .all(|k| !k.contains("user=") && !k.contains("project=")));
 
-    let submit = |id: i64, uid: i64, project: &str| {
-        serde_json::json!({"id": id, "jobspec": {"attributes": {"system": {"queue": "batch", "project": project}},
+        let submit = |id: i64, uid: i64, project: &str| {
+            serde_json::json!({"id": id, "jobspec": {"attributes": {"system": {"queue": "batch", "project": project}},
             "resources": [{"type": "slot", "count": 1, "with": [{"type": "core", "count": 1}]}]},
             "events": [{"name": "submit", "timestamp": 10.0 + id as f64, "context": {"userid": uid, "urgency": 16}}]})
         .to_string()
-    };
-    let labels = LabelOptions {
-        user: true,
-        project: true,
-        limit: 2,
-    };
-    let mut flow = JobFlow::with_labels(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS, labels);
-    for (id, uid, project) in [
-        (1, 1000, "a"),
-        (2, 1001, "b"),
-        (3, 1002, "c"),
-        (4, 1000, "a"),
-    ] {
-        flow.apply(&submit(id, uid, project)).expect("parses");
-    }
-    let s = rendered(&flow);
-    assert_eq!(
-        s["flux_jobs_submitted_total{queue=\"batch\",user=\"1000\",project=\"a\"}"],
-        2.0
-    );
-    assert_eq!(
-        s["flux_jobs_submitted_total{queue=\"batch\",user=\"1001\",project=\"b\"}"],
-        1.0
-    );
-    // The third distinct user and project are over the cap of 2.
-    assert_eq!(
-        s["flux_jobs_submitted_total{queue=\"batch\",user=\"other\",project=\"other\"}"],
-        1.0
-    );
+        };
+        let labels = LabelOptions {
+            user: true,
+            project: true,
+            limit: 2,
+        };
+        let mut flow = JobFlow::with_labels(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS, labels);
+        for (id, uid, project) in [
+            (1, 1000, "a"),
+            (2, 1001, "b"),
+            (3, 1002, "c"),
+            (4, 1000, "a"),
+        ] {
+            flow.apply(&submit(id, uid, project)).expect("parses");
+        }
+        let s = rendered(&flow);
+        assert_eq!(
+            s["flux_jobs_submitted_total{queue=\"batch\",user=\"1000\",project=\"a\"}"],
+            2.0
+        );
+        assert_eq!(
+            s["flux_jobs_submitted_total{queue=\"batch\",user=\"1001\",project=\"b\"}"],
+            1.0
+        );
+        // The third distinct user and project are over the cap of 2.
+        assert_eq!(
+            s["flux_jobs_submitted_total{queue=\"batch\",user=\"other\",project=\"other\"}"],
+            1.0
+        );
+    });
 }
 
 #[test]
 fn live_events_count_even_when_they_share_a_timestamp() {
-    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
-    flow.begin_backlog();
-    flow.apply(r#"{"id": -1, "events": []}"#).expect("sentinel");
-    for id in [1, 2] {
-        let submit = format!(
-            r#"{{"id": {id}, "events": [{{"name": "submit", "timestamp": 5.0, "context": {{"urgency": 16}}}}]}}"#
-        );
-        flow.apply(&submit).expect("parses");
-    }
-    assert_eq!(rendered(&flow)["flux_jobs_submitted_total"], 2.0);
+    common::each_set(|| {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        flow.begin_backlog();
+        flow.apply(r#"{"id": -1, "events": []}"#).expect("sentinel");
+        for id in [1, 2] {
+            let submit = format!(
+                r#"{{"id": {id}, "events": [{{"name": "submit", "timestamp": 5.0, "context": {{"urgency": 16}}}}]}}"#
+            );
+            flow.apply(&submit).expect("parses");
+        }
+        assert_eq!(rendered(&flow)["flux_jobs_submitted_total"], 2.0);
+    });
 }

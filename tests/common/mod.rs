@@ -1,18 +1,62 @@
-//! Helpers shared by the integration tests: the recorded flux-core 0.88
-//! payloads, and a reader for rendered exposition text.
+//! Helpers shared by the integration tests: the payloads recorded from real
+//! brokers under tests/fixtures, and a reader for rendered exposition text.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Where the recorded sets live: one directory per flux-core version and
+/// scheduler (`<version>-<scheduler>`), written by scripts/record-fixtures.
+pub fn fixtures_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every recorded set, in name order.
+pub fn fixture_sets() -> Vec<PathBuf> {
+    let mut sets: Vec<PathBuf> = std::fs::read_dir(fixtures_root())
+        .expect("tests/fixtures is in the repository")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("attrs.json").is_file())
+        .collect();
+    sets.sort();
+    assert!(!sets.is_empty(), "no recorded set under tests/fixtures");
+    sets
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `check` once per recorded set; inside it, [`fixture`] reads from
+/// that set. A failure names the set.
+pub fn each_set(check: impl Fn()) {
+    for set in fixture_sets() {
+        CURRENT.with(|c| *c.borrow_mut() = Some(set.clone()));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&check));
+        CURRENT.with(|c| *c.borrow_mut() = None);
+        if let Err(e) = outcome {
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("with the recorded set {}: {why}", set.display());
+        }
+    }
+}
+
+/// The set [`each_set`] is running, by directory name.
+pub fn set_name() -> String {
+    fixture_dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 pub fn fixture_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/flux-0.88");
-    assert!(
-        dir.is_dir(),
-        "recorded payloads not found at {} (shared/ must sit beside the repo)",
-        dir.display()
-    );
-    dir
+    CURRENT
+        .with(|c| c.borrow().clone())
+        .expect("fixture() is called inside common::each_set")
 }
 
 pub fn fixture(name: &str) -> String {
