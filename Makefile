@@ -1,5 +1,5 @@
 # Convenience targets; cargo does the building.
-.PHONY: all check demo bench
+.PHONY: all check demo bench install uninstall
 
 all:
 	cargo build --release
@@ -14,3 +14,11 @@ demo:
 
 bench:
 	scripts/bench-scrape
+
+# Into flux-core's directories (pkg-config), honouring PREFIX and DESTDIR:
+# see scripts/install.
+install: all
+	scripts/install install
+
+uninstall:
+	scripts/install uninstall

@@ -34,6 +34,11 @@ run_inside_flux() {
         (cd "$REPO" && cargo build --release --quiet) >&2 || { echo "Bail out! cargo build --release failed"; exit 1; }
     fi
     export FLUX_PROMETHEUS_TEST_INNER=1
+    # make check runs the suite once per installed scheduler, naming it in
+    # FLUX_PROMETHEUS_SCHED (a modules.alternatives.sched value).
+    if [ -n "${FLUX_PROMETHEUS_SCHED:-}" ]; then
+        set -- --conf=modules.alternatives.sched="$FLUX_PROMETHEUS_SCHED" "$@"
+    fi
     if [ -z "${LOST_BROKER_OK:-}" ]; then
         exec "$flux" start --test-size="$size" "$@" bash "$0"
     fi
@@ -47,6 +52,32 @@ run_inside_flux() {
     verdict=$(cat "$T_VERDICT")
     rm -f "$T_VERDICT"
     exit "${verdict:-$rc}"
+}
+
+# The scheduler's modules in load order: Fluxion's three, or one of
+# flux-core's. Tests that restart the scheduler restart whichever is loaded.
+SCHED_MODULES="sched-fluxion-resource sched-fluxion-feasibility sched-fluxion-qmanager sched-simple sched-fifo sched-backfill"
+loaded_sched_modules() {
+    local loaded m
+    loaded=$(flux module list | awk 'NR > 1 { print $1 }')
+    for m in $SCHED_MODULES; do
+        grep -qx "$m" <<<"$loaded" && echo "$m"
+    done
+}
+# The scheduler that provides "sched" now, by module name.
+sched_name() { flux module list | awk '$NF == "sched" { print $1 }'; }
+# Removes the loaded scheduler (dependents first) and remembers it.
+sched_remove() {
+    local m
+    SCHED_REMOVED=$(loaded_sched_modules)
+    for m in $(tac <<<"$SCHED_REMOVED"); do
+        flux module remove "$m" || return 1
+    done
+}
+# Loads what sched_remove removed, through flux modprobe so that the
+# modules get their configured arguments.
+sched_load() {
+    flux modprobe load sched feasibility >/dev/null
 }
 
 TEST_NO=0

@@ -104,10 +104,10 @@ reload_job_list() {
 # The scheduler exits when the resource module goes away, so it is reloaded
 # around it, as flux-core's own tests do.
 reload_resource() {
-    diag "reloading resource (and sched-simple around it)"
-    flux module remove sched-simple &&
+    diag "reloading resource (and $(sched_name) around it)"
+    sched_remove &&
         flux module reload resource &&
-        flux module load sched-simple
+        sched_load
 }
 
 phase "undisturbed"

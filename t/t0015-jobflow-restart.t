@@ -1,6 +1,6 @@
 #!/bin/bash
 # The job-manager restarted under the module (as flux-core's own tests do
-# it: job-list removed, job-manager reloaded, sched-simple and job-exec
+# it: job-list removed, job-manager reloaded, the scheduler and job-exec
 # reloaded, job-list loaded): the job-flow collector subscribes again, the
 # backlog it is sent (inactive jobs included) counts nothing twice, what
 # happens afterwards is counted, and the allocated set rebuilt from the new
@@ -31,8 +31,9 @@ pending=$(flux submit sleep 0.5)
 is "$(value_until 'flux_queue_pending_jobs{status="eligible"}' 1)" 1 "a job pending in a stopped queue"
 
 flux module remove job-list
+sched_remove
 flux module reload job-manager
-flux module reload -f sched-simple
+sched_load
 flux module reload -f job-exec
 flux module load job-list
 
