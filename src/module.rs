@@ -14,7 +14,8 @@ use crate::collectors::{
 };
 use crate::config::Config;
 use crate::exposition::Shared;
-use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler};
+use crate::collectors::Backoff;
+use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 use crate::http::{Server, METRICS_PATH};
 use crate::webconfig::WebConfig;
 
@@ -142,6 +143,7 @@ fn stats_json(live: &Live) -> String {
     let web = live.shared.web();
     json!({
         "url": live.url,
+        "listen_error": live.listen_error,
         "version": crate::render::VERSION,
         "collectors": collectors,
         "basic_auth": web.users.is_some(),
@@ -167,8 +169,15 @@ struct Live {
     level: u32,
     config: Config,
     shared: Arc<Shared>,
-    server: Server,
-    url: String,
+    /// None while the listen address cannot be bound at instance start.
+    server: Option<Server>,
+    /// The metrics URL, once serving.
+    url: Option<String>,
+    /// Why the module does not serve yet (bind failed at instance start).
+    listen_error: Option<String>,
+    /// Binds again after a failure at instance start, with backoff.
+    bind_retry: Option<Timer>,
+    bind_backoff: Backoff,
     /// Flux objects: dropped before the server, or leaked on cancellation.
     ctx: Option<Rc<Context>>,
     collectors: Vec<(&'static str, Running)>,
@@ -182,7 +191,10 @@ impl Drop for Module {
         let mut live = self.live.borrow_mut();
         live.collectors.clear();
         live.ctx.take();
-        live.server.shutdown();
+        live.bind_retry.take();
+        if let Some(server) = live.server.as_mut() {
+            server.shutdown();
+        }
     }
 }
 
@@ -195,7 +207,10 @@ impl ModuleInstance for Module {
         let mut live = self.live.borrow_mut();
         std::mem::forget(std::mem::take(&mut live.collectors));
         std::mem::forget(live.ctx.take());
-        live.server.shutdown();
+        std::mem::forget(live.bind_retry.take());
+        if let Some(server) = live.server.as_mut() {
+            server.shutdown();
+        }
     }
 }
 
@@ -279,12 +294,10 @@ impl Live {
             self.shared.pacer.set_rate(config.max_request_rate);
         }
         if let Some(listener) = listener {
-            let server = Server::start(listener, Arc::clone(&self.shared))
-                .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
-            let mut old = std::mem::replace(&mut self.server, server);
-            old.shutdown();
+            self.serve(listener, scheme)?;
+        } else if let Some(server) = &self.server {
+            self.url = Some(metrics_url(scheme, server.local_addr(), &hostname()));
         }
-        self.url = metrics_url(scheme, self.server.local_addr(), &hostname());
         let ctx = self.ctx.clone().ok_or("the module is stopping")?;
         // Collectors whose options are unchanged keep running (and their
         // counters); the others are stopped, and started again if wanted.
@@ -314,12 +327,69 @@ impl Live {
         self.config = config;
         // A scrape right after `flux config reload` returns sees the change.
         ctx.publish_now();
-        self.h.log(
-            Level::Info,
-            &format!("configuration reloaded; serving metrics at {}", self.url),
-        );
+        let serving = match &self.url {
+            Some(url) => format!("serving metrics at {url}"),
+            None => format!("not serving yet: {}", self.listen_error.as_deref().unwrap_or("")),
+        };
+        self.h
+            .log(Level::Info, &format!("configuration reloaded; {serving}"));
         Ok(())
     }
+
+    /// Serves on `listener` from a new HTTP thread, replacing the old one
+    /// (if any) only once the new one runs.
+    fn serve(&mut self, listener: TcpListener, scheme: &str) -> Result<(), String> {
+        let server = Server::start(listener, Arc::clone(&self.shared))
+            .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
+        self.url = Some(metrics_url(scheme, server.local_addr(), &hostname()));
+        if let Some(mut old) = self.server.replace(server) {
+            old.shutdown();
+        }
+        self.listen_error = None;
+        if let Some(timer) = &self.bind_retry {
+            timer.stop();
+        }
+        Ok(())
+    }
+
+    /// After a failed bind at instance start: tries the listen address
+    /// again, and schedules the next try with backoff while it fails.
+    fn retry_bind(&mut self) {
+        if self.server.is_some() {
+            return;
+        }
+        let scheme = if self.shared.web().tls.is_some() { "https" } else { "http" };
+        let outcome = bind(self.config.listen)
+            .map_err(|e| e.message)
+            .and_then(|listener| self.serve(listener, scheme));
+        match outcome {
+            Ok(()) => self.h.log(
+                Level::Info,
+                &format!(
+                    "serving metrics at {} (the listen address is free now)",
+                    self.url.as_deref().unwrap_or("")
+                ),
+            ),
+            Err(why) => {
+                let delay = self.bind_backoff.next_delay();
+                self.listen_error = Some(format!("{why}; trying again in {delay} s"));
+                if let Some(timer) = &self.bind_retry {
+                    timer.restart(delay, 0.0);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the broker is starting the instance (rc1), when a monitoring
+/// module must not fail the start: the broker's state is still "join" or
+/// "init" then, and "run" once a person can type `flux module load`.
+fn at_instance_start(h: &Handle) -> bool {
+    h.rpc_wait("state-machine.get", "{}")
+        .ok()
+        .and_then(|answer| serde_json::from_str::<serde_json::Value>(&answer).ok())
+        .and_then(|answer| answer["state"].as_str().map(str::to_string))
+        .is_some_and(|state| state == "join" || state == "init")
 }
 
 /// Starts the module, as `mod_main` does: read the broker config and the
@@ -338,17 +408,40 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     let config = effective_config(&table, &args, level).map_err(invalid)?;
     let web = load_web(&config).map_err(invalid)?;
     let scheme = if web.tls.is_some() { "https" } else { "http" };
-    let listener = bind(config.listen)?;
+    // At instance start a port that is taken must not fail the instance:
+    // the module stays loaded, says why, and binds once the port frees. A
+    // person's `flux module load` fails at once instead.
+    let (listener, listen_error) = match bind(config.listen) {
+        Ok(listener) => (Some(listener), None),
+        Err(e) if at_instance_start(&h) => {
+            h.log(
+                Level::Err,
+                &format!(
+                    "{}; the instance starts anyway and the module tries again, from {} s up to every {} s",
+                    e.message,
+                    Backoff::FIRST,
+                    Backoff::MAX
+                ),
+            );
+            (None, Some(e.message))
+        }
+        Err(e) => return Err(e),
+    };
     let shared = Shared::new(instance_description(&h));
     shared.set_web(web);
     shared.pacer.set_rate(config.max_request_rate);
-    let server = Server::start(listener, Arc::clone(&shared)).map_err(|e| {
-        Error::new(
-            e.raw_os_error().unwrap_or(libc::EIO),
-            format!("cannot start the HTTP thread: {e}"),
-        )
-    })?;
-    let url = metrics_url(scheme, server.local_addr(), &hostname());
+    let server = match listener {
+        Some(listener) => Some(Server::start(listener, Arc::clone(&shared)).map_err(|e| {
+            Error::new(
+                e.raw_os_error().unwrap_or(libc::EIO),
+                format!("cannot start the HTTP thread: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    let url = server
+        .as_ref()
+        .map(|s| metrics_url(scheme, s.local_addr(), &hostname()));
     let ctx = Context::new(h, Arc::clone(&shared), &config.collectors)?;
     ctx.update(|state| state.per_node = config.per_node);
     ctx.publish_now();
@@ -360,9 +453,28 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         shared,
         server,
         url,
+        listen_error,
+        bind_retry: None,
+        bind_backoff: Backoff::new(),
         ctx: Some(Rc::clone(&ctx)),
         collectors: Vec::new(),
     }));
+    if live.borrow().server.is_none() {
+        let weak = Rc::downgrade(&live);
+        let timer = h.timer(Backoff::FIRST, 0.0, move || {
+            if let Some(live) = weak.upgrade() {
+                live.borrow_mut().retry_bind();
+            }
+        })?;
+        timer.start();
+        let mut live = live.borrow_mut();
+        live.bind_backoff.next_delay();
+        live.listen_error = live
+            .listen_error
+            .take()
+            .map(|e| format!("{e}; trying again in {} s", Backoff::FIRST));
+        live.bind_retry = Some(timer);
+    }
     // From here a failure drops `module`, which stops whatever started.
     let mut module = Module {
         live: Rc::clone(&live),
@@ -397,10 +509,9 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         }
     })?;
     module.handlers = Some(vec![stats, reload]);
-    h.log(
-        Level::Info,
-        &format!("serving metrics at {}", live.borrow().url),
-    );
+    if let Some(url) = &live.borrow().url {
+        h.log(Level::Info, &format!("serving metrics at {url}"));
+    }
     Ok(Box::new(module))
 }
 

@@ -11,7 +11,7 @@ if ! flux=$(find_flux); then
 fi
 [ -f "$MODULE_SO" ] || (cd "$REPO" && cargo build --release --quiet) >&2
 
-plan 8
+plan 14
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -49,4 +49,47 @@ diag "$out"
 is "$rc" 0 "legacy scripts: the instance shuts down cleanly (rc3.d unloads the module)"
 ok "legacy rc1.d script: loaded on rank 0 only" test "$(grep -c "^loaded on rank" <<<"$out")-$(grep -c "^loaded on rank 0" <<<"$out")" = 1-1
 ok "legacy rc1.d script: serving metrics with FLUX_PROMETHEUS_ARGS" grep -qx "scrape ok" <<<"$out"
+# A port already taken at instance start: the instance starts all the same,
+# the module stays loaded, says why in flux dmesg and flux module stats, and
+# serves once the port frees. (A person's flux module load fails at once:
+# t0001.)
+holder=$(mktemp -u)
+mkfifo "$holder"
+/usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+' <"$holder" >"$dir/port" &
+holder_pid=$!
+exec 7>"$holder"
+for _ in $(seq 50); do [ -s "$dir/port" ] && break; sleep 0.1; done
+port=$(cat "$dir/port")
+rc=0
+out=$(FLUX_MODPROBE_PATH_APPEND="$dir/modprobe" FLUX_MODULE_PATH_PREPEND="$dir/modules" \
+    HOLDER_PID=$holder_pid "$flux" start --test-size=1 --conf=prometheus.listen="127.0.0.1:$port" bash -c '
+        flux module list | awk "\$1 == \"prometheus\" { print \"loaded\" }"
+        flux module stats prometheus | jq -r "\"listen_error: \" + .listen_error"
+        flux dmesg | grep -q "prometheus.*Address already in use.*tries again" && echo "said so in dmesg"
+        kill $HOLDER_PID
+        for i in $(seq 80); do
+            url=$(flux module stats prometheus | jq -r ".url // empty")
+            [ -n "$url" ] && break
+            sleep 0.25
+        done
+        curl -sf --max-time 5 "$url" | grep -q "^flux_prometheus_build_info" && echo "serving after the port freed"
+        flux module stats prometheus | jq -r "\"listen_error after: \" + (.listen_error // \"none\")"
+    ' 2>&1) || rc=$?
+exec 7>&-
+wait "$holder_pid" 2>/dev/null
+rm -f "$holder"
+diag "$out"
+is "$rc" 0 "port taken at instance start: the instance starts and exits cleanly"
+ok "port taken at instance start: the module stays loaded" grep -qx loaded <<<"$out"
+ok "port taken at instance start: flux module stats says why" grep -q "^listen_error: cannot listen on 127.0.0.1:$port: Address already in use.*trying again in" <<<"$out"
+ok "port taken at instance start: flux dmesg says why" grep -qx "said so in dmesg" <<<"$out"
+ok "port taken at instance start: serves once the port frees" grep -qx "serving after the port freed" <<<"$out"
+ok "port taken at instance start: the error is gone once serving" grep -qx "listen_error after: none" <<<"$out"
 done_testing
