@@ -252,6 +252,16 @@ write_text(
         for q in queues
     ),
 )
+write_text(
+    "cli.resource-list-all-by-queue.txt",
+    "".join(
+        f"{q}: "
+        + sh("resource", "list", "-q", q, "-s", "all", "-no", "{state} {nnodes} {ncores} {ngpus}")
+        .strip()
+        + "\n"
+        for q in queues
+    ),
+)
 write_text("cli.resource-rlist.txt", sh("resource", "list", "-o", "rlist"))
 write_text(
     "cli.resource-status.txt",

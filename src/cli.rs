@@ -336,10 +336,12 @@ pub fn status(stats: &Value, now: f64) -> Outcome {
 
 /// host:port, path and scheme of the module's metrics URL.
 fn target_of(stats: &Value) -> Result<(String, String, &'static str), Failure> {
-    let url = stats["url"].as_str().ok_or_else(|| match stats["listen_error"].as_str() {
-        Some(why) => Failure(format!("the module does not serve yet: {why}")),
-        None => Failure("prometheus.stats-get: no url in the answer".into()),
-    })?;
+    let url = stats["url"]
+        .as_str()
+        .ok_or_else(|| match stats["listen_error"].as_str() {
+            Some(why) => Failure(format!("the module does not serve yet: {why}")),
+            None => Failure("prometheus.stats-get: no url in the answer".into()),
+        })?;
     let (u, scheme) = match url.strip_prefix("https://") {
         Some(rest) => (parse_url(&format!("http://{rest}"))?, "https"),
         None => (parse_url(url)?, "http"),

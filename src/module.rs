@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::collectors::Backoff;
 use crate::collectors::{
     broker::BrokerCollector, jobflow::JobFlowCollector, jobs::JobsCollector,
     queues::QueuesCollector, resources::ResourcesCollector, Context,
 };
 use crate::config::Config;
 use crate::exposition::Shared;
-use crate::collectors::Backoff;
 use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 use crate::http::{Server, METRICS_PATH};
 use crate::webconfig::WebConfig;
@@ -305,6 +305,10 @@ impl Live {
         let mut kept = Vec::new();
         for (name, running) in old {
             if config.collectors.contains(&name) && same_options(name, &self.config, &config) {
+                // flux config reload may have added queues.
+                if let Running::JobFlow(jobflow) = &running {
+                    jobflow.config_changed();
+                }
                 kept.push((name, running));
             } else {
                 drop(running);
@@ -329,7 +333,10 @@ impl Live {
         ctx.publish_now();
         let serving = match &self.url {
             Some(url) => format!("serving metrics at {url}"),
-            None => format!("not serving yet: {}", self.listen_error.as_deref().unwrap_or("")),
+            None => format!(
+                "not serving yet: {}",
+                self.listen_error.as_deref().unwrap_or("")
+            ),
         };
         self.h
             .log(Level::Info, &format!("configuration reloaded; {serving}"));
@@ -358,7 +365,11 @@ impl Live {
         if self.server.is_some() {
             return;
         }
-        let scheme = if self.shared.web().tls.is_some() { "https" } else { "http" };
+        let scheme = if self.shared.web().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let outcome = bind(self.config.listen)
             .map_err(|e| e.message)
             .and_then(|listener| self.serve(listener, scheme));

@@ -9,7 +9,10 @@ use std::fmt::Write;
 
 use crate::model::jobflow::{FlowKey, Histogram};
 use crate::model::jobs::JobCounts;
-use crate::model::resources::Counts;
+use crate::model::resources::{Counts, ALL};
+
+/// How current the resource rows are, said in their help.
+const FRESHNESS: &str = "Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.";
 use crate::state::State;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -257,17 +260,37 @@ fn resource_families(out: &mut String, state: &State) {
     ];
     for (total_name, queue_name, what, pick) in kinds {
         let help = format!(
-            "{what} by scheduler state, as flux resource list counts them (a node both allocated and down is in both)."
+            "{what} by scheduler state, as flux resource list counts them. The states overlap (a node both allocated and down is in both), so they do not add up to the instance: flux_resource_capacity_{} does. {FRESHNESS}",
+            what.to_lowercase()
         );
         let mut total = Family::gauge(out, total_name, &help);
-        for (st, c) in &res.totals {
+        for (st, c) in res.totals.iter().filter(|(st, _)| *st != ALL) {
             total.sample(&[("state", st)], pick(c) as f64);
         }
-        let help = format!("{what} of a named queue by scheduler state, as flux resource list -q QUEUE counts them.");
+        let help = format!("{what} of a named queue by scheduler state, as flux resource list -q QUEUE counts them (states overlap). {FRESHNESS}");
         let mut queue = Family::gauge(out, queue_name, &help);
         for (name, rows) in &res.queues {
-            for (st, c) in rows {
+            for (st, c) in rows.iter().filter(|(st, _)| *st != ALL) {
                 queue.sample(&[("queue", name), ("state", st)], pick(c) as f64);
+            }
+        }
+    }
+    for (what, pick) in kinds.map(|(_, _, what, pick)| (what, pick)) {
+        let name = format!("flux_resource_capacity_{}", what.to_lowercase());
+        let help = format!("All {} of the instance, down ones included, as flux resource list -s all counts them (excluded ones are not).", what.to_lowercase());
+        let mut f = Family::gauge(out, &name, &help);
+        for (_, c) in res.totals.iter().filter(|(st, _)| *st == ALL) {
+            f.sample(&[], pick(c) as f64);
+        }
+        let name = format!("flux_queue_resource_capacity_{}", what.to_lowercase());
+        let help = format!(
+            "All {} of a named queue, down ones included, as flux resource list -q QUEUE -s all counts them.",
+            what.to_lowercase()
+        );
+        let mut f = Family::gauge(out, &name, &help);
+        for (queue, rows) in &res.queues {
+            for (_, c) in rows.iter().filter(|(st, _)| *st == ALL) {
+                f.sample(&[("queue", queue)], pick(c) as f64);
             }
         }
     }

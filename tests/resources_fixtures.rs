@@ -101,6 +101,39 @@ fn instance_rows_equal_the_sum_of_disjoint_queues() {
 }
 
 #[test]
+fn capacity_equals_flux_resource_list_all_for_the_instance_and_each_queue() {
+    common::each_set(|| {
+        let s = rendered();
+        let row = |line: &str| -> [f64; 3] {
+            let f: Vec<f64> = line
+                .split_whitespace()
+                .skip(1)
+                .map(|w| w.parse().expect("a count"))
+                .collect();
+            [f[0], f[1], f[2]]
+        };
+        let all = row(fixture("cli.resource-list-all.txt").trim());
+        for (i, kind) in ["nodes", "cores", "gpus"].iter().enumerate() {
+            assert_eq!(
+                value(&s, &format!("flux_resource_capacity_{kind}")),
+                all[i],
+                "{kind}"
+            );
+        }
+        for line in fixture("cli.resource-list-all-by-queue.txt").lines() {
+            let (queue, rest) = line.split_once(": ").expect("QUEUE: row");
+            let want = row(rest);
+            for (i, kind) in ["nodes", "cores", "gpus"].iter().enumerate() {
+                let key = format!("flux_queue_resource_capacity_{kind}{{queue=\"{queue}\"}}");
+                assert_eq!(value(&s, &key), want[i], "{key}");
+            }
+        }
+        // "all" is no state: it has its own families.
+        assert!(!s.contains_key("flux_resource_nodes{state=\"all\"}"));
+    });
+}
+
+#[test]
 fn node_health_equals_flux_resource_status() {
     common::each_set(|| {
         let s = rendered();
@@ -163,7 +196,9 @@ fn per_node_drain_series_are_opt_in() {
         assert_eq!(
             value(
                 &s,
-                &format!("flux_resource_drained_node_info{{rank=\"{drained}\",reason=\"bad dimm\"}}")
+                &format!(
+                    "flux_resource_drained_node_info{{rank=\"{drained}\",reason=\"bad dimm\"}}"
+                )
             ),
             1.0
         );

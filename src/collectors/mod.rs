@@ -34,6 +34,9 @@ pub struct Context {
     /// The allocated set as the job-flow collector reads it from the
     /// journal, for the resources collector.
     pub allocations: RefCell<Allocations>,
+    /// Run before each render; each says whether to keep it (false once its
+    /// collector is gone).
+    before_publish: RefCell<Vec<Box<dyn Fn() -> bool>>>,
 }
 
 impl Context {
@@ -49,6 +52,7 @@ impl Context {
             publish_timer: RefCell::new(None),
             publish_pending: Cell::new(false),
             allocations: RefCell::new(Allocations::default()),
+            before_publish: RefCell::new(Vec::new()),
         });
         let weak: Weak<Context> = Rc::downgrade(&ctx);
         let timer = handle.timer(PUBLISH_DELAY, 0.0, move || {
@@ -74,9 +78,26 @@ impl Context {
         }
     }
 
+    /// Has `hook` run before every render, for state derived from what
+    /// other collectors keep (the resources collector recounts the journal's
+    /// allocated set, so that a job that runs is allocated in the same
+    /// publish). The hook returns false once it is no longer wanted.
+    pub fn before_publish(&self, hook: impl Fn() -> bool + 'static) {
+        self.before_publish.borrow_mut().push(Box::new(hook));
+    }
+
+    /// Changes the state inside a [`before_publish`](Self::before_publish)
+    /// hook: the render under way includes the change.
+    pub fn update_in_publish(&self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state.borrow_mut());
+    }
+
     /// Renders the state and hands it to the HTTP thread.
     pub fn publish_now(&self) {
         self.publish_pending.set(false);
+        let hooks = std::mem::take(&mut *self.before_publish.borrow_mut());
+        let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
+        self.before_publish.borrow_mut().splice(0..0, kept);
         let state = self.state.borrow();
         let text = render::text(&state);
         self.shared.publish(text, state.all_reported());

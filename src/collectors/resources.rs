@@ -82,9 +82,58 @@ impl ResourcesCollector {
         });
         let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
         *inner.poll.borrow_mut() = Some(poll);
+        let weak = Rc::downgrade(&inner);
+        inner.ctx.before_publish(move || {
+            let Some(inner) = weak.upgrade() else {
+                return false;
+            };
+            recount_allocated(&inner);
+            true
+        });
         Ok(ResourcesCollector { _inner: inner })
     }
 }
+
+/// Before a render: where the exported counts came from the journal's
+/// allocated set and that set has changed since, counts again from it and
+/// the status and config answers they came from. A job that starts then
+/// shows as allocated in the same publish as its start, not a poll later.
+/// (With housekeeping configured the job manager is polled instead.)
+fn recount_allocated(inner: &Rc<Inner>) {
+    let mut counted_from = inner.counted_from.borrow_mut();
+    let Some([allocated_key, status, config]) = counted_from.as_mut() else {
+        return;
+    };
+    if !allocated_key.starts_with(JOURNAL_KEY) {
+        return;
+    }
+    let allocations = inner.ctx.allocations.borrow();
+    let Some((generation, allocated)) = allocations.current() else {
+        return;
+    };
+    let key = format!("{JOURNAL_KEY}{generation}");
+    if *allocated_key == key {
+        return;
+    }
+    let sets = inner.status_sets.borrow();
+    let Some((_, sets)) = sets.as_ref().filter(|(from, _)| from == status) else {
+        return;
+    };
+    let view = resources::SchedView {
+        all: &sets.all,
+        down: &sets.down,
+        allocated,
+    };
+    if let Ok(summary) = resources::summarize_view(view, status, config) {
+        *allocated_key = key;
+        inner
+            .ctx
+            .update_in_publish(|state| state.resources = Some(summary));
+    }
+}
+
+/// How a watched allocated answer names the journal's set: by generation.
+const JOURNAL_KEY: &str = "journal generation ";
 
 fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<Rpc, Error> {
     let weak = Rc::downgrade(inner);
@@ -235,7 +284,7 @@ fn take_allocated_from_journal(inner: &Rc<Inner>) -> bool {
         if !housekeeping {
             if let Some((generation, _)) = inner.ctx.allocations.borrow().current() {
                 r.from_journal = true;
-                r.answers[ALLOCATED_SLOT] = Some(Ok(format!("journal generation {generation}")));
+                r.answers[ALLOCATED_SLOT] = Some(Ok(format!("{JOURNAL_KEY}{generation}")));
                 return true;
             }
         }
@@ -272,7 +321,7 @@ fn ask_sched_status_if_changed(inner: &Rc<Inner>) -> bool {
         let journal = allocations.current().filter(|_| r.from_journal);
         if let Some((generation, _)) = journal {
             // The set may have moved on since the slot was filled.
-            r.answers[ALLOCATED_SLOT] = Some(Ok(format!("journal generation {generation}")));
+            r.answers[ALLOCATED_SLOT] = Some(Ok(format!("{JOURNAL_KEY}{generation}")));
         }
         let computed = match (&r.answers[..SCHED_SLOT], journal) {
             ([Some(Ok(_)), Some(Ok(status)), Some(Ok(config))], Some((_, allocated))) => {

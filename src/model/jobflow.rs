@@ -456,6 +456,23 @@ impl JobFlow {
         }
     }
 
+    /// Makes every queue in `names` ("" for the anonymous queue) show in
+    /// the summary with zero counts until its jobs move, so dashboards and
+    /// autoscalers read 0 rather than "no data". With user or project labels
+    /// there is no series without them, so nothing is added then.
+    pub fn know_queues<S: AsRef<str>>(&mut self, names: &[S]) {
+        if self.labels.user || self.labels.project {
+            return;
+        }
+        for name in names {
+            let key = FlowKey {
+                queue: name.as_ref().to_string(),
+                ..FlowKey::default()
+            };
+            self.queue(&key);
+        }
+    }
+
     pub fn summary(&self) -> JobFlowSummary {
         let mut demand: BTreeMap<(FlowKey, &'static str), Demand> = BTreeMap::new();
         for queue in self.queues.keys() {
@@ -562,6 +579,34 @@ fn add_request(r: &Value, multiplier: u64, request: &mut Request) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_queues_have_zero_series_before_any_job_moves() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        flow.know_queues(&["batch", "debug"]);
+        let summary = flow.summary();
+        let queues: Vec<&str> = summary.queues.keys().map(|k| k.queue.as_str()).collect();
+        assert_eq!(queues, ["batch", "debug"]);
+        for q in summary.queues.values() {
+            assert_eq!((q.submitted, q.started), (0, 0));
+            assert_eq!(q.finished.keys().copied().collect::<Vec<_>>(), {
+                let mut r = RESULTS.to_vec();
+                r.sort();
+                r
+            });
+        }
+        // Every pending status of every queue, at zero.
+        assert_eq!(summary.demand.len(), 2 * PENDING_STATUSES.len());
+        assert!(summary.demand.values().all(|d| d.jobs == 0));
+        // With user labels there is no series without a user: none added.
+        let labels = LabelOptions {
+            user: true,
+            ..LabelOptions::default()
+        };
+        let mut flow = JobFlow::with_labels(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS, labels);
+        flow.know_queues(&["batch"]);
+        assert!(flow.summary().queues.is_empty());
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative_with_inf_last() {

@@ -30,11 +30,15 @@ impl Node {
     }
 }
 
-fn sum_rows(per_rank: &[(u32, [Counts; 3])], only: Option<&IdSet>) -> [(&'static str, Counts); 3] {
+/// The rows of `flux resource list`: free, allocated and down (which
+/// overlap: a down node may also be allocated), then `all`, as `flux
+/// resource list -s all` prints it.
+fn sum_rows(per_rank: &[(u32, [Counts; 4])], only: Option<&IdSet>) -> [(&'static str, Counts); 4] {
     let mut rows = [
         ("free", Counts::default()),
         ("allocated", Counts::default()),
         ("down", Counts::default()),
+        (ALL, Counts::default()),
     ];
     for (rank, counts) in per_rank {
         if only.is_some_and(|o| !o.contains(*rank)) {
@@ -387,7 +391,7 @@ pub struct SchedView<'a> {
 
 impl SchedView<'_> {
     /// Per rank: its free, allocated and down counts, each rank once.
-    fn per_rank(&self) -> Vec<(u32, [Counts; 3])> {
+    fn per_rank(&self) -> Vec<(u32, [Counts; 4])> {
         let empty = Node::default();
         let mut ranks: Vec<u32> = self.all.nodes.keys().collect();
         for set in [&self.down, &self.allocated] {
@@ -408,7 +412,7 @@ impl SchedView<'_> {
                     ncores: free_cores,
                     ngpus: free_gpus,
                 };
-                (rank, [free, alloc.counts(), down.counts()])
+                (rank, [free, alloc.counts(), down.counts(), all.counts()])
             })
             .collect()
     }
@@ -541,11 +545,15 @@ impl NodeHealth {
 /// Everything the resources collector exports, computed from one poll.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceSummary {
+    /// The state rows (free, allocated, down), then [`ALL`].
     pub totals: Vec<(&'static str, Counts)>,
     /// Per configured queue: its name and its rows.
     pub queues: Vec<(String, Vec<(&'static str, Counts)>)>,
     pub health: NodeHealth,
 }
+
+/// The row that is not a state: everything the instance has.
+pub const ALL: &str = "all";
 
 /// Combines `resource.sched-status`, `resource.status` and the instance
 /// config (`config.get`) into what `flux resource list` and `flux resource
