@@ -25,9 +25,9 @@ pub struct Config {
     /// One series per drained node (with its reason); off by default
     /// because its cardinality grows with the cluster.
     pub per_node: bool,
-    /// Bucket bounds of flux_job_queue_wait_seconds, in seconds.
+    /// Bucket bounds of flux_jobs_queue_wait_seconds, in seconds.
     pub wait_buckets: Vec<f64>,
-    /// Bucket bounds of flux_job_run_seconds, in seconds.
+    /// Bucket bounds of flux_jobs_run_seconds, in seconds.
     pub run_buckets: Vec<f64>,
     /// Opt-in user and project labels on the job-flow series.
     pub jobflow_labels: crate::model::jobflow::LabelOptions,

@@ -29,7 +29,14 @@ enum Running {
     JobFlow(JobFlowCollector),
 }
 
-fn start_collector(name: &str, ctx: &Rc<Context>, config: &Config) -> Result<Running, Error> {
+/// Starts collector `name`; `queues` are the instance's queues as the
+/// broker config defines them ("" alone for the anonymous queue).
+fn start_collector(
+    name: &str,
+    ctx: &Rc<Context>,
+    config: &Config,
+    queues: &[String],
+) -> Result<Running, Error> {
     let poll_interval = config.poll_interval;
     match name {
         crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(
@@ -48,12 +55,16 @@ fn start_collector(name: &str, ctx: &Rc<Context>, config: &Config) -> Result<Run
             Rc::clone(ctx),
             poll_interval,
         )?)),
-        crate::collectors::jobflow::NAME => Ok(Running::JobFlow(JobFlowCollector::start(
-            Rc::clone(ctx),
-            &config.wait_buckets,
-            &config.run_buckets,
-            config.jobflow_labels.clone(),
-        )?)),
+        crate::collectors::jobflow::NAME => {
+            let jobflow = JobFlowCollector::start(
+                Rc::clone(ctx),
+                &config.wait_buckets,
+                &config.run_buckets,
+                config.jobflow_labels.clone(),
+            )?;
+            jobflow.know_queues(queues);
+            Ok(Running::JobFlow(jobflow))
+        }
         other => Err(Error::new(
             libc::EINVAL,
             format!("unknown collector {other}"),
@@ -249,6 +260,23 @@ pub fn table_args(config: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// The queues a broker config defines, by name; "" alone for the anonymous
+/// queue of an instance with none (or an unreadable config).
+pub fn queue_names(config: &str) -> Vec<String> {
+    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(config)
+        .map(|c| {
+            crate::model::resources::configured_queues(&c)
+                .into_keys()
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        vec![String::new()]
+    } else {
+        names
+    }
+}
+
 /// The configuration in force: the broker config's `[prometheus]` table,
 /// overridden by the module's arguments.
 fn effective_config(table: &[String], args: &[String], level: u32) -> Result<Config, String> {
@@ -281,6 +309,7 @@ impl Live {
     /// can fail is done first, so a bad config changes nothing.
     fn reload(&mut self, payload: &str) -> Result<(), String> {
         let table = table_args(payload)?;
+        let queues = queue_names(payload);
         let config = effective_config(&table, &self.args, self.level)?;
         let web = load_web(&config)?;
         let scheme = if web.tls.is_some() { "https" } else { "http" };
@@ -307,7 +336,7 @@ impl Live {
             if config.collectors.contains(&name) && same_options(name, &self.config, &config) {
                 // flux config reload may have added queues.
                 if let Running::JobFlow(jobflow) = &running {
-                    jobflow.config_changed();
+                    jobflow.know_queues(&queues);
                 }
                 kept.push((name, running));
             } else {
@@ -321,7 +350,7 @@ impl Live {
         });
         for name in &config.collectors {
             if kept.iter().all(|(n, _)| n != name) {
-                match start_collector(name, &ctx, &config) {
+                match start_collector(name, &ctx, &config, &queues) {
                     Ok(running) => kept.push((name, running)),
                     Err(e) => ctx.failed(name, &e.message, |_| {}),
                 }
@@ -491,8 +520,9 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         live: Rc::clone(&live),
         handlers: None,
     };
+    let queues = queue_names(&broker_config);
     for name in &config.collectors {
-        let running = start_collector(name, &ctx, &config)?;
+        let running = start_collector(name, &ctx, &config, &queues)?;
         live.borrow_mut().collectors.push((name, running));
     }
     let name = h.module_name().unwrap_or_else(|| "prometheus".into());
@@ -529,6 +559,16 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queues_come_from_the_broker_config_or_are_the_anonymous_one() {
+        assert_eq!(
+            queue_names(r#"{"queues": {"debug": {}, "batch": {"requires": ["b"]}}}"#),
+            ["batch", "debug"]
+        );
+        assert_eq!(queue_names("{}"), [""]);
+        assert_eq!(queue_names("not json"), [""]);
+    }
 
     #[test]
     fn the_landing_page_counts_brokers_in_english() {

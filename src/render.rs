@@ -129,6 +129,11 @@ impl<'a> Family<'a> {
     }
 }
 
+/// The `queue` label of a named queue; none for the anonymous queue.
+fn queue_label(name: &str) -> Option<(&'static str, &str)> {
+    (!name.is_empty()).then_some(("queue", name))
+}
+
 fn escape_label(out: &mut String, value: &str) {
     if !value.contains(['\\', '"', '\n']) {
         out.push_str(value);
@@ -168,8 +173,19 @@ fn write_value(out: &mut String, v: f64) {
 
 fn job_families(out: &mut String, state: &State) {
     let Some(jobs) = &state.jobs else { return };
-    let queues = || jobs.queues.iter().map(|q| (q.name.as_str(), &q.counts));
+    // An instance without named queues has the anonymous one, which holds
+    // every job: its flux_queue_* series carry no queue label, as every
+    // flux_queue_* family's do, so per-queue panels work on any instance.
+    let anonymous = [("", &jobs.all)];
+    let queues = || -> Box<dyn Iterator<Item = (&str, &JobCounts)>> {
+        if jobs.queues.is_empty() {
+            Box::new(anonymous.iter().copied())
+        } else {
+            Box::new(jobs.queues.iter().map(|q| (q.name.as_str(), &q.counts)))
+        }
+    };
     let active = |f: &mut Family, counts: &JobCounts, queue: Option<&str>| {
+        let queue = queue.filter(|q| !q.is_empty());
         for (st, n) in counts.active() {
             match queue {
                 Some(q) => f.sample(&[("queue", q), ("state", st)], n as f64),
@@ -178,6 +194,7 @@ fn job_families(out: &mut String, state: &State) {
         }
     };
     let inactive = |f: &mut Family, counts: &JobCounts, queue: Option<&str>| {
+        let queue = queue.filter(|q| !q.is_empty());
         for (result, n) in counts.inactive() {
             match queue {
                 Some(q) => f.sample(&[("queue", q), ("result", result)], n as f64),
@@ -212,7 +229,7 @@ fn job_families(out: &mut String, state: &State) {
     let mut f = Family::gauge(
         out,
         "flux_queue_jobs",
-        "Active jobs in a named queue, by state.",
+        "Active jobs by queue and state; an instance without named queues has one anonymous queue, without a queue label.",
     );
     for (name, counts) in queues() {
         active(&mut f, counts, Some(name));
@@ -220,7 +237,7 @@ fn job_families(out: &mut String, state: &State) {
     let mut f = Family::gauge(
         out,
         "flux_queue_jobs_inactive",
-        "Retained inactive jobs in a named queue, by result.",
+        "Retained inactive jobs by queue and result (the anonymous queue has no queue label).",
     );
     for (name, counts) in queues() {
         inactive(&mut f, counts, Some(name));
@@ -228,15 +245,23 @@ fn job_families(out: &mut String, state: &State) {
     let mut f = Family::counter(
         out,
         "flux_queue_jobs_purged_total",
-        "Inactive jobs of a named queue purged from job-list.",
+        "Inactive jobs purged from job-list, by queue (the anonymous queue has no queue label).",
     );
     for (name, counts) in queues() {
-        f.sample(&[("queue", name)], counts.inactive_purged as f64);
+        f.sample(queue_label(name).as_slice(), counts.inactive_purged as f64);
     }
 }
 
 fn resource_families(out: &mut String, state: &State) {
     let Some(res) = &state.resources else { return };
+    // The anonymous queue of an instance without named queues has every
+    // resource (see job_families).
+    let anonymous = [(String::new(), res.totals.clone())];
+    let queues = if res.queues.is_empty() {
+        &anonymous[..]
+    } else {
+        &res.queues[..]
+    };
     type Pick = fn(&Counts) -> u64;
     let kinds: [(&str, &str, &str, Pick); 3] = [
         (
@@ -267,11 +292,13 @@ fn resource_families(out: &mut String, state: &State) {
         for (st, c) in res.totals.iter().filter(|(st, _)| *st != ALL) {
             total.sample(&[("state", st)], pick(c) as f64);
         }
-        let help = format!("{what} of a named queue by scheduler state, as flux resource list -q QUEUE counts them (states overlap). {FRESHNESS}");
+        let help = format!("{what} of a queue by scheduler state, as flux resource list -q QUEUE counts them (states overlap; the anonymous queue has no queue label). {FRESHNESS}");
         let mut queue = Family::gauge(out, queue_name, &help);
-        for (name, rows) in &res.queues {
+        for (name, rows) in queues {
             for (st, c) in rows.iter().filter(|(st, _)| *st != ALL) {
-                queue.sample(&[("queue", name), ("state", st)], pick(c) as f64);
+                let mut labels: Vec<_> = queue_label(name).into_iter().collect();
+                labels.push(("state", st));
+                queue.sample(&labels, pick(c) as f64);
             }
         }
     }
@@ -284,13 +311,13 @@ fn resource_families(out: &mut String, state: &State) {
         }
         let name = format!("flux_queue_resource_capacity_{}", what.to_lowercase());
         let help = format!(
-            "All {} of a named queue, down ones included, as flux resource list -q QUEUE -s all counts them.",
+            "All {} of a queue, down ones included, as flux resource list -q QUEUE -s all counts them (the anonymous queue has no queue label).",
             what.to_lowercase()
         );
         let mut f = Family::gauge(out, &name, &help);
-        for (queue, rows) in &res.queues {
+        for (queue, rows) in queues {
             for (_, c) in rows.iter().filter(|(st, _)| *st == ALL) {
-                f.sample(&[("queue", queue)], pick(c) as f64);
+                f.sample(queue_label(queue).as_slice(), pick(c) as f64);
             }
         }
     }
@@ -486,7 +513,7 @@ fn jobflow_families(out: &mut String, state: &State) {
     }
     let mut f = Family::counter(
         out,
-        "flux_job_exceptions_total",
+        "flux_jobs_exceptions_total",
         "Job exceptions raised since the module loaded, by type.",
     );
     for (q, qf) in &flow.queues {
@@ -496,7 +523,7 @@ fn jobflow_families(out: &mut String, state: &State) {
     }
     let mut f = Family::histogram(
         out,
-        "flux_job_queue_wait_seconds",
+        "flux_jobs_queue_wait_seconds",
         "Time from submit to start of jobs that started since the module loaded.",
     );
     for (q, qf) in &flow.queues {
@@ -504,7 +531,7 @@ fn jobflow_families(out: &mut String, state: &State) {
     }
     let mut f = Family::histogram(
         out,
-        "flux_job_run_seconds",
+        "flux_jobs_run_seconds",
         "Time from start to finish of jobs that finished since the module loaded, by result.",
     );
     for (q, qf) in &flow.queues {

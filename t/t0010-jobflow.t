@@ -51,11 +51,11 @@ is "$(sample 'flux_jobs_started_total{queue="batch"}' <<<"$s")" "$(awk -F'|' '$2
 got=$(for r in completed failed canceled timeout; do echo -n "$r=$(sample "flux_jobs_finished_total{queue=\"batch\",result=\"$r\"}" <<<"$s") "; done)
 want=$(for r in COMPLETED FAILED CANCELED TIMEOUT; do echo -n "${r,,}=$(awk -F'|' -v r=$r '$2 == "batch" && $4 == r' <<<"$jobs" | wc -l) "; done)
 is "$got" "$want" "batch: finished by result equals flux jobs"
-is "$(sample 'flux_job_exceptions_total{queue="batch",type="cancel"}' <<<"$s") $(sample 'flux_job_exceptions_total{queue="batch",type="timeout"}' <<<"$s")" \
+is "$(sample 'flux_jobs_exceptions_total{queue="batch",type="cancel"}' <<<"$s") $(sample 'flux_jobs_exceptions_total{queue="batch",type="timeout"}' <<<"$s")" \
     "1 1" "exceptions by type: one cancel, one timeout"
-is "$(sample 'flux_job_queue_wait_seconds_count{queue="batch"}' <<<"$s")" "$(sample 'flux_jobs_started_total{queue="batch"}' <<<"$s")" \
+is "$(sample 'flux_jobs_queue_wait_seconds_count{queue="batch"}' <<<"$s")" "$(sample 'flux_jobs_started_total{queue="batch"}' <<<"$s")" \
     "the wait histogram has one observation per started job"
-is "$(sample 'flux_job_run_seconds_count{queue="batch",result="completed"}' <<<"$s")" "$(sample 'flux_jobs_finished_total{queue="batch",result="completed"}' <<<"$s")" \
+is "$(sample 'flux_jobs_run_seconds_count{queue="batch",result="completed"}' <<<"$s")" "$(sample 'flux_jobs_finished_total{queue="batch",result="completed"}' <<<"$s")" \
     "the run histogram has one observation per completed job"
 
 # Pending demand, from flux jobs: held = urgency 0, blocked = DEPEND.
@@ -83,7 +83,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 families = list(text_string_to_metric_families(sys.stdin.read()))
 kinds = {f.name: f.type for f in families}
 assert kinds["flux_jobs_submitted"] == "counter", kinds.get("flux_jobs_submitted")
-assert kinds["flux_job_queue_wait_seconds"] == "histogram"
+assert kinds["flux_jobs_queue_wait_seconds"] == "histogram"
 assert kinds["flux_instance"] == "info"
 ' <<<"$om"
 }

@@ -82,7 +82,7 @@ fn counters_equal_the_instances_jobs_when_every_event_is_new() {
                 // Every inactive job here started, so each has a run time.
                 assert_eq!(
                     s[&format!(
-                        "flux_job_run_seconds_count{{queue=\"{queue}\",result=\"{result}\"}}"
+                        "flux_jobs_run_seconds_count{{queue=\"{queue}\",result=\"{result}\"}}"
                     )],
                     n as f64
                 );
@@ -96,20 +96,20 @@ fn counters_equal_the_instances_jobs_when_every_event_is_new() {
                 started as f64
             );
             assert_eq!(
-                s[&format!("flux_job_queue_wait_seconds_count{{queue=\"{queue}\"}}")],
+                s[&format!("flux_jobs_queue_wait_seconds_count{{queue=\"{queue}\"}}")],
                 started as f64
             );
             assert_eq!(
-                s[&format!("flux_job_queue_wait_seconds_bucket{{queue=\"{queue}\",le=\"+Inf\"}}")],
+                s[&format!("flux_jobs_queue_wait_seconds_bucket{{queue=\"{queue}\",le=\"+Inf\"}}")],
                 started as f64
             );
         }
         assert_eq!(
-            s["flux_job_exceptions_total{queue=\"batch\",type=\"cancel\"}"],
+            s["flux_jobs_exceptions_total{queue=\"batch\",type=\"cancel\"}"],
             1.0
         );
         assert_eq!(
-            s["flux_job_exceptions_total{queue=\"batch\",type=\"timeout\"}"],
+            s["flux_jobs_exceptions_total{queue=\"batch\",type=\"timeout\"}"],
             1.0
         );
     });
@@ -167,7 +167,7 @@ fn a_backlog_from_before_the_module_counts_nothing_but_shows_demand() {
         let before = rendered(&replay(0.0));
         let after = rendered(&replay(f64::MAX));
         for (key, v) in &after {
-            if key.starts_with("flux_jobs_") || key.starts_with("flux_job_") {
+            if key.starts_with("flux_jobs_") {
                 assert_eq!(*v, 0.0, "{key}");
             }
             if key.starts_with("flux_queue_pending_") {

@@ -8,61 +8,7 @@ use std::collections::BTreeMap;
 
 use common::fixture;
 use flux_prometheus::exposition::openmetrics;
-use flux_prometheus::model::broker::{InstanceInfo, ProcessSample};
-use flux_prometheus::model::jobflow::{JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS};
-use flux_prometheus::model::{jobs, queues, resources};
 use flux_prometheus::render;
-use flux_prometheus::state::State;
-
-const CONFIG: &str =
-    r#"{"queues": {"batch": {"requires": ["batch"]}, "debug": {"requires": ["debug"]}}}"#;
-
-fn full_state() -> State {
-    let mut state = State::with_collectors(&["jobs", "resources", "queues", "broker", "jobflow"]);
-    state.jobs = Some(jobs::parse(&fixture("job-list.job-stats.json")).expect("fixture parses"));
-    state.resources = Some(
-        resources::summarize(
-            &fixture("resource.sched-status.json"),
-            &fixture("resource.status.json"),
-            CONFIG,
-        )
-        .expect("fixtures parse"),
-    );
-    let names = queues::parse_list(&fixture("job-manager.queue-list.json")).expect("parses");
-    let statuses: serde_json::Value =
-        serde_json::from_str(&fixture("job-manager.queue-status.json")).expect("parses");
-    state.queues = Some(
-        names
-            .iter()
-            .map(|n| queues::parse_status(Some(n), &statuses[n].to_string()).expect("parses"))
-            .collect(),
-    );
-    state.instance = Some(InstanceInfo {
-        version: "0.88.0".into(),
-        level: "1".into(),
-        jobid: Some("ƒ2NxKEXFb".into()),
-        size: 4,
-        start_time: Some(1.7e9),
-        online: Some(4),
-        overlay_status: Some("full".into()),
-    });
-    state.process = vec![ProcessSample {
-        name: "flux_broker_process_cpu_seconds_total".into(),
-        help: "Broker \"process\" CPU time.".into(),
-        counter: true,
-        value: 1.5,
-    }];
-    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
-    flow.begin_backlog();
-    let journal: Vec<serde_json::Value> =
-        serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("parses");
-    for r in &journal {
-        flow.apply(&r.to_string()).expect("parses");
-    }
-    state.jobflow = Some(flow.summary());
-    state.per_node = true;
-    state
-}
 
 /// The sample name of a sample line.
 fn sample_name(line: &str) -> &str {
@@ -72,7 +18,7 @@ fn sample_name(line: &str) -> &str {
 #[test]
 fn every_family_is_typed_and_named_as_openmetrics_requires() {
     common::each_set(|| {
-        let text = render::text(&full_state());
+        let text = render::text(&common::recorded_state());
         let om = openmetrics(&text);
         assert!(om.ends_with("\n# EOF\n"), "no # EOF at the end");
         assert_eq!(om.matches("# EOF").count(), 1);

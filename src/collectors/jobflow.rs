@@ -61,8 +61,6 @@ struct Inner {
     summary: RefCell<Option<Timer>>,
     summary_pending: Cell<bool>,
     backoff: Cell<Backoff>,
-    /// The queue list asked for, so every queue has series from the start.
-    queue_list: RefCell<Option<Rpc>>,
 }
 
 impl JobFlowCollector {
@@ -88,7 +86,6 @@ impl JobFlowCollector {
             summary: RefCell::new(None),
             summary_pending: Cell::new(false),
             backoff: Cell::new(Backoff::new()),
-            queue_list: RefCell::new(None),
         });
         *inner.retry.borrow_mut() = Some(super::weak_timer(
             &inner.ctx,
@@ -108,43 +105,14 @@ impl JobFlowCollector {
         Ok(JobFlowCollector { _inner: inner })
     }
 
-    /// The broker config changed (queues may have come or gone): ask the
-    /// queue list again.
-    pub fn config_changed(&self) {
-        ask_queue_list(&self._inner);
-    }
-}
-
-/// Asks the job manager which queues exist; the answer gives each one
-/// zero-valued series until its jobs move.
-fn ask_queue_list(inner: &Rc<Inner>) {
-    let sent = super::weak_rpc(
-        &inner.ctx,
-        inner,
-        "job-manager.queue-list",
-        "{}",
-        false,
-        on_queue_list,
-    );
-    // Without the list the series appear with the queue's first job, as
-    // before; the journal stream reports job-manager trouble by itself.
-    *inner.queue_list.borrow_mut() = sent.ok();
-}
-
-fn on_queue_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
-    let Ok(answer) = answer else { return };
-    let Ok(names) = crate::model::queues::parse_list(&answer) else {
-        return;
-    };
-    // No named queue: the anonymous one.
-    let names = if names.is_empty() {
-        vec![String::new()]
-    } else {
-        names
-    };
-    inner.model.borrow_mut().know_queues(&names);
-    if inner.live.get() {
-        publish_summary(inner);
+    /// Gives every queue in `names` ("" for the anonymous queue)
+    /// zero-valued series until its jobs move: the instance's queues as the
+    /// broker config defines them, at start and after `flux config reload`.
+    pub fn know_queues(&self, names: &[String]) {
+        self._inner.model.borrow_mut().know_queues(names);
+        if self._inner.live.get() {
+            publish_summary(&self._inner);
+        }
     }
 }
 
@@ -162,7 +130,6 @@ fn subscribe(inner: &Rc<Inner>) {
     inner.model.borrow_mut().begin_backlog();
     inner.ctx.allocations.borrow_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
-    ask_queue_list(inner);
     let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
         .iter()
         .map(|&name| (name.to_string(), serde_json::json!(1)))

@@ -17,12 +17,12 @@ use serde_json::Value;
 
 use super::allocations::Allocations;
 
-/// Default `flux_job_queue_wait_seconds` bucket bounds: from sub-second
+/// Default `flux_jobs_queue_wait_seconds` bucket bounds: from sub-second
 /// scheduling to a day in the queue.
 pub const DEFAULT_WAIT_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
 ];
-/// Default `flux_job_run_seconds` bucket bounds: from seconds to two days.
+/// Default `flux_jobs_run_seconds` bucket bounds: from seconds to two days.
 pub const DEFAULT_RUN_BUCKETS: &[f64] = &[
     1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 172800.0,
 ];

@@ -99,3 +99,70 @@ pub fn parse_stats_line(line: &str) -> [u64; 5] {
         .collect();
     [n[0], n[1], n[2], n[3], n[4]]
 }
+
+/// Everything every collector would hold, built from the recorded set's
+/// payloads: what the module renders on that instance. The exporter's own
+/// status and the process samples are fixed, so the result is the same on
+/// every run.
+pub fn recorded_state() -> flux_prometheus::state::State {
+    use flux_prometheus::model::broker::{InstanceInfo, ProcessSample};
+    use flux_prometheus::model::jobflow::{JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS};
+    use flux_prometheus::model::{jobs, queues, resources};
+    use flux_prometheus::state::State;
+
+    let config = fixture("config.get.json");
+    let mut state = State::with_collectors(&["jobs", "resources", "queues", "broker", "jobflow"]);
+    state.jobs = Some(jobs::parse(&fixture("job-list.job-stats.json")).expect("fixture parses"));
+    state.resources = Some(
+        resources::summarize(
+            &fixture("resource.sched-status.json"),
+            &fixture("resource.status.json"),
+            &config,
+        )
+        .expect("fixtures parse"),
+    );
+    let names = queues::parse_list(&fixture("job-manager.queue-list.json")).expect("parses");
+    let statuses: serde_json::Value =
+        serde_json::from_str(&fixture("job-manager.queue-status.json")).expect("parses");
+    state.queues = Some(
+        names
+            .iter()
+            .map(|n| queues::parse_status(Some(n), &statuses[n].to_string()).expect("parses"))
+            .collect(),
+    );
+    let attrs: serde_json::Value = serde_json::from_str(&fixture("attrs.json")).expect("parses");
+    let attr = |name: &str| attrs[name].as_str().map(str::to_string);
+    let online: serde_json::Value =
+        serde_json::from_str(&fixture("groups.get.broker.online.json")).expect("parses");
+    let overlay: serde_json::Value =
+        serde_json::from_str(&fixture("overlay.health.json")).expect("parses");
+    state.instance = Some(InstanceInfo {
+        version: attr("version").unwrap_or_default(),
+        level: attr("instance-level").unwrap_or_default(),
+        jobid: attr("jobid"),
+        size: attr("size").and_then(|s| s.parse().ok()).unwrap_or(0),
+        start_time: attr("broker.starttime").and_then(|s| s.parse().ok()),
+        online: online["members"]
+            .as_str()
+            .and_then(|m| flux_prometheus::model::idset::IdSet::parse(m).ok())
+            .map(|m| m.count()),
+        overlay_status: overlay["status"].as_str().map(str::to_string),
+    });
+    state.process = vec![ProcessSample {
+        name: "flux_broker_process_cpu_seconds_total".into(),
+        help: "Broker \"process\" CPU time.".into(),
+        counter: true,
+        value: 1.5,
+    }];
+    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+    flow.know_queues(&flux_prometheus::module::queue_names(&config));
+    flow.begin_backlog();
+    let journal: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("parses");
+    for r in &journal {
+        flow.apply(&r.to_string()).expect("parses");
+    }
+    state.jobflow = Some(flow.summary());
+    state.per_node = true;
+    state
+}

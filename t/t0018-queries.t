@@ -1,0 +1,142 @@
+#!/bin/bash
+# Every query the kit ships (each panel of etc/grafana/flux-dashboard.json,
+# each alert rule expression, each prometheus-adapter metricsQuery) returns
+# a result from a real Prometheus scraping two busy instances: one with two
+# named queues (this one) and one with only the anonymous queue (started
+# beside it). Where a query legitimately returns nothing (an alert whose
+# condition is false on a healthy instance) the test says why, and checks
+# that every series the query reads is there.
+. "$(dirname "$0")/lib.sh"
+if ! command -v prometheus >/dev/null; then
+    echo "1..0 # SKIP prometheus is not installed (Debian package prometheus)"
+    exit 0
+fi
+if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ] && find_flux >/dev/null; then
+    T_CONFDIR=$(mktemp -d)
+    cp "$T_DIR/etc/props.toml" "$T_CONFDIR/"
+    export T_CONFDIR
+fi
+run_inside_flux 4 --test-hosts=node[0-3] --config-path="${T_CONFDIR:-}"
+
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+    touch "$dir/stop"
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$dir" "$T_CONFDIR"
+}
+trap cleanup EXIT
+
+# The queries, one per line: KIND<TAB>NAME<TAB>EXPR (KIND panel, alert or
+# adapter), with $job and the adapter's templates filled in; $instance is
+# filled in per instance below.
+/usr/bin/python3 - "$REPO" >"$dir/queries" <<'EOF'
+import json, sys, yaml
+repo = sys.argv[1]
+def emit(kind, name, expr):
+    print(f"{kind}\t{name}\t{' '.join(expr.split())}")
+dash = json.load(open(f"{repo}/etc/grafana/flux-dashboard.json"))
+for panel in dash["panels"]:
+    for t in panel.get("targets", []):
+        emit("panel", panel["title"], t["expr"].replace("$job", "flux"))
+for group in yaml.safe_load(open(f"{repo}/etc/prometheus/flux-alerts.yml"))["groups"]:
+    for rule in group["rules"]:
+        emit("alert" if "alert" in rule else "record", rule.get("alert") or rule.get("record"), rule["expr"])
+for rule in yaml.safe_load(open(f"{repo}/etc/prometheus-adapter/flux-rules.yml"))["externalRules"]:
+    series = rule["seriesQuery"].split("{")[0]
+    expr = rule["metricsQuery"].replace("<<.Series>>", series).replace("<<.LabelMatchers>>", 'instance=~"$instance"')
+    emit("adapter", rule["name"]["as"], expr)
+EOF
+nqueries=$(wc -l <"$dir/queries")
+plan $((2 * nqueries))
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# A steady overload (more short simulated jobs than the nodes take, so some
+# are always pending) in queue $1 ("" for the anonymous queue), until stop.
+load() {
+    local qopt=()
+    [ -n "$1" ] && qopt=(-q "$1")
+    while [ ! -e "$dir/stop" ]; do
+        flux submit --quiet --cc=1-6 "${qopt[@]}" \
+            --setattr=system.exec.test.run_duration=0.5s true 2>/dev/null
+        sleep 0.5
+    done
+}
+
+# This instance: two named queues, a held job, a dependent job, a drained
+# node.
+flux queue start --all >/dev/null 2>&1
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=1s
+multi=$(module_url | sed 's|^http://||; s|/metrics$||')
+flux submit --quiet --urgency=0 -q batch sleep 300
+flux submit --quiet --dependency=afterok:"$(flux submit -q debug sleep 300)" -q debug true
+flux resource drain 3 "t0018"
+load batch &
+pids+=($!)
+load debug &
+pids+=($!)
+
+# Beside it, an instance with only the anonymous queue, equally busy.
+FLUX_URI= "$(find_flux)" start --test-size=2 bash -c '
+    flux module load --name=prometheus "'"$MODULE_SO"'" listen=127.0.0.1:0 poll-interval=1s
+    flux module stats prometheus | jq -r .url >"'"$dir"'/single.url"
+    flux submit --quiet --urgency=0 sleep 300
+    while [ ! -e "'"$dir"'/stop" ]; do
+        flux submit --quiet --cc=1-6 --setattr=system.exec.test.run_duration=0.5s true
+        sleep 0.5
+    done
+    flux cancel --all >/dev/null 2>&1
+    flux module remove prometheus' >"$dir/single.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$dir/single.url" ] && break; sleep 0.2; done
+single=$(sed 's|^http://||; s|/metrics$||' "$dir/single.url")
+
+port=$(free_port)
+cat >"$dir/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: ["$REPO/etc/prometheus/flux-alerts.yml"]
+scrape_configs:
+  - job_name: flux
+    static_configs:
+      - targets: ["$multi", "$single"]
+EOF
+prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$port" >"$dir/prometheus.log" 2>&1 &
+pids+=($!)
+prom=http://127.0.0.1:$port
+for _ in $(seq 100); do curl -sf "$prom/-/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+# Enough samples for the rate() windows and the histogram quantiles.
+sleep 25
+
+# How many series query $1 returns.
+results() { curl -sf "$prom/api/v1/query" --data-urlencode "query=$1" | jq -r '.data.result | length'; }
+
+while IFS=$'\t' read -r kind name expr; do
+    for instance in "$multi" "$single"; do
+        what=$([ "$instance" = "$multi" ] && echo "two queues" || echo "anonymous queue")
+        q=${expr//\$instance/$instance}
+        # Alert rules name no instance: their results are kept to this one.
+        [ "$kind" = alert ] && q="($q) and on (instance) up{instance=\"$instance\"}"
+        n=$(results "$q")
+        if [ "${n:-0}" -gt 0 ]; then
+            ok "$kind '$name' ($what): $n series" true
+        elif [ "$kind" = alert ]; then
+            # A condition that is false on a healthy instance returns
+            # nothing: then every series it reads must be there.
+            missing=""
+            for metric in $(grep -oE '\b(flux_[a-z_]+|up)\b' <<<"$expr" | sort -u); do
+                [ "$(results "$metric{instance=\"$instance\"}")" -gt 0 ] || missing="$missing $metric"
+            done
+            ok "$kind '$name' ($what): condition false on this healthy instance, every series it reads present${missing:+ (missing:$missing)}" test -z "$missing"
+        else
+            ok "$kind '$name' ($what): no result for: $q" false
+        fi
+    done
+done <"$dir/queries"
+# Modules loaded by hand are not unloaded by rc3: the broker would cancel
+# it at exit and report that it was not properly shut down.
+flux module remove prometheus
+done_testing
