@@ -260,6 +260,33 @@ pub fn table_args(config: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// The oldest flux-core this module supports: the oldest that flux-sched
+/// 0.54 (Fluxion) supports, and the oldest the test suite was run against
+/// (README, "Supported flux-core versions").
+pub const MIN_FLUX_CORE: (u32, u32, u32) = (0, 78, 0);
+
+/// Refuses a broker older than [`MIN_FLUX_CORE`], naming both versions. A
+/// version that does not parse (a development build, say) is let through.
+pub fn check_flux_version(version: &str) -> Result<(), String> {
+    let numbers: Vec<u32> = version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .map_while(|n| n.parse().ok())
+        .collect();
+    let [major, minor, patch] = numbers[..] else {
+        return Ok(());
+    };
+    let (a, b, c) = MIN_FLUX_CORE;
+    if (major, minor, patch) < MIN_FLUX_CORE {
+        return Err(format!(
+            "flux-core {version} is older than {a}.{b}.{c}, the oldest this module supports; upgrade flux-core"
+        ));
+    }
+    Ok(())
+}
+
 /// The queues a broker config defines, by name; "" alone for the anonymous
 /// queue of an instance with none (or an unreadable config).
 pub fn queue_names(config: &str) -> Vec<String> {
@@ -441,6 +468,9 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let invalid = |e: String| Error::new(libc::EINVAL, e);
+    if let Some(version) = h.attr("version") {
+        check_flux_version(&version).map_err(|e| Error::new(libc::ENOTSUP, e))?;
+    }
     // The arguments alone first, so that their errors are named as theirs.
     Config::from_args(&args, level).map_err(|e| invalid(e.0))?;
     let broker_config = h.rpc_wait("config.get", "{}")?;
@@ -559,6 +589,19 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broker_older_than_the_minimum_is_refused_by_version() {
+        let err = check_flux_version("0.77.0").unwrap_err();
+        assert!(
+            err.starts_with("flux-core 0.77.0 is older than 0.78.0"),
+            "{err}"
+        );
+        assert!(check_flux_version("0.60.0-12-gabc").is_err());
+        for fine in ["0.78.0", "0.88.0-59-g4a5e79f56", "1.0.0", "unknown"] {
+            assert_eq!(check_flux_version(fine), Ok(()), "{fine}");
+        }
+    }
 
     #[test]
     fn queues_come_from_the_broker_config_or_are_the_anonymous_one() {

@@ -14,7 +14,7 @@ if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ]; then
 fi
 run_inside_flux 1 --config-path="$T_CONF"
 
-plan 20
+plan 21
 
 write_conf() { printf '[prometheus]\n%s\n' "$1" >"$T_CONF/prometheus.toml"; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
@@ -54,6 +54,9 @@ pol-interval = \"1s\""
 out=$(flux config reload 2>&1) && rc=0 || rc=$?
 ok "an unknown key: flux config reload fails" test "$rc" -ne 0
 ok "naming the key ($(head -c 150 <<<"$out"))" grep -q "pol-interval" <<<"$out"
+# flux cuts a module's reload error at 160 bytes: the suggestion must fit.
+ok "with the nearest key suggested, inside what flux shows" \
+    grep -q "did you mean 'poll-interval'?" <<<"$out"
 write_conf "listen = \"127.0.0.1:$P2\"
 web-config = \"$T_CONF/none.yml\""
 out=$(flux config reload 2>&1) && rc=0 || rc=$?

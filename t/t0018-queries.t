@@ -21,8 +21,13 @@ run_inside_flux 4 --test-hosts=node[0-3] --config-path="${T_CONFDIR:-}"
 dir=$(mktemp -d)
 pids=()
 cleanup() {
+    # The load loops and the instance beside this one end when they see the
+    # stop file; the instance is waited for, so that nothing outlives the test.
     touch "$dir/stop"
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do
+        [ "$p" = "${single_pid:-}" ] || kill "$p" 2>/dev/null
+    done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
     rm -rf "$dir" "$T_CONFDIR"
 }
 trap cleanup EXIT
@@ -57,7 +62,7 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 load() {
     local qopt=()
     [ -n "$1" ] && qopt=(-q "$1")
-    while [ ! -e "$dir/stop" ]; do
+    while [ -d "$dir" ] && [ ! -e "$dir/stop" ]; do
         flux submit --quiet --cc=1-6 "${qopt[@]}" \
             --setattr=system.exec.test.run_duration=0.5s true 2>/dev/null
         sleep 0.5
@@ -82,13 +87,14 @@ FLUX_URI= "$(find_flux)" start --test-size=2 bash -c '
     flux module load --name=prometheus "'"$MODULE_SO"'" listen=127.0.0.1:0 poll-interval=1s
     flux module stats prometheus | jq -r .url >"'"$dir"'/single.url"
     flux submit --quiet --urgency=0 sleep 300
-    while [ ! -e "'"$dir"'/stop" ]; do
+    while [ -d "'"$dir"'" ] && [ ! -e "'"$dir"'/stop" ]; do
         flux submit --quiet --cc=1-6 --setattr=system.exec.test.run_duration=0.5s true
         sleep 0.5
     done
     flux cancel --all >/dev/null 2>&1
     flux module remove prometheus' >"$dir/single.log" 2>&1 &
-pids+=($!)
+single_pid=$!
+pids+=($single_pid)
 for _ in $(seq 100); do [ -s "$dir/single.url" ] && break; sleep 0.2; done
 single=$(sed 's|^http://||; s|/metrics$||' "$dir/single.url")
 

@@ -11,7 +11,7 @@ if ! find_flux >/dev/null; then
     exit 0
 fi
 cd "$REPO" || exit 1
-plan 12
+plan 11
 version=$(awk -F'"' '/^version *=/ { print $2; exit }' Cargo.toml)
 moddir=$(pkg-config --variable=fluxmoddir flux-core)
 cmddir=$(pkg-config --variable=fluxcmddir flux-core)
@@ -22,7 +22,9 @@ expected=$(printf '%s\n' "$moddir/prometheus.so" "$cmddir/flux-prometheus" \
     "$confdir/modprobe/modprobe.d/prometheus.toml" "$confdir/modprobe/rc1.d/prometheus.py" \
     "$datadir/grafana/flux-dashboard.json" "$datadir/prometheus/flux-alerts.yml" | sort)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+installed_deb=""
+# Whatever happens, a .deb this test installed does not stay installed.
+trap 'rm -rf "$work"; [ -z "$installed_deb" ] || dpkg -P flux-prometheus >/dev/null 2>&1' EXIT
 # The package builds share this tree's cargo target directory.
 export CARGO_TARGET_DIR=$REPO/target
 # The sources as a user's clone has them (tracked and new files).
@@ -59,20 +61,25 @@ if command -v dpkg-buildpackage >/dev/null; then
     # /usr (where the package puts its files), and only where no
     # flux-prometheus package is installed already.
     if [ "$(id -u)" = 0 ] && [ "$(pkg-config --variable=prefix flux-core)" = /usr ] &&
-        ! dpkg -s flux-prometheus >/dev/null 2>&1; then
+        ! dpkg-query -W -f '${db:Status-Abbrev}' flux-prometheus 2>/dev/null | grep -q .; then
         # flux-core was not installed from a Debian package here, so its
         # dependency cannot be satisfied through dpkg.
+        installed_deb=$deb
         dpkg -i --force-depends "$deb" >"$work/install.log" 2>&1
         out=$(flux start --conf=prometheus.listen=127.0.0.1:0 bash -c '
             flux module list | awk "\$1 == \"prometheus\" { print \"loaded\" }"
             flux module reload prometheus && echo reloaded
             curl -sf --max-time 5 "$(flux module stats prometheus | jq -r .url)" | grep -q ^flux_prometheus_build_info && echo scraped' 2>&1)
-        dpkg -r flux-prometheus >>"$work/install.log" 2>&1
+        # Purged, not just removed: its modprobe entry is a conffile, and
+        # left behind it would make every new instance try to load a module
+        # that is gone.
+        dpkg -P flux-prometheus >>"$work/install.log" 2>&1 && installed_deb=""
         ok "installed .deb: a new flux start loads the module by name" grep -qx loaded <<<"$out"
         ok "installed .deb: flux module reload prometheus works, and it serves" \
             bash -c 'grep -qx reloaded <<<"$1" && grep -qx scraped <<<"$1"' _ "$out"
         [ "$FAILED" = 0 ] || diag "$out $(cat "$work/install.log")"
-        ok "dpkg -r removes the module again" test ! -e "$moddir/prometheus.so"
+        ok "dpkg -P removes the module and its modprobe entry again" \
+            test ! -e "$moddir/prometheus.so" -a ! -e "$confdir/modprobe/modprobe.d/prometheus.toml"
     else
         for i in 1 2 3; do ok "# SKIP the .deb is installed only as root, with flux-core in /usr and no flux-prometheus package installed" true; done
     fi

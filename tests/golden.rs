@@ -45,3 +45,16 @@ fn the_openmetrics_exposition_of_each_recorded_set_is_as_committed() {
         compare("exposition.openmetrics.txt", &openmetrics(&text));
     });
 }
+
+#[test]
+fn counts_over_jobs_are_flux_jobs_and_flux_job_is_only_per_job() {
+    // The naming scheme (README, "Naming"): a flux_job_* family has one
+    // series per job, so every sample of it carries a jobid label.
+    common::each_set(|| {
+        let text = render::text(&common::recorded_state());
+        for line in text.lines().filter(|l| l.starts_with("flux_job_")) {
+            assert!(line.contains("jobid=\""), "{line}");
+        }
+        assert!(text.contains("\nflux_jobs_queue_wait_seconds_bucket{"));
+    });
+}

@@ -94,19 +94,19 @@ impl ResourcesCollector {
     }
 }
 
-/// Before a render: where the exported counts came from the journal's
-/// allocated set and that set has changed since, counts again from it and
-/// the status and config answers they came from. A job that starts then
-/// shows as allocated in the same publish as its start, not a poll later.
-/// (With housekeeping configured the job manager is polled instead.)
+/// Before a render: where the journal's allocated set has changed since the
+/// exported counts were made, counts again from it and the status and
+/// config answers they came from. A job that starts then shows as
+/// allocated in the same publish as its start, not a poll later; so does
+/// one started while the set was being rebuilt (the jobflow collector
+/// restarted, say), once the set is current again. Nothing changes where
+/// housekeeping is configured (the job manager is polled then) or where
+/// ranks are offline (sched-status is asked then).
 fn recount_allocated(inner: &Rc<Inner>) {
     let mut counted_from = inner.counted_from.borrow_mut();
     let Some([allocated_key, status, config]) = counted_from.as_mut() else {
         return;
     };
-    if !allocated_key.starts_with(JOURNAL_KEY) {
-        return;
-    }
     let allocations = inner.ctx.allocations.borrow();
     let Some((generation, allocated)) = allocations.current() else {
         return;
@@ -115,8 +115,21 @@ fn recount_allocated(inner: &Rc<Inner>) {
     if *allocated_key == key {
         return;
     }
-    let sets = inner.status_sets.borrow();
-    let Some((_, sets)) = sets.as_ref().filter(|(from, _)| from == status) else {
+    if !allocated_key.starts_with(JOURNAL_KEY) {
+        let housekeeping =
+            serde_json::from_str(config).map_or(true, |c| allocations::housekeeping_configured(&c));
+        if housekeeping {
+            return;
+        }
+    }
+    let mut cache = inner.status_sets.borrow_mut();
+    if cache.as_ref().is_none_or(|(from, _)| from != status) {
+        *cache = match resources::StatusSets::derive(status) {
+            Ok(Some(sets)) => Some((status.clone(), sets)),
+            _ => None,
+        };
+    }
+    let Some((_, sets)) = cache.as_ref() else {
         return;
     };
     let view = resources::SchedView {
@@ -126,11 +139,17 @@ fn recount_allocated(inner: &Rc<Inner>) {
     };
     if let Ok(summary) = resources::summarize_view(view, status, config) {
         *allocated_key = key;
-        inner
-            .ctx
-            .update_in_publish(|state| state.resources = Some(summary));
+        inner.ctx.update_in_publish(|state| {
+            state.resources = Some(summary);
+            if let Some(c) = state.collector_mut(NAME) {
+                c.source = Some(JOURNAL_SOURCE);
+            }
+        });
     }
 }
+
+/// The source the collector reports when the allocated set is the journal's.
+const JOURNAL_SOURCE: &str = "job-manager.events-journal";
 
 /// How a watched allocated answer names the journal's set: by generation.
 const JOURNAL_KEY: &str = "journal generation ";
@@ -216,7 +235,7 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
     let computed = round.computed;
     let source = match (&sched, round.from_journal) {
         (Some(_), _) => SCHED_STATUS,
-        (None, true) => "job-manager.events-journal",
+        (None, true) => JOURNAL_SOURCE,
         (None, false) => WATCHED[ALLOCATED_SLOT],
     };
     let watched = [&allocated, &status, &config].map(watch_key);
