@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::fixture;
 use flux_prometheus::exposition::openmetrics;
 use flux_prometheus::render;
 
