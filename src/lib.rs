@@ -5,11 +5,16 @@
 //! [`collectors`] gather [`state`] on the reactor thread; [`render`] turns
 //! state into text; [`http`] serves the newest [`exposition`] snapshot.
 
+// Every `unsafe` line is in src/flux, which hands the rest safe types.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod auth;
 pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod exposition;
+#[allow(unsafe_code)]
 pub mod flux;
 pub mod http;
 pub mod model;

@@ -18,7 +18,7 @@ if curl -s --max-time 2 -o /dev/null http://localhost:9090/ 2>/dev/null; then
     exit 0
 fi
 cd "$REPO" || exit 1
-plan 4
+plan 6
 block=$(awk '/^## From build to a Prometheus graph/ { on = 1 } on && /^```sh/ { grab = 1; next } grab && /^```/ { exit } grab { print }' README.md)
 before=$(sed -n '/^flux start/q; p' <<<"$block")
 inside=$(sed -n '/^flux start/,$p' <<<"$block" | tail -n +2)
@@ -42,4 +42,9 @@ ok "Prometheus graphs flux_jobs: the 10 jobs" grep -qx "graph: 10" "$log"
 ok "Prometheus scrapes the module (up is 1)" grep -qx "up: 1" "$log"
 [ "$FAILED" = 0 ] || diag "$(tail -20 "$log")"
 is "$(git status --porcelain 2>/dev/null)" "$status_before" "the work tree is as clean as before the walk-through"
+# make demo shows cargo's progress rather than staying silent while it
+# builds, then the scrape.
+demo=$(make -s demo 2>&1)
+ok "make demo shows cargo's progress" grep -qE "^ *Finished .release. profile" <<<"$demo"
+ok "make demo ends with a scrape" grep -q "^flux_jobs{state=" <<<"$demo"
 done_testing

@@ -17,5 +17,6 @@ pub unsafe extern "C-unwind" fn mod_main(
     argc: c_int,
     argv: *mut *mut c_char,
 ) -> c_int {
-    super::run_module_main(h, argc, argv, crate::module::start)
+    // SAFETY: h and argv are as the broker passes them to mod_main.
+    unsafe { super::run_module_main(h, argc, argv, crate::module::start) }
 }

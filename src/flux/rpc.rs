@@ -1,0 +1,117 @@
+//! RPCs: a blocking one for module load, and RPC futures whose responses
+//! (one, or a stream) go to a Rust closure on the reactor.
+
+use std::cell::RefCell;
+use std::os::raw::{c_char, c_void};
+use std::ptr;
+use std::rc::Rc;
+
+use super::callback::{owned_string, Callback};
+use super::error::current_errno;
+use super::lifecycle::CancelGuard;
+use super::{strerror, sys, Error, Handle, Level};
+
+type ResponseCallback = Callback<dyn FnMut(Result<String, Error>)>;
+
+impl Handle {
+    /// A blocking RPC, for use before the reactor runs (module load).
+    pub fn rpc_wait(&self, topic: &str, payload: &str) -> Result<String, Error> {
+        let f = self.send(topic, payload, false)?;
+        // SAFETY: f is a valid future; flux_rpc_get blocks for its response.
+        let result = unsafe { future_result(f, topic) };
+        // SAFETY: f was created above and is not used after this.
+        unsafe { sys::flux_future_destroy(f) };
+        result
+    }
+
+    /// Sends an RPC and calls `on_response` from the reactor for its response,
+    /// or for each response when `streaming`. An error response (ENODATA ends
+    /// a stream normally) is passed as `Err` and is the last call.
+    pub fn rpc(
+        &self,
+        topic: &str,
+        payload: &str,
+        streaming: bool,
+        on_response: impl FnMut(Result<String, Error>) + 'static,
+    ) -> Result<Rpc, Error> {
+        let f = self.send(topic, payload, streaming)?;
+        let callback: Rc<ResponseCallback> = Rc::new(Callback {
+            handle: *self,
+            topic: topic.to_string(),
+            f: RefCell::new(on_response),
+        });
+        let arg = Box::into_raw(Box::new(callback));
+        // SAFETY: f is valid; arg stays valid until Rpc::drop, which destroys
+        // the future (and so its continuation) before freeing arg.
+        if unsafe { sys::flux_future_then(f, -1.0, Some(rpc_continuation), arg.cast()) } < 0 {
+            let err = Error::last_os("flux_future_then");
+            // SAFETY: the continuation was not registered; both are ours.
+            unsafe {
+                sys::flux_future_destroy(f);
+                drop(Box::from_raw(arg));
+            }
+            return Err(err);
+        }
+        Ok(Rpc {
+            future: f,
+            callback: arg,
+        })
+    }
+}
+
+/// # Safety
+/// `f` must be a valid future whose response has arrived or may block.
+unsafe fn future_result(f: *mut sys::flux_future_t, topic: &str) -> Result<String, Error> {
+    let mut s: *const c_char = ptr::null();
+    // SAFETY: f is a valid future (the caller's promise); s is a valid out
+    // pointer.
+    if unsafe { sys::flux_rpc_get(f, &mut s) } < 0 {
+        let errno = current_errno();
+        // SAFETY: the error string is NULL or owned by f, copied at once.
+        let detail = unsafe { owned_string(sys::flux_future_error_string(f)) }
+            .unwrap_or_else(|| strerror(errno));
+        return Err(Error::new(errno, format!("{topic}: {detail}")));
+    }
+    // SAFETY: s is NULL or the payload owned by f, copied at once.
+    Ok(unsafe { owned_string(s) }.unwrap_or_default())
+}
+
+unsafe extern "C" fn rpc_continuation(f: *mut sys::flux_future_t, arg: *mut c_void) {
+    let _no_cancel = CancelGuard::new();
+    // Keep the closure alive through the call, even if it drops its own Rpc.
+    // SAFETY: arg is the Rc<ResponseCallback> Handle::rpc boxed; it lives
+    // until Rpc::drop destroys the future, so while this runs.
+    let callback = Rc::clone(unsafe { &*(arg as *const Rc<ResponseCallback>) });
+    // SAFETY: libflux calls this with the future whose response arrived.
+    let result = unsafe { future_result(f, &callback.topic) };
+    // Re-arm for the next streamed response before user code may destroy f.
+    if result.is_ok() {
+        // SAFETY: f is valid until the closure below runs.
+        unsafe { sys::flux_future_reset(f) };
+    }
+    callback
+        .handle
+        .guarded(&callback.topic, || match callback.f.try_borrow_mut() {
+            Ok(mut on_response) => on_response(result),
+            Err(_) => callback
+                .handle
+                .log(Level::Err, "RPC continuation re-entered; response dropped"),
+        });
+}
+
+/// An RPC in flight. Dropping it destroys the future: no more responses.
+pub struct Rpc {
+    future: *mut sys::flux_future_t,
+    callback: *mut Rc<ResponseCallback>,
+}
+
+impl Drop for Rpc {
+    fn drop(&mut self) {
+        // SAFETY: both were created together in Handle::rpc and are freed
+        // only here; destroying the future first unregisters the callback.
+        unsafe {
+            sys::flux_future_destroy(self.future);
+            drop(Box::from_raw(self.callback));
+        }
+    }
+}
