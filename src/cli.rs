@@ -6,12 +6,12 @@
 //! walks nested instances with `flux jobs`, so it needs no libflux of its
 //! own; it talks to Prometheus over plain HTTP/1.1.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use crate::stats::ModuleStats;
 
 pub const DEFAULT_PROMETHEUS_URL: &str = "http://localhost:9090";
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,75 +146,32 @@ pub fn parse_url(url: &str) -> Result<HttpUrl, Failure> {
     })
 }
 
-/// The status code and body of one HTTP/1.1 request.
+/// The status code and body of one request to Prometheus at `url` (its
+/// path prefix kept), with a timeout.
 fn request(url: &str, method: &str, path: &str) -> Result<(u16, String), Failure> {
     let u = parse_url(url)?;
-    let unreachable = |e: std::io::Error| Failure(format!("cannot reach Prometheus at {url}: {e}"));
-    let addrs: Vec<_> = (u.host.as_str(), u.port)
-        .to_socket_addrs()
-        .map_err(unreachable)?
-        .collect();
-    let mut last = None;
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let mut stream = stream
-        .ok_or_else(|| unreachable(last.unwrap_or_else(|| std::io::Error::other("no address"))))?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .map_err(unreachable)?;
-    stream
-        .set_write_timeout(Some(TIMEOUT))
-        .map_err(unreachable)?;
     let host = if u.host.contains(':') {
-        format!("[{}]:{}", u.host, u.port)
+        format!("[{}]", u.host)
     } else {
-        format!("{}:{}", u.host, u.port)
+        u.host.clone()
     };
-    let req = format!(
-        "{method} {}{path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: flux-prometheus/{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        u.prefix,
-        crate::render::VERSION
-    );
-    stream.write_all(req.as_bytes()).map_err(unreachable)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(unreachable)?;
-    parse_response(&raw).ok_or_else(|| Failure(format!("{url} did not answer in HTTP")))
-}
-
-/// Status and body of a `Connection: close` response (chunked or not).
-fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status_line = head.lines().next()?;
-    let code = status_line.split_whitespace().nth(1)?.parse().ok()?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            if n == 0 || after.len() < n {
-                break;
-            }
-            out.push_str(&after[..n]);
-            rest = after[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        body.to_string()
+    let full = format!("http://{host}:{}{}{path}", u.port, u.prefix);
+    // A status is an answer to report, not a transport error.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .user_agent(format!("flux-prometheus/{}", crate::VERSION))
+        .build()
+        .into();
+    let sent = match method {
+        "POST" => agent.post(&full).send_empty(),
+        _ => agent.get(&full).call(),
     };
-    Some((code, body.trim().to_string()))
+    let unreachable = |e: ureq::Error| Failure(format!("cannot reach Prometheus at {url}: {e}"));
+    let mut response = sent.map_err(unreachable)?;
+    let code = response.status().as_u16();
+    let body = response.body_mut().read_to_string().map_err(unreachable)?;
+    Ok((code, body.trim().to_string()))
 }
 
 pub fn reload(url: &str) -> Outcome {
@@ -246,10 +203,9 @@ fn probe(url: &str, path: &str) -> Outcome {
 
 /// The module's `prometheus.stats-get` answer, in the instance at `uri`
 /// (FLUX_URI's when None).
-fn module_stats(uri: Option<&str>) -> Result<Value, Failure> {
+fn module_stats(uri: Option<&str>) -> Result<ModuleStats, Failure> {
     let out = flux_command(uri, &["module", "stats", "prometheus"])?;
-    serde_json::from_str(&out)
-        .map_err(|e| Failure(format!("prometheus.stats-get: unreadable answer: {e}")))
+    ModuleStats::parse(&out).map_err(Failure)
 }
 
 fn flux_command(uri: Option<&str>, args: &[&str]) -> Result<String, Failure> {
@@ -305,40 +261,39 @@ pub fn ago(then: f64, now: f64) -> String {
 
 /// The module's health for a person, with times as "how long ago"; `now`
 /// is the current epoch time. (`status --json` prints the timestamps.)
-pub fn status(stats: &Value, now: f64) -> Outcome {
+pub fn status(stats: &ModuleStats, now: f64) -> Outcome {
     let mut out = format!(
         "prometheus module {} serving {}\n",
-        stats["version"].as_str().unwrap_or("?"),
-        stats["url"].as_str().unwrap_or("(not listening)")
+        stats.version,
+        stats.url.as_deref().unwrap_or("(not listening)")
     );
-    if let Some(why) = stats["listen_error"].as_str() {
+    if let Some(why) = &stats.listen_error {
         out.push_str(&format!("  not serving yet: {why}\n"));
     }
-    if let Some(collectors) = stats["collectors"].as_object() {
-        for (name, c) in collectors {
-            let healthy = c["healthy"].as_bool().unwrap_or(false);
-            let last = c["last_update"]
-                .as_f64()
-                .map(|t| format!("last update {}", ago(t, now)))
-                .unwrap_or_else(|| "no update yet".into());
-            let error = c["error"]
-                .as_str()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "  {name:<10} {:<7} {last}{error}\n",
-                if healthy { "ok" } else { "FAILING" }
-            ));
-        }
+    for (name, c) in &stats.collectors {
+        let last = c
+            .last_update
+            .map(|t| format!("last update {}", ago(t, now)))
+            .unwrap_or_else(|| "no update yet".into());
+        let error = c
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {name:<10} {:<7} {last}{error}\n",
+            if c.healthy { "ok" } else { "FAILING" }
+        ));
     }
     Ok(out.trim_end().to_string())
 }
 
 /// host:port, path and scheme of the module's metrics URL.
-fn target_of(stats: &Value) -> Result<(String, String, &'static str), Failure> {
-    let url = stats["url"]
-        .as_str()
-        .ok_or_else(|| match stats["listen_error"].as_str() {
+fn target_of(stats: &ModuleStats) -> Result<(String, String, &'static str), Failure> {
+    let url = stats
+        .url
+        .as_deref()
+        .ok_or_else(|| match &stats.listen_error {
             Some(why) => Failure(format!("the module does not serve yet: {why}")),
             None => Failure("prometheus.stats-get: no url in the answer".into()),
         })?;
@@ -359,7 +314,7 @@ fn target_of(stats: &Value) -> Result<(String, String, &'static str), Failure> {
     Ok((host, path, scheme))
 }
 
-pub fn scrape_config(stats: &Value) -> Outcome {
+pub fn scrape_config(stats: &ModuleStats) -> Outcome {
     let (target, path, scheme) = target_of(stats)?;
     let mut out = format!(
         "scrape_configs:\n  - job_name: flux\n    metrics_path: {path}\n    static_configs:\n      - targets: [\"{target}\"]\n"
@@ -369,7 +324,7 @@ pub fn scrape_config(stats: &Value) -> Outcome {
             "    scheme: https\n    tls_config:\n      ca_file: /etc/prometheus/flux-ca.pem  # the CA that signed the module's certificate\n",
         );
     }
-    if stats["basic_auth"].as_bool().unwrap_or(false) {
+    if stats.basic_auth {
         out.push_str(
             "    basic_auth:\n      username: prometheus  # a user of the module's web-config\n      password_file: /etc/prometheus/flux-scrape.password\n",
         );
@@ -414,7 +369,7 @@ fn collect_targets(
         uri,
         &["jobs", "-A", "--filter=running", "-no", "{id.f58} {uri}"],
     )?;
-    let here = local_hostname();
+    let here = crate::hostname();
     for line in jobs.lines() {
         let mut words = line.split_whitespace();
         let (Some(id), Some(remote)) = (words.next(), words.next()) else {
@@ -433,12 +388,6 @@ fn collect_targets(
         let _ = collect_targets(Some(&child), &path, depth + 1, groups);
     }
     Ok(())
-}
-
-fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// How to reach a nested instance whose job reports `remote`: directly
@@ -510,28 +459,59 @@ mod tests {
         assert_eq!(child_uri("", "node7"), None);
     }
 
+    /// A one-shot HTTP server on loopback answering with `raw`.
+    fn serve_once(raw: &'static [u8]) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(raw);
+            }
+        });
+        url
+    }
+
     #[test]
-    fn responses_plain_and_chunked() {
-        let plain =
-            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 29\r\n\r\nLifecycle API is not enabled.";
-        assert_eq!(
-            parse_response(plain),
-            Some((403, "Lifecycle API is not enabled.".into()))
+    fn prometheus_answers_plain_chunked_and_refusals_are_read() {
+        let url = serve_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n0\r\n\r\n",
         );
-        let chunked =
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked), Some((200, "Hello".into())));
-        assert_eq!(parse_response(b"garbage"), None);
+        assert_eq!(probe(&url, "/-/ready"), Ok(format!("{url}: Hello")));
+        let url = serve_once(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 29\r\n\r\nLifecycle API is not enabled.",
+        );
+        let Failure(msg) = reload(&url).unwrap_err();
+        assert!(msg.contains("--web.enable-lifecycle"), "{msg}");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let Failure(msg) = probe(&closed, "/-/healthy").unwrap_err();
+        assert!(
+            msg.starts_with(&format!("cannot reach Prometheus at {closed}")),
+            "{msg}"
+        );
     }
 
     #[test]
     fn scrape_config_uses_the_modules_address_and_auth() {
-        let stats = json!({"url": "http://node0:9475/metrics", "basic_auth": true});
+        let stats = ModuleStats {
+            url: Some("http://node0:9475/metrics".into()),
+            basic_auth: true,
+            ..ModuleStats::default()
+        };
         let yaml = scrape_config(&stats).unwrap();
         assert!(yaml.contains("targets: [\"node0:9475\"]"), "{yaml}");
         assert!(yaml.contains("metrics_path: /metrics"));
         assert!(yaml.contains("basic_auth:"));
-        let open = scrape_config(&json!({"url": "http://node0:9475/metrics"})).unwrap();
+        let open = scrape_config(&ModuleStats {
+            url: Some("http://node0:9475/metrics".into()),
+            ..ModuleStats::default()
+        })
+        .unwrap();
         assert!(!open.contains("basic_auth"));
     }
 
@@ -546,6 +526,7 @@ mod tests {
                 "broker": {"healthy": false, "last_update": null},
             }
         });
+        let stats = ModuleStats::parse(&stats.to_string()).unwrap();
         let text = status(&stats, 1_002.5).unwrap();
         assert!(
             text.contains("jobs       ok      last update 2s ago"),

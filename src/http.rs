@@ -325,7 +325,7 @@ fn landing_page(shared: &Shared) -> String {
          <ul><li><a href=\"{METRICS_PATH}\">Metrics</a></li>\
          <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\n\
          </body></html>\n",
-        crate::render::VERSION
+        crate::VERSION
     )
 }
 

@@ -9,6 +9,14 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// The module's and the command's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// This host's name, as the module's URL and the command's walk use it.
+pub fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
 pub mod auth;
 pub mod cli;
 pub mod collectors;
@@ -22,4 +30,5 @@ pub mod module;
 pub mod pacing;
 pub mod render;
 pub mod state;
+pub mod stats;
 pub mod webconfig;

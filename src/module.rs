@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use serde_json::json;
+use crate::stats::{CollectorStats, ModuleStats};
 
 use crate::collectors::Backoff;
 use crate::collectors::{
@@ -72,12 +72,6 @@ fn start_collector(
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 /// The URL a scraper uses: the bound address, or this host's name where the
 /// module listens on every address.
 pub fn metrics_url(scheme: &str, addr: SocketAddr, host: &str) -> String {
@@ -103,7 +97,7 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
 fn instance_description(h: &Handle) -> String {
     let level = h.attr("instance-level").unwrap_or_else(|| "0".into());
     describe_instance(
-        &hostname(),
+        &crate::hostname(),
         &level,
         h.size().ok(),
         h.attr("jobid").as_deref(),
@@ -134,35 +128,33 @@ fn stats_json(live: &Live) -> String {
         return "{}".into();
     };
     let state = ctx.state();
-    let collectors: serde_json::Map<String, serde_json::Value> = state
+    let collectors = state
         .collectors
         .iter()
         .map(|c| {
-            let mut status = json!({
-                "healthy": c.up,
-                "last_update": c.last_success,
-                "duration": c.duration,
-                "updates": c.updates,
-                "error": c.last_error,
-            });
-            if let Some(source) = c.source {
-                status["source"] = source.into();
-            }
-            (c.name.to_string(), status)
+            let stats = CollectorStats {
+                healthy: c.up,
+                last_update: c.last_success,
+                duration: c.duration,
+                updates: c.updates,
+                error: c.last_error.clone(),
+                source: c.source.map(str::to_string),
+            };
+            (c.name.to_string(), stats)
         })
         .collect();
     let web = live.shared.web();
-    json!({
-        "url": live.url,
-        "listen_error": live.listen_error,
-        "version": crate::render::VERSION,
-        "collectors": collectors,
-        "basic_auth": web.users.is_some(),
-        "tls": web.tls.is_some(),
-        "web_config": web.source,
-        "max_request_rate": live.shared.pacer.rate(),
-    })
-    .to_string()
+    let stats = ModuleStats {
+        url: live.url.clone(),
+        listen_error: live.listen_error.clone(),
+        version: crate::VERSION.to_string(),
+        collectors,
+        basic_auth: web.users.is_some(),
+        tls: web.tls.is_some(),
+        web_config: web.source.as_ref().map(|p| p.display().to_string()),
+        max_request_rate: live.shared.pacer.rate(),
+    };
+    serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into())
 }
 
 /// The running module: its request handlers and everything they act on.
@@ -352,7 +344,7 @@ impl Live {
         if let Some(listener) = listener {
             self.serve(listener, scheme)?;
         } else if let Some(server) = &self.server {
-            self.url = Some(metrics_url(scheme, server.local_addr(), &hostname()));
+            self.url = Some(metrics_url(scheme, server.local_addr(), &crate::hostname()));
         }
         let ctx = self.ctx.clone().ok_or("the module is stopping")?;
         // Collectors whose options are unchanged keep running (and their
@@ -404,7 +396,7 @@ impl Live {
     fn serve(&mut self, listener: TcpListener, scheme: &str) -> Result<(), String> {
         let server = Server::start(listener, Arc::clone(&self.shared))
             .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
-        self.url = Some(metrics_url(scheme, server.local_addr(), &hostname()));
+        self.url = Some(metrics_url(scheme, server.local_addr(), &crate::hostname()));
         if let Some(mut old) = self.server.replace(server) {
             old.shutdown();
         }
@@ -511,7 +503,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     };
     let url = server
         .as_ref()
-        .map(|s| metrics_url(scheme, s.local_addr(), &hostname()));
+        .map(|s| metrics_url(scheme, s.local_addr(), &crate::hostname()));
     let ctx = Context::new(h, Arc::clone(&shared), &config.collectors)?;
     ctx.update(|state| state.per_node = config.per_node);
     ctx.publish_now();

@@ -15,7 +15,7 @@ use crate::model::resources::{Counts, ALL};
 const FRESHNESS: &str = "Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.";
 use crate::state::State;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::VERSION;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

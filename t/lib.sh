@@ -37,7 +37,14 @@ run_inside_flux() {
     # make check runs the suite once per installed scheduler, naming it in
     # FLUX_PROMETHEUS_SCHED (a modules.alternatives.sched value).
     if [ -n "${FLUX_PROMETHEUS_SCHED:-}" ]; then
-        set -- --conf=modules.alternatives.sched="$FLUX_PROMETHEUS_SCHED" "$@"
+        if "$flux" start --help 2>&1 | grep -q -- '--conf=VALUE'; then
+            set -- --conf=modules.alternatives.sched="$FLUX_PROMETHEUS_SCHED" "$@"
+        elif [ "$FLUX_PROMETHEUS_SCHED" != sched-simple ]; then
+            # An older flux start (0.78) has no --conf; its default is the
+            # scheduler flux-core itself has (sched-simple).
+            echo "1..0 # SKIP this flux start has no --conf to choose $FLUX_PROMETHEUS_SCHED"
+            exit 0
+        fi
     fi
     if [ -z "${LOST_BROKER_OK:-}" ]; then
         exec "$flux" start --test-size="$size" "$@" bash "$0"

@@ -1,0 +1,82 @@
+//! The module's `prometheus.stats-get` answer (`flux module stats
+//! prometheus`): one type, written by the module and read by the `flux
+//! prometheus` command.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How one collector is doing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CollectorStats {
+    pub healthy: bool,
+    /// Seconds since the epoch of the last successful update.
+    pub last_update: Option<f64>,
+    /// How long the last update took, in seconds.
+    pub duration: f64,
+    /// Successful updates since the module loaded.
+    pub updates: u64,
+    pub error: Option<String>,
+    /// Where the values last came from, for collectors with more than one
+    /// way to learn them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// The whole answer. Fields a module of another version does not send are
+/// read as their defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModuleStats {
+    /// Where the module serves metrics; None while it cannot listen yet.
+    pub url: Option<String>,
+    /// Why it does not serve yet (the listen address was taken at instance
+    /// start); None once it serves.
+    pub listen_error: Option<String>,
+    pub version: String,
+    pub collectors: BTreeMap<String, CollectorStats>,
+    pub basic_auth: bool,
+    pub tls: bool,
+    pub web_config: Option<String>,
+    pub max_request_rate: u32,
+}
+
+impl ModuleStats {
+    pub fn parse(json: &str) -> Result<ModuleStats, String> {
+        serde_json::from_str(json)
+            .map_err(|e| format!("prometheus.stats-get: unreadable answer: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_module_writes_the_command_reads_back() {
+        let mut stats = ModuleStats {
+            url: Some("http://node0:9475/metrics".into()),
+            version: crate::VERSION.into(),
+            basic_auth: true,
+            max_request_rate: 100,
+            ..ModuleStats::default()
+        };
+        stats.collectors.insert(
+            "resources".into(),
+            CollectorStats {
+                healthy: true,
+                last_update: Some(1.5),
+                source: Some("job-manager.events-journal".into()),
+                ..CollectorStats::default()
+            },
+        );
+        let json = serde_json::to_string(&stats).unwrap();
+        assert_eq!(ModuleStats::parse(&json), Ok(stats));
+        let err = ModuleStats::parse("{\"url\": 5}").unwrap_err();
+        assert!(
+            err.starts_with("prometheus.stats-get: unreadable answer"),
+            "{err}"
+        );
+    }
+}
