@@ -36,8 +36,8 @@ AC_DEFUN([FLUX_PROMETHEUS], [
         AS_IF([test ! -f "$srcdir/m4_default([$1], [flux-prometheus])/Cargo.toml"],
             [AC_MSG_ERROR([--enable-prometheus: no flux-prometheus sources (Cargo.toml) in $srcdir/m4_default([$1], [flux-prometheus])])])
         PKG_PROG_PKG_CONFIG
-        PKG_CHECK_MODULES([FLUX_PROMETHEUS_FLUX_CORE], [flux-core >= 0.88], [],
-            [AC_MSG_ERROR([--enable-prometheus needs flux-core 0.88 or later, found through pkg-config: $FLUX_PROMETHEUS_FLUX_CORE_PKG_ERRORS])])
+        PKG_CHECK_MODULES([FLUX_PROMETHEUS_FLUX_CORE], [flux-core >= 0.78], [],
+            [AC_MSG_ERROR([--enable-prometheus needs flux-core 0.78 or later, found through pkg-config: $FLUX_PROMETHEUS_FLUX_CORE_PKG_ERRORS])])
         AS_IF([test -n "$with_prometheus_moddir"],
             [FLUX_PROMETHEUS_MODDIR=$with_prometheus_moddir],
             [PKG_CHECK_VAR([FLUX_PROMETHEUS_MODDIR], [flux-core], [fluxmoddir], [],

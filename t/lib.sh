@@ -87,6 +87,25 @@ sched_load() {
     flux modprobe load sched feasibility >/dev/null
 }
 
+# Exports what makes flux's modprobe also read DIR (its modprobe.d and
+# rc1.d): FLUX_MODPROBE_PATH_APPEND where flux has it. An older flux (0.78)
+# reads FLUX_MODPROBE_PATH in addition to its own directories instead, and
+# starts instances with modprobe only when FLUX_RC_USE_MODPROBE is set (its
+# default is the legacy rc1.d scripts, which etc/rc1.d serves).
+modprobe_also_reads() {
+    if flux python -c 'import inspect, flux.modprobe, sys; sys.exit("FLUX_MODPROBE_PATH_APPEND" not in inspect.getsource(flux.modprobe))' 2>/dev/null; then
+        export FLUX_MODPROBE_PATH_APPEND=$1
+    else
+        export FLUX_MODPROBE_PATH=$1 FLUX_RC_USE_MODPROBE=t
+    fi
+}
+# A broker config file in DIR that sets the module's listen address (flux
+# start --conf is not in every flux); prints the --config-path argument.
+listen_config() {
+    printf '[prometheus]\nlisten = "%s"\n' "$2" >"$1/listen.toml"
+    echo "--config-path=$1/listen.toml"
+}
+
 TEST_NO=0
 FAILED=0
 plan() { echo "1..$1"; }

@@ -31,7 +31,7 @@ inspect='
 '
 
 rc=0
-out=$(FLUX_MODPROBE_PATH_APPEND="$dir/modprobe" FLUX_MODULE_PATH_PREPEND="$dir/modules" \
+out=$(PATH=$(dirname "$flux"):$PATH; modprobe_also_reads "$dir/modprobe"; FLUX_MODULE_PATH_PREPEND="$dir/modules" \
     "$flux" start --test-size=2 bash -c "$inspect
         flux modprobe show prometheus 2>/dev/null | jq -r '.after | join(\",\")'" 2>&1) || rc=$?
 diag "$out"
@@ -68,8 +68,8 @@ exec 7>"$holder"
 for _ in $(seq 50); do [ -s "$dir/port" ] && break; sleep 0.1; done
 port=$(cat "$dir/port")
 rc=0
-out=$(FLUX_MODPROBE_PATH_APPEND="$dir/modprobe" FLUX_MODULE_PATH_PREPEND="$dir/modules" \
-    HOLDER_PID=$holder_pid "$flux" start --test-size=1 --conf=prometheus.listen="127.0.0.1:$port" bash -c '
+out=$(PATH=$(dirname "$flux"):$PATH; modprobe_also_reads "$dir/modprobe"; FLUX_MODULE_PATH_PREPEND="$dir/modules" \
+    HOLDER_PID=$holder_pid "$flux" start --test-size=1 "$(listen_config "$dir" "127.0.0.1:$port")" bash -c '
         flux module list | awk "\$1 == \"prometheus\" { print \"loaded\" }"
         flux module stats prometheus | jq -r "\"listen_error: \" + .listen_error"
         flux dmesg | grep -q "prometheus.*Address already in use.*tries again" && echo "said so in dmesg"

@@ -14,7 +14,8 @@ fi
 plan 13
 cd "$REPO" || exit 1
 dest=$(mktemp -d)
-trap 'rm -rf "$dest"' EXIT
+conf=$(mktemp -d)
+trap 'rm -rf "$dest" "$conf"' EXIT
 # A file of flux's own in a directory the install shares: uninstall must
 # leave it.
 moddir=$(pkg-config --variable=fluxmoddir flux-core)
@@ -37,9 +38,9 @@ size=$(stat -c %s "$dest$moddir/prometheus.so")
 ok "the installed module is small ($size bytes)" test "$size" -lt 10000000
 
 # A new instance that searches the DESTDIR as it would search the prefix.
-out=$(FLUX_MODULE_PATH_PREPEND="$dest$moddir" FLUX_EXEC_PATH_PREPEND="$dest$cmddir" \
-    FLUX_MODPROBE_PATH_APPEND="$dest$confdir/modprobe" \
-    "$flux" start --conf=prometheus.listen=127.0.0.1:0 bash -c '
+out=$(PATH=$(dirname "$flux"):$PATH; modprobe_also_reads "$dest$confdir/modprobe"
+    FLUX_MODULE_PATH_PREPEND="$dest$moddir" FLUX_EXEC_PATH_PREPEND="$dest$cmddir" \
+    "$flux" start "$(listen_config "$conf" 127.0.0.1:0)" bash -c '
         flux module list | awk "\$1 == \"prometheus\" { print \"loaded\" }"
         flux prometheus status | head -1
         flux module reload prometheus && echo reloaded

@@ -66,7 +66,7 @@ if command -v dpkg-buildpackage >/dev/null; then
         # dependency cannot be satisfied through dpkg.
         installed_deb=$deb
         dpkg -i --force-depends "$deb" >"$work/install.log" 2>&1
-        out=$(flux start --conf=prometheus.listen=127.0.0.1:0 bash -c '
+        out=$(flux start "$(listen_config "$work" 127.0.0.1:0)" bash -c '
             flux module list | awk "\$1 == \"prometheus\" { print \"loaded\" }"
             flux module reload prometheus && echo reloaded
             curl -sf --max-time 5 "$(flux module stats prometheus | jq -r .url)" | grep -q ^flux_prometheus_build_info && echo scraped' 2>&1)
