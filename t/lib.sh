@@ -17,6 +17,18 @@ find_flux() {
     [ -x "$prefix/bin/flux" ] && echo "$prefix/bin/flux"
 }
 
+# Copies t/etc/NAME into a new directory (T_CONFDIR, exported) for a test
+# whose instance gets it as --config-path: flux config reload re-reads the
+# config path, so the test must be able to rewrite it. Outside the instance
+# only; the test removes T_CONFDIR when it ends.
+writable_config() {
+    if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ] && find_flux >/dev/null; then
+        T_CONFDIR=$(mktemp -d)
+        cp "$T_DIR/etc/$1" "$T_CONFDIR/"
+        export T_CONFDIR
+    fi
+}
+
 # Runs the rest of the calling test inside an instance of SIZE brokers.
 # Extra arguments go to flux start.
 run_inside_flux() {

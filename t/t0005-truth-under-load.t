@@ -8,12 +8,7 @@
 # resource reloaded mid-run. Then queues are added and removed by
 # `flux config reload`.
 . "$(dirname "$0")/lib.sh"
-if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ] && find_flux >/dev/null; then
-    # flux config reload re-reads the config path, so it must be writable.
-    T_CONFDIR=$(mktemp -d)
-    cp "$T_DIR/etc/props.toml" "$T_CONFDIR/"
-    export T_CONFDIR
-fi
+writable_config props.toml
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="${T_CONFDIR:-}"
 trap 'rm -rf "$T_CONFDIR"' EXIT
 

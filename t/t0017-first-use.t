@@ -7,17 +7,13 @@
 # - a job that runs is allocated in the same scrape (not a poll later);
 # - flux prometheus targets works while ordinary jobs run.
 . "$(dirname "$0")/lib.sh"
-if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ] && find_flux >/dev/null; then
-    T_CONFDIR=$(mktemp -d)
-    cp "$T_DIR/etc/props.toml" "$T_CONFDIR/"
-    export T_CONFDIR
-fi
+writable_config props.toml
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="${T_CONFDIR:-}"
 trap 'rm -rf "$T_CONFDIR"' EXIT
 [ -x "$REPO/target/release/flux-prometheus" ] || (cd "$REPO" && cargo build --release --quiet) >&2
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
 
-plan 9
+plan 10
 
 flux queue start --all >/dev/null 2>&1
 # The default poll interval: the allocated counts must not wait for it.
@@ -95,6 +91,21 @@ done
 ok "a running job is allocated in the same scrape ($consistent scrapes checked)" \
     test "$inconsistent" = 0 -a "$consistent" -gt 10
 ok "and freed again once it is gone" resources_agree ""
+
+# The totals the overlapping state rows do not give: flux resource list -s all.
+capacity_agrees() {
+    local s want got
+    for _ in $(seq 50); do
+        s=$(scrape "$url")
+        want=$(flux resource list -s all -no '{nnodes} {ncores} {ngpus}' | awk '{ n += $1; c += $2; g += $3 } END { print n + 0, c + 0, g + 0 }')
+        got="$(sample flux_resource_capacity_nodes <<<"$s") $(sample flux_resource_capacity_cores <<<"$s") $(sample flux_resource_capacity_gpus <<<"$s")"
+        [ "$want" = "$got" ] && return 0
+        sleep 0.2
+    done
+    diag "scraped $got; flux resource list -s all: $want"
+    return 1
+}
+ok "flux_resource_capacity_* equal flux resource list -s all" capacity_agrees
 
 # flux prometheus targets while ordinary jobs run ({uri.local} used to fail).
 flux submit -q batch sleep 60 >/dev/null

@@ -11,11 +11,7 @@ if ! command -v prometheus >/dev/null; then
     echo "1..0 # SKIP prometheus is not installed (Debian package prometheus)"
     exit 0
 fi
-if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ] && find_flux >/dev/null; then
-    T_CONFDIR=$(mktemp -d)
-    cp "$T_DIR/etc/props.toml" "$T_CONFDIR/"
-    export T_CONFDIR
-fi
+writable_config props.toml
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="${T_CONFDIR:-}"
 
 dir=$(mktemp -d)
