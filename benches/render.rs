@@ -8,7 +8,6 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use flux_prometheus::model::allocations::Allocations;
 use flux_prometheus::model::jobs::{JobCounts, JobStats, QueueJobCounts};
 use flux_prometheus::model::resources::{self, NodeHealth, ResourceSummary};
-use flux_prometheus::render;
 use flux_prometheus::state::State;
 use serde_json::json;
 
@@ -47,15 +46,18 @@ fn ten_thousand_series() -> State {
         ..Default::default()
     };
     let mut state = State::with_collectors(&["jobs", "resources", "queues"]);
-    state.jobs = Some(JobStats {
-        all: counts.clone(),
-        queues: (0..400)
-            .map(|i| QueueJobCounts {
-                name: format!("queue{i}"),
-                counts: counts.clone(),
-            })
-            .collect(),
-    });
+    state.set(
+        flux_prometheus::collectors::jobs::SECTION,
+        JobStats {
+            all: counts.clone(),
+            queues: (0..400)
+                .map(|i| QueueJobCounts {
+                    name: format!("queue{i}"),
+                    counts: counts.clone(),
+                })
+                .collect(),
+        },
+    );
     let (sched, status, config) = payloads();
     let mut summary: ResourceSummary =
         resources::summarize(&sched, &status, &config).expect("payloads parse");
@@ -67,20 +69,25 @@ fn ten_thousand_series() -> State {
         drains: (0..2400).map(|r| (r, "bad dimm".into())).collect(),
         ..summary.health
     };
-    state.resources = Some(summary);
-    state.per_node = true;
+    state.set(
+        flux_prometheus::collectors::resources::SECTION,
+        flux_prometheus::collectors::resources::ResourcesState {
+            summary,
+            per_node: true,
+        },
+    );
     state
 }
 
 fn benches(c: &mut Criterion) {
     let state = ten_thousand_series();
-    let series = render::text(&state)
+    let series = flux_prometheus::collectors::render(&state)
         .lines()
         .filter(|l| !l.starts_with('#'))
         .count();
     assert!(series >= 10_000, "only {series} series");
     c.bench_function(&format!("render {series} series"), |b| {
-        b.iter(|| render::text(black_box(&state)))
+        b.iter(|| flux_prometheus::collectors::render(black_box(&state)))
     });
 
     let (sched, status, config) = payloads();

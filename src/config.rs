@@ -1,8 +1,11 @@
 //! Module arguments (`key=value` words, as `flux module load` passes them).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
+
+use crate::collectors::{self, REGISTRY};
 
 /// The port the exporter listens on by default in a top-level instance.
 ///
@@ -13,24 +16,14 @@ pub const DEFAULT_PORT: u16 = 9475;
 
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Every collector the module has, by the name used in `collectors=` and in
-/// the `collector` label.
-pub const COLLECTORS: &[&str] = &["jobs", "resources", "queues", "broker", "jobflow"];
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub poll_interval: Duration,
     pub collectors: Vec<&'static str>,
-    /// One series per drained node (with its reason); off by default
-    /// because its cardinality grows with the cluster.
-    pub per_node: bool,
-    /// Bucket bounds of flux_jobs_queue_wait_seconds, in seconds.
-    pub wait_buckets: Vec<f64>,
-    /// Bucket bounds of flux_jobs_run_seconds, in seconds.
-    pub run_buckets: Vec<f64>,
-    /// Opt-in user and project labels on the job-flow series.
-    pub jobflow_labels: crate::model::jobflow::LabelOptions,
+    /// The collectors' own options (`per-node`, `wait-buckets`...) as
+    /// given, by key; each was checked by the collector that owns it.
+    pub options: BTreeMap<&'static str, String>,
     /// An exporter-toolkit web-config file: basic auth, TLS, headers.
     pub web_config: Option<std::path::PathBuf>,
     /// Requests per second the HTTP thread serves; more wait their turn.
@@ -46,7 +39,27 @@ impl fmt::Display for ArgError {
     }
 }
 
-const KEYS: &str = "listen, poll-interval, collectors, per-node, wait-buckets, run-buckets, jobflow-labels, label-limit, web-config, max-request-rate";
+/// The module's own keys; the collectors' follow (see [`keys`]).
+const MODULE_KEYS: [&str; 5] = [
+    "listen",
+    "poll-interval",
+    "collectors",
+    "web-config",
+    "max-request-rate",
+];
+
+/// Every valid key: the module's, then each collector's own.
+fn keys() -> impl Iterator<Item = &'static str> {
+    MODULE_KEYS.into_iter().chain(
+        REGISTRY
+            .iter()
+            .flat_map(|spec| spec.options.iter().map(|option| option.key)),
+    )
+}
+
+fn key_list() -> String {
+    keys().collect::<Vec<_>>().join(", ")
+}
 
 impl Config {
     /// The defaults: in a nested instance (`instance-level` > 0) the port is
@@ -56,11 +69,12 @@ impl Config {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             poll_interval: DEFAULT_POLL_INTERVAL,
-            collectors: COLLECTORS.to_vec(),
-            per_node: false,
-            wait_buckets: crate::model::jobflow::DEFAULT_WAIT_BUCKETS.to_vec(),
-            run_buckets: crate::model::jobflow::DEFAULT_RUN_BUCKETS.to_vec(),
-            jobflow_labels: crate::model::jobflow::LabelOptions::default(),
+            collectors: REGISTRY
+                .iter()
+                .filter(|spec| spec.on_by_default)
+                .map(|spec| spec.name)
+                .collect(),
+            options: BTreeMap::new(),
             web_config: None,
             max_request_rate: crate::pacing::DEFAULT_MAX_REQUEST_RATE,
         }
@@ -72,14 +86,14 @@ impl Config {
             let arg = arg.as_ref();
             let Some((key, value)) = arg.split_once('=') else {
                 return Err(ArgError(format!(
-                    "argument '{arg}' is not key=value (valid keys: {KEYS})"
+                    "argument '{arg}' is not key=value (valid keys: {})",
+                    key_list()
                 )));
             };
             match key {
                 "listen" => config.listen = parse_listen(value)?,
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
                 "collectors" => config.collectors = parse_collectors(value)?,
-                "per-node" => config.per_node = parse_bool(key, value)?,
                 "web-config" if value.is_empty() => config.web_config = None,
                 "web-config" => config.web_config = Some(value.into()),
                 "max-request-rate" => {
@@ -89,51 +103,19 @@ impl Config {
                         ))
                     })?;
                 }
-                "jobflow-labels" => {
-                    let labels = &mut config.jobflow_labels;
-                    (labels.user, labels.project) = (false, false);
-                    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                        match name {
-                            "user" => labels.user = true,
-                            "project" => labels.project = true,
-                            other => {
-                                return Err(ArgError(format!(
-                                    "jobflow-labels={value}: unknown label '{other}' (expected user, project or both, comma separated)"
-                                )))
-                            }
-                        }
-                    }
-                }
-                "label-limit" => {
-                    config.jobflow_labels.limit = value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or_else(|| {
-                            ArgError(format!(
-                                "label-limit={value}: expected a positive number of distinct values"
-                            ))
-                        })?;
-                }
-                "wait-buckets" | "run-buckets" => {
-                    let bounds = crate::model::jobflow::parse_buckets(value).map_err(|why| {
-                        ArgError(format!(
-                            "{key}={value}: {why} (expected increasing seconds, e.g. 1,10,60,600)"
-                        ))
-                    })?;
-                    if key == "wait-buckets" {
-                        config.wait_buckets = bounds;
-                    } else {
-                        config.run_buckets = bounds;
-                    }
-                }
                 _ => {
-                    // Flux reports a reload error in 160 bytes: the key and
-                    // the suggestion come first, the list of keys last.
-                    return Err(ArgError(format!(
-                        "unknown argument '{key}'{} (valid keys: {KEYS})",
-                        did_you_mean(key, KEYS.split(", "))
-                    )));
+                    let Some((_, option)) = collectors::find_option(key) else {
+                        // Flux reports a reload error in 160 bytes: the key
+                        // and the suggestion come first, the keys last.
+                        return Err(ArgError(format!(
+                            "unknown argument '{key}'{} (valid keys: {})",
+                            did_you_mean(key, keys()),
+                            key_list()
+                        )));
+                    };
+                    (option.check)(value)
+                        .map_err(|why| ArgError(format!("{key}={value}: {why}")))?;
+                    config.options.insert(option.key, value.to_string());
                 }
             }
         }
@@ -211,26 +193,19 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -
         .unwrap_or_default()
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, ArgError> {
-    match value {
-        "true" | "yes" | "1" | "on" => Ok(true),
-        "false" | "no" | "0" | "off" => Ok(false),
-        _ => Err(ArgError(format!("{key}={value}: expected true or false"))),
-    }
-}
-
 fn parse_collectors(value: &str) -> Result<Vec<&'static str>, ArgError> {
     let mut chosen = Vec::new();
     for name in value.split(',').filter(|s| !s.is_empty()) {
-        let Some(known) = COLLECTORS.iter().find(|c| **c == name) else {
+        let Some(known) = collectors::find(name) else {
+            let names = || REGISTRY.iter().map(|spec| spec.name);
             return Err(ArgError(format!(
                 "unknown collector '{name}'{} in collectors={value} (known: {})",
-                did_you_mean(name, COLLECTORS.iter().copied()),
-                COLLECTORS.join(", ")
+                did_you_mean(name, names()),
+                names().collect::<Vec<_>>().join(", ")
             )));
         };
-        if !chosen.contains(known) {
-            chosen.push(*known);
+        if !chosen.contains(&known.name) {
+            chosen.push(known.name);
         }
     }
     Ok(chosen)
@@ -355,13 +330,14 @@ mod tests {
             0,
         )
         .unwrap();
-        assert!(c.jobflow_labels.user && c.jobflow_labels.project);
-        assert_eq!(c.jobflow_labels.limit, 50);
-        assert_eq!(c.wait_buckets, [1.0, 10.0]);
+        assert_eq!(c.options["jobflow-labels"], "user,project");
+        assert_eq!(c.options["label-limit"], "50");
+        assert_eq!(c.options["wait-buckets"], "1,10");
         for (bad, names) in [
             ("jobflow-labels=group", "unknown label 'group'"),
             ("label-limit=0", "label-limit=0"),
             ("run-buckets=10,1", "run-buckets=10,1: bounds must increase"),
+            ("per-node=maybe", "per-node=maybe: expected true or false"),
         ] {
             let err = Config::from_args(&[bad], 0).unwrap_err().0;
             assert!(err.contains(names), "{err}");

@@ -8,68 +8,32 @@ use std::sync::Arc;
 
 use crate::stats::{CollectorStats, ModuleStats};
 
-use crate::collectors::Backoff;
-use crate::collectors::{
-    broker::BrokerCollector, jobflow::JobFlowCollector, jobs::JobsCollector,
-    queues::QueuesCollector, resources::ResourcesCollector, Context,
-};
+use crate::collectors::{self, Backoff, Collector, Context, Settings};
 use crate::config::Config;
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 use crate::http::{Server, METRICS_PATH};
 use crate::webconfig::WebConfig;
 
-/// The collectors that are running; dropping one stops it.
-#[allow(dead_code)]
-enum Running {
-    Jobs(JobsCollector),
-    Resources(ResourcesCollector),
-    Queues(QueuesCollector),
-    Broker(BrokerCollector),
-    JobFlow(JobFlowCollector),
+/// What collectors are started or reconfigured with, from `config` and the
+/// broker config's queues.
+fn settings<'a>(config: &'a Config, queues: &'a [String]) -> Settings<'a> {
+    Settings {
+        poll_interval: config.poll_interval,
+        options: &config.options,
+        queues,
+    }
 }
 
-/// Starts collector `name`; `queues` are the instance's queues as the
-/// broker config defines them ("" alone for the anonymous queue).
+/// Starts collector `name` as its registry entry says.
 fn start_collector(
     name: &str,
     ctx: &Rc<Context>,
-    config: &Config,
-    queues: &[String],
-) -> Result<Running, Error> {
-    let poll_interval = config.poll_interval;
-    match name {
-        crate::collectors::jobs::NAME => Ok(Running::Jobs(JobsCollector::start(
-            Rc::clone(ctx),
-            poll_interval,
-        )?)),
-        crate::collectors::resources::NAME => Ok(Running::Resources(ResourcesCollector::start(
-            Rc::clone(ctx),
-            poll_interval,
-        )?)),
-        crate::collectors::queues::NAME => Ok(Running::Queues(QueuesCollector::start(
-            Rc::clone(ctx),
-            poll_interval,
-        )?)),
-        crate::collectors::broker::NAME => Ok(Running::Broker(BrokerCollector::start(
-            Rc::clone(ctx),
-            poll_interval,
-        )?)),
-        crate::collectors::jobflow::NAME => {
-            let jobflow = JobFlowCollector::start(
-                Rc::clone(ctx),
-                &config.wait_buckets,
-                &config.run_buckets,
-                config.jobflow_labels.clone(),
-            )?;
-            jobflow.know_queues(queues);
-            Ok(Running::JobFlow(jobflow))
-        }
-        other => Err(Error::new(
-            libc::EINVAL,
-            format!("unknown collector {other}"),
-        )),
-    }
+    settings: &Settings,
+) -> Result<Box<dyn Collector>, Error> {
+    let spec = collectors::find(name)
+        .ok_or_else(|| Error::new(libc::EINVAL, format!("unknown collector {name}")))?;
+    (spec.start)(Rc::clone(ctx), settings)
 }
 
 /// The URL a scraper uses: the bound address, or this host's name where the
@@ -183,7 +147,10 @@ struct Live {
     bind_backoff: Backoff,
     /// Flux objects: dropped before the server, or leaked on cancellation.
     ctx: Option<Rc<Context>>,
-    collectors: Vec<(&'static str, Running)>,
+    /// The running collectors, by name; dropping one stops it.
+    collectors: Vec<(&'static str, Box<dyn Collector>)>,
+    /// The broker config's queues, as the collectors were last given them.
+    queues: Vec<String>,
 }
 
 impl Drop for Module {
@@ -312,17 +279,6 @@ fn load_web(config: &Config) -> Result<WebConfig, String> {
     }
 }
 
-/// Whether collector `name` would run the same under both configurations.
-fn same_options(name: &str, a: &Config, b: &Config) -> bool {
-    if name == crate::collectors::jobflow::NAME {
-        a.wait_buckets == b.wait_buckets
-            && a.run_buckets == b.run_buckets
-            && a.jobflow_labels == b.jobflow_labels
-    } else {
-        a.poll_interval == b.poll_interval
-    }
-}
-
 impl Live {
     /// Applies a new broker config (`flux config reload`). Everything that
     /// can fail is done first, so a bad config changes nothing.
@@ -350,26 +306,26 @@ impl Live {
         // Collectors whose options are unchanged keep running (and their
         // counters); the others are stopped, and started again if wanted.
         let old = std::mem::take(&mut self.collectors);
+        let before = settings(&self.config, &self.queues);
+        let after = settings(&config, &queues);
         let mut kept = Vec::new();
         for (name, running) in old {
-            if config.collectors.contains(&name) && same_options(name, &self.config, &config) {
-                // flux config reload may have added queues.
-                if let Running::JobFlow(jobflow) = &running {
-                    jobflow.know_queues(&queues);
-                }
+            let restart =
+                collectors::find(name).is_none_or(|spec| (spec.restart_needed)(&before, &after));
+            if config.collectors.contains(&name) && !restart {
+                // flux config reload may have added queues, or changed an
+                // option the collector takes as it runs.
+                running.reconfigure(&after);
                 kept.push((name, running));
             } else {
                 drop(running);
                 ctx.update(|state| state.forget(name));
             }
         }
-        ctx.update(|state| {
-            state.set_collectors(&config.collectors);
-            state.per_node = config.per_node;
-        });
+        ctx.update(|state| state.set_collectors(&config.collectors));
         for name in &config.collectors {
             if kept.iter().all(|(n, _)| n != name) {
-                match start_collector(name, &ctx, &config, &queues) {
+                match start_collector(name, &ctx, &after) {
                     Ok(running) => kept.push((name, running)),
                     Err(e) => ctx.failed(name, &e.message, |_| {}),
                 }
@@ -377,6 +333,7 @@ impl Live {
         }
         self.collectors = kept;
         self.config = config;
+        self.queues = queues;
         // A scrape right after `flux config reload` returns sees the change.
         ctx.publish_now();
         let serving = match &self.url {
@@ -505,7 +462,6 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         .as_ref()
         .map(|s| metrics_url(scheme, s.local_addr(), &crate::hostname()));
     let ctx = Context::new(h, Arc::clone(&shared), &config.collectors)?;
-    ctx.update(|state| state.per_node = config.per_node);
     ctx.publish_now();
     let live = Rc::new(RefCell::new(Live {
         h,
@@ -520,6 +476,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         bind_backoff: Backoff::new(),
         ctx: Some(Rc::clone(&ctx)),
         collectors: Vec::new(),
+        queues: queue_names(&broker_config),
     }));
     if live.borrow().server.is_none() {
         let weak = Rc::downgrade(&live);
@@ -544,7 +501,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     };
     let queues = queue_names(&broker_config);
     for name in &config.collectors {
-        let running = start_collector(name, &ctx, &config, &queues)?;
+        let running = start_collector(name, &ctx, &settings(&config, &queues))?;
         live.borrow_mut().collectors.push((name, running));
     }
     let name = h.module_name().unwrap_or_else(|| "prometheus".into());

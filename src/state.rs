@@ -1,10 +1,14 @@
 //! Everything the collectors have gathered: the one input of rendering.
+//!
+//! Each collector keeps its findings in its own section, under its name and
+//! of its own type; a [`Section`] key names both, so that reading a section
+//! as the wrong type cannot compile. A collector that stops leaves nothing
+//! behind: its section goes with it ([`State::forget`]).
 
-use crate::model::broker::{InstanceInfo, ProcessSample};
-use crate::model::jobflow::JobFlowSummary;
-use crate::model::jobs::JobStats;
-use crate::model::queues::QueueStatus;
-use crate::model::resources::ResourceSummary;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
 /// How one collector is doing, as the exporter reports it about itself.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,17 +27,42 @@ pub struct CollectorStatus {
     pub source: Option<&'static str>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The key of one collector's section: its name and the type it keeps.
+pub struct Section<T> {
+    pub collector: &'static str,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Section<T> {
+    pub const fn new(collector: &'static str) -> Section<T> {
+        Section {
+            collector,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for Section<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Section<T> {}
+
+#[derive(Default)]
 pub struct State {
-    pub jobs: Option<JobStats>,
-    pub resources: Option<ResourceSummary>,
-    pub queues: Option<Vec<QueueStatus>>,
-    pub instance: Option<InstanceInfo>,
-    pub jobflow: Option<JobFlowSummary>,
-    pub process: Vec<ProcessSample>,
-    /// Export one series per drained node (opt-in: one series per node).
-    pub per_node: bool,
+    sections: BTreeMap<&'static str, Box<dyn Any>>,
     pub collectors: Vec<CollectorStatus>,
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("sections", &self.sections.keys().collect::<Vec<_>>())
+            .field("collectors", &self.collectors)
+            .finish()
+    }
 }
 
 impl State {
@@ -48,6 +77,24 @@ impl State {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// What a collector last found, if anything.
+    pub fn get<T: 'static>(&self, section: Section<T>) -> Option<&T> {
+        self.sections.get(section.collector)?.downcast_ref()
+    }
+
+    pub fn get_mut<T: 'static>(&mut self, section: Section<T>) -> Option<&mut T> {
+        self.sections.get_mut(section.collector)?.downcast_mut()
+    }
+
+    pub fn set<T: 'static>(&mut self, section: Section<T>, value: T) {
+        self.sections.insert(section.collector, Box::new(value));
+    }
+
+    /// Drops what a collector found: it is no longer true.
+    pub fn clear<T>(&mut self, section: Section<T>) {
+        self.sections.remove(section.collector);
     }
 
     /// Makes `names` the enabled collectors, in that order; those already
@@ -68,17 +115,7 @@ impl State {
 
     /// Drops what collector `name` gathered and its status, as when it stops.
     pub fn forget(&mut self, name: &str) {
-        match name {
-            "jobs" => self.jobs = None,
-            "resources" => self.resources = None,
-            "queues" => self.queues = None,
-            "broker" => {
-                self.instance = None;
-                self.process.clear();
-            }
-            "jobflow" => self.jobflow = None,
-            _ => {}
-        }
+        self.sections.remove(name);
         if let Some(c) = self.collector_mut(name) {
             *c = CollectorStatus {
                 name: c.name,
@@ -94,5 +131,27 @@ impl State {
     /// True once every enabled collector has succeeded at least once.
     pub fn all_reported(&self) -> bool {
         self.collectors.iter().all(|c| c.last_success.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NUMBERS: Section<Vec<u32>> = Section::new("numbers");
+
+    #[test]
+    fn a_stopped_collector_leaves_no_section_and_a_fresh_status() {
+        let mut state = State::with_collectors(&["numbers", "other"]);
+        state.set(NUMBERS, vec![1, 2]);
+        if let Some(c) = state.collector_mut("numbers") {
+            c.up = true;
+            c.updates = 3;
+        }
+        assert_eq!(state.get(NUMBERS), Some(&vec![1, 2]));
+        state.forget("numbers");
+        assert_eq!(state.get(NUMBERS), None);
+        assert_eq!(state.collectors[0].updates, 0);
+        assert!(!state.collectors[0].up);
     }
 }

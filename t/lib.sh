@@ -84,7 +84,7 @@ loaded_sched_modules() {
     done
 }
 # The scheduler that provides "sched" now, by module name.
-sched_name() { flux module list | awk '$NF == "sched" { print $1 }'; }
+sched_name() { flux module list | awk '$NF ~ /(^|,)sched(,|$)/ { print $1 }'; }
 # Removes the loaded scheduler (dependents first) and remembers it.
 sched_remove() {
     local m
@@ -244,15 +244,20 @@ status_agrees() {
     local s cli want got
     for _ in $(seq "${AGREE_TRIES:-60}"); do
         s=$(scrape "$url")
-        cli=$(flux resource status -no '{state} {nnodes}')
-        want=$(awk '{ st = $1; off = sub(/\*$/, "", st); n[st] += $2; if (off) o += $2 }
-                    END { printf "avail=%d offline=%d drained=%d draining=%d excluded=%d torpid=%d", n["avail"], o, n["drained"], n["draining"], n["exclude"], n["torpid"] }' <<<"$cli")
+        # -s all: flux's own state sets, which overlap (a node can be
+        # allocated, in housekeeping and draining at once). A node offline
+        # is counted once, under the one of avail, exclude, drained,
+        # draining or torpid it is in.
+        cli=$(flux resource status -s all -no '{state} {nnodes}')
+        want=$(awk '{ st = $1; off = sub(/\*$/, "", st); n[st] += $2
+                      if (off && st ~ /^(avail|exclude|drained|draining|torpid)$/) o += $2 }
+                    END { printf "avail=%d offline=%d drained=%d draining=%d excluded=%d torpid=%d allocated=%d housekeeping=%d", n["avail"], o, n["drained"], n["draining"], n["exclude"], n["torpid"], n["allocated"], n["housekeeping"] }' <<<"$cli")
         got=$(awk '/^flux_resource_status_nodes/ { split($1, a, "\""); v[a[2]] = $2 }
-                   END { printf "avail=%d offline=%d drained=%d draining=%d excluded=%d torpid=%d", v["avail"], v["offline"], v["drained"], v["draining"], v["excluded"], v["torpid"] }' <<<"$s")
+                   END { printf "avail=%d offline=%d drained=%d draining=%d excluded=%d torpid=%d allocated=%d housekeeping=%d", v["avail"], v["offline"], v["drained"], v["draining"], v["excluded"], v["torpid"], v["allocated"], v["housekeeping"] }' <<<"$s")
         [ "$want" = "$got" ] && return 0
         sleep 0.2
     done
-    diag "scraped $got; flux resource status: $want"
+    diag "scraped $got; flux resource status -s all: $want"
     return 1
 }
 # flux_queue_enabled/started equal flux queue list, queue for queue: a

@@ -9,7 +9,6 @@
 mod common;
 
 use flux_prometheus::exposition::openmetrics;
-use flux_prometheus::render;
 
 fn compare(name: &str, rendered: &str) {
     let path = common::fixture_dir().join(name);
@@ -35,13 +34,18 @@ fn compare(name: &str, rendered: &str) {
 
 #[test]
 fn the_text_exposition_of_each_recorded_set_is_as_committed() {
-    common::each_set(|| compare("exposition.txt", &render::text(&common::recorded_state())));
+    common::each_set(|| {
+        compare(
+            "exposition.txt",
+            &flux_prometheus::collectors::render(&common::recorded_state()),
+        )
+    });
 }
 
 #[test]
 fn the_openmetrics_exposition_of_each_recorded_set_is_as_committed() {
     common::each_set(|| {
-        let text = render::text(&common::recorded_state());
+        let text = flux_prometheus::collectors::render(&common::recorded_state());
         compare("exposition.openmetrics.txt", &openmetrics(&text));
     });
 }
@@ -51,7 +55,7 @@ fn counts_over_jobs_are_flux_jobs_and_flux_job_is_only_per_job() {
     // The naming scheme (README, "Naming"): a flux_job_* family has one
     // series per job, so every sample of it carries a jobid label.
     common::each_set(|| {
-        let text = render::text(&common::recorded_state());
+        let text = flux_prometheus::collectors::render(&common::recorded_state());
         for line in text.lines().filter(|l| l.starts_with("flux_job_")) {
             assert!(line.contains("jobid=\""), "{line}");
         }

@@ -8,7 +8,6 @@ use common::{fixture, samples};
 use flux_prometheus::model::jobflow::{
     Applied, JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS,
 };
-use flux_prometheus::render;
 use flux_prometheus::state::State;
 
 fn responses() -> Vec<String> {
@@ -54,8 +53,11 @@ fn cli_jobs() -> Vec<(String, String, String, u64)> {
 
 fn rendered(flow: &JobFlow) -> std::collections::BTreeMap<String, f64> {
     let mut state = State::with_collectors(&["jobflow"]);
-    state.jobflow = Some(flow.summary());
-    samples(&render::text(&state))
+    state.set(
+        flux_prometheus::collectors::jobflow::SECTION,
+        flow.summary(),
+    );
+    samples(&flux_prometheus::collectors::render(&state))
 }
 
 #[test]

@@ -5,13 +5,15 @@ mod common;
 
 use common::{fixture, parse_stats_line, samples, value};
 use flux_prometheus::model::jobs;
-use flux_prometheus::render;
 use flux_prometheus::state::State;
 
 fn rendered() -> std::collections::BTreeMap<String, f64> {
     let mut state = State::with_collectors(&["jobs"]);
-    state.jobs = Some(jobs::parse(&fixture("job-list.job-stats.json")).expect("fixture parses"));
-    samples(&render::text(&state))
+    state.set(
+        flux_prometheus::collectors::jobs::SECTION,
+        jobs::parse(&fixture("job-list.job-stats.json")).expect("fixture parses"),
+    );
+    samples(&flux_prometheus::collectors::render(&state))
 }
 
 /// The `flux jobs --stats-only` columns, computed from exported samples.
@@ -125,7 +127,7 @@ fn without_job_stats_no_job_series_are_exported_but_the_exporter_reports_why() {
     common::each_set(|| {
         let mut state = State::with_collectors(&["jobs"]);
         state.collectors[0].last_error = Some("job-list is not loaded".into());
-        let s = samples(&render::text(&state));
+        let s = samples(&flux_prometheus::collectors::render(&state));
         assert!(!s.keys().any(|k| k.starts_with("flux_jobs")), "{s:?}");
         assert_eq!(
             value(&s, "flux_prometheus_collector_up{collector=\"jobs\"}"),

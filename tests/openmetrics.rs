@@ -7,7 +7,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use flux_prometheus::exposition::openmetrics;
-use flux_prometheus::render;
 
 /// The sample name of a sample line.
 fn sample_name(line: &str) -> &str {
@@ -17,7 +16,7 @@ fn sample_name(line: &str) -> &str {
 #[test]
 fn every_family_is_typed_and_named_as_openmetrics_requires() {
     common::each_set(|| {
-        let text = render::text(&common::recorded_state());
+        let text = flux_prometheus::collectors::render(&common::recorded_state());
         let om = openmetrics(&text);
         assert!(om.ends_with("\n# EOF\n"), "no # EOF at the end");
         assert_eq!(om.matches("# EOF").count(), 1);

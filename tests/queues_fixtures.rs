@@ -4,7 +4,6 @@ mod common;
 
 use common::{fixture, samples, value};
 use flux_prometheus::model::queues;
-use flux_prometheus::render;
 use flux_prometheus::state::State;
 
 #[test]
@@ -18,8 +17,8 @@ fn enabled_and_started_equal_flux_queue_list() {
             .map(|n| queues::parse_status(Some(n), &statuses[n].to_string()).unwrap())
             .collect();
         let mut state = State::with_collectors(&["queues"]);
-        state.queues = Some(list);
-        let s = samples(&render::text(&state));
+        state.set(flux_prometheus::collectors::queues::SECTION, list);
+        let s = samples(&flux_prometheus::collectors::render(&state));
         // flux queue list: QUEUE EN ST ...; a check mark means yes, the queue
         // marked * is the default.
         let cli = fixture("cli.queue-list.txt");
@@ -48,12 +47,11 @@ fn enabled_and_started_equal_flux_queue_list() {
 fn the_anonymous_queue_has_no_queue_label_and_bad_payloads_are_named() {
     common::each_set(|| {
         let mut state = State::with_collectors(&["queues"]);
-        state.queues = Some(vec![queues::parse_status(
-            None,
-            r#"{"enable": true, "start": false}"#,
-        )
-        .unwrap()]);
-        let s = samples(&render::text(&state));
+        state.set(
+            flux_prometheus::collectors::queues::SECTION,
+            vec![queues::parse_status(None, r#"{"enable": true, "start": false}"#).unwrap()],
+        );
+        let s = samples(&flux_prometheus::collectors::render(&state));
         assert_eq!(value(&s, "flux_queue_enabled"), 1.0);
         assert_eq!(value(&s, "flux_queue_started"), 0.0);
         let err = queues::parse_status(Some("batch"), "{}").unwrap_err();

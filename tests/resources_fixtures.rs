@@ -11,7 +11,6 @@ use flux_prometheus::model::jobflow::{
     Applied, JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS,
 };
 use flux_prometheus::model::resources;
-use flux_prometheus::render;
 use flux_prometheus::state::State;
 
 /// The instance config as `config.get` returns it, from the TOML recorded.
@@ -26,8 +25,14 @@ fn rendered() -> BTreeMap<String, f64> {
     )
     .expect("fixtures parse");
     let mut state = State::with_collectors(&["resources"]);
-    state.resources = Some(summary);
-    samples(&render::text(&state))
+    state.set(
+        flux_prometheus::collectors::resources::SECTION,
+        flux_prometheus::collectors::resources::ResourcesState {
+            summary,
+            per_node: false,
+        },
+    );
+    samples(&flux_prometheus::collectors::render(&state))
 }
 
 #[test]
@@ -183,10 +188,19 @@ fn per_node_drain_series_are_opt_in() {
         )
         .unwrap();
         let mut state = State::with_collectors(&["resources"]);
-        state.resources = Some(summary);
-        assert!(!render::text(&state).contains("flux_resource_drained_node_info"));
-        state.per_node = true;
-        let s = samples(&render::text(&state));
+        state.set(
+            flux_prometheus::collectors::resources::SECTION,
+            flux_prometheus::collectors::resources::ResourcesState {
+                summary,
+                per_node: false,
+            },
+        );
+        assert!(!flux_prometheus::collectors::render(&state)
+            .contains("flux_resource_drained_node_info"));
+        if let Some(resources) = state.get_mut(flux_prometheus::collectors::resources::SECTION) {
+            resources.per_node = true;
+        }
+        let s = samples(&flux_prometheus::collectors::render(&state));
         // The drained node's rank, as flux resource status printed it.
         let drained = fixture("cli.resource-status.txt")
             .lines()
@@ -437,5 +451,29 @@ fn housekeeping_in_the_config_sends_the_collector_back_to_the_job_manager() {
         assert!(!allocations::housekeeping_configured(
             &serde_json::json!({})
         ));
+    });
+}
+
+#[test]
+fn allocated_and_housekeeping_nodes_equal_flux_resource_status_all() {
+    common::each_set(|| {
+        // flux resource status -s all: "{state} {nnodes} ..." per online
+        // and offline (*) line; the two add up.
+        let mut cli: BTreeMap<String, f64> = BTreeMap::new();
+        for line in fixture("cli.resource-status-all.txt").lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if let [state, n, ..] = f[..] {
+                *cli.entry(state.trim_end_matches('*').into()).or_default() +=
+                    n.parse::<f64>().unwrap();
+            }
+        }
+        let s = samples(&flux_prometheus::collectors::render(
+            &common::recorded_state(),
+        ));
+        for state in ["allocated", "housekeeping", "drained", "draining", "torpid"] {
+            let key = format!("flux_resource_status_nodes{{state=\"{state}\"}}");
+            assert_eq!(s[&key], cli[state], "{state}");
+        }
+        assert!(cli["housekeeping"] > 0.0 && cli["allocated"] > 0.0);
     });
 }

@@ -5,42 +5,54 @@
 //! crate's process collector (the module runs inside the broker).
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::rc::{Rc, Weak};
+use std::time::Instant;
 
-use prometheus::core::Collector;
+use prometheus::core::Collector as _;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::proto::MetricType;
 
-use super::{Backoff, Context, PollSlot, ROUND_TIMEOUT};
-use crate::flux::{Error, Rpc, Timer};
+use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use super::subscription::{StreamEvent, Subscription};
+use super::{Collector, Context, Settings, Spec};
+use crate::flux::Error;
 use crate::model::broker::{self, InstanceInfo, ProcessSample};
+use crate::render::Family;
+use crate::state::{Section, State};
 
 pub const NAME: &str = "broker";
+pub const SECTION: Section<BrokerState> = Section::new(NAME);
 
-pub struct BrokerCollector {
-    _inner: Rc<Inner>,
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: true,
+    options: &[],
+    start,
+    restart_needed: super::restart_on_new_interval,
+    render,
+};
+
+/// What the broker collector keeps in the state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerState {
+    pub instance: InstanceInfo,
+    /// The broker process's samples, named and described for export.
+    pub process: Vec<ProcessSample>,
 }
+
+impl Collector for Inner {}
 
 struct Inner {
     ctx: Rc<Context>,
     info: InstanceInfo,
     process: ProcessCollector,
-    poll: RefCell<Option<Timer>>,
-    round: RefCell<Option<Round>>,
-    online_stream: RefCell<Option<Rpc>>,
+    poll: PollLoop<()>,
+    online_stream: Subscription,
     /// The last count the stream gave, or why there is none.
     online: RefCell<Online>,
     /// A poll that finished before the stream's first answer: reported
     /// when that answer comes, so the first report is never a false alarm.
     report_pending: Cell<Option<Instant>>,
-    resubscribe: RefCell<Option<Timer>>,
-    backoff: Cell<Backoff>,
-}
-
-struct Round {
-    started: Instant,
-    rpc: Option<Rpc>,
 }
 
 enum Online {
@@ -49,74 +61,65 @@ enum Online {
     Lost(String),
 }
 
-impl BrokerCollector {
-    pub fn start(ctx: Rc<Context>, poll_interval: Duration) -> Result<BrokerCollector, Error> {
-        let h = ctx.handle;
-        let info = InstanceInfo {
-            version: h.attr("version").unwrap_or_default(),
-            level: h.attr("instance-level").unwrap_or_else(|| "0".into()),
-            jobid: h.attr("jobid"),
-            size: h.size()?,
-            start_time: h.attr("broker.starttime").and_then(|s| s.parse().ok()),
-            online: None,
-            overlay_status: None,
-        };
-        let inner = Rc::new(Inner {
-            ctx,
-            info,
-            process: ProcessCollector::for_self(),
-            poll: RefCell::new(None),
-            round: RefCell::new(None),
-            online_stream: RefCell::new(None),
-            online: RefCell::new(Online::NotYet),
-            report_pending: Cell::new(None),
-            resubscribe: RefCell::new(None),
-            backoff: Cell::new(Backoff::new()),
-        });
-        *inner.resubscribe.borrow_mut() = Some(super::weak_timer(
-            &inner.ctx,
-            &inner,
-            Backoff::FIRST,
-            0.0,
-            subscribe_online,
-        )?);
-        subscribe_online(&inner);
-        let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
-        *inner.poll.borrow_mut() = Some(poll);
-        Ok(BrokerCollector { _inner: inner })
-    }
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let h = ctx.handle;
+    let info = InstanceInfo {
+        version: h.attr("version").unwrap_or_default(),
+        level: h.attr("instance-level").unwrap_or_else(|| "0".into()),
+        jobid: h.attr("jobid"),
+        size: h.size()?,
+        start_time: h.attr("broker.starttime").and_then(|s| s.parse().ok()),
+        online: None,
+        overlay_status: None,
+    };
+    let inner = Rc::new(Inner {
+        ctx,
+        info,
+        process: ProcessCollector::for_self(),
+        poll: PollLoop::new(),
+        online_stream: Subscription::new("groups.get", "broker"),
+        online: RefCell::new(Online::NotYet),
+        report_pending: Cell::new(None),
+    });
+    let weak: Weak<Inner> = Rc::downgrade(&inner);
+    let on_event = {
+        let weak = weak.clone();
+        move |event| {
+            if let Some(inner) = weak.upgrade() {
+                on_online(&inner, event);
+            }
+        }
+    };
+    inner
+        .online_stream
+        .start(h, || r#"{"name": "broker.online"}"#.to_string(), on_event)?;
+    inner.poll.start(h, settings.poll_interval, move || {
+        if let Some(inner) = weak.upgrade() {
+            start_round(&inner);
+        }
+    })?;
+    Ok(Box::new(inner))
 }
 
-fn subscribe_online(inner: &Rc<Inner>) {
-    inner.online_stream.borrow_mut().take();
-    let sent = super::weak_rpc(
-        &inner.ctx,
-        inner,
-        "groups.get",
-        r#"{"name": "broker.online"}"#,
-        true,
-        on_online,
-    );
-    match sent {
-        Ok(rpc) => *inner.online_stream.borrow_mut() = Some(rpc),
-        Err(err) => online_lost(inner, err.message),
-    }
-}
-
-fn on_online(inner: &Rc<Inner>, answer: Result<String, Error>) {
-    let count = match answer {
-        Ok(payload) => broker::parse_group_count(&payload),
-        Err(err) => return online_lost(inner, format!("groups.get: {}", err.message)),
+fn on_online(inner: &Rc<Inner>, event: StreamEvent) {
+    let count = match event {
+        StreamEvent::Response(payload) => broker::parse_group_count(&payload),
+        StreamEvent::Ended { error, .. } => {
+            return online_lost(inner, format!("groups.get: {}", error.message))
+        }
     };
     let n = match count {
         Ok(n) => n,
-        Err(msg) => return online_lost(inner, msg),
+        Err(msg) => {
+            inner.online_stream.drop_and_retry();
+            return online_lost(inner, msg);
+        }
     };
-    inner.backoff.set(Backoff::new());
+    inner.online_stream.healthy();
     *inner.online.borrow_mut() = Online::Count(n);
-    let set_online = |state: &mut crate::state::State| {
-        if let Some(instance) = state.instance.as_mut() {
-            instance.online = Some(n);
+    let set_online = |state: &mut State| {
+        if let Some(broker) = state.get_mut(SECTION) {
+            broker.instance.online = Some(n);
         }
     };
     // A change between polls is exported at once, not at the next poll.
@@ -128,42 +131,33 @@ fn on_online(inner: &Rc<Inner>, answer: Result<String, Error>) {
 
 /// The stream ended: the count is unknown until a new stream answers.
 fn online_lost(inner: &Rc<Inner>, message: String) {
-    inner.online_stream.borrow_mut().take();
     if inner.report_pending.take().is_some() {
         inner.ctx.failed(NAME, &message, |_| {});
     }
     *inner.online.borrow_mut() = Online::Lost(message);
-    super::retry_after_backoff(&inner.backoff, &inner.resubscribe);
 }
 
 fn start_round(inner: &Rc<Inner>) {
-    match super::poll_slot(inner.round.borrow().as_ref().map(|r| r.started)) {
-        PollSlot::Busy => return,
-        PollSlot::Expired => {
-            inner.round.borrow_mut().take();
+    match inner.poll.open(()) {
+        Opened::Busy => return,
+        Opened::AfterTimeout => {
             let message = format!(
                 "no answer from overlay.health within {}s",
                 ROUND_TIMEOUT.as_secs()
             );
             inner.ctx.failed(NAME, &message, |_| {});
         }
-        PollSlot::Free => {}
+        Opened::Fresh => {}
     }
-    *inner.round.borrow_mut() = Some(Round {
-        started: Instant::now(),
-        rpc: None,
+    let weak = Rc::downgrade(inner);
+    let sent = inner.poll.send("overlay.health", "{}", move |answer| {
+        if let Some(inner) = weak.upgrade() {
+            finish(&inner, answer);
+        }
     });
-    let sent = super::weak_rpc(&inner.ctx, inner, "overlay.health", "{}", false, finish);
-    match sent {
-        Ok(rpc) => {
-            if let Some(round) = inner.round.borrow_mut().as_mut() {
-                round.rpc = Some(rpc);
-            }
-        }
-        Err(err) => {
-            inner.round.borrow_mut().take();
-            inner.ctx.failed(NAME, &err.message, |_| {});
-        }
+    if let Err(err) = sent {
+        inner.poll.close();
+        inner.ctx.failed(NAME, &err.message, |_| {});
     }
 }
 
@@ -192,10 +186,10 @@ fn process_samples(process: &ProcessCollector) -> Vec<ProcessSample> {
 }
 
 fn finish(inner: &Rc<Inner>, answer: Result<String, Error>) {
-    // Taken out before its RPC is dropped: this runs in its continuation.
-    let Some(round) = inner.round.borrow_mut().take() else {
+    let Some(round) = inner.poll.close() else {
         return;
     };
+    let started = round.started;
     let overlay = answer
         .map_err(|e| e.message)
         .and_then(|p| broker::parse_overlay_status(&p));
@@ -206,16 +200,23 @@ fn finish(inner: &Rc<Inner>, answer: Result<String, Error>) {
         Err(e) => errors.push(e),
     }
     let process = process_samples(&inner.process);
+    let found = |info, process| {
+        move |state: &mut State| {
+            state.set(
+                SECTION,
+                BrokerState {
+                    instance: info,
+                    process,
+                },
+            )
+        }
+    };
     match &*inner.online.borrow() {
         Online::Count(n) => info.online = Some(*n),
         Online::Lost(e) => errors.push(e.clone()),
         Online::NotYet if errors.is_empty() => {
-            inner.report_pending.set(Some(round.started));
-            inner.ctx.update(|state| {
-                state.instance = Some(info);
-                state.process = process;
-            });
-            drop(round.rpc);
+            inner.report_pending.set(Some(started));
+            inner.ctx.update(found(info, process));
             return;
         }
         Online::NotYet => {}
@@ -223,15 +224,70 @@ fn finish(inner: &Rc<Inner>, answer: Result<String, Error>) {
     // What was learned is exported even when one source failed; the
     // collector is reported down with the reason.
     if errors.is_empty() {
-        inner.ctx.succeeded(NAME, round.started, |state| {
-            state.instance = Some(info);
-            state.process = process;
-        });
+        inner.ctx.succeeded(NAME, started, found(info, process));
     } else {
-        inner.ctx.failed(NAME, &errors.join("; "), |state| {
-            state.instance = Some(info);
-            state.process = process;
-        });
+        inner
+            .ctx
+            .failed(NAME, &errors.join("; "), found(info, process));
     }
-    drop(round.rpc);
+}
+
+fn render(state: &State, out: &mut String) {
+    let Some(BrokerState { instance, process }) = state.get(SECTION) else {
+        return;
+    };
+    let info = instance;
+    let mut labels = vec![
+        ("version", info.version.as_str()),
+        ("level", info.level.as_str()),
+    ];
+    if let Some(jobid) = &info.jobid {
+        labels.push(("jobid", jobid));
+    }
+    Family::gauge(
+        out,
+        "flux_instance_info",
+        "The Flux instance: version, nesting level and, when nested, the enclosing job; always 1.",
+    )
+    .sample(&labels, 1.0);
+    Family::gauge(
+        out,
+        "flux_instance_brokers",
+        "Brokers in the instance (its size).",
+    )
+    .sample(&[], f64::from(info.size));
+    if let Some(n) = info.online {
+        Family::gauge(
+            out,
+            "flux_instance_online_brokers",
+            "Brokers online (members of the broker.online group).",
+        )
+        .sample(&[], n as f64);
+    }
+    if let Some(t) = info.start_time {
+        Family::gauge(
+            out,
+            "flux_instance_start_time_seconds",
+            "When the rank 0 broker started, in seconds since the epoch.",
+        )
+        .sample(&[], t);
+    }
+    if let Some(status) = &info.overlay_status {
+        let mut f = Family::gauge(
+            out,
+            "flux_overlay_status",
+            "The overlay network's health as overlay.health reports it: 1 for the current status.",
+        );
+        for st in crate::model::broker::OVERLAY_STATES {
+            f.sample(&[("status", st)], if st == status { 1.0 } else { 0.0 });
+        }
+    }
+    for p in process {
+        let mut f = if p.counter {
+            Family::counter(out, &p.name, &p.help)
+        } else {
+            Family::gauge(out, &p.name, &p.help)
+        };
+        f.sample(&[], p.value);
+    }
 }

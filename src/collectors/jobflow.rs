@@ -9,18 +9,116 @@
 //! in between are counted; the model's watermark keeps anything from being
 //! counted twice.
 //!
-//! The same stream keeps the allocated set in [`Context::allocations`] for
-//! the resources collector (`alloc` events carry R, `clean` gives it back).
+//! The same stream keeps the allocated set for the resources collector
+//! (`alloc` events carry R, `clean` gives it back), through the
+//! [`AllocatedWriter`] only this collector holds.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Instant;
 
-use super::{Backoff, Context};
-use crate::flux::{Error, Rpc, Timer};
-use crate::model::jobflow::{Applied, JobFlow, LabelOptions};
+use super::allocated::AllocatedWriter;
+use super::deferred::Deferred;
+use super::subscription::{StreamEvent, Subscription};
+use super::{Collector, Context, OptionSpec, Settings, Spec};
+use crate::flux::Error;
+use crate::model::jobflow::{
+    self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, DEFAULT_RUN_BUCKETS,
+    DEFAULT_WAIT_BUCKETS,
+};
+use crate::render::Family;
+use crate::state::{Section, State};
 
 pub const NAME: &str = "jobflow";
+pub const SECTION: Section<JobFlowSummary> = Section::new(NAME);
+
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: true,
+    options: &[
+        OptionSpec {
+            key: "wait-buckets",
+            check: |v| parse_buckets(v).map(drop),
+        },
+        OptionSpec {
+            key: "run-buckets",
+            check: |v| parse_buckets(v).map(drop),
+        },
+        OptionSpec {
+            key: "jobflow-labels",
+            check: |v| parse_labels(v, &mut LabelOptions::default()),
+        },
+        OptionSpec {
+            key: "label-limit",
+            check: |v| parse_limit(v).map(drop),
+        },
+    ],
+    start,
+    // The counters start again on a restart: only a change of what is
+    // counted warrants one.
+    restart_needed: |a, b| Options::from(a) != Options::from(b),
+    render,
+};
+
+/// This collector's options, parsed.
+#[derive(Debug, PartialEq)]
+struct Options {
+    wait_buckets: Vec<f64>,
+    run_buckets: Vec<f64>,
+    labels: LabelOptions,
+}
+
+impl Options {
+    fn from(settings: &Settings) -> Result<Options, String> {
+        let buckets = |key, default: &[f64]| {
+            settings
+                .option(key)
+                .map_or_else(|| Ok(default.to_vec()), parse_buckets)
+        };
+        let mut labels = LabelOptions::default();
+        if let Some(value) = settings.option("jobflow-labels") {
+            parse_labels(value, &mut labels)?;
+        }
+        if let Some(value) = settings.option("label-limit") {
+            labels.limit = parse_limit(value)?;
+        }
+        Ok(Options {
+            wait_buckets: buckets("wait-buckets", DEFAULT_WAIT_BUCKETS)?,
+            run_buckets: buckets("run-buckets", DEFAULT_RUN_BUCKETS)?,
+            labels,
+        })
+    }
+}
+
+fn parse_buckets(value: &str) -> Result<Vec<f64>, String> {
+    jobflow::parse_buckets(value)
+        .map_err(|why| format!("{why} (expected increasing seconds, e.g. 1,10,60,600)"))
+}
+
+fn parse_labels(value: &str, labels: &mut LabelOptions) -> Result<(), String> {
+    (labels.user, labels.project) = (false, false);
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name {
+            "user" => labels.user = true,
+            "project" => labels.project = true,
+            other => {
+                return Err(format!(
+                    "unknown label '{other}' (expected user, project or both, comma separated)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_limit(value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "expected a positive number of distinct values".to_string())
+}
+
 const TOPIC: &str = "job-manager.events-journal";
 /// The events the models read. The journal leaves out the rest (validate,
 /// priority, release, free, memo...), which spares the job manager sending
@@ -46,152 +144,220 @@ const ALLOWED_EVENTS: [&str; 9] = [
 /// summary walks every active job, so not once per event).
 const SUMMARY_DELAY: f64 = 0.1;
 
-pub struct JobFlowCollector {
-    _inner: Rc<Inner>,
-}
-
 struct Inner {
     ctx: Rc<Context>,
     model: RefCell<JobFlow>,
-    stream: RefCell<Option<Rpc>>,
+    allocated: AllocatedWriter,
+    stream: Subscription,
     /// The backlog of the current stream is over.
     live: Cell<bool>,
     subscribed_once: Cell<bool>,
-    retry: RefCell<Option<Timer>>,
-    summary: RefCell<Option<Timer>>,
-    summary_pending: Cell<bool>,
-    backoff: Cell<Backoff>,
+    summary: Deferred,
 }
 
-impl JobFlowCollector {
-    pub fn start(
-        ctx: Rc<Context>,
-        wait_buckets: &[f64],
-        run_buckets: &[f64],
-        labels: LabelOptions,
-    ) -> Result<JobFlowCollector, Error> {
-        let since = ctx.handle.now();
-        let inner = Rc::new(Inner {
-            ctx,
-            model: RefCell::new(JobFlow::with_labels(
-                since,
-                wait_buckets,
-                run_buckets,
-                labels,
-            )),
-            stream: RefCell::new(None),
-            live: Cell::new(false),
-            subscribed_once: Cell::new(false),
-            retry: RefCell::new(None),
-            summary: RefCell::new(None),
-            summary_pending: Cell::new(false),
-            backoff: Cell::new(Backoff::new()),
-        });
-        *inner.retry.borrow_mut() = Some(super::weak_timer(
-            &inner.ctx,
-            &inner,
-            Backoff::FIRST,
-            0.0,
-            subscribe,
-        )?);
-        *inner.summary.borrow_mut() = Some(super::weak_timer(
-            &inner.ctx,
-            &inner,
-            SUMMARY_DELAY,
-            0.0,
-            publish_summary,
-        )?);
-        subscribe(&inner);
-        Ok(JobFlowCollector { _inner: inner })
-    }
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let options = Options::from(settings).map_err(|e| Error::new(libc::EINVAL, e))?;
+    let since = ctx.handle.now();
+    let handle = ctx.handle;
+    let inner = Rc::new(Inner {
+        model: RefCell::new(JobFlow::with_labels(
+            since,
+            &options.wait_buckets,
+            &options.run_buckets,
+            options.labels,
+        )),
+        allocated: ctx.allocated_writer(),
+        ctx,
+        stream: Subscription::new(TOPIC, "job-manager"),
+        live: Cell::new(false),
+        subscribed_once: Cell::new(false),
+        summary: Deferred::new(),
+    });
+    inner.model.borrow_mut().know_queues(settings.queues);
+    let weak: Weak<Inner> = Rc::downgrade(&inner);
+    let summary = weak.clone();
+    inner.summary.start(handle, move || {
+        if let Some(inner) = summary.upgrade() {
+            publish_summary(&inner);
+        }
+    })?;
+    let subscribing = weak.clone();
+    inner.stream.start(
+        handle,
+        move || {
+            subscribing
+                .upgrade()
+                .map(|inner| subscription_payload(&inner))
+                .unwrap_or_default()
+        },
+        move |event| {
+            if let Some(inner) = weak.upgrade() {
+                on_event(&inner, event);
+            }
+        },
+    )?;
+    Ok(Box::new(inner))
+}
 
-    /// Gives every queue in `names` ("" for the anonymous queue)
-    /// zero-valued series until its jobs move: the instance's queues as the
-    /// broker config defines them, at start and after `flux config reload`.
-    pub fn know_queues(&self, names: &[String]) {
-        self._inner.model.borrow_mut().know_queues(names);
-        if self._inner.live.get() {
-            publish_summary(&self._inner);
+impl Collector for Inner {
+    /// Gives every queue ("" for the anonymous queue) zero-valued series
+    /// until its jobs move: the instance's queues as the broker config
+    /// defines them, after `flux config reload`.
+    fn reconfigure(&self, settings: &Settings) {
+        self.model.borrow_mut().know_queues(settings.queues);
+        if self.live.get() {
+            publish_summary(self);
         }
     }
 }
 
-impl Drop for JobFlowCollector {
-    fn drop(&mut self) {
-        // Nobody follows the journal any more: the allocated set kept from
-        // it goes stale, so the resources collector must stop using it.
-        self._inner.ctx.allocations.borrow_mut().stream_lost();
-    }
-}
-
-fn subscribe(inner: &Rc<Inner>) {
-    inner.stream.borrow_mut().take();
+/// Before each subscription: the backlog starts over, and every
+/// subscription after the first asks for inactive jobs too.
+fn subscription_payload(inner: &Rc<Inner>) -> String {
     inner.live.set(false);
     inner.model.borrow_mut().begin_backlog();
-    inner.ctx.allocations.borrow_mut().begin_backlog();
+    inner.allocated.borrow_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
     let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
         .iter()
         .map(|&name| (name.to_string(), serde_json::json!(1)))
         .collect();
-    let payload = serde_json::json!({ "full": full, "allow": allow }).to_string();
-    let sent = super::weak_rpc(&inner.ctx, inner, TOPIC, &payload, true, on_response);
-    match sent {
-        Ok(rpc) => *inner.stream.borrow_mut() = Some(rpc),
-        Err(err) => stream_lost(inner, &err),
-    }
+    serde_json::json!({ "full": full, "allow": allow }).to_string()
 }
 
-fn on_response(inner: &Rc<Inner>, response: Result<String, Error>) {
-    let payload = match response {
-        Ok(payload) => payload,
-        Err(err) => return stream_lost(inner, &err),
+fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
+    let payload = match event {
+        StreamEvent::Response(payload) => payload,
+        // The stream ended: report it, keep the counts (they stay true);
+        // the subscription tries again with backoff.
+        StreamEvent::Ended { message, .. } => {
+            inner.live.set(false);
+            inner.allocated.borrow_mut().stream_lost();
+            return inner.ctx.failed(NAME, &message, |_| {});
+        }
     };
     let applied = inner
         .model
         .borrow_mut()
-        .apply_tracking(&payload, Some(&mut inner.ctx.allocations.borrow_mut()));
+        .apply_tracking(&payload, Some(&mut inner.allocated.borrow_mut()));
     match applied {
         Ok(Applied::EndOfBacklog) => {
-            inner.ctx.allocations.borrow_mut().end_backlog();
+            inner.allocated.borrow_mut().end_backlog();
             inner.live.set(true);
-            inner.backoff.set(Backoff::new());
+            inner.stream.healthy();
             publish_summary(inner);
         }
-        Ok(Applied::Events) if inner.live.get() => {
-            if !inner.summary_pending.replace(true) {
-                if let Some(timer) = inner.summary.borrow().as_ref() {
-                    timer.restart(SUMMARY_DELAY, 0.0);
-                }
-            }
-        }
+        Ok(Applied::Events) if inner.live.get() => inner.summary.arm_once(SUMMARY_DELAY),
         Ok(Applied::Events) => {}
         // One unreadable event is reported; the stream and the counts go on,
         // but the allocated set may have missed an allocation, so the
         // resources collector goes back to asking the job manager.
         Err(msg) => {
-            inner.ctx.allocations.borrow_mut().stream_lost();
+            inner.allocated.borrow_mut().stream_lost();
             inner.ctx.failed(NAME, &msg, |_| {})
         }
     }
 }
 
-fn publish_summary(inner: &Rc<Inner>) {
-    inner.summary_pending.set(false);
+fn publish_summary(inner: &Inner) {
+    inner.summary.disarm();
     let started = Instant::now();
     let summary = inner.model.borrow().summary();
     inner
         .ctx
-        .succeeded(NAME, started, |state| state.jobflow = Some(summary));
+        .succeeded(NAME, started, |state| state.set(SECTION, summary));
 }
 
-/// The stream ended: report it, keep the counts (they stay true), and
-/// subscribe again after a backoff delay.
-fn stream_lost(inner: &Rc<Inner>, err: &Error) {
-    let message = super::stream_end_message(TOPIC, "job-manager", err);
-    inner.stream.borrow_mut().take();
-    inner.live.set(false);
-    inner.ctx.allocations.borrow_mut().stream_lost();
-    inner.ctx.failed(NAME, &message, |_| {});
-    super::retry_after_backoff(&inner.backoff, &inner.retry);
+/// Labels `queue`, `user` and `project` first, each left out when empty
+/// (the anonymous queue; user and project labels not enabled).
+fn with_queue<'a>(key: &'a FlowKey, rest: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut labels = Vec::with_capacity(rest.len() + 3);
+    for (name, value) in [
+        ("queue", &key.queue),
+        ("user", &key.user),
+        ("project", &key.project),
+    ] {
+        if !value.is_empty() {
+            labels.push((name, value.as_str()));
+        }
+    }
+    labels.extend_from_slice(rest);
+    labels
+}
+
+fn render(state: &State, out: &mut String) {
+    let Some(flow) = state.get(SECTION) else {
+        return;
+    };
+    let mut f = Family::counter(
+        out,
+        "flux_jobs_submitted_total",
+        "Jobs submitted since the module loaded (job-manager journal).",
+    );
+    for (q, qf) in &flow.queues {
+        f.sample(&with_queue(q, &[]), qf.submitted as f64);
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_jobs_started_total",
+        "Jobs started since the module loaded.",
+    );
+    for (q, qf) in &flow.queues {
+        f.sample(&with_queue(q, &[]), qf.started as f64);
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_jobs_finished_total",
+        "Jobs that became inactive since the module loaded, by result as flux jobs shows it.",
+    );
+    for (q, qf) in &flow.queues {
+        for (result, n) in &qf.finished {
+            f.sample(&with_queue(q, &[("result", result)]), *n as f64);
+        }
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_jobs_exceptions_total",
+        "Job exceptions raised since the module loaded, by type.",
+    );
+    for (q, qf) in &flow.queues {
+        for (kind, n) in &qf.exceptions {
+            f.sample(&with_queue(q, &[("type", kind)]), *n as f64);
+        }
+    }
+    let mut f = Family::histogram(
+        out,
+        "flux_jobs_queue_wait_seconds",
+        "Time from submit to start of jobs that started since the module loaded.",
+    );
+    for (q, qf) in &flow.queues {
+        f.observations(&with_queue(q, &[]), &qf.wait);
+    }
+    let mut f = Family::histogram(
+        out,
+        "flux_jobs_run_seconds",
+        "Time from start to finish of jobs that finished since the module loaded, by result.",
+    );
+    for (q, qf) in &flow.queues {
+        for (result, h) in &qf.run {
+            f.observations(&with_queue(q, &[("result", result)]), h);
+        }
+    }
+    type Pick = fn(&crate::model::jobflow::Demand) -> Option<f64>;
+    let demand_families: [(&str, &str, Pick); 6] = [
+        ("flux_queue_pending_jobs", "Pending jobs by status: eligible to run, held (urgency 0), or blocked on dependencies.", |d| Some(d.jobs as f64)),
+        ("flux_queue_pending_requested_nodes", "Nodes requested by pending jobs (jobs that ask for slots only count none).", |d| Some(d.nodes as f64)),
+        ("flux_queue_pending_requested_cores", "Cores requested by pending jobs (slots times cores per slot).", |d| Some(d.cores as f64)),
+        ("flux_queue_pending_requested_gpus", "GPUs requested by pending jobs.", |d| Some(d.gpus as f64)),
+        ("flux_queue_pending_largest_job_nodes", "Nodes requested by the largest pending job.", |d| Some(d.largest_nodes as f64)),
+        ("flux_queue_pending_oldest_submit_timestamp_seconds", "Submit time of the oldest pending job; its age is time() minus this.", |d| d.oldest_submit),
+    ];
+    for (name, help, pick) in demand_families {
+        let mut f = Family::gauge(out, name, help);
+        for ((q, status), d) in &flow.demand {
+            if let Some(v) = pick(d) {
+                f.sample(&with_queue(q, &[("status", status)]), v);
+            }
+        }
+    }
 }

@@ -8,124 +8,137 @@
 //! it does not, the stream is dead and is replaced.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::rc::{Rc, Weak};
+use std::time::Instant;
 
-use super::{Backoff, Context};
-use crate::flux::{Error, Rpc, Timer};
-use crate::model::jobs::{self, JobStats};
+use super::deferred::Deferred;
+use super::poll::{Opened, PollLoop};
+use super::subscription::{StreamEvent, Subscription};
+use super::{Collector, Context, Settings, Spec};
+use crate::flux::Error;
+use crate::model::jobs::{self, JobCounts, JobStats};
+use crate::render::{queue_label, Family};
+use crate::state::{Section, State};
 
 pub const NAME: &str = "jobs";
+pub const SECTION: Section<JobStats> = Section::new(NAME);
+
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: true,
+    options: &[],
+    start,
+    restart_needed: super::restart_on_new_interval,
+    render,
+};
+
 const TOPIC: &str = "job-list.job-stats";
 /// How long a live stream may take to deliver a change the watchdog saw.
 const STREAM_GRACE: f64 = 0.6;
 
-pub struct JobsCollector {
-    _inner: Rc<Inner>,
-}
+impl Collector for Inner {}
 
 struct Inner {
     ctx: Rc<Context>,
-    stream: RefCell<Option<Rpc>>,
+    stream: Subscription,
     last_streamed: RefCell<Option<JobStats>>,
-    probe: RefCell<Option<Rpc>>,
+    /// The watchdog's one-shot asks, one at a time.
+    probe: PollLoop<()>,
     /// Set when the watchdog saw counts the stream had not delivered.
     mismatch_since: Cell<Option<Instant>>,
-    retry: RefCell<Option<Timer>>,
-    watchdog: RefCell<Option<Timer>>,
-    verify: RefCell<Option<Timer>>,
-    backoff: Cell<Backoff>,
+    verify: Deferred,
 }
 
-impl JobsCollector {
-    pub fn start(ctx: Rc<Context>, poll_interval: Duration) -> Result<JobsCollector, Error> {
-        let inner = Rc::new(Inner {
-            ctx,
-            stream: RefCell::new(None),
-            last_streamed: RefCell::new(None),
-            probe: RefCell::new(None),
-            mismatch_since: Cell::new(None),
-            retry: RefCell::new(None),
-            watchdog: RefCell::new(None),
-            verify: RefCell::new(None),
-            backoff: Cell::new(Backoff::new()),
-        });
-        let period = poll_interval.as_secs_f64();
-        *inner.retry.borrow_mut() = Some(super::weak_timer(
-            &inner.ctx,
-            &inner,
-            Backoff::FIRST,
-            0.0,
-            subscribe,
-        )?);
-        *inner.verify.borrow_mut() = Some(super::weak_timer(
-            &inner.ctx,
-            &inner,
-            STREAM_GRACE,
-            0.0,
-            verify_stream,
-        )?);
-        let watchdog = super::weak_timer(&inner.ctx, &inner, period, period, send_probe)?;
-        watchdog.start();
-        *inner.watchdog.borrow_mut() = Some(watchdog);
-        subscribe(&inner);
-        Ok(JobsCollector { _inner: inner })
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let handle = ctx.handle;
+    let inner = Rc::new(Inner {
+        ctx,
+        stream: Subscription::new(TOPIC, "job-list"),
+        last_streamed: RefCell::new(None),
+        probe: PollLoop::new(),
+        mismatch_since: Cell::new(None),
+        verify: Deferred::new(),
+    });
+    let weak = Rc::downgrade(&inner);
+    inner.verify.start(handle, with(&weak, verify_stream))?;
+    // The watchdog's first ask comes one interval in, when the stream has
+    // had its chance to answer.
+    let period = settings.poll_interval;
+    inner
+        .probe
+        .start_in(handle, period, period, with(&weak, send_probe))?;
+    let on_subscribe = {
+        let weak = weak.clone();
+        move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.mismatch_since.set(None);
+            }
+            "{}".to_string()
+        }
+    };
+    inner.stream.start(handle, on_subscribe, move |event| {
+        if let Some(inner) = weak.upgrade() {
+            on_stream_event(&inner, event);
+        }
+    })?;
+    Ok(Box::new(inner))
+}
+
+/// A callback that runs `f` while the collector lives.
+fn with(weak: &Weak<Inner>, f: fn(&Rc<Inner>)) -> impl FnMut() + 'static {
+    let weak = weak.clone();
+    move || {
+        if let Some(inner) = weak.upgrade() {
+            f(&inner);
+        }
     }
 }
 
-fn subscribe(inner: &Rc<Inner>) {
-    inner.mismatch_since.set(None);
-    inner.stream.borrow_mut().take();
-    let sent = super::weak_rpc(&inner.ctx, inner, TOPIC, "{}", true, on_stream_response);
-    match sent {
-        Ok(rpc) => *inner.stream.borrow_mut() = Some(rpc),
-        Err(err) => stream_lost(inner, &err),
-    }
-}
-
-fn on_stream_response(inner: &Rc<Inner>, response: Result<String, Error>) {
+fn on_stream_event(inner: &Rc<Inner>, event: StreamEvent) {
     let started = Instant::now();
     inner.mismatch_since.set(None);
-    match response {
-        Ok(payload) => match jobs::parse(&payload) {
+    match event {
+        StreamEvent::Response(payload) => match jobs::parse(&payload) {
             Ok(stats) => {
-                inner.backoff.set(Backoff::new());
+                inner.stream.healthy();
                 *inner.last_streamed.borrow_mut() = Some(stats.clone());
                 inner
                     .ctx
-                    .succeeded(NAME, started, |state| state.jobs = Some(stats));
+                    .succeeded(NAME, started, |state| state.set(SECTION, stats));
             }
             // A response we cannot read is reported; the stream goes on, and
             // the last good counts are dropped rather than left stale.
-            Err(msg) => inner.ctx.failed(NAME, &msg, |state| state.jobs = None),
+            Err(msg) => inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION)),
         },
-        Err(err) => stream_lost(inner, &err),
+        // The stream ended (job-list unloaded, or an error): the counts are
+        // dropped until a new stream answers.
+        StreamEvent::Ended { message, .. } => {
+            inner.last_streamed.borrow_mut().take();
+            inner
+                .ctx
+                .failed(NAME, &message, |state| state.clear(SECTION));
+        }
     }
-}
-
-/// The stream ended (job-list unloaded, or an error): report it, drop the
-/// counts, and subscribe again after a backoff delay.
-fn stream_lost(inner: &Rc<Inner>, err: &Error) {
-    let message = super::stream_end_message(TOPIC, "job-list", err);
-    inner.stream.borrow_mut().take();
-    inner.last_streamed.borrow_mut().take();
-    inner.ctx.failed(NAME, &message, |state| state.jobs = None);
-    super::retry_after_backoff(&inner.backoff, &inner.retry);
 }
 
 fn send_probe(inner: &Rc<Inner>) {
     // Nothing to check while a resubscription is pending, or a probe is out.
-    if inner.stream.borrow().is_none() || inner.probe.borrow().is_some() {
+    if !inner.stream.is_open() || inner.probe.open(()) == Opened::Busy {
         return;
     }
-    let sent = super::weak_rpc(&inner.ctx, inner, TOPIC, "{}", false, on_probe_response);
-    if let Ok(rpc) = sent {
-        *inner.probe.borrow_mut() = Some(rpc);
+    let weak = Rc::downgrade(inner);
+    let sent = inner.probe.send(TOPIC, "{}", move |answer| {
+        if let Some(inner) = weak.upgrade() {
+            on_probe_response(&inner, answer);
+        }
+    });
+    if sent.is_err() {
+        inner.probe.close();
     }
 }
 
 fn on_probe_response(inner: &Rc<Inner>, response: Result<String, Error>) {
-    inner.probe.borrow_mut().take();
+    let _probe = inner.probe.close();
     match response {
         Ok(payload) => {
             let Ok(probed) = jobs::parse(&payload) else {
@@ -135,16 +148,22 @@ fn on_probe_response(inner: &Rc<Inner>, response: Result<String, Error>) {
             // restarting it on every probe would postpone it forever when
             // the poll interval is shorter than the grace.
             if inner.last_streamed.borrow().as_ref() != Some(&probed)
-                && inner.stream.borrow().is_some()
+                && inner.stream.is_open()
                 && inner.mismatch_since.get().is_none()
             {
                 inner.mismatch_since.set(Some(Instant::now()));
-                if let Some(verify) = inner.verify.borrow().as_ref() {
-                    verify.restart(STREAM_GRACE, 0.0);
-                }
+                inner.verify.arm(STREAM_GRACE);
             }
         }
-        Err(err) if inner.stream.borrow().is_some() => stream_lost(inner, &err),
+        // job-list went away: the stream is as good as gone.
+        Err(err) if inner.stream.is_open() => {
+            let message = super::subscription::end_message(TOPIC, "job-list", &err);
+            inner.last_streamed.borrow_mut().take();
+            inner.stream.drop_and_retry();
+            inner
+                .ctx
+                .failed(NAME, &message, |state| state.clear(SECTION));
+        }
         Err(_) => {}
     }
 }
@@ -155,6 +174,89 @@ fn verify_stream(inner: &Rc<Inner>) {
             crate::flux::Level::Info,
             &format!("{TOPIC}: stream went quiet while counts changed (job-list reloaded?); subscribing again"),
         );
-        subscribe(inner);
+        inner.stream.resubscribe();
+    }
+}
+
+fn render(state: &State, out: &mut String) {
+    let Some(jobs) = state.get(SECTION) else {
+        return;
+    };
+    // An instance without named queues has the anonymous one, which holds
+    // every job: its flux_queue_* series carry no queue label, as every
+    // flux_queue_* family's do, so per-queue panels work on any instance.
+    let anonymous = [("", &jobs.all)];
+    let queues = || -> Box<dyn Iterator<Item = (&str, &JobCounts)>> {
+        if jobs.queues.is_empty() {
+            Box::new(anonymous.iter().copied())
+        } else {
+            Box::new(jobs.queues.iter().map(|q| (q.name.as_str(), &q.counts)))
+        }
+    };
+    let active = |f: &mut Family, counts: &JobCounts, queue: Option<&str>| {
+        let queue = queue.filter(|q| !q.is_empty());
+        for (st, n) in counts.active() {
+            match queue {
+                Some(q) => f.sample(&[("queue", q), ("state", st)], n as f64),
+                None => f.sample(&[("state", st)], n as f64),
+            };
+        }
+    };
+    let inactive = |f: &mut Family, counts: &JobCounts, queue: Option<&str>| {
+        let queue = queue.filter(|q| !q.is_empty());
+        for (result, n) in counts.inactive() {
+            match queue {
+                Some(q) => f.sample(&[("queue", q), ("result", result)], n as f64),
+                None => f.sample(&[("result", result)], n as f64),
+            };
+        }
+    };
+    active(
+        &mut Family::gauge(
+            out,
+            "flux_jobs",
+            "Active jobs by state, as flux jobs --stats-only counts them.",
+        ),
+        &jobs.all,
+        None,
+    );
+    inactive(
+        &mut Family::gauge(
+            out,
+            "flux_jobs_inactive",
+            "Retained inactive jobs by result; goes down when jobs are purged.",
+        ),
+        &jobs.all,
+        None,
+    );
+    Family::counter(
+        out,
+        "flux_jobs_purged_total",
+        "Inactive jobs purged from job-list.",
+    )
+    .sample(&[], jobs.all.inactive_purged as f64);
+    let mut f = Family::gauge(
+        out,
+        "flux_queue_jobs",
+        "Active jobs by queue and state; an instance without named queues has one anonymous queue, without a queue label.",
+    );
+    for (name, counts) in queues() {
+        active(&mut f, counts, Some(name));
+    }
+    let mut f = Family::gauge(
+        out,
+        "flux_queue_jobs_inactive",
+        "Retained inactive jobs by queue and result (the anonymous queue has no queue label).",
+    );
+    for (name, counts) in queues() {
+        inactive(&mut f, counts, Some(name));
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_queue_jobs_purged_total",
+        "Inactive jobs purged from job-list, by queue (the anonymous queue has no queue label).",
+    );
+    for (name, counts) in queues() {
+        f.sample(queue_label(name).as_slice(), counts.inactive_purged as f64);
     }
 }

@@ -1,279 +1,198 @@
-//! Collectors: one file each. They talk to Flux through the safe handle,
-//! record what they learn in the shared [`State`], and know nothing of HTTP.
+//! Collectors: one file each, registered by name in [`REGISTRY`]. A
+//! collector talks to Flux through the safe handle, keeps what it learns
+//! in its own section of the shared [`State`], renders its own metric
+//! families from that section, and knows nothing of HTTP.
+//!
+//! Adding a collector is one new file and its line in [`REGISTRY`]: the
+//! `collectors=` argument, the per-collector options, reload decisions,
+//! withdrawal and rendering all come from its [`Spec`].
+
+pub mod allocated;
+pub mod backoff;
+pub mod context;
+pub mod deferred;
+pub mod poll;
+pub mod subscription;
 
 pub mod broker;
+pub mod internals;
 pub mod jobflow;
 pub mod jobs;
 pub mod queues;
 pub mod resources;
 
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
 
-use crate::exposition::Shared;
-use crate::flux::{Error, Handle, Rpc, Timer};
-use crate::model::allocations::Allocations;
-use crate::render;
+pub use backoff::Backoff;
+pub use context::Context;
+
+use crate::flux::Error;
+use crate::render::Family;
 use crate::state::State;
 
-/// Updates that arrive within this many seconds are rendered together. A
-/// busy instance changes state hundreds of times a second; rendering each
-/// time would take CPU from the broker for nothing, since Prometheus
-/// scrapes every few seconds. A scrape is at most this much behind.
-const PUBLISH_DELAY: f64 = 0.1;
+/// Every collector, in the order of `collectors=`'s default and of the
+/// exposition.
+pub const REGISTRY: &[Spec] = &[
+    jobs::SPEC,
+    resources::SPEC,
+    queues::SPEC,
+    broker::SPEC,
+    jobflow::SPEC,
+    internals::SPEC,
+];
 
-/// What every collector shares: the handle, the state, and publication.
-pub struct Context {
-    pub handle: Handle,
-    state: RefCell<State>,
-    shared: Arc<Shared>,
-    publish_timer: RefCell<Option<Timer>>,
-    publish_pending: Cell<bool>,
-    /// The allocated set as the job-flow collector reads it from the
-    /// journal, for the resources collector.
-    pub allocations: RefCell<Allocations>,
-    /// Run before each render; each says whether to keep it (false once its
-    /// collector is gone).
-    before_publish: RefCell<Vec<Box<dyn Fn() -> bool>>>,
+/// What the module knows of a collector before it runs.
+pub struct Spec {
+    /// Its name in `collectors=` and in the `collector` label.
+    pub name: &'static str,
+    /// Whether it runs when `collectors=` is not given.
+    pub on_by_default: bool,
+    /// The module arguments that are its own, each checked alone.
+    pub options: &'static [OptionSpec],
+    /// Starts it. The collector stops when the returned value is dropped,
+    /// and its section of the state is then forgotten.
+    pub start: Start,
+    /// Whether going from the first configuration to the second needs a
+    /// restart (which starts its counters again). Where it does not, the
+    /// running collector is handed the new one.
+    pub restart_needed: fn(&Settings, &Settings) -> bool,
+    /// Its metric families, from its section of the state.
+    pub render: fn(&State, &mut String),
 }
 
-impl Context {
-    pub fn new(
-        handle: Handle,
-        shared: Arc<Shared>,
-        collectors: &[&'static str],
-    ) -> Result<Rc<Context>, Error> {
-        let ctx = Rc::new(Context {
-            handle,
-            state: RefCell::new(State::with_collectors(collectors)),
-            shared,
-            publish_timer: RefCell::new(None),
-            publish_pending: Cell::new(false),
-            allocations: RefCell::new(Allocations::default()),
-            before_publish: RefCell::new(Vec::new()),
-        });
-        let weak: Weak<Context> = Rc::downgrade(&ctx);
-        let timer = handle.timer(PUBLISH_DELAY, 0.0, move || {
-            if let Some(ctx) = weak.upgrade() {
-                ctx.publish_now();
-            }
-        })?;
-        *ctx.publish_timer.borrow_mut() = Some(timer);
-        Ok(ctx)
-    }
+/// How a collector starts: the shared context and its settings in, the
+/// running collector out.
+pub type Start = fn(Rc<Context>, &Settings) -> Result<Box<dyn Collector>, Error>;
 
-    pub fn state(&self) -> std::cell::Ref<'_, State> {
-        self.state.borrow()
-    }
+/// One module argument a collector owns (`per-node`, `wait-buckets`...).
+pub struct OptionSpec {
+    pub key: &'static str,
+    /// Says what is wrong with a value, if anything (the text that follows
+    /// "KEY=VALUE: " in the error).
+    pub check: fn(&str) -> Result<(), String>,
+}
 
-    /// Changes the state and schedules a new snapshot.
-    pub fn update(&self, change: impl FnOnce(&mut State)) {
-        change(&mut self.state.borrow_mut());
-        if !self.publish_pending.replace(true) {
-            if let Some(timer) = self.publish_timer.borrow().as_ref() {
-                timer.restart(PUBLISH_DELAY, 0.0);
-            }
-        }
-    }
+/// What a collector is started or reconfigured with.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub poll_interval: Duration,
+    /// The collectors' own options as given, by key (checked already).
+    pub options: &'a BTreeMap<&'static str, String>,
+    /// The instance's queues as the broker config defines them ("" alone
+    /// for the anonymous queue).
+    pub queues: &'a [String],
+}
 
-    /// Has `hook` run before every render, for state derived from what
-    /// other collectors keep (the resources collector recounts the journal's
-    /// allocated set, so that a job that runs is allocated in the same
-    /// publish). The hook returns false once it is no longer wanted.
-    pub fn before_publish(&self, hook: impl Fn() -> bool + 'static) {
-        self.before_publish.borrow_mut().push(Box::new(hook));
+impl Settings<'_> {
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.get(key).map(String::as_str)
     }
+}
 
-    /// Changes the state inside a [`before_publish`](Self::before_publish)
-    /// hook: the render under way includes the change.
-    pub fn update_in_publish(&self, change: impl FnOnce(&mut State)) {
-        change(&mut self.state.borrow_mut());
+/// A running collector.
+pub trait Collector {
+    /// Takes a configuration that needs no restart (its
+    /// [`Spec::restart_needed`] said so): new queues after `flux config
+    /// reload`, say.
+    fn reconfigure(&self, _settings: &Settings) {}
+}
+
+/// A collector is usually its shared inner part, which its callbacks reach
+/// through weak references: the registry holds the one strong one.
+impl<T: Collector + ?Sized> Collector for Rc<T> {
+    fn reconfigure(&self, settings: &Settings) {
+        (**self).reconfigure(settings);
     }
+}
 
-    /// Renders the state and hands it to the HTTP thread.
-    pub fn publish_now(&self) {
-        self.publish_pending.set(false);
-        let hooks = std::mem::take(&mut *self.before_publish.borrow_mut());
-        let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
-        self.before_publish.borrow_mut().splice(0..0, kept);
-        let state = self.state.borrow();
-        let text = render::text(&state);
-        self.shared.publish(text, state.all_reported());
-    }
+/// The collector named `name`.
+pub fn find(name: &str) -> Option<&'static Spec> {
+    REGISTRY.iter().find(|spec| spec.name == name)
+}
 
-    /// Records a successful update of `collector` that began at `started`.
-    pub fn succeeded(&self, collector: &str, started: Instant, change: impl FnOnce(&mut State)) {
-        let now = self.handle.now();
-        self.update(|state| {
-            change(state);
-            if let Some(c) = state.collector_mut(collector) {
-                c.up = true;
-                c.last_success = Some(now);
-                c.duration = started.elapsed().as_secs_f64();
-                c.updates += 1;
-                c.last_error = None;
-            }
-        });
-    }
-
-    /// Records a failed update; `change` drops whatever is no longer true.
-    pub fn failed(&self, collector: &str, error: &str, change: impl FnOnce(&mut State)) {
-        let first = self
-            .state()
-            .collectors
+/// The collector that owns option `key`, and the option.
+pub fn find_option(key: &str) -> Option<(&'static Spec, &'static OptionSpec)> {
+    REGISTRY.iter().find_map(|spec| {
+        spec.options
             .iter()
-            .find(|c| c.name == collector)
-            .is_none_or(|c| c.up || c.last_error.is_none());
-        if first {
-            self.handle.log(
-                crate::flux::Level::Warning,
-                &format!("{collector} collector: {error}"),
-            );
-        }
-        self.update(|state| {
-            change(state);
-            if let Some(c) = state.collector_mut(collector) {
-                c.up = false;
-                c.last_error = Some(error.to_string());
-            }
-        });
-    }
-}
-
-/// A poll whose answers have not all come in this long is given up, so a
-/// service that never answers cannot stop a collector for good.
-pub const ROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Whether a poll may start, given when the one in flight (if any) began.
-pub enum PollSlot {
-    Free,
-    /// The poll in flight is still within ROUND_TIMEOUT: do not double up.
-    Busy,
-    /// The poll in flight has waited too long: give it up, report, go on.
-    Expired,
-}
-
-pub fn poll_slot(in_flight_since: Option<std::time::Instant>) -> PollSlot {
-    match in_flight_since {
-        None => PollSlot::Free,
-        Some(t) if t.elapsed() > ROUND_TIMEOUT => PollSlot::Expired,
-        Some(_) => PollSlot::Busy,
-    }
-}
-
-/// A timer that calls `on_fire` with `target` for as long as it lives (it
-/// holds only a weak reference, so the collector owning it can be dropped).
-pub fn weak_timer<T: 'static>(
-    ctx: &Context,
-    target: &Rc<T>,
-    after: f64,
-    repeat: f64,
-    on_fire: fn(&Rc<T>),
-) -> Result<Timer, Error> {
-    let weak: Weak<T> = Rc::downgrade(target);
-    ctx.handle.timer(after, repeat, move || {
-        if let Some(target) = weak.upgrade() {
-            on_fire(&target);
-        }
+            .find(|option| option.key == key)
+            .map(|option| (spec, option))
     })
 }
 
-/// An RPC whose answers (one, or a stream) go to `on_answer` with `target`
-/// for as long as the target lives; like [`weak_timer`], it holds only a
-/// weak reference.
-pub fn weak_rpc<T: 'static>(
-    ctx: &Context,
-    target: &Rc<T>,
-    topic: &str,
-    payload: &str,
-    streaming: bool,
-    on_answer: fn(&Rc<T>, Result<String, Error>),
-) -> Result<Rpc, Error> {
-    let weak: Weak<T> = Rc::downgrade(target);
-    ctx.handle.rpc(topic, payload, streaming, move |answer| {
-        if let Some(target) = weak.upgrade() {
-            on_answer(&target, answer);
+/// For collectors that poll: a new poll interval restarts them.
+pub fn restart_on_new_interval(a: &Settings, b: &Settings) -> bool {
+    a.poll_interval != b.poll_interval
+}
+
+/// The Prometheus text format (0.0.4) of `state`: every collector's
+/// families in registry order, then the exporter's own.
+pub fn render(state: &State) -> String {
+    let mut out = String::with_capacity(4096);
+    for spec in REGISTRY {
+        (spec.render)(state, &mut out);
+    }
+    exporter_families(state, &mut out);
+    out
+}
+
+/// The exporter about itself: node_exporter's `_success` and `_duration`
+/// for every collector alike.
+fn exporter_families(state: &State, out: &mut String) {
+    Family::gauge(
+        out,
+        "flux_prometheus_build_info",
+        "The exporter's version; the value is always 1.",
+    )
+    .sample(&[("version", crate::VERSION)], 1.0);
+    let mut up = Family::gauge(
+        out,
+        "flux_prometheus_collector_up",
+        "Whether the collector's last update succeeded (1) or not (0).",
+    );
+    for c in &state.collectors {
+        up.sample(&[("collector", c.name)], if c.up { 1.0 } else { 0.0 });
+    }
+    let mut last = Family::gauge(
+        out,
+        "flux_prometheus_collector_last_success_timestamp_seconds",
+        "When the collector last updated successfully, in seconds since the epoch.",
+    );
+    for c in &state.collectors {
+        if let Some(t) = c.last_success {
+            last.sample(&[("collector", c.name)], t);
         }
-    })
-}
-
-/// Starts polling `target` with `on_tick` now and then every `interval`.
-pub fn poll_every<T: 'static>(
-    ctx: &Context,
-    target: &Rc<T>,
-    interval: std::time::Duration,
-    on_tick: fn(&Rc<T>),
-) -> Result<Timer, Error> {
-    let timer = weak_timer(ctx, target, 0.0, interval.as_secs_f64(), on_tick)?;
-    timer.start();
-    Ok(timer)
-}
-
-/// Restarts `retry` after the next delay of `backoff`: how every streaming
-/// collector subscribes again once its stream has ended.
-pub fn retry_after_backoff(backoff: &Cell<Backoff>, retry: &RefCell<Option<Timer>>) {
-    let mut next = backoff.get();
-    let delay = next.next_delay();
-    backoff.set(next);
-    if let Some(timer) = retry.borrow().as_ref() {
-        timer.restart(delay, 0.0);
     }
-}
-
-/// Why a stream from `topic` ended: its `service` is not loaded (ENOSYS),
-/// or the error it ended with.
-pub fn stream_end_message(topic: &str, service: &str, err: &Error) -> String {
-    if err.errno == libc::ENOSYS {
-        format!("{topic}: {service} is not loaded")
-    } else {
-        format!("{topic}: stream ended: {}", err.message)
-    }
-}
-
-/// Retry delays for a source that is missing or failed: 1 s doubling to 30 s.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    next: f64,
-}
-
-impl Backoff {
-    pub const FIRST: f64 = 1.0;
-    pub const MAX: f64 = 30.0;
-
-    pub fn new() -> Backoff {
-        Backoff { next: Self::FIRST }
-    }
-
-    /// The delay to wait now; the one after it is twice as long.
-    pub fn next_delay(&mut self) -> f64 {
-        let delay = self.next;
-        self.next = (self.next * 2.0).min(Self::MAX);
-        delay
-    }
-
-    pub fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new()
+    let mut duration = Family::gauge(
+        out,
+        "flux_prometheus_collector_duration_seconds",
+        "How long the collector's last update took.",
+    );
+    for c in &state.collectors {
+        duration.sample(&[("collector", c.name)], c.duration);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Backoff;
+    use super::*;
 
     #[test]
-    fn backoff_doubles_to_a_cap_and_resets() {
-        let mut b = Backoff::new();
-        let delays: Vec<f64> = (0..7).map(|_| b.next_delay()).collect();
-        assert_eq!(delays, [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]);
-        b.reset();
-        assert_eq!(b.next_delay(), 1.0);
+    fn names_and_option_keys_are_unique_and_every_option_is_found() {
+        let mut names: Vec<&str> = REGISTRY.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), REGISTRY.len());
+        let keys: Vec<&str> = REGISTRY
+            .iter()
+            .flat_map(|s| s.options.iter().map(|o| o.key))
+            .collect();
+        for key in &keys {
+            assert_eq!(keys.iter().filter(|k| *k == key).count(), 1, "{key}");
+            assert!(find_option(key).is_some());
+        }
+        assert!(find("jobs").is_some() && find("nope").is_none());
     }
 }

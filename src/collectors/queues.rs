@@ -2,82 +2,84 @@
 //! for each queue, every poll interval, so that queues added or removed by
 //! `flux config reload` appear and disappear at the next poll.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::rc::{Rc, Weak};
 
 use serde_json::json;
 
-use super::{Context, PollSlot, ROUND_TIMEOUT};
-use crate::flux::{Error, Rpc, Timer};
+use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use super::{Collector, Context, Settings, Spec};
+use crate::flux::Error;
 use crate::model::queues::{self, QueueStatus};
+use crate::render::Family;
+use crate::state::{Section, State};
 
 pub const NAME: &str = "queues";
+pub const SECTION: Section<Vec<QueueStatus>> = Section::new(NAME);
 
-pub struct QueuesCollector {
-    _inner: Rc<Inner>,
-}
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: true,
+    options: &[],
+    start,
+    restart_needed: super::restart_on_new_interval,
+    render,
+};
+
+impl Collector for Inner {}
 
 struct Inner {
     ctx: Rc<Context>,
-    poll: RefCell<Option<Timer>>,
-    round: RefCell<Option<Round>>,
+    /// A round keeps one slot per queue asked about, filled as answers
+    /// arrive.
+    poll: PollLoop<Vec<Option<Result<QueueStatus, String>>>>,
 }
 
-struct Round {
-    started: Instant,
-    rpcs: Vec<Rpc>,
-    /// One slot per queue asked about, filled as answers arrive.
-    answers: Vec<Option<Result<QueueStatus, String>>>,
-}
-
-impl QueuesCollector {
-    pub fn start(ctx: Rc<Context>, poll_interval: Duration) -> Result<QueuesCollector, Error> {
-        let inner = Rc::new(Inner {
-            ctx,
-            poll: RefCell::new(None),
-            round: RefCell::new(None),
-        });
-        let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
-        *inner.poll.borrow_mut() = Some(poll);
-        Ok(QueuesCollector { _inner: inner })
-    }
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let handle = ctx.handle;
+    let inner = Rc::new(Inner {
+        ctx,
+        poll: PollLoop::new(),
+    });
+    let weak: Weak<Inner> = Rc::downgrade(&inner);
+    inner.poll.start(handle, settings.poll_interval, move || {
+        if let Some(inner) = weak.upgrade() {
+            start_round(&inner);
+        }
+    })?;
+    Ok(Box::new(inner))
 }
 
 fn fail(inner: &Rc<Inner>, message: &str) {
-    inner.round.borrow_mut().take();
-    inner.ctx.failed(NAME, message, |state| state.queues = None);
+    let _round = inner.poll.close();
+    inner
+        .ctx
+        .failed(NAME, message, |state| state.clear(SECTION));
 }
 
 fn start_round(inner: &Rc<Inner>) {
-    match super::poll_slot(inner.round.borrow().as_ref().map(|r| r.started)) {
-        PollSlot::Busy => return,
-        PollSlot::Expired => fail(
-            inner,
-            &format!(
+    match inner.poll.open(Vec::new()) {
+        Opened::Busy => return,
+        Opened::AfterTimeout => {
+            let message = format!(
                 "no answer from job-manager within {}s",
                 ROUND_TIMEOUT.as_secs()
-            ),
-        ),
-        PollSlot::Free => {}
-    }
-    let sent = super::weak_rpc(
-        &inner.ctx,
-        inner,
-        "job-manager.queue-list",
-        "{}",
-        false,
-        on_list,
-    );
-    match sent {
-        Ok(rpc) => {
-            *inner.round.borrow_mut() = Some(Round {
-                started: Instant::now(),
-                rpcs: vec![rpc],
-                answers: Vec::new(),
-            })
+            );
+            inner
+                .ctx
+                .failed(NAME, &message, |state| state.clear(SECTION));
         }
-        Err(err) => fail(inner, &err.message),
+        Opened::Fresh => {}
+    }
+    let weak = Rc::downgrade(inner);
+    let sent = inner
+        .poll
+        .send("job-manager.queue-list", "{}", move |answer| {
+            if let Some(inner) = weak.upgrade() {
+                on_list(&inner, answer);
+            }
+        });
+    if let Err(err) = sent {
+        fail(inner, &err.message);
     }
 }
 
@@ -95,59 +97,78 @@ fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
     } else {
         names.into_iter().map(Some).collect()
     };
-    if let Some(round) = inner.round.borrow_mut().as_mut() {
-        round.answers = vec![None; asked.len()];
-    }
+    inner
+        .poll
+        .with(|answers| *answers = vec![None; asked.len()]);
     for (slot, name) in asked.into_iter().enumerate() {
         let payload = match &name {
             Some(n) => json!({ "name": n }).to_string(),
             None => "{}".to_string(),
         };
         let weak = Rc::downgrade(inner);
-        let sent =
-            inner
-                .ctx
-                .handle
-                .rpc("job-manager.queue-status", &payload, false, move |answer| {
-                    if let Some(inner) = weak.upgrade() {
-                        let status = answer
-                            .map_err(|e| e.message)
-                            .and_then(|p| queues::parse_status(name.as_deref(), &p));
-                        on_status(&inner, slot, status);
-                    }
-                });
-        match sent {
-            Ok(rpc) => {
-                if let Some(round) = inner.round.borrow_mut().as_mut() {
-                    round.rpcs.push(rpc);
+        let sent = inner
+            .poll
+            .send("job-manager.queue-status", &payload, move |answer| {
+                if let Some(inner) = weak.upgrade() {
+                    let status = answer
+                        .map_err(|e| e.message)
+                        .and_then(|p| queues::parse_status(name.as_deref(), &p));
+                    on_status(&inner, slot, status);
                 }
-            }
-            Err(err) => return fail(inner, &err.message),
+            });
+        if let Err(err) = sent {
+            return fail(inner, &err.message);
         }
     }
 }
 
 fn on_status(inner: &Rc<Inner>, slot: usize, status: Result<QueueStatus, String>) {
-    let complete = {
-        let mut round = inner.round.borrow_mut();
-        let Some(r) = round.as_mut() else { return };
-        if let Some(entry) = r.answers.get_mut(slot) {
+    let complete = inner.poll.with(|answers| {
+        if let Some(entry) = answers.get_mut(slot) {
             *entry = Some(status);
         }
-        r.answers.iter().all(Option::is_some)
-    };
-    if !complete {
+        answers.iter().all(Option::is_some)
+    });
+    if complete != Some(true) {
         return;
     }
-    let Some(round) = inner.round.borrow_mut().take() else {
+    let Some(round) = inner.poll.close() else {
         return;
     };
-    let outcome: Result<Vec<QueueStatus>, String> = round.answers.into_iter().flatten().collect();
+    let started = round.started;
+    let outcome: Result<Vec<QueueStatus>, String> =
+        round.into_data().into_iter().flatten().collect();
     match outcome {
         Ok(list) => inner
             .ctx
-            .succeeded(NAME, round.started, |state| state.queues = Some(list)),
-        Err(msg) => inner.ctx.failed(NAME, &msg, |state| state.queues = None),
+            .succeeded(NAME, started, |state| state.set(SECTION, list)),
+        Err(msg) => inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION)),
     }
-    drop(round.rpcs);
+}
+
+fn render(state: &State, out: &mut String) {
+    let Some(queues) = state.get(SECTION) else {
+        return;
+    };
+    for (metric, help, started) in [
+        (
+            "flux_queue_enabled",
+            "Whether the queue accepts jobs (1) or not (0), as flux queue list shows (EN).",
+            false,
+        ),
+        (
+            "flux_queue_started",
+            "Whether the queue schedules jobs (1) or not (0), as flux queue list shows (ST).",
+            true,
+        ),
+    ] {
+        let mut f = Family::gauge(out, metric, help);
+        for q in queues {
+            let v = f64::from(u8::from(if started { q.started } else { q.enabled }));
+            match &q.name {
+                Some(name) => f.sample(&[("queue", name)], v),
+                None => f.sample(&[], v),
+            };
+        }
+    }
 }

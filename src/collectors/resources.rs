@@ -22,75 +22,145 @@
 //! job-flow collector disabled, or its stream down) and while housekeeping
 //! is configured.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::rc::{Rc, Weak};
 
-use super::{Context, PollSlot, ROUND_TIMEOUT};
-use crate::flux::{Error, Rpc, Timer};
+use super::allocated::AllocatedReader;
+use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use super::{Collector, Context, OptionSpec, Settings, Spec};
+use crate::flux::Error;
+use crate::model::resources::{Counts, ResourceSummary, ALL};
 use crate::model::{allocations, resources};
+use crate::render::{queue_label, Family};
+use crate::state::{Section, State};
 
 pub const NAME: &str = "resources";
+pub const SECTION: Section<ResourcesState> = Section::new(NAME);
+
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: true,
+    options: &[OptionSpec {
+        key: "per-node",
+        check: |v| parse_bool(v).map(drop),
+    }],
+    start,
+    // per-node changes what is rendered, not what is polled: taken live.
+    restart_needed: super::restart_on_new_interval,
+    render,
+};
+
+/// What the resources collector keeps in the state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourcesState {
+    pub summary: ResourceSummary,
+    /// Export one series per drained node (`per-node`; off by default
+    /// because its cardinality grows with the cluster).
+    pub per_node: bool,
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn per_node(settings: &Settings) -> bool {
+    settings
+        .option("per-node")
+        .and_then(|v| parse_bool(v).ok())
+        .unwrap_or(false)
+}
 /// The cheap sources, asked every poll; what sched-status is computed from.
-const WATCHED: [&str; 3] = [
+const WATCHED: [&str; 4] = [
     "job-manager.resource-status",
     "resource.status",
     "config.get",
+    "job-manager.stats-get",
 ];
 const SCHED_STATUS: &str = "resource.sched-status";
 /// As `flux resource list` does, when the resource module does not answer.
 const SCHED_FALLBACK: &str = "sched.resource-status";
 const ALLOCATED_SLOT: usize = 0;
 const CONFIG_SLOT: usize = 2;
-const SCHED_SLOT: usize = 3;
+/// Kept as the ranks in housekeeping, not the whole answer, which changes
+/// with every job.
+const HOUSEKEEPING_SLOT: usize = 3;
+const SCHED_SLOT: usize = 4;
 
-pub struct ResourcesCollector {
-    _inner: Rc<Inner>,
+impl Collector for Inner {
+    fn reconfigure(&self, settings: &Settings) {
+        let per_node = per_node(settings);
+        self.per_node.set(per_node);
+        self.ctx.update(|state| {
+            if let Some(resources) = state.get_mut(SECTION) {
+                resources.per_node = per_node;
+            }
+        });
+    }
 }
 
 struct Inner {
     ctx: Rc<Context>,
-    poll: RefCell<Option<Timer>>,
-    round: RefCell<Option<Round>>,
+    poll: PollLoop<Round>,
+    /// The allocated set as the jobflow collector follows it.
+    allocated: AllocatedReader,
+    per_node: Cell<bool>,
     /// The watched answers the exported counts were computed from.
-    counted_from: RefCell<Option<[String; 3]>>,
+    counted_from: RefCell<Option<[String; 4]>>,
     /// All and down as derived from the last `resource.status` answer, which
     /// changes far less often than allocations do.
     status_sets: RefCell<Option<(String, resources::StatusSets)>>,
 }
 
-/// One poll: its RPCs in flight and the answers so far (the watched three,
-/// then sched-status when it is needed).
+/// What one poll keeps: the answers so far (the watched three, then
+/// sched-status when it is needed).
 struct Round {
-    started: Instant,
-    rpcs: Vec<Rpc>,
-    answers: [Option<Result<String, Error>>; 4],
+    answers: [Option<Result<String, Error>>; 5],
     /// The summary as computed here, when that was possible.
     computed: Option<Result<resources::ResourceSummary, String>>,
     /// The allocated set is the journal's, not the job manager's answer.
     from_journal: bool,
 }
 
-impl ResourcesCollector {
-    pub fn start(ctx: Rc<Context>, poll_interval: Duration) -> Result<ResourcesCollector, Error> {
-        let inner = Rc::new(Inner {
-            ctx,
-            poll: RefCell::new(None),
-            round: RefCell::new(None),
-            counted_from: RefCell::new(None),
-            status_sets: RefCell::new(None),
-        });
-        let poll = super::poll_every(&inner.ctx, &inner, poll_interval, start_round)?;
-        *inner.poll.borrow_mut() = Some(poll);
-        let weak = Rc::downgrade(&inner);
-        inner.ctx.before_publish(move || {
-            let Some(inner) = weak.upgrade() else {
-                return false;
-            };
-            recount_allocated(&inner);
-            true
-        });
-        Ok(ResourcesCollector { _inner: inner })
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let handle = ctx.handle;
+    let inner = Rc::new(Inner {
+        allocated: ctx.allocated_reader(),
+        ctx,
+        poll: PollLoop::new(),
+        per_node: Cell::new(per_node(settings)),
+        counted_from: RefCell::new(None),
+        status_sets: RefCell::new(None),
+    });
+    let weak: Weak<Inner> = Rc::downgrade(&inner);
+    let ticks = weak.clone();
+    inner.poll.start(handle, settings.poll_interval, move || {
+        if let Some(inner) = ticks.upgrade() {
+            start_round(&inner);
+        }
+    })?;
+    inner.ctx.before_publish(move || {
+        let Some(inner) = weak.upgrade() else {
+            return false;
+        };
+        recount_allocated(&inner);
+        true
+    });
+    Ok(Box::new(inner))
+}
+
+/// Exports `summary`, counted from `source`.
+fn found(inner: &Inner, summary: ResourceSummary, source: &'static str) -> impl FnOnce(&mut State) {
+    let per_node = inner.per_node.get();
+    move |state: &mut State| {
+        state.set(SECTION, ResourcesState { summary, per_node });
+        if let Some(c) = state.collector_mut(NAME) {
+            c.source = Some(source);
+        }
     }
 }
 
@@ -104,10 +174,10 @@ impl ResourcesCollector {
 /// ranks are offline (sched-status is asked then).
 fn recount_allocated(inner: &Rc<Inner>) {
     let mut counted_from = inner.counted_from.borrow_mut();
-    let Some([allocated_key, status, config]) = counted_from.as_mut() else {
+    let Some([allocated_key, status, config, housekeeping]) = counted_from.as_mut() else {
         return;
     };
-    let allocations = inner.ctx.allocations.borrow();
+    let allocations = inner.allocated.borrow();
     let Some((generation, allocated)) = allocations.current() else {
         return;
     };
@@ -137,14 +207,12 @@ fn recount_allocated(inner: &Rc<Inner>) {
         down: &sets.down,
         allocated,
     };
-    if let Ok(summary) = resources::summarize_view(view, status, config) {
+    if let Ok(mut summary) = resources::summarize_view(view, status, config) {
+        summary.health.housekeeping = housekeeping_count(housekeeping);
         *allocated_key = key;
-        inner.ctx.update_in_publish(|state| {
-            state.resources = Some(summary);
-            if let Some(c) = state.collector_mut(NAME) {
-                c.source = Some(JOURNAL_SOURCE);
-            }
-        });
+        inner
+            .ctx
+            .update_in_publish(found(inner, summary, JOURNAL_SOURCE));
     }
 }
 
@@ -154,9 +222,10 @@ const JOURNAL_SOURCE: &str = "job-manager.events-journal";
 /// How a watched allocated answer names the journal's set: by generation.
 const JOURNAL_KEY: &str = "journal generation ";
 
-fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<Rpc, Error> {
+/// Asks `topic` for `slot` of the open round.
+fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<(), Error> {
     let weak = Rc::downgrade(inner);
-    inner.ctx.handle.rpc(topic, "{}", false, move |response| {
+    inner.poll.send(topic, "{}", move |response| {
         if let Some(inner) = weak.upgrade() {
             on_answer(&inner, slot, response);
         }
@@ -164,60 +233,53 @@ fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<Rpc, Error> {
 }
 
 fn start_round(inner: &Rc<Inner>) {
-    match super::poll_slot(inner.round.borrow().as_ref().map(|r| r.started)) {
-        PollSlot::Busy => return,
-        PollSlot::Expired => {
-            inner.round.borrow_mut().take();
+    let from_journal = inner.allocated.borrow().current().is_some();
+    let round = Round {
+        answers: [None, None, None, None, None],
+        computed: None,
+        from_journal,
+    };
+    match inner.poll.open(round) {
+        Opened::Busy => return,
+        Opened::AfterTimeout => {
             let msg = format!(
                 "no answer from {}, {SCHED_STATUS} within {}s",
                 WATCHED.join(", "),
                 ROUND_TIMEOUT.as_secs()
             );
-            inner.ctx.failed(NAME, &msg, |state| state.resources = None);
+            inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION));
         }
-        PollSlot::Free => {}
+        Opened::Fresh => {}
     }
-    let from_journal = inner.ctx.allocations.borrow().current().is_some();
-    *inner.round.borrow_mut() = Some(Round {
-        started: Instant::now(),
-        rpcs: Vec::new(),
-        answers: [None, None, None, None],
-        computed: None,
-        from_journal,
-    });
     let first = if from_journal { ALLOCATED_SLOT + 1 } else { 0 };
     for (slot, topic) in WATCHED.iter().enumerate().skip(first) {
-        match send(inner, slot, topic) {
-            Ok(rpc) => {
-                if let Some(round) = inner.round.borrow_mut().as_mut() {
-                    round.rpcs.push(rpc);
-                }
-            }
-            Err(err) => {
-                inner.round.borrow_mut().take();
-                inner
-                    .ctx
-                    .failed(NAME, &err.message, |state| state.resources = None);
-                return;
-            }
+        if let Err(err) = send(inner, slot, topic) {
+            inner.poll.close();
+            inner
+                .ctx
+                .failed(NAME, &err.message, |state| state.clear(SECTION));
+            return;
         }
     }
 }
 
 fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
-    if slot == SCHED_SLOT && matches!(&answer, Err(e) if e.errno == libc::ENOSYS) {
-        if let Ok(rpc) = send(inner, slot, SCHED_FALLBACK) {
-            if let Some(round) = inner.round.borrow_mut().as_mut() {
-                round.rpcs.push(rpc);
-            }
-            return;
-        }
+    if slot == SCHED_SLOT
+        && matches!(&answer, Err(e) if e.errno == libc::ENOSYS)
+        && send(inner, slot, SCHED_FALLBACK).is_ok()
+    {
+        return;
     }
-    let watched_in = {
-        let mut round = inner.round.borrow_mut();
-        let Some(r) = round.as_mut() else { return };
+    let answer = if slot == HOUSEKEEPING_SLOT {
+        answer.and_then(|p| housekeeping_key(&p).map_err(|msg| Error::new(libc::EPROTO, msg)))
+    } else {
+        answer
+    };
+    let Some(watched_in) = inner.poll.with(|r| {
         r.answers[slot] = Some(answer);
         r.answers[..SCHED_SLOT].iter().all(Option::is_some)
+    }) else {
+        return;
     };
     if !(watched_in || slot != SCHED_SLOT && take_allocated_from_journal(inner)) {
         return;
@@ -227,18 +289,22 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
     }
     // Take the round out before its RPCs are dropped: this call runs inside
     // one of their continuations.
-    let Some(round) = inner.round.borrow_mut().take() else {
+    let Some(round) = inner.poll.close() else {
         return;
     };
     let started = round.started;
-    let [allocated, status, config, sched] = round.answers;
-    let computed = round.computed;
-    let source = match (&sched, round.from_journal) {
+    let Round {
+        answers: [allocated, status, config, housekeeping, sched],
+        computed,
+        from_journal,
+    } = round.into_data();
+    let source = match (&sched, from_journal) {
         (Some(_), _) => SCHED_STATUS,
         (None, true) => JOURNAL_SOURCE,
         (None, false) => WATCHED[ALLOCATED_SLOT],
     };
-    let watched = [&allocated, &status, &config].map(watch_key);
+    let watched = [&allocated, &status, &config, &housekeeping].map(watch_key);
+    let in_housekeeping = housekeeping_count(&watched[HOUSEKEEPING_SLOT]);
     let unchanged = inner.counted_from.borrow().as_ref() == Some(&watched);
     let outcome = (|| {
         let missing = || Error::new(libc::EPROTO, "no answer");
@@ -251,18 +317,19 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
             (None, None) => return Err(Error::new(libc::EPROTO, "sched-status was not asked")),
         };
         summary
-            .map(Some)
+            .map(|mut summary| {
+                summary.health.housekeeping = in_housekeeping;
+                Some(summary)
+            })
             .map_err(|msg| Error::new(libc::EPROTO, msg))
     })();
     match outcome {
         Ok(summary) => {
             *inner.counted_from.borrow_mut() = Some(watched);
+            let export = summary.map(|summary| found(inner, summary, source));
             inner.ctx.succeeded(NAME, started, |state| {
-                if let Some(summary) = summary {
-                    state.resources = Some(summary);
-                    if let Some(c) = state.collector_mut(NAME) {
-                        c.source = Some(source);
-                    }
+                if let Some(export) = export {
+                    export(state);
                 }
             })
         }
@@ -270,10 +337,9 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
             inner.counted_from.borrow_mut().take();
             inner
                 .ctx
-                .failed(NAME, &err.message, |state| state.resources = None)
+                .failed(NAME, &err.message, |state| state.clear(SECTION))
         }
     }
-    drop(round.rpcs);
 }
 
 /// In a round that reads the allocated set from the journal, once
@@ -282,17 +348,14 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
 /// stopped being current, or the config turns on housekeeping), asks the
 /// job manager after all. Returns true when the watched answers are in.
 fn take_allocated_from_journal(inner: &Rc<Inner>) -> bool {
-    {
-        let mut round = inner.round.borrow_mut();
-        let Some(r) = round.as_mut() else {
-            return false;
-        };
+    // Some(done) decides here; None asks the job manager.
+    let decided = inner.poll.with(|r| {
         if !r.from_journal
             || r.answers[ALLOCATED_SLOT + 1..SCHED_SLOT]
                 .iter()
                 .any(Option::is_none)
         {
-            return false;
+            return Some(false);
         }
         let housekeeping = match &r.answers[CONFIG_SLOT] {
             Some(Ok(config)) => serde_json::from_str(config)
@@ -301,14 +364,45 @@ fn take_allocated_from_journal(inner: &Rc<Inner>) -> bool {
         };
         r.from_journal = false;
         if !housekeeping {
-            if let Some((generation, _)) = inner.ctx.allocations.borrow().current() {
+            if let Some((generation, _)) = inner.allocated.borrow().current() {
                 r.from_journal = true;
                 r.answers[ALLOCATED_SLOT] = Some(Ok(format!("{JOURNAL_KEY}{generation}")));
-                return true;
+                return Some(true);
             }
         }
+        None
+    });
+    match decided {
+        None => false,
+        Some(Some(done)) => done,
+        Some(None) => ask_in_round(inner, ALLOCATED_SLOT, WATCHED[ALLOCATED_SLOT]),
     }
-    ask_in_round(inner, ALLOCATED_SLOT, WATCHED[ALLOCATED_SLOT])
+}
+
+/// The ranks in housekeeping from a `job-manager.stats-get` answer, as
+/// the idset text that is compared between polls.
+fn housekeeping_key(payload: &str) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Stats {
+        housekeeping: Option<Housekeeping>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Housekeeping {
+        #[serde(default)]
+        running: serde_json::Map<String, serde_json::Value>,
+    }
+    let stats: Stats = serde_json::from_str(payload)
+        .map_err(|e| format!("job-manager.stats-get: malformed response: {e}"))?;
+    let running = stats.housekeeping.map(|h| h.running).unwrap_or_default();
+    super::internals::housekeeping_ranks(&running)
+        .map(|ranks| ranks.to_string())
+        .map_err(|e| format!("job-manager.stats-get: {e}"))
+}
+
+/// How many ranks a housekeeping key names (none for an error: the job
+/// manager not loaded, say, or housekeeping not configured).
+fn housekeeping_count(key: &str) -> u64 {
+    crate::model::idset::IdSet::parse(key).map_or(0, |ranks| ranks.count())
 }
 
 /// A watched answer as compared between polls; an error (job-manager not
@@ -327,23 +421,20 @@ fn watch_key(answer: &Option<Result<String, Error>>) -> String {
 /// exact, and asks the resource module for it where not. Returns true when
 /// the round can finish now.
 fn ask_sched_status_if_changed(inner: &Rc<Inner>) -> bool {
-    {
-        let mut round = inner.round.borrow_mut();
-        let Some(r) = round.as_mut() else {
-            return false;
-        };
+    // Some(done) decides here; None asks the resource module.
+    let decided = inner.poll.with(|r| {
         let now: Vec<String> = r.answers[..SCHED_SLOT].iter().map(watch_key).collect();
         if inner.counted_from.borrow().as_ref().map(|c| c.as_slice()) == Some(now.as_slice()) {
-            return true;
+            return Some(true);
         }
-        let allocations = inner.ctx.allocations.borrow();
+        let allocations = inner.allocated.borrow();
         let journal = allocations.current().filter(|_| r.from_journal);
         if let Some((generation, _)) = journal {
             // The set may have moved on since the slot was filled.
             r.answers[ALLOCATED_SLOT] = Some(Ok(format!("{JOURNAL_KEY}{generation}")));
         }
         let computed = match (&r.answers[..SCHED_SLOT], journal) {
-            ([Some(Ok(_)), Some(Ok(status)), Some(Ok(config))], Some((_, allocated))) => {
+            ([Some(Ok(_)), Some(Ok(status)), Some(Ok(config)), _], Some((_, allocated))) => {
                 let mut cache = inner.status_sets.borrow_mut();
                 if cache.as_ref().is_none_or(|(from, _)| from != status) {
                     *cache = match resources::StatusSets::derive(status) {
@@ -360,7 +451,7 @@ fn ask_sched_status_if_changed(inner: &Rc<Inner>) -> bool {
                     resources::summarize_view(view, status, config)
                 })
             }
-            ([Some(Ok(allocated)), Some(Ok(status)), Some(Ok(config))], None)
+            ([Some(Ok(allocated)), Some(Ok(status)), Some(Ok(config)), _], None)
                 if !r.from_journal =>
             {
                 match resources::SchedStatus::derive(status, allocated) {
@@ -372,29 +463,127 @@ fn ask_sched_status_if_changed(inner: &Rc<Inner>) -> bool {
         };
         if computed.is_some() {
             r.computed = computed;
-            return true;
+            return Some(true);
         }
+        None
+    });
+    match decided {
+        None => false,
+        Some(Some(done)) => done,
+        Some(None) => ask_in_round(inner, SCHED_SLOT, SCHED_STATUS),
     }
-    ask_in_round(inner, SCHED_SLOT, SCHED_STATUS)
 }
 
 /// Asks `topic` for `slot` of the current round. Returns true when the
 /// request could not be sent (its error is then the slot's answer, and the
 /// round can finish now), false while the answer is awaited.
 fn ask_in_round(inner: &Rc<Inner>, slot: usize, topic: &str) -> bool {
-    let sent = send(inner, slot, topic);
-    let mut round = inner.round.borrow_mut();
-    let Some(round) = round.as_mut() else {
-        return false;
+    match send(inner, slot, topic) {
+        Ok(()) => false,
+        Err(err) => inner
+            .poll
+            .with(|r| r.answers[slot] = Some(Err(err)))
+            .is_some(),
+    }
+}
+
+/// How current the resource rows are, said in their help.
+const FRESHNESS: &str = "Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.";
+
+fn render(state: &State, out: &mut String) {
+    let Some(ResourcesState {
+        summary: res,
+        per_node,
+    }) = state.get(SECTION)
+    else {
+        return;
     };
-    match sent {
-        Ok(rpc) => {
-            round.rpcs.push(rpc);
-            false
+    // The anonymous queue of an instance without named queues has every
+    // resource (see job_families).
+    let anonymous = [(String::new(), res.totals.clone())];
+    let queues = if res.queues.is_empty() {
+        &anonymous[..]
+    } else {
+        &res.queues[..]
+    };
+    type Pick = fn(&Counts) -> u64;
+    let kinds: [(&str, &str, &str, Pick); 3] = [
+        (
+            "flux_resource_nodes",
+            "flux_queue_resource_nodes",
+            "Nodes",
+            |c| c.nnodes,
+        ),
+        (
+            "flux_resource_cores",
+            "flux_queue_resource_cores",
+            "Cores",
+            |c| c.ncores,
+        ),
+        (
+            "flux_resource_gpus",
+            "flux_queue_resource_gpus",
+            "GPUs",
+            |c| c.ngpus,
+        ),
+    ];
+    for (total_name, queue_name, what, pick) in kinds {
+        let help = format!(
+            "{what} by scheduler state, as flux resource list counts them. The states overlap (a node both allocated and down is in both), so they do not add up to the instance: flux_resource_capacity_{} does. {FRESHNESS}",
+            what.to_lowercase()
+        );
+        let mut total = Family::gauge(out, total_name, &help);
+        for (st, c) in res.totals.iter().filter(|(st, _)| *st != ALL) {
+            total.sample(&[("state", st)], pick(c) as f64);
         }
-        Err(err) => {
-            round.answers[slot] = Some(Err(err));
-            true
+        let help = format!("{what} of a queue by scheduler state, as flux resource list -q QUEUE counts them (states overlap; the anonymous queue has no queue label). {FRESHNESS}");
+        let mut queue = Family::gauge(out, queue_name, &help);
+        for (name, rows) in queues {
+            for (st, c) in rows.iter().filter(|(st, _)| *st != ALL) {
+                let mut labels: Vec<_> = queue_label(name).into_iter().collect();
+                labels.push(("state", st));
+                queue.sample(&labels, pick(c) as f64);
+            }
+        }
+    }
+    for (what, pick) in kinds.map(|(_, _, what, pick)| (what, pick)) {
+        let name = format!("flux_resource_capacity_{}", what.to_lowercase());
+        let help = format!("All {} of the instance, down ones included, as flux resource list -s all counts them (excluded ones are not).", what.to_lowercase());
+        let mut f = Family::gauge(out, &name, &help);
+        for (_, c) in res.totals.iter().filter(|(st, _)| *st == ALL) {
+            f.sample(&[], pick(c) as f64);
+        }
+        let name = format!("flux_queue_resource_capacity_{}", what.to_lowercase());
+        let help = format!(
+            "All {} of a queue, down ones included, as flux resource list -q QUEUE -s all counts them (the anonymous queue has no queue label).",
+            what.to_lowercase()
+        );
+        let mut f = Family::gauge(out, &name, &help);
+        for (queue, rows) in queues {
+            for (_, c) in rows.iter().filter(|(st, _)| *st == ALL) {
+                f.sample(queue_label(queue).as_slice(), pick(c) as f64);
+            }
+        }
+    }
+    let mut health = Family::gauge(
+        out,
+        "flux_resource_status_nodes",
+        "Nodes by state as flux resource status counts them (avail includes offline nodes that are not drained).",
+    );
+    for (st, n) in res.health.by_state() {
+        health.sample(&[("state", st)], n as f64);
+    }
+    if *per_node {
+        let mut drained = Family::gauge(
+            out,
+            "flux_resource_drained_node_info",
+            "A drained node and its drain reason; always 1.",
+        );
+        let mut rank = String::new();
+        for (r, reason) in &res.health.drains {
+            rank.clear();
+            let _ = write!(rank, "{r}");
+            drained.sample(&[("rank", &rank), ("reason", reason)], 1.0);
         }
     }
 }

@@ -9,6 +9,31 @@ pub struct IdSet {
     words: Vec<u64>,
 }
 
+/// RFC 22's compact form, ranges joined by commas ("0-3,7"), as flux
+/// prints idsets.
+impl std::fmt::Display for IdSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids = self.iter().peekable();
+        let mut first = true;
+        while let Some(lo) = ids.next() {
+            let mut hi = lo;
+            while ids.next_if(|&next| next == hi + 1).is_some() {
+                hi += 1;
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            if hi == lo {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl IdSet {
     pub fn new() -> IdSet {
         IdSet::default()
@@ -127,6 +152,14 @@ impl IdSet {
 #[cfg(test)]
 mod tests {
     use super::IdSet;
+
+    #[test]
+    fn prints_as_flux_does_and_reads_back() {
+        for text in ["", "0", "0-3,7", "1,3,5-6,100-102"] {
+            let set = IdSet::parse(text).unwrap();
+            assert_eq!(set.to_string(), text);
+        }
+    }
 
     #[test]
     fn parses_ranges_singletons_and_brackets() {

@@ -467,12 +467,17 @@ pub struct NodeHealth {
     pub drained: u64,
     pub draining: u64,
     pub torpid: u64,
+    /// Ranks running a job (flux resource status: allocated).
+    pub allocated: u64,
+    /// Ranks in housekeeping (from job-manager.stats-get; may overlap
+    /// avail and allocated).
+    pub housekeeping: u64,
     /// Drained ranks with their reason, for the opt-in per-node series.
     pub drains: Vec<(u32, String)>,
 }
 
 impl NodeHealth {
-    pub fn by_state(&self) -> [(&'static str, u64); 6] {
+    pub fn by_state(&self) -> [(&'static str, u64); 8] {
         [
             ("avail", self.avail),
             ("offline", self.offline),
@@ -480,6 +485,8 @@ impl NodeHealth {
             ("drained", self.drained),
             ("draining", self.draining),
             ("torpid", self.torpid),
+            ("allocated", self.allocated),
+            ("housekeeping", self.housekeeping),
         ]
     }
 
@@ -522,6 +529,8 @@ impl NodeHealth {
                 drained.union_with(&ranks);
             }
         }
+        let mut allocated_ranks = all.clone();
+        allocated_ranks.intersect_with(allocated);
         let mut draining = drained.clone();
         draining.intersect_with(allocated);
         drained.subtract(&draining);
@@ -537,6 +546,8 @@ impl NodeHealth {
             drained: drained.count(),
             draining: draining.count(),
             torpid: torpid.count(),
+            allocated: allocated_ranks.count(),
+            housekeeping: 0,
             drains,
         })
     }

@@ -111,20 +111,43 @@ pub fn recorded_state() -> flux_prometheus::state::State {
     use flux_prometheus::state::State;
 
     let config = fixture("config.get.json");
-    let mut state = State::with_collectors(&["jobs", "resources", "queues", "broker", "jobflow"]);
-    state.jobs = Some(jobs::parse(&fixture("job-list.job-stats.json")).expect("fixture parses"));
-    state.resources = Some(
-        resources::summarize(
-            &fixture("resource.sched-status.json"),
-            &fixture("resource.status.json"),
-            &config,
-        )
-        .expect("fixtures parse"),
+    let mut state = State::with_collectors(&[
+        "jobs",
+        "resources",
+        "queues",
+        "broker",
+        "jobflow",
+        "internals",
+    ]);
+    state.set(
+        flux_prometheus::collectors::jobs::SECTION,
+        jobs::parse(&fixture("job-list.job-stats.json")).expect("fixture parses"),
+    );
+    let module_stats: serde_json::Value =
+        serde_json::from_str(&fixture("module.stats-get.json")).expect("parses");
+    let stats_of = |module: &str| module_stats[module].to_string();
+    let mut summary = resources::summarize(
+        &fixture("resource.sched-status.json"),
+        &fixture("resource.status.json"),
+        &config,
+    )
+    .expect("fixtures parse");
+    summary.health.housekeeping =
+        flux_prometheus::collectors::internals::parse_job_manager(&stats_of("job-manager"))
+            .expect("parses")
+            .housekeeping_nodes;
+    state.set(
+        flux_prometheus::collectors::resources::SECTION,
+        flux_prometheus::collectors::resources::ResourcesState {
+            summary,
+            per_node: true,
+        },
     );
     let names = queues::parse_list(&fixture("job-manager.queue-list.json")).expect("parses");
     let statuses: serde_json::Value =
         serde_json::from_str(&fixture("job-manager.queue-status.json")).expect("parses");
-    state.queues = Some(
+    state.set(
+        flux_prometheus::collectors::queues::SECTION,
         names
             .iter()
             .map(|n| queues::parse_status(Some(n), &statuses[n].to_string()).expect("parses"))
@@ -136,7 +159,7 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         serde_json::from_str(&fixture("groups.get.broker.online.json")).expect("parses");
     let overlay: serde_json::Value =
         serde_json::from_str(&fixture("overlay.health.json")).expect("parses");
-    state.instance = Some(InstanceInfo {
+    let instance = InstanceInfo {
         version: attr("version").unwrap_or_default(),
         level: attr("instance-level").unwrap_or_default(),
         jobid: attr("jobid"),
@@ -147,13 +170,17 @@ pub fn recorded_state() -> flux_prometheus::state::State {
             .and_then(|m| flux_prometheus::model::idset::IdSet::parse(m).ok())
             .map(|m| m.count()),
         overlay_status: overlay["status"].as_str().map(str::to_string),
-    });
-    state.process = vec![ProcessSample {
+    };
+    let process = vec![ProcessSample {
         name: "flux_broker_process_cpu_seconds_total".into(),
         help: "Broker \"process\" CPU time.".into(),
         counter: true,
         value: 1.5,
     }];
+    state.set(
+        flux_prometheus::collectors::broker::SECTION,
+        flux_prometheus::collectors::broker::BrokerState { instance, process },
+    );
     let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
     flow.know_queues(&flux_prometheus::module::queue_names(&config));
     flow.begin_backlog();
@@ -162,7 +189,39 @@ pub fn recorded_state() -> flux_prometheus::state::State {
     for r in &journal {
         flow.apply(&r.to_string()).expect("parses");
     }
-    state.jobflow = Some(flow.summary());
-    state.per_node = true;
+    state.set(
+        flux_prometheus::collectors::jobflow::SECTION,
+        flow.summary(),
+    );
+    state.set(
+        flux_prometheus::collectors::internals::SECTION,
+        recorded_internals(),
+    );
     state
+}
+
+/// What the internals collector makes of the recorded set: every module's
+/// stats-get and rusage as a round would have them.
+pub fn recorded_internals() -> flux_prometheus::collectors::internals::Internals {
+    use flux_prometheus::collectors::internals;
+    use flux_prometheus::flux::Error;
+    let module_stats: serde_json::Value =
+        serde_json::from_str(&fixture("module.stats-get.json")).expect("parses");
+    let rusage: serde_json::Value =
+        serde_json::from_str(&fixture("module.rusage.json")).expect("parses");
+    let modules = internals::parse_module_list(&fixture("module.list.json")).expect("parses");
+    let mut answers: Vec<Result<String, Error>> =
+        ["content", "content-sqlite", "kvs", "job-manager"]
+            .iter()
+            .map(|m| Ok(module_stats[m].to_string()))
+            .collect();
+    for m in &modules {
+        answers.push(match rusage.get(&m.name) {
+            Some(r) if r.is_object() => Ok(r.to_string()),
+            _ => Err(Error::new(libc::EPROTO, "no rusage")),
+        });
+    }
+    let (found, errors) = internals::combine(modules, &answers);
+    assert_eq!(errors, Vec::<String>::new());
+    found
 }

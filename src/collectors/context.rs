@@ -1,0 +1,138 @@
+//! What every collector shares: the handle, the state, and publication.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::allocated::{AllocatedFeed, AllocatedReader, AllocatedWriter};
+use super::deferred::Deferred;
+use crate::exposition::Shared;
+use crate::flux::{Error, Handle};
+use crate::state::State;
+
+/// Updates that arrive within this many seconds are rendered together. A
+/// busy instance changes state hundreds of times a second; rendering each
+/// time would take CPU from the broker for nothing, since Prometheus
+/// scrapes every few seconds. A scrape is at most this much behind.
+const PUBLISH_DELAY: f64 = 0.1;
+
+pub struct Context {
+    pub handle: Handle,
+    state: RefCell<State>,
+    shared: Arc<Shared>,
+    publish: Deferred,
+    allocated: AllocatedFeed,
+    /// Run before each render; each says whether to keep it (false once its
+    /// collector is gone).
+    before_publish: RefCell<Vec<Box<dyn Fn() -> bool>>>,
+}
+
+impl Context {
+    pub fn new(
+        handle: Handle,
+        shared: Arc<Shared>,
+        collectors: &[&'static str],
+    ) -> Result<Rc<Context>, Error> {
+        let ctx = Rc::new(Context {
+            handle,
+            state: RefCell::new(State::with_collectors(collectors)),
+            shared,
+            publish: Deferred::new(),
+            allocated: AllocatedFeed::default(),
+            before_publish: RefCell::new(Vec::new()),
+        });
+        let weak: Weak<Context> = Rc::downgrade(&ctx);
+        ctx.publish.start(handle, move || {
+            if let Some(ctx) = weak.upgrade() {
+                ctx.publish_now();
+            }
+        })?;
+        Ok(ctx)
+    }
+
+    pub fn state(&self) -> std::cell::Ref<'_, State> {
+        self.state.borrow()
+    }
+
+    /// Changes the state and schedules a new snapshot.
+    pub fn update(&self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state.borrow_mut());
+        self.publish.arm_once(PUBLISH_DELAY);
+    }
+
+    /// The end of the allocated set that follows the journal: for the
+    /// jobflow collector.
+    pub fn allocated_writer(&self) -> AllocatedWriter {
+        self.allocated.writer()
+    }
+
+    /// The end that reads the allocated set: for the resources collector.
+    pub fn allocated_reader(&self) -> AllocatedReader {
+        self.allocated.reader()
+    }
+
+    /// Has `hook` run before every render, for state derived from what
+    /// other collectors keep (the resources collector recounts the journal's
+    /// allocated set, so that a job that runs is allocated in the same
+    /// publish). The hook returns false once it is no longer wanted.
+    pub fn before_publish(&self, hook: impl Fn() -> bool + 'static) {
+        self.before_publish.borrow_mut().push(Box::new(hook));
+    }
+
+    /// Changes the state inside a [`before_publish`](Self::before_publish)
+    /// hook: the render under way includes the change.
+    pub fn update_in_publish(&self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state.borrow_mut());
+    }
+
+    /// Renders the state and hands it to the HTTP thread.
+    pub fn publish_now(&self) {
+        self.publish.disarm();
+        let hooks = std::mem::take(&mut *self.before_publish.borrow_mut());
+        let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
+        self.before_publish.borrow_mut().splice(0..0, kept);
+        let state = self.state.borrow();
+        let text = super::render(&state);
+        self.shared.publish(text, state.all_reported());
+    }
+
+    /// Records a successful update of `collector` that began at `started`.
+    pub fn succeeded(&self, collector: &str, started: Instant, change: impl FnOnce(&mut State)) {
+        let now = self.handle.now();
+        self.update(|state| {
+            change(state);
+            if let Some(c) = state.collector_mut(collector) {
+                c.up = true;
+                c.last_success = Some(now);
+                c.duration = started.elapsed().as_secs_f64();
+                c.updates += 1;
+                c.last_error = None;
+            }
+        });
+    }
+
+    /// Records a failed update; `change` drops whatever is no longer true.
+    /// The first failure after a success is logged, naming the collector.
+    pub fn failed(&self, collector: &str, error: &str, change: impl FnOnce(&mut State)) {
+        let first = self
+            .state()
+            .collectors
+            .iter()
+            .find(|c| c.name == collector)
+            .is_none_or(|c| c.up || c.last_error.is_none());
+        if first {
+            self.handle.log(
+                crate::flux::Level::Warning,
+                &format!("{collector} collector: {error}"),
+            );
+        }
+        self.update(|state| {
+            change(state);
+            if let Some(c) = state.collector_mut(collector) {
+                c.up = false;
+                c.last_error = Some(error.to_string());
+            }
+        });
+    }
+}

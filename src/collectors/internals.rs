@@ -1,0 +1,603 @@
+//! Broker internals, as `flux module list`, `flux module stats` and
+//! `flux module stats --rusage=thread` show them: every loaded module's
+//! idle time, message queues and thread CPU; the content cache and its
+//! sqlite backing store (size, free space, object count, store and load
+//! times); the KVS cache; and the job manager (jobs, journal listeners,
+//! housekeeping).
+//!
+//! One round per poll interval: `module.list`, then at once every module's
+//! `MODULE.rusage` and the four `stats-get`s. A service that is not loaded
+//! (content-sqlite where the backing store is content-files, say) has no
+//! series and is not an error; one that answers badly is named in the
+//! collector's error, and what the others said is still exported.
+
+use std::rc::{Rc, Weak};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use super::{Collector, Context, Settings, Spec};
+use crate::flux::Error;
+use crate::model::idset::IdSet;
+use crate::render::Family;
+use crate::state::{Section, State};
+
+pub const NAME: &str = "internals";
+pub const SECTION: Section<Internals> = Section::new(NAME);
+
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: true,
+    options: &[],
+    start,
+    restart_needed: super::restart_on_new_interval,
+    render,
+};
+
+/// What the internals collector keeps in the state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Internals {
+    pub modules: Vec<ModuleRow>,
+    pub content_cache: Option<ContentCache>,
+    pub content_store: Option<ContentStore>,
+    pub kvs_cache: Option<KvsCache>,
+    pub job_manager: Option<JobManager>,
+}
+
+/// One loaded broker module, as `flux module list` shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModuleRow {
+    pub name: String,
+    pub idle_seconds: f64,
+    pub send_queue: u64,
+    pub recv_queue: u64,
+    /// User and system CPU of the module's thread, where it answered.
+    pub cpu: Option<(f64, f64)>,
+}
+
+/// `content.stats-get`: the broker's content cache.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContentCache {
+    pub objects: u64,
+    pub bytes: u64,
+    pub dirty: u64,
+}
+
+/// Count, largest and mean of one operation's durations (in seconds).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timing {
+    pub count: u64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// `content-sqlite.stats-get`: the backing store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContentStore {
+    pub size_bytes: u64,
+    pub free_bytes: u64,
+    pub objects: u64,
+    pub store: Timing,
+    pub load: Timing,
+}
+
+/// `kvs.stats-get`: the KVS cache.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KvsCache {
+    pub objects: u64,
+    pub bytes: f64,
+    pub dirty: u64,
+}
+
+/// `job-manager.stats-get`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobManager {
+    pub active_jobs: u64,
+    pub inactive_jobs: u64,
+    pub journal_listeners: u64,
+    pub housekeeping_jobs: u64,
+    pub housekeeping_nodes: u64,
+}
+
+/// The stats services asked every round, by module.
+const STATS: [&str; 4] = ["content", "content-sqlite", "kvs", "job-manager"];
+
+/// What one round keeps: the module list, then one answer slot per
+/// `STATS` entry followed by one per module's rusage.
+#[derive(Default)]
+struct Round {
+    modules: Vec<ModuleRow>,
+    answers: Vec<Option<Result<String, Error>>>,
+}
+
+struct Inner {
+    ctx: Rc<Context>,
+    poll: PollLoop<Round>,
+}
+
+impl Collector for Inner {}
+
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let handle = ctx.handle;
+    let inner = Rc::new(Inner {
+        ctx,
+        poll: PollLoop::new(),
+    });
+    let weak: Weak<Inner> = Rc::downgrade(&inner);
+    inner.poll.start(handle, settings.poll_interval, move || {
+        if let Some(inner) = weak.upgrade() {
+            start_round(&inner);
+        }
+    })?;
+    Ok(Box::new(inner))
+}
+
+fn start_round(inner: &Rc<Inner>) {
+    match inner.poll.open(Round::default()) {
+        Opened::Busy => return,
+        Opened::AfterTimeout => {
+            let message = format!(
+                "no answer from every module within {}s",
+                ROUND_TIMEOUT.as_secs()
+            );
+            inner
+                .ctx
+                .failed(NAME, &message, |state| state.clear(SECTION));
+        }
+        Opened::Fresh => {}
+    }
+    let weak = Rc::downgrade(inner);
+    let sent = inner.poll.send("module.list", "{}", move |answer| {
+        if let Some(inner) = weak.upgrade() {
+            on_list(&inner, answer);
+        }
+    });
+    if let Err(err) = sent {
+        inner.poll.close();
+        inner
+            .ctx
+            .failed(NAME, &err.message, |state| state.clear(SECTION));
+    }
+}
+
+fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
+    let modules = match answer
+        .map_err(|e| e.message)
+        .and_then(|p| parse_module_list(&p))
+    {
+        Ok(modules) => modules,
+        Err(msg) => {
+            inner.poll.close();
+            return inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION));
+        }
+    };
+    let topics: Vec<(String, &str)> = STATS
+        .iter()
+        .map(|m| (format!("{m}.stats-get"), "{}"))
+        .chain(
+            modules
+                .iter()
+                .map(|m| (format!("{}.rusage", m.name), r#"{"who":"thread"}"#)),
+        )
+        .collect();
+    inner.poll.with(|round| {
+        round.modules = modules;
+        round.answers = topics.iter().map(|_| None).collect();
+    });
+    for (slot, (topic, payload)) in topics.iter().enumerate() {
+        let weak = Rc::downgrade(inner);
+        let sent = inner.poll.send(topic, payload, move |answer| {
+            if let Some(inner) = weak.upgrade() {
+                on_answer(&inner, slot, answer);
+            }
+        });
+        if let Err(err) = sent {
+            on_answer(inner, slot, Err(err));
+        }
+    }
+}
+
+fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
+    let complete = inner.poll.with(|round| {
+        if let Some(entry) = round.answers.get_mut(slot) {
+            *entry = Some(answer);
+        }
+        round.answers.iter().all(Option::is_some)
+    });
+    if complete != Some(true) {
+        return;
+    }
+    let Some(round) = inner.poll.close() else {
+        return;
+    };
+    let started = round.started;
+    let Round { modules, answers } = round.into_data();
+    let answers: Vec<Result<String, Error>> = answers.into_iter().flatten().collect();
+    let (found, errors) = combine(modules, &answers);
+    if errors.is_empty() {
+        inner
+            .ctx
+            .succeeded(NAME, started, |state| state.set(SECTION, found));
+    } else {
+        inner
+            .ctx
+            .failed(NAME, &errors.join("; "), |state| state.set(SECTION, found));
+    }
+}
+
+/// Puts one round's answers together (the `STATS` ones, then one rusage
+/// per module): what could be read, and what went wrong, by module.
+pub fn combine(
+    mut modules: Vec<ModuleRow>,
+    answers: &[Result<String, Error>],
+) -> (Internals, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut found = Internals::default();
+    // Each parser gets the payload; a service that is not loaded is no
+    // error (ENOSYS), any other failure is, named by its module.
+    let mut read = |module: &str, answer: Option<&Result<String, Error>>| match answer {
+        Some(Ok(payload)) => Some(payload.clone()),
+        Some(Err(err)) if err.errno == libc::ENOSYS => None,
+        Some(Err(err)) => {
+            errors.push(format!("{module}: {}", err.message));
+            None
+        }
+        None => None,
+    };
+    let stats: Vec<Option<String>> = STATS
+        .iter()
+        .enumerate()
+        .map(|(i, module)| read(module, answers.get(i)))
+        .collect();
+    // A module that cannot report its thread's usage (a builtin one, which
+    // is no thread of its own) simply has no CPU series.
+    let rusage: Vec<Option<String>> = (0..modules.len())
+        .map(|i| match answers.get(STATS.len() + i) {
+            Some(Ok(payload)) => Some(payload.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut note = |module: &str, r: Result<(), String>| {
+        if let Err(e) = r {
+            errors.push(format!("{module}.stats-get: {e}"));
+        }
+    };
+    if let Some(p) = &stats[0] {
+        note(
+            "content",
+            parse_content(p).map(|c| found.content_cache = Some(c)),
+        );
+    }
+    if let Some(p) = &stats[1] {
+        note(
+            "content-sqlite",
+            parse_content_sqlite(p).map(|c| found.content_store = Some(c)),
+        );
+    }
+    if let Some(p) = &stats[2] {
+        note("kvs", parse_kvs(p).map(|c| found.kvs_cache = Some(c)));
+    }
+    if let Some(p) = &stats[3] {
+        note(
+            "job-manager",
+            parse_job_manager(p).map(|c| found.job_manager = Some(c)),
+        );
+    }
+    for (module, payload) in modules.iter_mut().zip(rusage) {
+        if let Some(p) = payload {
+            match parse_rusage(&p) {
+                Ok(cpu) => module.cpu = Some(cpu),
+                Err(e) => errors.push(format!("{}.rusage: {e}", module.name)),
+            }
+        }
+    }
+    found.modules = modules;
+    (found, errors)
+}
+
+fn malformed(e: serde_json::Error) -> String {
+    format!("malformed response: {e}")
+}
+
+/// `module.list`: every loaded module with its idle time and queues.
+pub fn parse_module_list(payload: &str) -> Result<Vec<ModuleRow>, String> {
+    #[derive(Deserialize)]
+    struct List {
+        mods: Vec<Module>,
+    }
+    #[derive(Deserialize)]
+    struct Module {
+        name: String,
+        #[serde(default)]
+        idle: f64,
+        #[serde(default)]
+        sendqueue: u64,
+        #[serde(default)]
+        recvqueue: u64,
+    }
+    let list: List =
+        serde_json::from_str(payload).map_err(|e| format!("module.list: {}", malformed(e)))?;
+    let mut rows: Vec<ModuleRow> = list
+        .mods
+        .into_iter()
+        .map(|m| ModuleRow {
+            name: m.name,
+            idle_seconds: m.idle,
+            send_queue: m.sendqueue,
+            recv_queue: m.recvqueue,
+            cpu: None,
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}
+
+/// `MODULE.rusage` with `who: thread`: the thread's user and system CPU.
+pub fn parse_rusage(payload: &str) -> Result<(f64, f64), String> {
+    #[derive(Deserialize)]
+    struct Usage {
+        utime: f64,
+        stime: f64,
+    }
+    let u: Usage = serde_json::from_str(payload).map_err(malformed)?;
+    Ok((u.utime, u.stime))
+}
+
+pub fn parse_content(payload: &str) -> Result<ContentCache, String> {
+    #[derive(Deserialize)]
+    struct Stats {
+        count: u64,
+        size: u64,
+        dirty: u64,
+    }
+    let s: Stats = serde_json::from_str(payload).map_err(malformed)?;
+    Ok(ContentCache {
+        objects: s.count,
+        bytes: s.size,
+        dirty: s.dirty,
+    })
+}
+
+pub fn parse_content_sqlite(payload: &str) -> Result<ContentStore, String> {
+    // content-sqlite keeps its times in milliseconds (flux's monotime).
+    #[derive(Deserialize)]
+    struct Tstat {
+        count: u64,
+        max: f64,
+        mean: f64,
+    }
+    #[derive(Deserialize)]
+    struct Stats {
+        dbfile_size: u64,
+        dbfile_free: u64,
+        object_count: u64,
+        store_time: Tstat,
+        load_time: Tstat,
+    }
+    let s: Stats = serde_json::from_str(payload).map_err(malformed)?;
+    let seconds = |t: Tstat| Timing {
+        count: t.count,
+        max: t.max / 1000.0,
+        mean: t.mean / 1000.0,
+    };
+    Ok(ContentStore {
+        size_bytes: s.dbfile_size,
+        free_bytes: s.dbfile_free,
+        objects: s.object_count,
+        store: seconds(s.store_time),
+        load: seconds(s.load_time),
+    })
+}
+
+pub fn parse_kvs(payload: &str) -> Result<KvsCache, String> {
+    let v: Value = serde_json::from_str(payload).map_err(malformed)?;
+    let cache = v.get("cache").ok_or("no cache statistics")?;
+    let number = |key: &str| {
+        cache
+            .get(key)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("cache.\"{key}\" is missing or not a number"))
+    };
+    let objects = cache
+        .get("obj size (KiB)")
+        .and_then(|s| s.get("count"))
+        .and_then(Value::as_u64)
+        .ok_or("cache.\"obj size (KiB)\".count is missing or not a number")?;
+    Ok(KvsCache {
+        objects,
+        bytes: number("obj size total (MiB)")? * 1024.0 * 1024.0,
+        dirty: number("#obj dirty")? as u64,
+    })
+}
+
+pub fn parse_job_manager(payload: &str) -> Result<JobManager, String> {
+    #[derive(Deserialize)]
+    struct Journal {
+        listeners: u64,
+    }
+    #[derive(Deserialize)]
+    struct Housekeeping {
+        #[serde(default)]
+        running: serde_json::Map<String, Value>,
+    }
+    #[derive(Deserialize)]
+    struct Stats {
+        active_jobs: u64,
+        inactive_jobs: u64,
+        journal: Journal,
+        housekeeping: Option<Housekeeping>,
+    }
+    let s: Stats = serde_json::from_str(payload).map_err(malformed)?;
+    let running = s.housekeeping.map(|h| h.running).unwrap_or_default();
+    let nodes = housekeeping_ranks(&running)?;
+    Ok(JobManager {
+        active_jobs: s.active_jobs,
+        inactive_jobs: s.inactive_jobs,
+        journal_listeners: s.journal.listeners,
+        housekeeping_jobs: running.len() as u64,
+        housekeeping_nodes: nodes.count(),
+    })
+}
+
+/// The ranks in housekeeping: the union of every housekeeping job's
+/// `allocated` idset, as `flux resource status` takes them.
+pub fn housekeeping_ranks(running: &serde_json::Map<String, Value>) -> Result<IdSet, String> {
+    let mut ranks = IdSet::new();
+    for (job, info) in running {
+        let allocated = info
+            .get("allocated")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("housekeeping job {job}: no allocated idset"))?;
+        ranks.union_with(&IdSet::parse(allocated)?);
+    }
+    Ok(ranks)
+}
+
+fn render(state: &State, out: &mut String) {
+    let Some(found) = state.get(SECTION) else {
+        return;
+    };
+    let mut f = Family::gauge(
+        out,
+        "flux_module_idle_seconds",
+        "Seconds since the broker module last sent a message, as flux module list shows (Idle).",
+    );
+    for m in &found.modules {
+        f.sample(&[("module", &m.name)], m.idle_seconds);
+    }
+    let mut f = Family::gauge(
+        out,
+        "flux_module_queue_messages",
+        "Messages waiting in the broker module's send and receive queues; a queue that keeps growing means the module is falling behind.",
+    );
+    for m in &found.modules {
+        f.sample(
+            &[("module", &m.name), ("queue", "send")],
+            m.send_queue as f64,
+        );
+        f.sample(
+            &[("module", &m.name), ("queue", "recv")],
+            m.recv_queue as f64,
+        );
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_module_cpu_seconds_total",
+        "CPU time of the broker module's thread, as flux module stats --rusage=thread shows (it starts again when the module is reloaded).",
+    );
+    for m in &found.modules {
+        if let Some((user, system)) = m.cpu {
+            f.sample(&[("module", &m.name), ("mode", "user")], user);
+            f.sample(&[("module", &m.name), ("mode", "system")], system);
+        }
+    }
+    if let Some(c) = &found.content_cache {
+        Family::gauge(
+            out,
+            "flux_content_cache_objects",
+            "Objects in the broker's content cache (flux module stats content: count).",
+        )
+        .sample(&[], c.objects as f64);
+        Family::gauge(
+            out,
+            "flux_content_cache_bytes",
+            "Bytes held by the broker's content cache (flux module stats content: size).",
+        )
+        .sample(&[], c.bytes as f64);
+        Family::gauge(
+            out,
+            "flux_content_cache_dirty_objects",
+            "Content cache objects not yet written to the backing store; a count that keeps growing means the store is falling behind.",
+        )
+        .sample(&[], c.dirty as f64);
+    }
+    if let Some(s) = &found.content_store {
+        Family::gauge(
+            out,
+            "flux_content_store_size_bytes",
+            "Size of the content store's sqlite file (flux module stats content-sqlite: dbfile_size).",
+        )
+        .sample(&[], s.size_bytes as f64);
+        Family::gauge(
+            out,
+            "flux_content_store_free_bytes",
+            "Free space on the filesystem that holds the content store (dbfile_free).",
+        )
+        .sample(&[], s.free_bytes as f64);
+        Family::gauge(
+            out,
+            "flux_content_store_objects",
+            "Objects in the content store (object_count).",
+        )
+        .sample(&[], s.objects as f64);
+        let ops = [("store", &s.store), ("load", &s.load)];
+        let mut f = Family::counter(
+            out,
+            "flux_content_store_operations_total",
+            "Objects stored in and loaded from the content store since content-sqlite loaded.",
+        );
+        for (op, t) in ops {
+            f.sample(&[("operation", op)], t.count as f64);
+        }
+        let mut f = Family::gauge(
+            out,
+            "flux_content_store_operation_max_seconds",
+            "Longest content store operation since content-sqlite loaded.",
+        );
+        for (op, t) in ops {
+            f.sample(&[("operation", op)], t.max);
+        }
+        let mut f = Family::gauge(
+            out,
+            "flux_content_store_operation_mean_seconds",
+            "Mean content store operation time since content-sqlite loaded.",
+        );
+        for (op, t) in ops {
+            f.sample(&[("operation", op)], t.mean);
+        }
+    }
+    if let Some(k) = &found.kvs_cache {
+        Family::gauge(
+            out,
+            "flux_kvs_cache_objects",
+            "Objects in the KVS cache (flux module stats kvs).",
+        )
+        .sample(&[], k.objects as f64);
+        Family::gauge(out, "flux_kvs_cache_bytes", "Bytes in the KVS cache.")
+            .sample(&[], k.bytes.round());
+        Family::gauge(
+            out,
+            "flux_kvs_cache_dirty_objects",
+            "KVS cache objects not yet stored.",
+        )
+        .sample(&[], k.dirty as f64);
+    }
+    if let Some(j) = &found.job_manager {
+        let mut f = Family::gauge(
+            out,
+            "flux_jobmanager_jobs",
+            "Jobs the job manager holds, active and inactive (flux module stats job-manager).",
+        );
+        f.sample(&[("state", "active")], j.active_jobs as f64);
+        f.sample(&[("state", "inactive")], j.inactive_jobs as f64);
+        Family::gauge(
+            out,
+            "flux_jobmanager_journal_listeners",
+            "Clients following the job-manager journal (this module is one).",
+        )
+        .sample(&[], j.journal_listeners as f64);
+        Family::gauge(
+            out,
+            "flux_jobmanager_housekeeping_jobs",
+            "Jobs whose housekeeping is running.",
+        )
+        .sample(&[], j.housekeeping_jobs as f64);
+        Family::gauge(
+            out,
+            "flux_jobmanager_housekeeping_nodes",
+            "Nodes in housekeeping, as flux resource status counts them.",
+        )
+        .sample(&[], j.housekeeping_nodes as f64);
+    }
+}
