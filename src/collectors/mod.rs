@@ -20,6 +20,7 @@ pub mod jobflow;
 pub mod jobs;
 pub mod queues;
 pub mod resources;
+pub mod scheduler;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -40,6 +41,7 @@ pub const REGISTRY: &[Spec] = &[
     queues::SPEC,
     broker::SPEC,
     jobflow::SPEC,
+    scheduler::SPEC,
     internals::SPEC,
 ];
 

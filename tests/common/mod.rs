@@ -117,6 +117,7 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         "queues",
         "broker",
         "jobflow",
+        "scheduler",
         "internals",
     ]);
     state.set(
@@ -194,10 +195,43 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         flow.summary(),
     );
     state.set(
+        flux_prometheus::collectors::scheduler::SECTION,
+        recorded_scheduler(),
+    );
+    state.set(
         flux_prometheus::collectors::internals::SECTION,
         recorded_internals(),
     );
     state
+}
+
+/// What the scheduler collector makes of the recorded set.
+pub fn recorded_scheduler() -> flux_prometheus::collectors::scheduler::Scheduler {
+    use flux_prometheus::collectors::scheduler::{self, Monotonic, Scheduler};
+    let module_stats: serde_json::Value =
+        serde_json::from_str(&fixture("module.stats-get.json")).expect("parses");
+    let module = scheduler::sched_module(&fixture("module.list.json"))
+        .expect("parses")
+        .expect("a scheduler is loaded");
+    let stats = module_stats[&module].to_string();
+    let mut counters = Monotonic::default();
+    let mut found = Scheduler {
+        module: Some(module.clone()),
+        ..Default::default()
+    };
+    if module == "sched-fluxion-qmanager" {
+        found.queues = scheduler::parse_qmanager(&stats, &mut counters).expect("parses");
+        found.resource = Some(
+            scheduler::parse_fluxion_resource(
+                &module_stats["sched-fluxion-resource"].to_string(),
+                &mut counters,
+            )
+            .expect("parses"),
+        );
+    } else {
+        found.passes = scheduler::parse_passes(&stats, &mut counters).expect("parses");
+    }
+    found
 }
 
 /// What the internals collector makes of the recorded set: every module's

@@ -1,0 +1,680 @@
+//! The scheduler, whichever is loaded, as `flux module stats` shows it:
+//! Flux's sdiag.
+//!
+//! Each poll asks `module.list` which module provides the `sched` service,
+//! then asks that module's `stats-get`:
+//! - Fluxion (`sched-fluxion-qmanager`): per-queue depth, job counts and
+//!   action counters, and the policy; plus `sched-fluxion-resource`'s
+//!   match statistics and resource graph.
+//! - flux-core's schedulers (sched-simple, sched-fifo, sched-backfill):
+//!   scheduling passes, yields, the pass duration and the delay.
+//! - Any other: only `flux_scheduler_info`.
+//!
+//! Counters are exported as running from this collector's start: Fluxion
+//! starts its own again on `stats-clear` or a reload, and a decrease is
+//! taken as such a reset, never as a negative rate. This module never
+//! calls `stats-clear` itself: that would reset the counters for everyone.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use super::{Collector, Context, Settings, Spec};
+use crate::flux::Error;
+use crate::render::Family;
+use crate::state::{Section, State};
+
+pub const NAME: &str = "scheduler";
+pub const SECTION: Section<Scheduler> = Section::new(NAME);
+
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: true,
+    options: &[],
+    start,
+    restart_needed: super::restart_on_new_interval,
+    render,
+};
+
+/// Fluxion's queue manager and resource modules.
+const QMANAGER: &str = "sched-fluxion-qmanager";
+const FLUXION_RESOURCE: &str = "sched-fluxion-resource";
+
+/// `sched-fluxion-resource.stats-get` walks the resource graph to count
+/// vertices by rank (`by_rank`), which grows with the instance: it is asked
+/// once in this many polls (every 30 s at the default 5 s interval).
+const RESOURCE_STATS_EVERY: u32 = 6;
+
+/// What the scheduler collector keeps in the state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scheduler {
+    /// The module that provides the `sched` service; None when none does.
+    pub module: Option<String>,
+    pub queues: Vec<FluxionQueue>,
+    pub resource: Option<FluxionResource>,
+    pub passes: Option<Passes>,
+}
+
+/// One Fluxion queue (`sched-fluxion-qmanager.stats-get`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FluxionQueue {
+    pub name: String,
+    pub depth: f64,
+    pub max_depth: f64,
+    /// Jobs by list: pending, pending_provisional, blocked, running.
+    pub jobs: Vec<(&'static str, u64)>,
+    /// Action counters (reset-corrected).
+    pub actions: Vec<(String, f64)>,
+    pub policy: String,
+    pub policy_parameters: String,
+    pub queue_parameters: String,
+}
+
+/// One kind of match (`sched-fluxion-resource.stats-get`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Matches {
+    /// Reset-corrected count since this collector started.
+    pub total: f64,
+    /// Since Fluxion's last stats reset; None with no match since.
+    pub max_seconds: Option<f64>,
+    pub mean_seconds: Option<f64>,
+    pub max_iterations: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FluxionResource {
+    pub vertices: f64,
+    pub edges: f64,
+    pub load_seconds: f64,
+    pub succeeded: Matches,
+    pub failed: Matches,
+}
+
+/// flux-core's schedulers (`sched-simple`, `sched-fifo`, `sched-backfill`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Passes {
+    /// Reset-corrected counters: scheduling and forecast passes and yields.
+    pub passes: Vec<(&'static str, f64)>,
+    pub yields: Vec<(&'static str, f64)>,
+    pub pending_jobs: Option<f64>,
+    pub delay_seconds: Option<f64>,
+    pub duration_seconds: Option<f64>,
+    pub interval_seconds: Option<f64>,
+}
+
+/// Counters that run from this collector's start: a value lower than the
+/// last one means the source started again, and what it had counted is
+/// kept as an offset.
+#[derive(Debug, Default)]
+pub struct Monotonic {
+    seen: BTreeMap<String, (f64, f64)>,
+}
+
+impl Monotonic {
+    /// The exported value of counter `key` whose source now says `raw`.
+    pub fn adjust(&mut self, key: &str, raw: f64) -> f64 {
+        let (last, offset) = self.seen.entry(key.to_string()).or_insert((raw, 0.0));
+        if raw < *last {
+            *offset += *last;
+        }
+        *last = raw;
+        *offset + raw
+    }
+}
+
+#[derive(Default)]
+struct Round {
+    module: Option<String>,
+    /// The scheduler's stats-get, then Fluxion resource's when asked.
+    answers: Vec<Option<Result<String, Error>>>,
+}
+
+struct Inner {
+    ctx: Rc<Context>,
+    poll: PollLoop<Round>,
+    counters: RefCell<Monotonic>,
+    polls: Cell<u32>,
+    /// The last resource statistics, kept between the polls that ask.
+    resource: RefCell<Option<FluxionResource>>,
+}
+
+impl Collector for Inner {}
+
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let handle = ctx.handle;
+    let inner = Rc::new(Inner {
+        ctx,
+        poll: PollLoop::new(),
+        counters: RefCell::new(Monotonic::default()),
+        polls: Cell::new(0),
+        resource: RefCell::new(None),
+    });
+    let weak: Weak<Inner> = Rc::downgrade(&inner);
+    inner.poll.start(handle, settings.poll_interval, move || {
+        if let Some(inner) = weak.upgrade() {
+            start_round(&inner);
+        }
+    })?;
+    Ok(Box::new(inner))
+}
+
+fn fail(inner: &Rc<Inner>, message: &str) {
+    inner.poll.close();
+    inner
+        .ctx
+        .failed(NAME, message, |state| state.clear(SECTION));
+}
+
+fn start_round(inner: &Rc<Inner>) {
+    match inner.poll.open(Round::default()) {
+        Opened::Busy => return,
+        Opened::AfterTimeout => {
+            let message = format!(
+                "no answer from the scheduler within {}s",
+                ROUND_TIMEOUT.as_secs()
+            );
+            inner
+                .ctx
+                .failed(NAME, &message, |state| state.clear(SECTION));
+        }
+        Opened::Fresh => {}
+    }
+    let weak = Rc::downgrade(inner);
+    let sent = inner.poll.send("module.list", "{}", move |answer| {
+        if let Some(inner) = weak.upgrade() {
+            on_list(&inner, answer);
+        }
+    });
+    if let Err(err) = sent {
+        fail(inner, &err.message);
+    }
+}
+
+fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
+    let module = match answer.map_err(|e| e.message).and_then(|p| sched_module(&p)) {
+        Ok(module) => module,
+        Err(msg) => return fail(inner, &msg),
+    };
+    let Some(module) = module else {
+        // No scheduler loaded: nothing to report, and nothing wrong with
+        // this collector.
+        let Some(round) = inner.poll.close() else {
+            return;
+        };
+        inner.resource.borrow_mut().take();
+        return inner.ctx.succeeded(NAME, round.started, |state| {
+            state.set(SECTION, Scheduler::default())
+        });
+    };
+    let polls = inner.polls.get();
+    inner.polls.set(polls.wrapping_add(1));
+    let fluxion = module == QMANAGER;
+    let mut topics = vec![format!("{module}.stats-get")];
+    if fluxion && (polls.is_multiple_of(RESOURCE_STATS_EVERY) || inner.resource.borrow().is_none())
+    {
+        topics.push(format!("{FLUXION_RESOURCE}.stats-get"));
+    }
+    if !fluxion {
+        inner.resource.borrow_mut().take();
+    }
+    inner.poll.with(|round| {
+        round.module = Some(module);
+        round.answers = topics.iter().map(|_| None).collect();
+    });
+    for (slot, topic) in topics.iter().enumerate() {
+        let weak = Rc::downgrade(inner);
+        let sent = inner.poll.send(topic, "{}", move |answer| {
+            if let Some(inner) = weak.upgrade() {
+                on_answer(&inner, slot, answer);
+            }
+        });
+        if let Err(err) = sent {
+            on_answer(inner, slot, Err(err));
+        }
+    }
+}
+
+fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
+    let complete = inner.poll.with(|round| {
+        if let Some(entry) = round.answers.get_mut(slot) {
+            *entry = Some(answer);
+        }
+        round.answers.iter().all(Option::is_some)
+    });
+    if complete != Some(true) {
+        return;
+    }
+    let Some(round) = inner.poll.close() else {
+        return;
+    };
+    let started = round.started;
+    let Round { module, answers } = round.into_data();
+    let Some(module) = module else { return };
+    let mut answers = answers.into_iter().flatten();
+    let mut found = Scheduler {
+        module: Some(module.clone()),
+        ..Default::default()
+    };
+    let mut errors = Vec::new();
+    let mut counters = inner.counters.borrow_mut();
+    match answers.next() {
+        // A scheduler without a stats service of its own.
+        Some(Err(err)) if err.errno == libc::ENOSYS => {}
+        Some(Err(err)) => errors.push(format!("{module}: {}", err.message)),
+        Some(Ok(payload)) if module == QMANAGER => match parse_qmanager(&payload, &mut counters) {
+            Ok(queues) => found.queues = queues,
+            Err(e) => errors.push(format!("{module}.stats-get: {e}")),
+        },
+        Some(Ok(payload)) => match parse_passes(&payload, &mut counters) {
+            Ok(passes) => found.passes = passes,
+            Err(e) => errors.push(format!("{module}.stats-get: {e}")),
+        },
+        None => {}
+    }
+    match answers.next() {
+        Some(Ok(payload)) => match parse_fluxion_resource(&payload, &mut counters) {
+            Ok(resource) => *inner.resource.borrow_mut() = Some(resource),
+            Err(e) => {
+                inner.resource.borrow_mut().take();
+                errors.push(format!("{FLUXION_RESOURCE}.stats-get: {e}"));
+            }
+        },
+        Some(Err(err)) => {
+            inner.resource.borrow_mut().take();
+            errors.push(format!("{FLUXION_RESOURCE}: {}", err.message));
+        }
+        None => {}
+    }
+    found.resource = inner.resource.borrow().clone();
+    drop(counters);
+    if errors.is_empty() {
+        inner
+            .ctx
+            .succeeded(NAME, started, |state| state.set(SECTION, found));
+    } else {
+        inner
+            .ctx
+            .failed(NAME, &errors.join("; "), |state| state.set(SECTION, found));
+    }
+}
+
+/// The module that provides the `sched` service, from `module.list`.
+pub fn sched_module(payload: &str) -> Result<Option<String>, String> {
+    #[derive(Deserialize)]
+    struct List {
+        mods: Vec<Module>,
+    }
+    #[derive(Deserialize)]
+    struct Module {
+        name: String,
+        #[serde(default)]
+        services: Vec<String>,
+    }
+    let list: List = serde_json::from_str(payload)
+        .map_err(|e| format!("module.list: malformed response: {e}"))?;
+    Ok(list
+        .mods
+        .into_iter()
+        .find(|m| m.services.iter().any(|s| s == "sched"))
+        .map(|m| m.name))
+}
+
+/// `sched-fluxion-qmanager.stats-get`: every queue. Job lists are counted;
+/// their job IDs are never exported.
+pub fn parse_qmanager(
+    payload: &str,
+    counters: &mut Monotonic,
+) -> Result<Vec<FluxionQueue>, String> {
+    #[derive(Deserialize)]
+    struct Stats {
+        queues: BTreeMap<String, Queue>,
+    }
+    #[derive(Deserialize)]
+    struct Queue {
+        #[serde(default)]
+        action_counts: BTreeMap<String, f64>,
+        #[serde(default)]
+        max_queue_depth: f64,
+        #[serde(default)]
+        queue_depth: f64,
+        #[serde(default)]
+        pending_queues: BTreeMap<String, Vec<Value>>,
+        #[serde(default)]
+        scheduled_queues: BTreeMap<String, Vec<Value>>,
+        #[serde(default)]
+        policy: String,
+        #[serde(default)]
+        policy_parameters: BTreeMap<String, Value>,
+        #[serde(default)]
+        queue_parameters: BTreeMap<String, Value>,
+    }
+    let stats: Stats =
+        serde_json::from_str(payload).map_err(|e| format!("malformed response: {e}"))?;
+    let count = |lists: &BTreeMap<String, Vec<Value>>, name: &str| {
+        lists.get(name).map_or(0, |l| l.len() as u64)
+    };
+    let parameters = |p: &BTreeMap<String, Value>| {
+        p.iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Ok(stats
+        .queues
+        .into_iter()
+        .map(|(name, q)| FluxionQueue {
+            jobs: vec![
+                ("pending", count(&q.pending_queues, "pending")),
+                (
+                    "pending_provisional",
+                    count(&q.pending_queues, "pending_provisional"),
+                ),
+                ("blocked", count(&q.pending_queues, "blocked")),
+                ("running", count(&q.scheduled_queues, "running")),
+            ],
+            actions: q
+                .action_counts
+                .iter()
+                .map(|(action, &n)| {
+                    let exported = counters.adjust(&format!("action {name} {action}"), n);
+                    (action.clone(), exported)
+                })
+                .collect(),
+            depth: q.queue_depth,
+            max_depth: q.max_queue_depth,
+            policy: q.policy,
+            policy_parameters: parameters(&q.policy_parameters),
+            queue_parameters: parameters(&q.queue_parameters),
+            name,
+        })
+        .collect())
+}
+
+/// `sched-fluxion-resource.stats-get`: the graph and match statistics.
+pub fn parse_fluxion_resource(
+    payload: &str,
+    counters: &mut Monotonic,
+) -> Result<FluxionResource, String> {
+    #[derive(Deserialize)]
+    struct Stats {
+        #[serde(rename = "V")]
+        vertices: f64,
+        #[serde(rename = "E")]
+        edges: f64,
+        #[serde(rename = "load-time")]
+        load_time: f64,
+        #[serde(rename = "match")]
+        matches: MatchStats,
+    }
+    #[derive(Deserialize)]
+    struct MatchStats {
+        succeeded: Kind,
+        failed: Kind,
+    }
+    #[derive(Deserialize)]
+    struct Kind {
+        njobs: f64,
+        #[serde(rename = "njobs-reset", default)]
+        njobs_reset: f64,
+        #[serde(rename = "max-match-iters", default)]
+        max_match_iters: f64,
+        stats: Times,
+    }
+    #[derive(Deserialize)]
+    struct Times {
+        max: f64,
+        avg: f64,
+    }
+    let stats: Stats =
+        serde_json::from_str(payload).map_err(|e| format!("malformed response: {e}"))?;
+    let mut matches = |result: &str, k: Kind| Matches {
+        total: counters.adjust(&format!("matches {result}"), k.njobs),
+        // After stats-clear Fluxion reports zeros and -1 until the next
+        // match: nothing to export then.
+        max_seconds: (k.njobs_reset > 0.0).then_some(k.stats.max),
+        mean_seconds: (k.njobs_reset > 0.0).then_some(k.stats.avg),
+        max_iterations: (k.njobs_reset > 0.0 && k.max_match_iters >= 0.0)
+            .then_some(k.max_match_iters),
+    };
+    Ok(FluxionResource {
+        vertices: stats.vertices,
+        edges: stats.edges,
+        load_seconds: stats.load_time,
+        succeeded: matches("succeeded", stats.matches.succeeded),
+        failed: matches("failed", stats.matches.failed),
+    })
+}
+
+/// The stats of flux-core's schedulers; None where the answer has none of
+/// their fields (a module's generic message counters, say).
+pub fn parse_passes(payload: &str, counters: &mut Monotonic) -> Result<Option<Passes>, String> {
+    let v: serde_json::Map<String, Value> =
+        serde_json::from_str(payload).map_err(|e| format!("malformed response: {e}"))?;
+    let number = |key: &str| v.get(key).and_then(Value::as_f64);
+    if number("sched_passes").is_none() {
+        return Ok(None);
+    }
+    let mut counter =
+        |kind: &'static str, key: &str| number(key).map(|n| (kind, counters.adjust(key, n)));
+    let passes = [
+        counter("schedule", "sched_passes"),
+        counter("forecast", "forecast_passes"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let yields = [
+        counter("schedule", "sched_yields"),
+        counter("forecast", "forecast_yields"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(Some(Passes {
+        passes,
+        yields,
+        pending_jobs: number("pending_jobs"),
+        delay_seconds: number("sched_delay"),
+        duration_seconds: number("sched_duration_ewma"),
+        interval_seconds: number("sched_interval_ewma"),
+    }))
+}
+
+fn render(state: &State, out: &mut String) {
+    let Some(found) = state.get(SECTION) else {
+        return;
+    };
+    let Some(module) = &found.module else { return };
+    Family::gauge(
+        out,
+        "flux_scheduler_info",
+        "The loaded scheduler: the module that provides the sched service; always 1.",
+    )
+    .sample(&[("name", module)], 1.0);
+    render_fluxion_queues(&found.queues, out);
+    if let Some(r) = &found.resource {
+        render_fluxion_resource(r, out);
+    }
+    if let Some(p) = &found.passes {
+        render_passes(p, out);
+    }
+}
+
+fn render_fluxion_queues(queues: &[FluxionQueue], out: &mut String) {
+    let mut f = Family::gauge(
+        out,
+        "flux_scheduler_queue_depth",
+        "Jobs Fluxion considers per scheduling loop in the queue (queue-depth).",
+    );
+    for q in queues {
+        f.sample(&[("queue", &q.name)], q.depth);
+    }
+    let mut f = Family::gauge(
+        out,
+        "flux_scheduler_queue_max_depth",
+        "The largest queue depth Fluxion allows (max-queue-depth).",
+    );
+    for q in queues {
+        f.sample(&[("queue", &q.name)], q.max_depth);
+    }
+    let mut f = Family::gauge(
+        out,
+        "flux_scheduler_queue_jobs",
+        "Jobs in Fluxion's queue lists: pending, pending_provisional, blocked, running.",
+    );
+    for q in queues {
+        for (list, n) in &q.jobs {
+            f.sample(&[("queue", &q.name), ("state", list)], *n as f64);
+        }
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_scheduler_actions_total",
+        "Fluxion queue actions since this module loaded (pending, running, reserved, rejected, complete, cancelled, reprioritized); Fluxion's own resets are not seen.",
+    );
+    for q in queues {
+        for (action, n) in &q.actions {
+            f.sample(&[("queue", &q.name), ("action", action)], *n);
+        }
+    }
+    let mut f = Family::gauge(
+        out,
+        "flux_scheduler_policy_info",
+        "The queue's Fluxion policy and its parameters; always 1.",
+    );
+    for q in queues {
+        f.sample(
+            &[
+                ("queue", &q.name),
+                ("policy", &q.policy),
+                ("policy_parameters", &q.policy_parameters),
+                ("queue_parameters", &q.queue_parameters),
+            ],
+            1.0,
+        );
+    }
+}
+
+fn render_fluxion_resource(r: &FluxionResource, out: &mut String) {
+    let kinds = [("succeeded", &r.succeeded), ("failed", &r.failed)];
+    let mut f = Family::counter(
+        out,
+        "flux_scheduler_matches_total",
+        "Fluxion match attempts since this module loaded, by result.",
+    );
+    for (result, m) in kinds {
+        f.sample(&[("result", result)], m.total);
+    }
+    type Pick = fn(&Matches) -> Option<f64>;
+    let stats: [(&str, &str, Pick); 3] = [
+        (
+            "flux_scheduler_match_max_seconds",
+            "Longest Fluxion match since its statistics were last reset, by result.",
+            |m| m.max_seconds,
+        ),
+        (
+            "flux_scheduler_match_mean_seconds",
+            "Mean Fluxion match time since its statistics were last reset, by result.",
+            |m| m.mean_seconds,
+        ),
+        (
+            "flux_scheduler_match_max_iterations",
+            "Match iterations of the longest Fluxion match since its statistics were last reset, by result.",
+            |m| m.max_iterations,
+        ),
+    ];
+    for (name, help, pick) in stats {
+        let mut f = Family::gauge(out, name, help);
+        for (result, m) in kinds {
+            if let Some(v) = pick(m) {
+                f.sample(&[("result", result)], v);
+            }
+        }
+    }
+    Family::gauge(
+        out,
+        "flux_scheduler_graph_vertices",
+        "Vertices of Fluxion's resource graph.",
+    )
+    .sample(&[], r.vertices);
+    Family::gauge(
+        out,
+        "flux_scheduler_graph_edges",
+        "Edges of Fluxion's resource graph.",
+    )
+    .sample(&[], r.edges);
+    Family::gauge(
+        out,
+        "flux_scheduler_graph_load_seconds",
+        "How long Fluxion took to load its resource graph.",
+    )
+    .sample(&[], r.load_seconds);
+}
+
+fn render_passes(p: &Passes, out: &mut String) {
+    let mut f = Family::counter(
+        out,
+        "flux_scheduler_passes_total",
+        "Scheduling and forecast passes since this module loaded (sched_passes, forecast_passes).",
+    );
+    for (kind, n) in &p.passes {
+        f.sample(&[("kind", kind)], *n);
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_scheduler_yields_total",
+        "Passes that yielded to the reactor before finishing, since this module loaded.",
+    );
+    for (kind, n) in &p.yields {
+        f.sample(&[("kind", kind)], *n);
+    }
+    let gauges: [(&str, &str, Option<f64>); 4] = [
+        (
+            "flux_scheduler_pending_jobs",
+            "Jobs the scheduler holds pending.",
+            p.pending_jobs,
+        ),
+        (
+            "flux_scheduler_delay_seconds",
+            "The scheduler's current delay before its next pass (sched_delay).",
+            p.delay_seconds,
+        ),
+        (
+            "flux_scheduler_pass_duration_seconds",
+            "Moving average of a scheduling pass's duration (sched_duration_ewma).",
+            p.duration_seconds,
+        ),
+        (
+            "flux_scheduler_pass_interval_seconds",
+            "Moving average of the time between scheduling passes (sched_interval_ewma).",
+            p.interval_seconds,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(v) = value {
+            Family::gauge(out, name, help).sample(&[], v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Monotonic;
+
+    #[test]
+    fn a_counter_that_goes_down_was_reset_and_keeps_counting_up() {
+        let mut m = Monotonic::default();
+        assert_eq!(m.adjust("a", 5.0), 5.0);
+        assert_eq!(m.adjust("a", 7.0), 7.0);
+        assert_eq!(m.adjust("a", 0.0), 7.0);
+        assert_eq!(m.adjust("a", 2.0), 9.0);
+        assert_eq!(m.adjust("b", 1.0), 1.0);
+    }
+}
