@@ -97,6 +97,15 @@ impl<R> PollLoop<R> {
         opened
     }
 
+    /// Looks at the round in flight when it has waited past
+    /// [`ROUND_TIMEOUT`] (the next [`open`](Self::open) gives it up): to
+    /// name what did not answer.
+    pub fn overdue<T>(&self, f: impl FnOnce(&R) -> T) -> Option<T> {
+        let round = self.round.borrow();
+        let r = round.as_ref()?;
+        (r.started.elapsed() > ROUND_TIMEOUT).then(|| f(&r.data))
+    }
+
     /// Sends an RPC for the open round; its answer goes to `on_answer`. The
     /// RPC lives as long as the round.
     pub fn send(
