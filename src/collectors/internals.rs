@@ -109,13 +109,15 @@ const STATS: [&str; 4] = ["content", "content-sqlite", "kvs", "job-manager"];
 /// request costs the broker about 0.15 ms of routing and answering):
 /// `module.list` and `content.stats-get` every poll, since the backlog and
 /// dirty-cache alerts read them; `job-manager.stats-get` every 6th; every
-/// module's rusage (one request each, some twenty) every 12th;
-/// `content-sqlite.stats-get` (7 ms: it counts the store's objects) and
-/// `kvs.stats-get` (47 ms: it lists every job's namespace and walks the
-/// cache) every 120th, ten minutes at the default interval. Between asks
-/// the last answer is exported. The first poll asks everything.
-const STATS_EVERY: [u32; 4] = [1, 120, 120, 6];
-const RUSAGE_EVERY: u32 = 12;
+/// module's rusage (one request each, some twenty) every 60th, five
+/// minutes at the default interval; `content-sqlite.stats-get` (6-7 ms: it
+/// counts the store's objects) and `kvs.stats-get` (47-61 ms: it lists
+/// every job's namespace and walks the cache) every 240th, twenty minutes
+/// at the default interval, which the store's slow growth allows (the
+/// filling-up alert looks an hour back). Between asks the last answer is
+/// exported. The first poll asks everything.
+const STATS_EVERY: [u32; 4] = [1, 240, 240, 6];
+const RUSAGE_EVERY: u32 = 60;
 
 /// What one round keeps: the module list, then one answer slot per
 /// `STATS` entry followed by one per module's rusage.
