@@ -173,6 +173,38 @@ pub mod generated {
     }
 }
 
+/// The library's own unit tests, where no libflux is linked (no flux-core
+/// here): they reach the collectors' libflux calls through the registry but
+/// never make them, and link against these stand-ins, which abort if ever
+/// called. (The integration tests, benches and command get the same from
+/// build.rs; the module itself binds to the broker's libflux.)
+#[cfg(all(test, not(flux_bindgen)))]
+mod unit_test_stand_ins {
+    use super::fallback::*;
+    use std::os::raw::{c_char, c_double, c_int, c_void};
+
+    macro_rules! stand_ins {
+        ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+            $(
+                #[no_mangle]
+                pub extern "C" fn $name($(_: $ty),*) $(-> $ret)? {
+                    std::process::abort()
+                }
+            )*
+            #[no_mangle]
+            pub extern "C" fn flux_log() -> c_int {
+                std::process::abort()
+            }
+            #[no_mangle]
+            pub extern "C" fn flux_reactor_run() -> c_int {
+                std::process::abort()
+            }
+        };
+    }
+
+    with_libflux_functions!(stand_ins);
+}
+
 #[cfg(flux_bindgen)]
 pub use generated::*;
 
