@@ -49,7 +49,10 @@ scheduler_agrees() {
             got+=$'\n'$(awk -F'[{}",= ]+' '/^flux_scheduler_matches_total/ { print "matches", $3, $4 }' <<<"$s" | sort)
             ;;
         *)
-            want=$(flux module stats "$sched" | jq -r '"passes \(.sched_passes) \(.forecast_passes) yields \(.sched_yields) \(.forecast_yields)"')
+            # A scheduler whose stats-get keeps no passes (flux-core 0.78's
+            # C sched-simple answers with message counters): none exported.
+            want=$(flux module stats "$sched" | jq -r 'if .sched_passes == null then "passes   yields  " else
+                "passes \(.sched_passes) \(.forecast_passes) yields \(.sched_yields) \(.forecast_yields)" end')
             got=$(awk '/^flux_scheduler_passes_total\{kind="schedule"/ { p = $2 } /^flux_scheduler_passes_total\{kind="forecast"/ { f = $2 }
                        /^flux_scheduler_yields_total\{kind="schedule"/ { y = $2 } /^flux_scheduler_yields_total\{kind="forecast"/ { g = $2 }
                        END { printf "passes %s %s yields %s %s", p, f, y, g }' <<<"$s")
@@ -153,14 +156,19 @@ flux job wait-event $running clean
 # with no error loop.
 if [ "$sched" = sched-simple ]; then other=sched-fifo; else other=sched-simple; fi
 sched_remove
-flux module load $other
-follows() { [ "$(now "flux_scheduler_info{name=\"$other\"}")" = 1 ]; }
-for _ in $(seq 60); do follows && break; sleep 0.2; done
-ok "after loading $other in place of $sched, the collector reports $other" follows
-ok "and the scheduler collector is up" test "$(now 'flux_prometheus_collector_up{collector="scheduler"}')" = 1
-errors=$(flux dmesg | grep -c 'scheduler collector' || true)
-ok "with at most one logged scheduler error during the swap (got $errors)" test "$errors" -le 1
-flux module remove $other
+if flux module load $other 2>/dev/null; then
+    follows() { [ "$(now "flux_scheduler_info{name=\"$other\"}")" = 1 ]; }
+    for _ in $(seq 60); do follows && break; sleep 0.2; done
+    ok "after loading $other in place of $sched, the collector reports $other" follows
+    ok "and the scheduler collector is up" test "$(now 'flux_prometheus_collector_up{collector="scheduler"}')" = 1
+    errors=$(flux dmesg | grep -c 'scheduler collector' || true)
+    ok "with at most one logged scheduler error during the swap (got $errors)" test "$errors" -le 1
+    flux module remove $other
+else
+    for what in "the collector follows a swapped scheduler" "it stays up" "with no error loop"; do
+        skip "$what" "this flux-core has no $other to swap in"
+    done
+fi
 sched_load
 
 flux module remove prometheus
