@@ -29,7 +29,10 @@ now() { scrape "$url" | sample "$1"; }
 scheduler_agrees() {
     local sched want got s
     sched=$(sched_name)
-    for _ in $(seq 60); do
+    # Fluxion's resource statistics may be read only once in 60 polls (18 s
+    # here; see README, "How often the scheduler and broker internals are
+    # read").
+    for _ in $(seq 120); do
         s=$(scrape "$url")
         case $sched in
         sched-fluxion-qmanager)
@@ -88,8 +91,9 @@ internals_agree() {
     diag "scraped:           $got"
     return 1
 }
-# The content store and the KVS are asked once in 120 polls (they are
-# costly on a big instance); a module loaded now asks them at its first.
+# The content store and the KVS may be read only once in 720 polls (they
+# are costly on a big instance); a module loaded now reads them at its
+# first.
 flux module remove prometheus
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
 url=$(module_url)

@@ -13,10 +13,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::cadence::Cadence;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{Collector, Context, Settings, Spec};
 use crate::flux::Error;
@@ -104,20 +106,42 @@ pub struct JobManager {
 /// The stats services, by module.
 const STATS: [&str; 4] = ["content", "content-sqlite", "kvs", "job-manager"];
 
-/// How often each source is asked, in polls, by its cost to the broker
-/// (`scripts/bench-collectors`, 4096 nodes and 5,000 running jobs; every
-/// request costs the broker about 0.15 ms of routing and answering):
-/// `module.list` and `content.stats-get` every poll, since the backlog and
-/// dirty-cache alerts read them; `job-manager.stats-get` every 6th; every
-/// module's rusage (one request each, some twenty) every 60th, five
-/// minutes at the default interval; `content-sqlite.stats-get` (6-7 ms: it
-/// counts the store's objects) and `kvs.stats-get` (47-61 ms: it lists
-/// every job's namespace and walks the cache) every 240th, twenty minutes
-/// at the default interval, which the store's slow growth allows (the
-/// filling-up alert looks an hour back). Between asks the last answer is
-/// exported. The first poll asks everything.
-const STATS_EVERY: [u32; 4] = [1, 240, 240, 6];
-const RUSAGE_EVERY: u32 = 60;
+/// How often each source is asked ([`Cadence`]): each gets a share of
+/// broker time per poll, and is asked again once its last answer's time
+/// is paid off at that rate. On 4096 nodes with 5,000 running jobs
+/// (`scripts/bench-collectors`) `kvs.stats-get` takes some 66 ms (it walks
+/// the KVS cache and lists every job's namespace) and is asked once an
+/// hour at the default 5 s interval; `content-sqlite.stats-get` (4-7 ms,
+/// it counts the store's objects) every 7 minutes; `module.list` (0.4 ms:
+/// the broker packs every module's entry) every third poll. On a small
+/// instance each answers in well under a millisecond and is asked every
+/// poll or two. Between asks the last answer is exported; the first poll
+/// asks everything.
+struct Cadences {
+    module_list: Cadence,
+    /// For `STATS`, in order. `content.stats-get` feeds the dirty-cache
+    /// alert, and is never more than a minute old.
+    stats: [Cadence; 4],
+    /// Every module's rusage, one request each (some twenty): the time to
+    /// the round's last rusage answer is charged to them together.
+    rusage: Cadence,
+}
+
+impl Cadences {
+    fn new() -> Cadences {
+        let us = Duration::from_micros;
+        Cadences {
+            module_list: Cadence::new(us(150), 1, 12),
+            stats: [
+                Cadence::new(us(100), 1, 12),
+                Cadence::new(us(50), 1, 720),
+                Cadence::new(us(50), 1, 720),
+                Cadence::new(us(50), 1, 60),
+            ],
+            rusage: Cadence::new(us(50), 1, 720),
+        }
+    }
+}
 
 /// What one round keeps: the module list, then one answer slot per
 /// `STATS` entry followed by one per module's rusage.
@@ -129,6 +153,10 @@ struct Round {
     /// Whether each slot's source is asked this round.
     asked: Vec<bool>,
     answers: Vec<Option<Result<String, Error>>>,
+    /// When the slots' requests went out, to time their answers.
+    sent: Option<Instant>,
+    /// The longest any rusage answer took this round.
+    rusage_took: Option<Duration>,
 }
 
 /// Who has not answered a round: the topics of its empty slots, or
@@ -151,7 +179,9 @@ fn unanswered(round: &Round) -> String {
 struct Inner {
     ctx: Rc<Context>,
     poll: PollLoop<Round>,
-    polls: Cell<u32>,
+    cadences: Cadences,
+    /// A module list has been read: until then every round asks for it.
+    listed: Cell<bool>,
     /// What the last round found, for the sources a round does not ask.
     last: RefCell<Internals>,
 }
@@ -163,7 +193,8 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
     let inner = Rc::new(Inner {
         ctx,
         poll: PollLoop::new(),
-        polls: Cell::new(0),
+        cadences: Cadences::new(),
+        listed: Cell::new(false),
         last: RefCell::new(Internals::default()),
     });
     let weak: Weak<Inner> = Rc::downgrade(&inner);
@@ -191,10 +222,18 @@ fn start_round(inner: &Rc<Inner>) {
         }
         Opened::Fresh => {}
     }
+    let list_due = inner.cadences.module_list.due();
+    if !list_due && inner.listed.get() {
+        // The last list's modules, idle times and queues, asked about
+        // again.
+        let modules = inner.last.borrow().modules.clone();
+        return ask_sources(inner, modules);
+    }
     let weak = Rc::downgrade(inner);
+    let sent_at = Instant::now();
     let sent = inner.poll.send("module.list", "{}", move |answer| {
         if let Some(inner) = weak.upgrade() {
-            on_list(&inner, answer);
+            on_list(&inner, sent_at, answer);
         }
     });
     if let Err(err) = sent {
@@ -205,23 +244,32 @@ fn start_round(inner: &Rc<Inner>) {
     }
 }
 
-fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
+fn on_list(inner: &Rc<Inner>, sent_at: Instant, answer: Result<String, Error>) {
     let modules = match answer
         .map_err(|e| e.message)
         .and_then(|p| parse_module_list(&p))
     {
         Ok(modules) => modules,
         Err(msg) => {
+            inner.cadences.module_list.failed();
             inner.poll.close();
             return inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION));
         }
     };
-    let poll = inner.polls.get();
-    inner.polls.set(poll.wrapping_add(1));
-    let asked: Vec<bool> = STATS_EVERY
+    inner.cadences.module_list.answered(sent_at.elapsed());
+    inner.listed.set(true);
+    ask_sources(inner, modules);
+}
+
+/// Asks the sources that are due this round about `modules`.
+fn ask_sources(inner: &Rc<Inner>, modules: Vec<ModuleRow>) {
+    let rusage_due = inner.cadences.rusage.due();
+    let asked: Vec<bool> = inner
+        .cadences
+        .stats
         .iter()
-        .map(|every| poll.is_multiple_of(*every))
-        .chain((0..modules.len()).map(|_| poll.is_multiple_of(RUSAGE_EVERY)))
+        .map(Cadence::due)
+        .chain(modules.iter().map(|_| rusage_due))
         .collect();
     let topics: Vec<(String, &str)> = STATS
         .iter()
@@ -242,7 +290,11 @@ fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
             .collect();
         round.asked = asked.clone();
         round.topics = topics.iter().map(|(topic, _)| topic.clone()).collect();
+        round.sent = Some(Instant::now());
     });
+    if !asked.contains(&true) {
+        return finish(inner);
+    }
     for (slot, (topic, payload)) in topics.iter().enumerate() {
         if !asked[slot] {
             continue;
@@ -260,15 +312,33 @@ fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
 }
 
 fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
+    let took = inner
+        .poll
+        .with(|round| round.sent.map(|sent| sent.elapsed()))
+        .flatten()
+        .unwrap_or_default();
+    if let Some(cadence) = inner.cadences.stats.get(slot) {
+        match &answer {
+            Ok(_) => cadence.answered(took),
+            Err(_) => cadence.failed(),
+        }
+    }
     let complete = inner.poll.with(|round| {
         if let Some(entry) = round.answers.get_mut(slot) {
             *entry = Some(answer);
         }
+        if slot >= STATS.len() {
+            round.rusage_took = round.rusage_took.max(Some(took));
+        }
         round.answers.iter().all(Option::is_some)
     });
-    if complete != Some(true) {
-        return;
+    if complete == Some(true) {
+        finish(inner);
     }
+}
+
+/// Every answer of the round is in: export what they say.
+fn finish(inner: &Rc<Inner>) {
     let Some(round) = inner.poll.close() else {
         return;
     };
@@ -277,8 +347,12 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
         modules,
         answers,
         asked,
+        rusage_took,
         ..
     } = round.into_data();
+    if let Some(took) = rusage_took {
+        inner.cadences.rusage.answered(took);
+    }
     let answers: Vec<Result<String, Error>> = answers.into_iter().flatten().collect();
     let (mut found, errors) = combine(modules, &answers);
     keep_unasked(&mut found, &inner.last.borrow(), &asked);

@@ -9,6 +9,7 @@
 
 pub mod allocated;
 pub mod backoff;
+pub mod cadence;
 pub mod context;
 pub mod deferred;
 pub mod poll;

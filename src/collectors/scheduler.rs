@@ -18,11 +18,13 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::cadence::Cadence;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{Collector, Context, Settings, Spec};
 use crate::flux::Error;
@@ -45,18 +47,24 @@ pub const SPEC: Spec = Spec {
 const QMANAGER: &str = "sched-fluxion-qmanager";
 const FLUXION_RESOURCE: &str = "sched-fluxion-resource";
 
-/// `sched-fluxion-resource.stats-get` walks the resource graph to count
-/// vertices by rank (`by_rank`), which grows with the instance (1.6 ms of
-/// broker CPU on 4096 nodes): it is asked once in this many polls (every
-/// minute at the default 5 s interval).
-const RESOURCE_STATS_EVERY: u32 = 12;
+/// How often the scheduler's own stats-get is asked ([`Cadence`]): as
+/// its answer time allows at 250 µs of broker time per poll, at most a
+/// 5 minutes apart at the default interval. flux-core's schedulers answer
+/// in about 0.1 ms and are asked every poll; Fluxion's queue manager lists
+/// every job it holds (2-6 ms with 5,000 running jobs,
+/// `scripts/bench-collectors`), and is then asked every 10 to 25 polls.
+fn stats_cadence() -> Cadence {
+    Cadence::new(Duration::from_micros(250), 1, 60)
+}
 
-/// `sched-fluxion-qmanager.stats-get` lists every running and pending job
-/// of every queue (6.5 ms of broker CPU with 5,000 running jobs,
-/// `scripts/bench-collectors`): it is asked once in this many polls (every
-/// 30 s at the default interval). flux-core's schedulers answer in 0.2 ms
-/// and are asked every poll.
-const QMANAGER_EVERY: u32 = 6;
+/// `sched-fluxion-resource.stats-get` walks the resource graph to count
+/// vertices by rank (`by_rank`), which grows with the instance (2.5-2.8 ms
+/// on 4096 nodes): 100 µs per poll, every 25 to 30 polls there, at most 60
+/// polls apart (5 minutes at the default interval). What it reports (match
+/// counts and times, the graph) changes slowly.
+fn resource_cadence() -> Cadence {
+    Cadence::new(Duration::from_micros(100), 1, 60)
+}
 
 /// The errno that marks an answer slot not asked this round: what the last
 /// round found is kept for it.
@@ -153,6 +161,8 @@ struct Round {
     remembered: bool,
     /// The scheduler's stats-get, then Fluxion resource's when asked.
     answers: Vec<Option<Result<String, Error>>>,
+    /// When the stats requests went out, to time their answers.
+    sent: Option<Instant>,
 }
 
 struct Inner {
@@ -166,6 +176,10 @@ struct Inner {
     resource: RefCell<Option<FluxionResource>>,
     /// The last Fluxion queues, kept between the polls that ask.
     queues: RefCell<Option<Vec<FluxionQueue>>>,
+    /// The last passes of flux-core's schedulers, likewise.
+    passes: RefCell<Option<Passes>>,
+    stats_cadence: Cadence,
+    resource_cadence: Cadence,
 }
 
 impl Collector for Inner {}
@@ -180,6 +194,9 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         known: RefCell::new(None),
         resource: RefCell::new(None),
         queues: RefCell::new(None),
+        passes: RefCell::new(None),
+        stats_cadence: stats_cadence(),
+        resource_cadence: resource_cadence(),
     });
     let weak: Weak<Inner> = Rc::downgrade(&inner);
     inner.poll.start(handle, settings.poll_interval, move || {
@@ -245,7 +262,12 @@ fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
         Ok(module) => module,
         Err(msg) => return fail(inner, &msg),
     };
-    inner.known.replace(module.clone());
+    let previous = inner.known.replace(module.clone());
+    if previous != module {
+        // Another scheduler: ask it at once, whatever the last one cost.
+        inner.stats_cadence.ask_next();
+        inner.resource_cadence.ask_next();
+    }
     let Some(module) = module else {
         // No scheduler loaded: nothing to report, and nothing wrong with
         // this collector.
@@ -266,15 +288,13 @@ fn ask_stats(inner: &Rc<Inner>, module: String, remembered: bool) {
     let polls = inner.polls.get();
     inner.polls.set(polls.wrapping_add(1));
     let fluxion = module == QMANAGER;
-    let mut topics = vec![(
-        !fluxion || polls.is_multiple_of(QMANAGER_EVERY) || inner.queues.borrow().is_none(),
-        format!("{module}.stats-get"),
-    )];
+    let mut topics = vec![(inner.stats_cadence.due(), format!("{module}.stats-get"))];
     if fluxion {
         topics.push((
-            polls.is_multiple_of(RESOURCE_STATS_EVERY) || inner.resource.borrow().is_none(),
+            inner.resource_cadence.due(),
             format!("{FLUXION_RESOURCE}.stats-get"),
         ));
+        inner.passes.borrow_mut().take();
     } else {
         inner.resource.borrow_mut().take();
         inner.queues.borrow_mut().take();
@@ -282,6 +302,7 @@ fn ask_stats(inner: &Rc<Inner>, module: String, remembered: bool) {
     inner.poll.with(|round| {
         round.module = Some(module);
         round.remembered = remembered;
+        round.sent = Some(Instant::now());
         round.answers = topics
             .iter()
             .map(|(due, _)| (!due).then(|| Err(Error::new(NOT_ASKED, "not asked this round"))))
@@ -313,6 +334,8 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
         let remembered = inner.poll.with(|round| round.remembered) == Some(true);
         if remembered {
             inner.known.replace(None);
+            inner.stats_cadence.ask_next();
+            inner.resource_cadence.ask_next();
             inner.poll.with(|round| {
                 round.module = None;
                 round.remembered = false;
@@ -321,6 +344,19 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
             });
             return ask_module_list(inner);
         }
+    }
+    let took = inner
+        .poll
+        .with(|round| round.sent.map(|sent| sent.elapsed()))
+        .flatten()
+        .unwrap_or_default();
+    let cadence = match slot {
+        0 => &inner.stats_cadence,
+        _ => &inner.resource_cadence,
+    };
+    match &answer {
+        Ok(_) => cadence.answered(took),
+        Err(_) => cadence.failed(),
     }
     let complete = inner.poll.with(|round| {
         if let Some(entry) = round.answers.get_mut(slot) {
@@ -351,9 +387,10 @@ fn finish(inner: &Rc<Inner>) {
     let mut errors = Vec::new();
     let mut counters = inner.counters.borrow_mut();
     match answers.next() {
-        // Fluxion's queues, not asked this round: the last ones.
+        // The scheduler, not asked this round: what it said last.
         Some(Err(err)) if err.errno == NOT_ASKED => {
             found.queues = inner.queues.borrow().clone().unwrap_or_default();
+            found.passes = inner.passes.borrow().clone();
         }
         // A scheduler without a stats service of its own.
         Some(Err(err)) if err.errno == libc::ENOSYS => {}
@@ -369,8 +406,14 @@ fn finish(inner: &Rc<Inner>) {
             }
         },
         Some(Ok(payload)) => match parse_passes(&payload, &mut counters) {
-            Ok(passes) => found.passes = passes,
-            Err(e) => errors.push(format!("{module}.stats-get: {e}")),
+            Ok(passes) => {
+                inner.passes.replace(passes.clone());
+                found.passes = passes;
+            }
+            Err(e) => {
+                inner.passes.borrow_mut().take();
+                errors.push(format!("{module}.stats-get: {e}"));
+            }
         },
         None => {}
     }
