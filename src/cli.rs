@@ -29,7 +29,10 @@ module.
   ready [URL]     ask Prometheus whether it is ready (GET /-/ready)
   status [--json] the module's URL and the health of each collector (--json:
                   the module's own answer, with epoch timestamps)
-  scrape-config   a prometheus.yml scrape job for this instance
+  scrape-config [--nested]
+                  a prometheus.yml scrape job for this instance (--nested:
+                  and one that finds every nested instance running the
+                  module through this one's /-/targets, as it changes)
   targets         file_sd JSON for this instance and every nested instance
                   that runs the module
 
@@ -75,9 +78,13 @@ pub fn run(args: &[String]) -> Outcome {
                     .map_err(|e| Failure(e.to_string())),
                 _ => Err(Failure("status takes no arguments but --json".into())),
             },
-            "scrape-config" => {
-                no_args(rest, cmd).and_then(|()| scrape_config(&module_stats(None)?))
-            }
+            "scrape-config" => match rest {
+                [] => scrape_config(&module_stats(None)?),
+                [flag] if flag == "--nested" => scrape_config_nested(&module_stats(None)?),
+                _ => Err(Failure(
+                    "scrape-config takes no arguments but --nested".into(),
+                )),
+            },
             "targets" => no_args(rest, cmd).and_then(|()| {
                 let mut groups = Vec::new();
                 collect_targets(None, "", 0, &mut groups)?;
@@ -332,6 +339,33 @@ pub fn scrape_config(stats: &ModuleStats) -> Outcome {
     Ok(out.trim_end().to_string())
 }
 
+/// The scrape job for this instance, and one for every nested instance
+/// below it: Prometheus asks this module's `/-/targets` (http_sd) for them
+/// at each refresh. Each target brings its scheme and metrics path, and
+/// the labels `flux_jobid`, `flux_instance_level`, `flux_user` and
+/// `flux_parent_jobid`. The discovery request and the scrapes use this
+/// instance's credentials and CA: a site's modules share one web-config.
+pub fn scrape_config_nested(stats: &ModuleStats) -> Outcome {
+    let mut out = scrape_config(stats)?;
+    let (target, _, scheme) = target_of(stats)?;
+    let indent =
+        |text: &str, by: &str| -> String { text.lines().map(|l| format!("{by}{l}\n")).collect() };
+    let mut auth = String::new();
+    if scheme == "https" {
+        auth.push_str("tls_config:\n  ca_file: /etc/prometheus/flux-ca.pem  # the CA that signed the modules' certificates\n");
+    }
+    if stats.basic_auth {
+        auth.push_str("basic_auth:\n  username: prometheus  # a user of the modules' web-config\n  password_file: /etc/prometheus/flux-scrape.password\n");
+    }
+    out.push_str(&format!(
+        "\n  - job_name: flux-nested\n    http_sd_configs:\n      - url: {scheme}://{target}{}\n        refresh_interval: 30s\n",
+        crate::http::TARGETS_PATH
+    ));
+    out.push_str(&indent(&auth, "        "));
+    out.push_str(&indent(&auth, "    "));
+    Ok(out.trim_end().to_string())
+}
+
 /// Appends a file_sd target group for the instance at `uri` (if it runs
 /// the module) and, recursively, for every running job that is itself a
 /// Flux instance.
@@ -513,6 +547,45 @@ mod tests {
         })
         .unwrap();
         assert!(!open.contains("basic_auth"));
+    }
+
+    #[test]
+    fn scrape_config_nested_adds_an_http_sd_job_with_the_same_auth() {
+        let stats = ModuleStats {
+            url: Some("https://node0:9475/metrics".into()),
+            basic_auth: true,
+            ..Default::default()
+        };
+        let yaml = scrape_config_nested(&stats).unwrap();
+        let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).expect(&yaml);
+        let jobs = config["scrape_configs"].as_sequence().expect(&yaml);
+        assert_eq!(jobs.len(), 2, "{yaml}");
+        let nested = &jobs[1];
+        assert_eq!(nested["job_name"].as_str(), Some("flux-nested"));
+        let sd = &nested["http_sd_configs"][0];
+        assert_eq!(
+            sd["url"].as_str(),
+            Some("https://node0:9475/-/targets"),
+            "{yaml}"
+        );
+        for place in [sd, nested] {
+            assert_eq!(
+                place["basic_auth"]["username"].as_str(),
+                Some("prometheus"),
+                "{yaml}"
+            );
+            assert!(place["tls_config"]["ca_file"].is_string(), "{yaml}");
+        }
+        let open = scrape_config_nested(&ModuleStats {
+            url: Some("http://node0:9475/metrics".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            !open.contains("basic_auth") && !open.contains("tls_config"),
+            "{open}"
+        );
+        assert!(run(&["scrape-config".into(), "--bogus".into()]).is_err());
     }
 
     #[test]

@@ -66,6 +66,9 @@ impl Snapshot {
 pub struct Shared {
     current: Mutex<Arc<Snapshot>>,
     web: Mutex<Arc<WebConfig>>,
+    /// The nested instances' http_sd list (`/-/targets`), ready to send:
+    /// each refresh takes a reference, not a copy.
+    targets: Mutex<Bytes>,
     ready: AtomicBool,
     /// Spaces requests out (`max-request-rate`).
     pub pacer: Pacer,
@@ -78,6 +81,7 @@ impl Shared {
         Arc::new(Shared {
             current: Mutex::new(Arc::new(Snapshot::default())),
             web: Mutex::new(Arc::new(WebConfig::default())),
+            targets: Mutex::new(Bytes::from_static(b"[]")),
             ready: AtomicBool::new(false),
             pacer: Pacer::new(DEFAULT_MAX_REQUEST_RATE),
             instance,
@@ -88,6 +92,17 @@ impl Shared {
         let snapshot = Arc::new(Snapshot::new(text));
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
         self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn set_targets(&self, json: String) {
+        *self.targets.lock().unwrap_or_else(PoisonError::into_inner) = Bytes::from(json);
+    }
+
+    pub fn targets(&self) -> Bytes {
+        self.targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -28,6 +28,9 @@ use crate::auth::{basic_credentials, Users};
 use crate::exposition::{Format, Shared};
 
 pub const METRICS_PATH: &str = "/metrics";
+/// The nested instances below this one, as Prometheus `http_sd_configs`
+/// reads them.
+pub const TARGETS_PATH: &str = "/-/targets";
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -343,7 +346,10 @@ pub fn respond(
     path: &str,
     headers: &HeaderMap,
 ) -> Response<Full<Bytes>> {
-    let known = matches!(path, METRICS_PATH | "/" | "/-/healthy" | "/-/ready");
+    let known = matches!(
+        path,
+        METRICS_PATH | TARGETS_PATH | "/" | "/-/healthy" | "/-/ready"
+    );
     if !known {
         return response(
             StatusCode::NOT_FOUND,
@@ -386,6 +392,7 @@ pub fn respond(
             );
             r
         }
+        TARGETS_PATH => response(StatusCode::OK, "application/json", shared.targets()),
         "/" => response(
             StatusCode::OK,
             "text/html; charset=utf-8",

@@ -17,6 +17,7 @@ pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
+pub mod announce;
 pub mod auth;
 pub mod cli;
 pub mod collectors;

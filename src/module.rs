@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::announce::Announcer;
 use crate::stats::{CollectorStats, ModuleStats};
 
 use crate::collectors::{self, Backoff, Collector, Context, Settings};
@@ -151,6 +152,8 @@ struct Live {
     collectors: Vec<(&'static str, Box<dyn Collector>)>,
     /// The broker config's queues, as the collectors were last given them.
     queues: Vec<String>,
+    /// In a nested instance: tells the parent where this one serves.
+    announcer: Option<Rc<Announcer>>,
 }
 
 impl Drop for Module {
@@ -162,6 +165,9 @@ impl Drop for Module {
         live.collectors.clear();
         live.ctx.take();
         live.bind_retry.take();
+        if let Some(announcer) = live.announcer.take() {
+            announcer.withdraw();
+        }
         if let Some(server) = live.server.as_mut() {
             server.shutdown();
         }
@@ -178,6 +184,9 @@ impl ModuleInstance for Module {
         std::mem::forget(std::mem::take(&mut live.collectors));
         std::mem::forget(live.ctx.take());
         std::mem::forget(live.bind_retry.take());
+        if let Some(announcer) = live.announcer.take() {
+            announcer.abandon();
+        }
         if let Some(server) = live.server.as_mut() {
             server.shutdown();
         }
@@ -280,6 +289,14 @@ fn load_web(config: &Config) -> Result<WebConfig, String> {
 }
 
 impl Live {
+    /// In a nested instance, writes where this one serves, and the
+    /// instances below it, into its job's memo in the parent.
+    fn announce(&self) {
+        if let (Some(announcer), Some(url), Some(ctx)) = (&self.announcer, &self.url, &self.ctx) {
+            announcer.announce(url, ctx.nested().descendants());
+        }
+    }
+
     /// Applies a new broker config (`flux config reload`). Everything that
     /// can fail is done first, so a bad config changes nothing.
     fn reload(&mut self, payload: &str) -> Result<(), String> {
@@ -336,6 +353,7 @@ impl Live {
         self.queues = queues;
         // A scrape right after `flux config reload` returns sees the change.
         ctx.publish_now();
+        self.announce();
         let serving = match &self.url {
             Some(url) => format!("serving metrics at {url}"),
             None => format!(
@@ -379,13 +397,16 @@ impl Live {
             .map_err(|e| e.message)
             .and_then(|listener| self.serve(listener, scheme));
         match outcome {
-            Ok(()) => self.h.log(
-                Level::Info,
-                &format!(
-                    "serving metrics at {} (the listen address is free now)",
-                    self.url.as_deref().unwrap_or("")
-                ),
-            ),
+            Ok(()) => {
+                self.h.log(
+                    Level::Info,
+                    &format!(
+                        "serving metrics at {} (the listen address is free now)",
+                        self.url.as_deref().unwrap_or("")
+                    ),
+                );
+                self.announce();
+            }
             Err(why) => {
                 let delay = self.bind_backoff.next_delay();
                 self.listen_error = Some(format!("{why}; trying again in {delay} s"));
@@ -477,6 +498,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         ctx: Some(Rc::clone(&ctx)),
         collectors: Vec::new(),
         queues: queue_names(&broker_config),
+        announcer: None,
     }));
     if live.borrow().server.is_none() {
         let weak = Rc::downgrade(&live);
@@ -529,6 +551,29 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         }
     })?;
     module.handlers = Some(vec![stats, reload]);
+    if level > 0 {
+        match Announcer::open(&h) {
+            Ok(announcer) => live.borrow_mut().announcer = announcer,
+            // The module serves all the same; only the parent's
+            // /-/targets will not list this instance.
+            Err(e) => h.log(
+                Level::Warning,
+                &format!(
+                    "cannot reach the parent instance to publish this instance's URL: {}",
+                    e.message
+                ),
+            ),
+        }
+        let weak = Rc::downgrade(&live);
+        ctx.nested().listen(move |_| {
+            if let Some(live) = weak.upgrade() {
+                if let Ok(live) = live.try_borrow() {
+                    live.announce();
+                }
+            }
+        });
+        live.borrow().announce();
+    }
     if let Some(url) = &live.borrow().url {
         h.log(Level::Info, &format!("serving metrics at {url}"));
     }

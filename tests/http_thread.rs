@@ -127,6 +127,18 @@ fn landing_page_health_and_readiness() {
 }
 
 #[test]
+fn nested_targets_are_served_as_http_sd_json_as_soon_as_published() {
+    let (_server, shared, addr) = start();
+    let r = get(addr, "/-/targets", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(header(&r, "content-type"), Some("application/json"));
+    assert!(r.ends_with("\r\n\r\n[]"), "{r}");
+    let list = r#"[{"targets":["node3:41235"],"labels":{"flux_jobid":"ƒ3"}}]"#;
+    shared.set_targets(list.to_string());
+    assert!(get(addr, "/-/targets", "").ends_with(list));
+}
+
+#[test]
 fn oversized_headers_get_431_and_the_connection_closes() {
     let (_server, _shared, addr) = start();
     let big = format!(

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::allocated::{AllocatedFeed, AllocatedReader, AllocatedWriter};
 use super::deferred::Deferred;
+use super::nested::NestedFeed;
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle};
 use crate::state::State;
@@ -23,6 +24,7 @@ pub struct Context {
     shared: Arc<Shared>,
     publish: Deferred,
     allocated: AllocatedFeed,
+    nested: Rc<NestedFeed>,
     /// Run before each render; each says whether to keep it (false once its
     /// collector is gone).
     before_publish: RefCell<Vec<Box<dyn Fn() -> bool>>>,
@@ -34,12 +36,23 @@ impl Context {
         shared: Arc<Shared>,
         collectors: &[&'static str],
     ) -> Result<Rc<Context>, Error> {
+        let level = handle
+            .attr("instance-level")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let own_jobid = handle
+            .attr("jobid")
+            .and_then(|id| crate::model::nested::parse_jobid(&id))
+            .map(crate::model::nested::f58);
+        let nested = NestedFeed::new(level, own_jobid);
+        nested.start(handle, Arc::clone(&shared))?;
         let ctx = Rc::new(Context {
             handle,
             state: RefCell::new(State::with_collectors(collectors)),
             shared,
             publish: Deferred::new(),
             allocated: AllocatedFeed::default(),
+            nested,
             before_publish: RefCell::new(Vec::new()),
         });
         let weak: Weak<Context> = Rc::downgrade(&ctx);
@@ -70,6 +83,11 @@ impl Context {
     /// The end that reads the allocated set: for the resources collector.
     pub fn allocated_reader(&self) -> AllocatedReader {
         self.allocated.reader()
+    }
+
+    /// The nested instances below this one, as the journal shows them.
+    pub fn nested(&self) -> &Rc<NestedFeed> {
+        &self.nested
     }
 
     /// Has `hook` run before every render, for state derived from what

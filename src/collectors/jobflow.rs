@@ -128,7 +128,7 @@ const TOPIC: &str = "job-manager.events-journal";
 /// manager posts in the same pass as `free` once the job's cleanup is done
 /// (with housekeeping, which holds resources past both, the resources
 /// collector asks the job manager instead).
-const ALLOWED_EVENTS: [&str; 9] = [
+const ALLOWED_EVENTS: [&str; 10] = [
     "submit",
     "depend",
     "urgency",
@@ -138,6 +138,8 @@ const ALLOWED_EVENTS: [&str; 9] = [
     "exception",
     "finish",
     "clean",
+    // Nested instances' URLs (crate::announce), for /-/targets.
+    "memo",
 ];
 
 /// Events arriving within this many seconds update the state together (the
@@ -217,6 +219,7 @@ fn subscription_payload(inner: &Rc<Inner>) -> String {
     inner.live.set(false);
     inner.model.borrow_mut().begin_backlog();
     inner.allocated.borrow_mut().begin_backlog();
+    inner.ctx.nested().model_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
     let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
         .iter()
@@ -236,10 +239,12 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
             return inner.ctx.failed(NAME, &message, |_| {});
         }
     };
-    let applied = inner
-        .model
-        .borrow_mut()
-        .apply_tracking(&payload, Some(&mut inner.allocated.borrow_mut()));
+    let applied = inner.model.borrow_mut().apply_tracking(
+        &payload,
+        Some(&mut inner.allocated.borrow_mut()),
+        Some(&mut inner.ctx.nested().model_mut()),
+    );
+    inner.ctx.nested().settle(inner.ctx.handle);
     match applied {
         Ok(Applied::EndOfBacklog) => {
             inner.allocated.borrow_mut().end_backlog();

@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod cadence;
 pub mod context;
 pub mod deferred;
+pub mod nested;
 pub mod poll;
 pub mod subscription;
 

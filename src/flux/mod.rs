@@ -6,7 +6,8 @@
 //! callback that C calls catches panics and logs them with flux_log: an
 //! unwinding panic must never cross into the broker. One concern per file:
 //! errors, the handle, callbacks from C, RPCs, timers, request handlers,
-//! the module's lifecycle (and the two OS calls that are not libflux).
+//! the module's lifecycle, the parent instance (and the two OS calls that
+//! are not libflux).
 
 // Every unsafe block says why it is sound.
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -18,6 +19,7 @@ mod handle;
 mod lifecycle;
 mod msg_handler;
 mod os;
+mod parent;
 mod rpc;
 pub mod sys;
 mod timer;
@@ -27,5 +29,6 @@ pub use handle::{Handle, Level};
 pub use lifecycle::{run_module_main, ModuleInstance, ModuleStart};
 pub use msg_handler::{MsgHandler, Request};
 pub use os::{lower_current_thread_priority, process_cpu_seconds};
+pub use parent::Parent;
 pub use rpc::Rpc;
 pub use timer::Timer;

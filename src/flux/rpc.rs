@@ -24,6 +24,28 @@ impl Handle {
         result
     }
 
+    /// A blocking RPC that gives up after `timeout`, for when the reactor
+    /// no longer runs (module unload).
+    pub fn rpc_wait_for(
+        &self,
+        topic: &str,
+        payload: &str,
+        timeout: std::time::Duration,
+    ) -> Result<String, Error> {
+        let f = self.send(topic, payload, false)?;
+        // SAFETY: f is a valid future; flux_future_wait_for blocks at most
+        // `timeout` for its response.
+        let result = if unsafe { sys::flux_future_wait_for(f, timeout.as_secs_f64()) } < 0 {
+            Err(Error::last_os(topic))
+        } else {
+            // SAFETY: f is valid and its response has arrived.
+            unsafe { future_result(f, topic) }
+        };
+        // SAFETY: f was created above and is not used after this.
+        unsafe { sys::flux_future_destroy(f) };
+        result
+    }
+
     /// Sends an RPC and calls `on_response` from the reactor for its response,
     /// or for each response when `streaming`. An error response (ENODATA ends
     /// a stream normally) is passed as `Err` and is the last call.

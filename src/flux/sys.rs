@@ -45,6 +45,10 @@ macro_rules! with_libflux_functions {
             fn flux_get_rank(h: *mut flux_t, rank: *mut u32) -> c_int;
             fn flux_get_size(h: *mut flux_t, size: *mut u32) -> c_int;
             fn flux_aux_get(h: *mut flux_t, name: *const c_char) -> *mut c_void;
+            fn flux_open(uri: *const c_char, flags: c_int) -> *mut flux_t;
+            fn flux_close(h: *mut flux_t);
+            fn flux_set_reactor(h: *mut flux_t, r: *mut flux_reactor_t) -> c_int;
+            fn flux_future_wait_for(f: *mut flux_future_t, timeout: c_double) -> c_int;
         }
     };
 }

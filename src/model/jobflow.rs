@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::allocations::Allocations;
+use super::nested::Nested;
 
 /// Default `flux_jobs_queue_wait_seconds` bucket bounds: from sub-second
 /// scheduling to a day in the queue.
@@ -196,6 +197,8 @@ struct ActiveJob {
     urgency: i64,
     phase: Phase,
     request: Request,
+    /// The owner, for the nested instances' `flux_user`.
+    uid: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -280,16 +283,19 @@ impl JobFlow {
 
     /// Applies one journal response.
     pub fn apply(&mut self, payload: &str) -> Result<Applied, String> {
-        self.apply_tracking(payload, None)
+        self.apply_tracking(payload, None, None)
     }
 
     /// Applies one journal response, and keeps `allocations` up to date
     /// with its `alloc` and `free` events. A backlog's end is for the
     /// caller to tell `allocations`, which may be shared by other readers.
+    /// With `nested`, its `memo` and `clean` events also keep the nested
+    /// instances' list, backlog included.
     pub fn apply_tracking(
         &mut self,
         payload: &str,
         mut allocations: Option<&mut Allocations>,
+        mut nested: Option<&mut Nested>,
     ) -> Result<Applied, String> {
         let r: Response = serde_json::from_str(payload)
             .map_err(|e| format!("job-manager.events-journal: malformed response: {e}"))?;
@@ -302,10 +308,16 @@ impl JobFlow {
             if self.jobs.capacity() > 1024 && self.jobs.len() < self.jobs.capacity() / 4 {
                 self.jobs.shrink_to_fit();
             }
+            if let Some(nested) = nested {
+                nested.end_backlog();
+            }
             return Ok(Applied::EndOfBacklog);
         }
         if let Some(named) = self.backlog_jobs.as_mut() {
             named.insert(r.id);
+            if let Some(nested) = nested.as_deref_mut() {
+                nested.seen_in_backlog(r.id);
+            }
         }
         // A backlog comes job by job, not in time order, so the watermark
         // moves only once it is over. After it, every event is new, whatever
@@ -322,6 +334,20 @@ impl JobFlow {
             }
             let live = !in_backlog || event.timestamp > watermark;
             self.apply_event(r.id, event, r.jobspec, live);
+            if let Some(nested) = nested.as_deref_mut() {
+                match event.name {
+                    "memo" => {
+                        let context: Value = event
+                            .context
+                            .and_then(|c| serde_json::from_str(c.get()).ok())
+                            .unwrap_or(Value::Null);
+                        let uid = self.jobs.get(&r.id).and_then(|job| job.uid);
+                        nested.on_memo(r.id, uid, &context);
+                    }
+                    "clean" => nested.on_clean(r.id),
+                    _ => {}
+                }
+            }
             if live {
                 self.newest = self.newest.max(event.timestamp);
             }
@@ -385,6 +411,9 @@ impl JobFlow {
                     urgency: context["urgency"].as_i64().unwrap_or(16),
                     phase: Phase::Depend,
                     request: spec.request,
+                    uid: context["userid"]
+                        .as_u64()
+                        .and_then(|u| u32::try_from(u).ok()),
                 },
             );
             return;

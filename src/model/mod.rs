@@ -5,5 +5,6 @@ pub mod broker;
 pub mod idset;
 pub mod jobflow;
 pub mod jobs;
+pub mod nested;
 pub mod queues;
 pub mod resources;
