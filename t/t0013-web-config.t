@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 1
 
-plan 13
+plan 15
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -43,6 +43,8 @@ code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 is "$(code "$url")" 401 "no credentials: 401"
 is "$(code -u prometheus:wrong "$url")" 401 "a wrong password: 401"
 is "$(code -u nobody:change-me "$url")" 401 "an unknown user: 401"
+is "$(code "${url%/metrics}/-/targets")" 401 "/-/targets (nested instances) without credentials: 401"
+is "$(code -u prometheus:change-me "${url%/metrics}/-/targets")" 200 "/-/targets with the right credentials: 200"
 ok "the right credentials: the metrics, which promtool finds nothing wrong with" \
     bash -c "curl -sf -u prometheus:change-me '$url' | promtool check metrics"
 flux module remove prometheus

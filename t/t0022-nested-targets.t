@@ -15,7 +15,7 @@ fi
 run_inside_flux 2
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
 
-plan 18
+plan 20
 
 dir=$(mktemp -d)
 pids=()
@@ -147,9 +147,14 @@ is "$(series | grep -c " $me\$")" 3 "their series carry flux_instance_level, flu
 flux job kill --signal=SIGKILL "$batch"
 flux job wait-event -t 30 "$batch" clean >/dev/null 2>&1
 ok "a killed instance and its child drop out when its job ends" wait_listed 10 2
+# Unloading the module withdraws the memo while the job runs on (and with
+# it the instance below, which the unloaded one no longer relays).
+FLUX_URI=$(flux uri --local "$alloc") flux module remove prometheus
+ok "a module unloaded in a running instance withdraws it" wait_listed 10 0
+is "$(flux jobs -no '{status}' "$alloc")" RUN "  ... while its job still runs"
 # The rest end normally.
 touch "$dir/stop"
-ok "the rest drop out as their jobs end" wait_listed 30 0
+ok "the rest end, and the list stays empty" bash -c "sleep 2; [ \"\$(curl -sf '$targets_url')\" = '[]' ]"
 ok "Prometheus forgets them within a refresh" wait_discovered 10 0
 # Modules loaded by hand are not unloaded by rc3.
 flux module remove prometheus
