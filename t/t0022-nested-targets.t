@@ -72,14 +72,15 @@ listed() {
     curl -sf "$targets_url" | jq -r '.[] | "\(.labels.flux_instance_level) \(.labels.flux_jobid) \(.labels.flux_parent_jobid // "-") \(.labels.flux_user) \(.labels.__scheme__) \(.targets[0])"' |
         while read -r level id parent rest; do echo "$level $(dec "$id") $(dec "$parent") $rest"; done | sort
 }
-# Waits up to $1 seconds for `listed` to have $2 lines.
-wait_listed() {
+# Waits up to $1 seconds for command $3 to print $2 lines.
+wait_lines() {
     for _ in $(seq $(($1 * 5))); do
-        [ "$(listed | grep -c .)" = "$2" ] && return 0
+        [ "$("$3" | grep -c .)" = "$2" ] && return 0
         sleep 0.2
     done
     return 1
 }
+wait_listed() { wait_lines "$1" "$2" listed; }
 ok "four nested instances, two levels deep, listed within 60 s" wait_listed 60 4
 list=$(listed)
 diag "$(tr '\n' ';' <<<"$list")"
@@ -125,13 +126,7 @@ discovered() {
     curl -sf "$prom/api/v1/targets?state=active" | jq -r '.data.activeTargets[] | select(.labels.job == "flux-nested") |
         "\(.labels.flux_instance_level) \(.labels.flux_jobid) \(.labels.flux_parent_jobid // "-") \(.scrapeUrl | split(":")[0])"' | sort
 }
-wait_discovered() {
-    for _ in $(seq $(($1 * 5))); do
-        [ "$(discovered | grep -c .)" = "$2" ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
+wait_discovered() { wait_lines "$1" "$2" discovered; }
 ok "Prometheus discovers the four through http_sd within a refresh" wait_discovered 10 4
 is "$(discovered | awk '$4 == "https"' | grep -c .)" 1 "Prometheus scrapes the TLS instance over https"
 # Series of the three plain-http instances, with the labels.
