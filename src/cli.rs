@@ -291,6 +291,18 @@ pub fn status(stats: &ModuleStats, now: f64) -> Outcome {
             "  {name:<10} {:<7} {last}{error}\n",
             if c.healthy { "ok" } else { "FAILING" }
         ));
+        if !c.read_every.is_empty() {
+            let reads: Vec<String> = c
+                .read_every
+                .iter()
+                .map(|(source, polls)| format!("{source} {polls}"))
+                .collect();
+            out.push_str(&format!(
+                "  {:<10} polls between reads: {}\n",
+                "",
+                reads.join(", ")
+            ));
+        }
     }
     Ok(out.trim_end().to_string())
 }

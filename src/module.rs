@@ -104,6 +104,7 @@ fn stats_json(live: &Live) -> String {
                 updates: c.updates,
                 error: c.last_error.clone(),
                 source: c.source.map(str::to_string),
+                read_every: c.read_every.clone(),
             };
             (c.name.to_string(), stats)
         })

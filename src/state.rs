@@ -25,6 +25,9 @@ pub struct CollectorStatus {
     /// Where the exported values last came from, for collectors that have
     /// more than one way to learn them.
     pub source: Option<&'static str>,
+    /// For collectors that read some sources less often than every poll:
+    /// the polls from one read of each to the next, as things stand.
+    pub read_every: BTreeMap<String, u32>,
 }
 
 /// The key of one collector's section: its name and the type it keeps.

@@ -22,6 +22,10 @@ pub struct CollectorStats {
     /// way to learn them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Sources read less often than every poll, as their cost allows: the
+    /// polls from one read to the next, by source (an RPC topic).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub read_every: BTreeMap<String, u32>,
 }
 
 /// The whole answer. Fields a module of another version does not send are

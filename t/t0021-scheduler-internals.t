@@ -10,7 +10,7 @@ writable_config props.toml
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="${T_CONFDIR:-}"
 trap 'rm -rf "$T_CONFDIR"' EXIT
 
-plan 13
+plan 14
 
 flux queue start --all >/dev/null 2>&1
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
@@ -98,6 +98,8 @@ flux module remove prometheus
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
 url=$(module_url)
 ok "content store, content cache and job manager equal flux module stats" internals_agree
+ok "flux module stats prometheus says how often each costly source is read" bash -c \
+    "flux module stats prometheus | jq -e '.collectors.internals.read_every | .[\"kvs.stats-get\"] >= 1 and .[\"module.list\"] >= 1' >/dev/null"
 
 # Every module flux module list shows has its idle and queue series, and
 # the same queue lengths.

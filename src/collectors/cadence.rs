@@ -28,6 +28,9 @@ pub struct Cadence {
     every: Cell<u32>,
     /// Polls until the next ask; 0 asks at the next poll.
     wait: Cell<u32>,
+    /// An answer has been timed. The first is not: the first poll asks
+    /// every source at once, and the answers wait on each other.
+    timed: Cell<bool>,
 }
 
 impl Cadence {
@@ -40,6 +43,7 @@ impl Cadence {
             max_every,
             every: Cell::new(min_every),
             wait: Cell::new(0),
+            timed: Cell::new(false),
         }
     }
 
@@ -60,6 +64,10 @@ impl Cadence {
     /// The source answered, in `took`: the next ask comes after as many
     /// polls as `took` is budgets (counted from the poll that asked).
     pub fn answered(&self, took: Duration) {
+        if !self.timed.replace(true) {
+            // Asked again soon, to be timed alone.
+            return self.set_every(self.min_every);
+        }
         let budgets = took.as_secs_f64() / self.budget.as_secs_f64();
         let every = if budgets.is_finite() {
             budgets
@@ -119,17 +127,40 @@ mod tests {
     }
 
     #[test]
+    fn the_first_answer_is_not_timed() {
+        // The first poll's answers wait on each other: however slow the
+        // first is, the source is asked again at the next poll.
+        let c = Cadence::new(Duration::from_micros(100), 1, 720);
+        assert!(c.due());
+        c.answered(Duration::from_millis(50));
+        assert!(c.due());
+        c.answered(Duration::from_micros(250));
+        assert_eq!(c.every(), 3);
+    }
+
+    /// A cadence whose first answer has been had.
+    fn timed(budget: Duration, min_every: u32, max_every: u32) -> Cadence {
+        let c = Cadence::new(budget, min_every, max_every);
+        assert!(c.due());
+        c.answered(Duration::ZERO);
+        for _ in 1..min_every {
+            c.due();
+        }
+        c
+    }
+
+    #[test]
     fn a_costly_answer_spaces_the_asks_out_by_its_budgets() {
         // 66 ms of kvs.stats-get on a 50 µs budget: once in 1320 polls,
         // capped at 720.
-        let c = Cadence::new(Duration::from_micros(50), 1, 720);
+        let c = timed(Duration::from_micros(50), 1, 720);
         assert!(c.due());
         c.answered(Duration::from_millis(66));
         assert_eq!(c.every(), 720);
         let asked = asks(&c, 1500);
         assert_eq!(asked, vec![719, 1439]);
         // 2.2 ms on a 250 µs budget: every 9th poll.
-        let c = Cadence::new(Duration::from_micros(250), 1, 60);
+        let c = timed(Duration::from_micros(250), 1, 60);
         assert!(c.due());
         c.answered(Duration::from_micros(2200));
         assert_eq!(asks(&c, 20), vec![8, 17]);
@@ -137,7 +168,7 @@ mod tests {
 
     #[test]
     fn the_answer_arriving_polls_later_counts_from_the_ask() {
-        let c = Cadence::new(Duration::from_millis(1), 1, 100);
+        let c = timed(Duration::from_millis(1), 1, 100);
         assert!(c.due());
         // Two polls pass before the answer comes in.
         assert!(c.due());
@@ -161,7 +192,7 @@ mod tests {
 
     #[test]
     fn min_every_holds_for_the_cheapest_answers() {
-        let c = Cadence::new(Duration::from_millis(1), 6, 60);
+        let c = timed(Duration::from_millis(1), 6, 60);
         assert!(c.due());
         c.answered(Duration::ZERO);
         assert_eq!(asks(&c, 12), vec![5, 11]);

@@ -434,14 +434,24 @@ fn finish(inner: &Rc<Inner>) {
     }
     found.resource = inner.resource.borrow().clone();
     drop(counters);
+    let mut read_every =
+        BTreeMap::from([(format!("{module}.stats-get"), inner.stats_cadence.every())]);
+    if module == QMANAGER {
+        read_every.insert(
+            format!("{FLUXION_RESOURCE}.stats-get"),
+            inner.resource_cadence.every(),
+        );
+    }
+    let change = |state: &mut State| {
+        state.set(SECTION, found);
+        if let Some(status) = state.collector_mut(NAME) {
+            status.read_every = read_every;
+        }
+    };
     if errors.is_empty() {
-        inner
-            .ctx
-            .succeeded(NAME, started, |state| state.set(SECTION, found));
+        inner.ctx.succeeded(NAME, started, change);
     } else {
-        inner
-            .ctx
-            .failed(NAME, &errors.join("; "), |state| state.set(SECTION, found));
+        inner.ctx.failed(NAME, &errors.join("; "), change);
     }
 }
 
