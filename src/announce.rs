@@ -12,7 +12,7 @@
 //! child that dies without a word drops out when its job is cleaned up.
 //! The memo is withdrawn (set to null) when the module unloads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub struct Announcer {
     /// The memo last sent, so that only changes are written.
     sent: RefCell<Option<String>>,
     /// A failure was logged; the next success says so.
-    failing: RefCell<bool>,
+    failing: Cell<bool>,
     handle: Handle,
     jobid: u64,
     parent: Option<Parent>,
@@ -56,7 +56,7 @@ impl Announcer {
             in_flight: RefCell::new(None),
             queued: RefCell::new(None),
             sent: RefCell::new(None),
-            failing: RefCell::new(false),
+            failing: Cell::new(false),
             handle: *h,
             jobid,
             parent: Some(parent),

@@ -79,6 +79,14 @@ impl Cadence {
         self.set_every(every);
     }
 
+    /// Records how an ask went: an answer that took `took`, or a failure.
+    pub fn observe<T, E>(&self, answer: &Result<T, E>, took: Duration) {
+        match answer {
+            Ok(_) => self.answered(took),
+            Err(_) => self.failed(),
+        }
+    }
+
     /// The source failed (not loaded, or an error): asked half as often
     /// each time it fails again, so a module that is not there costs
     /// little, and one loaded later is found within `max_every` polls.

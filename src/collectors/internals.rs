@@ -334,10 +334,7 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
         .flatten()
         .unwrap_or_default();
     if let Some(cadence) = inner.cadences.stats.get(slot) {
-        match &answer {
-            Ok(_) => cadence.answered(took),
-            Err(_) => cadence.failed(),
-        }
+        cadence.observe(&answer, took);
     }
     let complete = inner.poll.with(|round| {
         if let Some(entry) = round.answers.get_mut(slot) {

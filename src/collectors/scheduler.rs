@@ -354,10 +354,7 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
         0 => &inner.stats_cadence,
         _ => &inner.resource_cadence,
     };
-    match &answer {
-        Ok(_) => cadence.answered(took),
-        Err(_) => cadence.failed(),
-    }
+    cadence.observe(&answer, took);
     let complete = inner.poll.with(|round| {
         if let Some(entry) = round.answers.get_mut(slot) {
             *entry = Some(answer);
