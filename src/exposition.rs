@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use bytes::Bytes;
 
 use crate::pacing::{Pacer, DEFAULT_MAX_REQUEST_RATE};
+use crate::state::CollectorStatus;
 use crate::webconfig::WebConfig;
 
 /// The exposition formats served.
@@ -19,45 +20,285 @@ pub enum Format {
     OpenMetrics,
 }
 
-/// One immutable rendering of every metric. The OpenMetrics form and the
-/// compressed forms are derived on the HTTP thread, once per snapshot and
-/// only if asked for, so the reactor thread never pays for them.
+/// How a part's text is made when it is first needed, on the HTTP thread:
+/// for the per-node and per-job families, whose text grows with the
+/// cluster, so that the reactor thread only hands over what they are made
+/// from, and a snapshot nobody scrapes costs nothing to render.
+pub type RenderLater = Box<dyn Fn(&mut String) + Send + Sync>;
+
+/// One collector's families, with the forms derived from them, each made
+/// once: a part that did not change is handed from snapshot to snapshot
+/// with what was made of it, so a scrape compresses only what changed.
+/// Each part is compressed as deflate blocks that end on a byte boundary
+/// (a sync flush) and are not final, so that a body's parts concatenate
+/// into the one deflate stream of a single gzip member, as pigz joins its
+/// blocks; the member's CRC is combined from the parts'.
+pub struct Part {
+    later: Option<RenderLater>,
+    text: OnceLock<Bytes>,
+    openmetrics: OnceLock<Bytes>,
+    deflated: [OnceLock<Deflated>; 2],
+}
+
+/// A part's text as non-final deflate blocks, with its CRC-32 and length.
+#[derive(Debug, Clone)]
+struct Deflated {
+    blocks: Bytes,
+    crc: crc32fast::Hasher,
+    length: usize,
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Part")
+            .field("rendered", &self.text.get().map(Bytes::len))
+            .finish()
+    }
+}
+
+impl Part {
+    pub fn ready(text: Bytes) -> Arc<Part> {
+        let part = Part::empty(None);
+        let _ = part.text.set(text);
+        Arc::new(part)
+    }
+
+    pub fn later(render: RenderLater) -> Arc<Part> {
+        Arc::new(Part::empty(Some(render)))
+    }
+
+    fn empty(later: Option<RenderLater>) -> Part {
+        Part {
+            later,
+            text: OnceLock::new(),
+            openmetrics: OnceLock::new(),
+            deflated: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    pub fn text(&self) -> &Bytes {
+        self.text.get_or_init(|| {
+            let mut out = String::new();
+            if let Some(render) = &self.later {
+                render(&mut out);
+            }
+            Bytes::from(out)
+        })
+    }
+
+    fn body(&self, format: Format) -> &Bytes {
+        match format {
+            Format::Text => self.text(),
+            Format::OpenMetrics => self.openmetrics.get_or_init(|| {
+                Bytes::from(openmetrics_families(&String::from_utf8_lossy(self.text())))
+            }),
+        }
+    }
+
+    fn deflated(&self, format: Format) -> &Deflated {
+        self.deflated[format as usize].get_or_init(|| deflate(self.body(format)))
+    }
+}
+
+fn deflate(data: &[u8]) -> Deflated {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(data);
+    if data.is_empty() {
+        return Deflated {
+            blocks: Bytes::new(),
+            crc,
+            length: 0,
+        };
+    }
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to a Vec cannot fail. The flush is a sync flush: the blocks
+    // end on a byte boundary, and none is final.
+    let _ = encoder.write_all(data);
+    let _ = encoder.flush();
+    let blocks = Bytes::from(std::mem::take(encoder.get_mut()));
+    Deflated {
+        blocks,
+        crc,
+        length: data.len(),
+    }
+}
+
+/// A gzip member of the concatenated parts: RFC 1952's header, the parts'
+/// deflate blocks, an empty final block, then the CRC-32 and the length.
+fn gzip_member(parts: &[&Deflated]) -> Bytes {
+    const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    // BFINAL=1, BTYPE=01 (fixed Huffman), then end-of-block.
+    const FINAL_EMPTY_BLOCK: [u8; 2] = [0x03, 0x00];
+    let size: usize = parts.iter().map(|p| p.blocks.len()).sum();
+    let mut out = Vec::with_capacity(size + 20);
+    out.extend_from_slice(&HEADER);
+    let mut crc = crc32fast::Hasher::new();
+    let mut length = 0usize;
+    for part in parts {
+        out.extend_from_slice(&part.blocks);
+        crc.combine(&part.crc);
+        length += part.length;
+    }
+    out.extend_from_slice(&FINAL_EMPTY_BLOCK);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    // ISIZE: the length modulo 2^32.
+    out.extend_from_slice(&(length as u32).to_le_bytes());
+    Bytes::from(out)
+}
+
+/// What the reactor thread hands over at each publish: each collector's
+/// families apart, so that `/metrics?collect[]=NAME` can serve some of
+/// them, and every collector's status for the exporter's own families,
+/// which a selection narrows to its collectors.
 #[derive(Debug, Default)]
-pub struct Snapshot {
-    pub text: Bytes,
+pub struct Exposition {
+    pub parts: Vec<(&'static str, Arc<Part>)>,
+    pub statuses: Vec<CollectorStatus>,
+}
+
+/// Which collectors a request asks for (node_exporter's `collect[]` and
+/// `exclude[]`); empty lists ask for every enabled one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub collect: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Selection {
+    pub fn is_all(&self) -> bool {
+        self.collect.is_empty() && self.exclude.is_empty()
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        (self.collect.is_empty() || self.collect.iter().any(|c| c == name))
+            && !self.exclude.iter().any(|e| e == name)
+    }
+}
+
+/// One body as served: the chosen parts, then the exporter's own families
+/// for the chosen collectors, in each format and encoding once.
+#[derive(Debug)]
+pub struct Body {
+    parts: Vec<Arc<Part>>,
+    text: OnceLock<Bytes>,
     openmetrics: OnceLock<Bytes>,
     gzip: [OnceLock<Bytes>; 2],
 }
 
-impl Snapshot {
-    pub fn new(text: String) -> Snapshot {
-        Snapshot {
-            text: Bytes::from(text),
-            ..Default::default()
+/// The OpenMetrics end, compressed once.
+static EOF_DEFLATED: OnceLock<Deflated> = OnceLock::new();
+
+impl Body {
+    fn new(parts: Vec<Arc<Part>>) -> Body {
+        Body {
+            parts,
+            text: OnceLock::new(),
+            openmetrics: OnceLock::new(),
+            gzip: [OnceLock::new(), OnceLock::new()],
         }
     }
 
     pub fn body(&self, format: Format) -> Bytes {
-        match format {
-            Format::Text => self.text.clone(),
-            Format::OpenMetrics => self
-                .openmetrics
-                .get_or_init(|| Bytes::from(openmetrics(&String::from_utf8_lossy(&self.text))))
-                .clone(),
-        }
+        let cell = match format {
+            Format::Text => &self.text,
+            Format::OpenMetrics => &self.openmetrics,
+        };
+        cell.get_or_init(|| {
+            let mut out = Vec::new();
+            for part in &self.parts {
+                out.extend_from_slice(part.body(format));
+            }
+            if format == Format::OpenMetrics {
+                out.extend_from_slice(b"# EOF\n");
+            }
+            Bytes::from(out)
+        })
+        .clone()
     }
 
-    /// The body gzip-compressed, computed once per snapshot and format.
+    /// The body gzip-compressed, from the parts' deflate blocks, each
+    /// made once.
     pub fn gzip(&self, format: Format) -> Bytes {
         self.gzip[format as usize]
             .get_or_init(|| {
-                let mut encoder =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                // Writing to a Vec cannot fail.
-                let _ = encoder.write_all(&self.body(format));
-                Bytes::from(encoder.finish().unwrap_or_default())
+                let mut parts: Vec<&Deflated> =
+                    self.parts.iter().map(|p| p.deflated(format)).collect();
+                if format == Format::OpenMetrics {
+                    parts.push(EOF_DEFLATED.get_or_init(|| deflate(b"# EOF\n")));
+                }
+                gzip_member(&parts)
             })
             .clone()
+    }
+}
+
+/// Distinct selections whose bodies are kept per snapshot: a site scrapes
+/// with two or three; a client sending endless new ones only costs itself
+/// an assembly per request.
+const KEPT_SELECTIONS: usize = 8;
+
+/// One immutable rendering of every metric.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    exposition: Exposition,
+    selected: Mutex<Vec<(Selection, Arc<Body>)>>,
+}
+
+impl Snapshot {
+    /// A snapshot of one ready text, with no collector of its own.
+    pub fn new(text: String) -> Snapshot {
+        Snapshot::of(Exposition {
+            parts: vec![("", Part::ready(Bytes::from(text)))],
+            statuses: Vec::new(),
+        })
+    }
+
+    pub fn of(exposition: Exposition) -> Snapshot {
+        Snapshot {
+            exposition,
+            ..Default::default()
+        }
+    }
+
+    /// The text of the whole snapshot.
+    pub fn text(&self) -> Bytes {
+        self.select(&Selection::default()).body(Format::Text)
+    }
+
+    /// The body for `selection`, already checked against the collectors.
+    pub fn select(&self, selection: &Selection) -> Arc<Body> {
+        let mut kept = self.selected.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, body)) = kept.iter().find(|(s, _)| s == selection) {
+            return Arc::clone(body);
+        }
+        let body = Arc::new(self.assemble(selection));
+        if kept.len() < KEPT_SELECTIONS {
+            kept.push((selection.clone(), Arc::clone(&body)));
+        }
+        body
+    }
+
+    fn assemble(&self, selection: &Selection) -> Body {
+        let mut parts: Vec<Arc<Part>> = self
+            .exposition
+            .parts
+            .iter()
+            .filter(|(name, _)| name.is_empty() || selection.wants(name))
+            .map(|(_, part)| Arc::clone(part))
+            .collect();
+        let statuses: Vec<&CollectorStatus> = self
+            .exposition
+            .statuses
+            .iter()
+            .filter(|c| selection.wants(c.name))
+            .collect();
+        if !self.exposition.statuses.is_empty() {
+            let mut own = String::new();
+            crate::render::exporter_families(&statuses, &mut own);
+            parts.push(Part::ready(Bytes::from(own)));
+        }
+        Body::new(parts)
     }
 }
 
@@ -70,6 +311,9 @@ pub struct Shared {
     /// each refresh takes a reference, not a copy.
     targets: Mutex<Bytes>,
     ready: AtomicBool,
+    /// Every collector the module has, enabled or not: a selection naming
+    /// one that is not enabled is told so.
+    known: OnceLock<Vec<&'static str>>,
     /// Spaces requests out (`max-request-rate`).
     pub pacer: Pacer,
     /// A short description of the instance for the landing page.
@@ -83,15 +327,60 @@ impl Shared {
             web: Mutex::new(Arc::new(WebConfig::default())),
             targets: Mutex::new(Bytes::from_static(b"[]")),
             ready: AtomicBool::new(false),
+            known: OnceLock::new(),
             pacer: Pacer::new(DEFAULT_MAX_REQUEST_RATE),
             instance,
         })
     }
 
     pub fn publish(&self, text: String, ready: bool) {
-        let snapshot = Arc::new(Snapshot::new(text));
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        self.publish_snapshot(Snapshot::new(text), ready);
+    }
+
+    pub fn publish_snapshot(&self, snapshot: Snapshot, ready: bool) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Names every collector there is, for the messages about selections.
+    pub fn set_known_collectors(&self, names: Vec<&'static str>) {
+        let _ = self.known.set(names);
+    }
+
+    /// Checks a selection against the collectors of the current snapshot:
+    /// the message names the first collector that cannot be served.
+    pub fn check_selection(&self, selection: &Selection) -> Result<(), String> {
+        let snapshot = self.snapshot();
+        let enabled: Vec<&str> = snapshot
+            .exposition
+            .parts
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| !name.is_empty())
+            .collect();
+        let known = self.known.get().map(Vec::as_slice).unwrap_or(&[]);
+        for (param, names) in [("collect[]", &selection.collect), ("exclude[]", &selection.exclude)] {
+            for name in names {
+                let is_known = known.contains(&name.as_str());
+                // Excluding a collector that is off asks for nothing wrong;
+                // before the first publish nothing is enabled yet.
+                if enabled.contains(&name.as_str())
+                    || (is_known && (param == "exclude[]" || enabled.is_empty()))
+                {
+                    continue;
+                }
+                let why = if is_known {
+                    "is not enabled"
+                } else {
+                    "is unknown"
+                };
+                return Err(format!(
+                    "{param}={name}: collector '{name}' {why} (enabled collectors: {})",
+                    enabled.join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn set_targets(&self, json: String) {
@@ -131,6 +420,13 @@ impl Shared {
 /// `_info` whose every sample is 1 is an info family named without the
 /// suffix, HELP escapes double quotes, and the exposition ends in `# EOF`.
 pub fn openmetrics(text: &str) -> String {
+    let mut out = openmetrics_families(text);
+    out.push_str("# EOF\n");
+    out
+}
+
+/// The OpenMetrics form of some families, without the end of exposition.
+fn openmetrics_families(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut lines = text.lines().filter(|l| !l.is_empty()).peekable();
     while let Some(line) = lines.next() {
@@ -176,6 +472,29 @@ pub fn openmetrics(text: &str) -> String {
             out.push('\n');
         }
     }
-    out.push_str("# EOF\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn parts_compressed_apart_make_one_gzip_member_that_any_reader_reads_whole() {
+        let a = Part::ready(Bytes::from("# HELP a A.\n# TYPE a gauge\na 1\n".repeat(50)));
+        let empty = Part::ready(Bytes::new());
+        let b = Part::later(Box::new(|out: &mut String| out.push_str("b_total 2\n")));
+        let body = Body::new(vec![a, empty, b]);
+        for format in [Format::Text, Format::OpenMetrics] {
+            let gz = body.gzip(format);
+            // A single-member reader (as curl's) sees everything.
+            let mut text = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut text)
+                .unwrap();
+            assert_eq!(text, body.body(format));
+        }
+        assert!(body.body(Format::OpenMetrics).ends_with(b"b_total 2\n# EOF\n"));
+    }
 }

@@ -25,7 +25,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
 use crate::auth::{basic_credentials, Users};
-use crate::exposition::{Format, Shared};
+use crate::exposition::{Format, Selection, Shared};
 
 pub const METRICS_PATH: &str = "/metrics";
 /// The nested instances below this one, as Prometheus `http_sd_configs`
@@ -195,6 +195,7 @@ async fn handle(
             shared,
             request.method(),
             request.uri().path(),
+            request.uri().query(),
             request.headers(),
         )
     } else {
@@ -319,6 +320,41 @@ pub fn negotiate(headers: &HeaderMap) -> Format {
     }
 }
 
+/// The collectors a `/metrics` query asks for: node_exporter's
+/// `collect[]=NAME` (only these) and `exclude[]=NAME` (all but these),
+/// each repeatable. Other parameters are refused, so that a mistyped one
+/// is not silently served as everything.
+pub fn selection(query: Option<&str>) -> Result<Selection, String> {
+    let mut selection = Selection::default();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let list = match &*key {
+            "collect[]" => &mut selection.collect,
+            "exclude[]" => &mut selection.exclude,
+            other => {
+                return Err(format!(
+                    "unknown query parameter '{other}' (expected collect[]=COLLECTOR or exclude[]=COLLECTOR)"
+                ))
+            }
+        };
+        if value.is_empty() {
+            return Err(format!("{key}= names no collector"));
+        }
+        list.push(value.into_owned());
+    }
+    if !selection.collect.is_empty() && !selection.exclude.is_empty() {
+        return Err("collect[] and exclude[] cannot be used together".into());
+    }
+    Ok(selection)
+}
+
+fn bad_request(why: String) -> Response<Full<Bytes>> {
+    response(
+        StatusCode::BAD_REQUEST,
+        "text/plain; charset=utf-8",
+        format!("{why}\n"),
+    )
+}
+
 fn landing_page(shared: &Shared) -> String {
     let instance = html_escape(&shared.instance);
     format!(
@@ -344,6 +380,7 @@ pub fn respond(
     shared: &Shared,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response<Full<Bytes>> {
     let known = matches!(
@@ -369,7 +406,14 @@ pub fn respond(
     }
     match path {
         METRICS_PATH => {
-            let snapshot = shared.snapshot();
+            let selection = match selection(query) {
+                Ok(selection) => selection,
+                Err(why) => return bad_request(why),
+            };
+            if let Err(why) = shared.check_selection(&selection) {
+                return bad_request(why);
+            }
+            let snapshot = shared.snapshot().select(&selection);
             let format = negotiate(headers);
             let content_type = match format {
                 Format::Text => TEXT_CONTENT_TYPE,

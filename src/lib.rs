@@ -28,6 +28,7 @@ pub mod flux;
 pub mod http;
 pub mod model;
 pub mod module;
+pub mod names;
 pub mod pacing;
 pub mod render;
 pub mod state;

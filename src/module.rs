@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 use crate::http::{Server, METRICS_PATH};
+use crate::names::NameService;
 use crate::webconfig::WebConfig;
 
 /// What collectors are started or reconfigured with, from `config` and the
@@ -155,6 +156,9 @@ struct Live {
     queues: Vec<String>,
     /// In a nested instance: tells the parent where this one serves.
     announcer: Option<Rc<Announcer>>,
+    /// Looks user names up off the reactor thread; stopped and joined at
+    /// teardown, like the HTTP thread.
+    names: Option<NameService>,
 }
 
 impl Drop for Module {
@@ -171,6 +175,9 @@ impl Drop for Module {
         }
         if let Some(server) = live.server.as_mut() {
             server.shutdown();
+        }
+        if let Some(names) = live.names.as_mut() {
+            names.shutdown();
         }
     }
 }
@@ -190,6 +197,9 @@ impl ModuleInstance for Module {
         }
         if let Some(server) = live.server.as_mut() {
             server.shutdown();
+        }
+        if let Some(names) = live.names.as_mut() {
+            names.shutdown();
         }
     }
 }
@@ -470,6 +480,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     };
     let shared = Shared::new(instance_description(&h));
     shared.set_web(web);
+    shared.set_known_collectors(collectors::REGISTRY.iter().map(|spec| spec.name).collect());
     shared.pacer.set_rate(config.max_request_rate);
     let server = match listener {
         Some(listener) => Some(Server::start(listener, Arc::clone(&shared)).map_err(|e| {
@@ -483,7 +494,13 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     let url = server
         .as_ref()
         .map(|s| metrics_url(scheme, s.local_addr(), &crate::hostname()));
-    let ctx = Context::new(h, Arc::clone(&shared), &config.collectors)?;
+    let names = NameService::start().map_err(|e| {
+        Error::new(
+            e.raw_os_error().unwrap_or(libc::EIO),
+            format!("cannot start the user-name thread: {e}"),
+        )
+    })?;
+    let ctx = Context::new(h, Arc::clone(&shared), names.names(), &config.collectors)?;
     ctx.publish_now();
     let live = Rc::new(RefCell::new(Live {
         h,
@@ -500,6 +517,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         collectors: Vec::new(),
         queues: queue_names(&broker_config),
         announcer: None,
+        names: Some(names),
     }));
     if live.borrow().server.is_none() {
         let weak = Rc::downgrade(&live);

@@ -56,6 +56,9 @@ impl<T> Copy for Section<T> {}
 #[derive(Default)]
 pub struct State {
     sections: BTreeMap<&'static str, Box<dyn Any>>,
+    /// Bumped by every change a section may have had: a render of a
+    /// section is reused for as long as its generation stays the same.
+    generations: BTreeMap<&'static str, u64>,
     pub collectors: Vec<CollectorStatus>,
 }
 
@@ -88,16 +91,29 @@ impl State {
     }
 
     pub fn get_mut<T: 'static>(&mut self, section: Section<T>) -> Option<&mut T> {
+        self.touch(section.collector);
         self.sections.get_mut(section.collector)?.downcast_mut()
     }
 
     pub fn set<T: 'static>(&mut self, section: Section<T>, value: T) {
+        self.touch(section.collector);
         self.sections.insert(section.collector, Box::new(value));
     }
 
     /// Drops what a collector found: it is no longer true.
     pub fn clear<T>(&mut self, section: Section<T>) {
+        self.touch(section.collector);
         self.sections.remove(section.collector);
+    }
+
+    /// How many times collector `name`'s section may have changed: equal
+    /// generations mean an equal render.
+    pub fn generation(&self, name: &str) -> u64 {
+        self.generations.get(name).copied().unwrap_or(0)
+    }
+
+    fn touch(&mut self, collector: &'static str) {
+        *self.generations.entry(collector).or_default() += 1;
     }
 
     /// Makes `names` the enabled collectors, in that order; those already
@@ -118,6 +134,9 @@ impl State {
 
     /// Drops what collector `name` gathered and its status, as when it stops.
     pub fn forget(&mut self, name: &str) {
+        if let Some(generation) = self.generations.get_mut(name) {
+            *generation += 1;
+        }
         self.sections.remove(name);
         if let Some(c) = self.collector_mut(name) {
             *c = CollectorStatus {

@@ -337,7 +337,7 @@ fn allocations_from(responses: &[serde_json::Value]) -> Allocations {
     allocations.begin_backlog();
     for r in responses {
         let applied = flow
-            .apply_tracking(&r.to_string(), Some(&mut allocations), None)
+            .apply_tracking(&r.to_string(), Some(&mut allocations), None, None)
             .expect("journal response parses");
         if applied == Applied::EndOfBacklog {
             allocations.end_backlog();

@@ -29,7 +29,8 @@ pub const SPEC: Spec = Spec {
     options: &[],
     start,
     restart_needed: super::restart_on_new_interval,
-    render,
+    render: super::Render::Now(render),
+    needs: &[],
 };
 
 /// What the broker collector keeps in the state.

@@ -8,8 +8,10 @@ use std::time::Instant;
 use super::allocated::{AllocatedFeed, AllocatedReader, AllocatedWriter};
 use super::deferred::Deferred;
 use super::nested::NestedFeed;
-use crate::exposition::Shared;
+use super::roster::{RosterFeed, RosterReader, RosterWriter};
+use crate::exposition::{Shared, Snapshot};
 use crate::flux::{Error, Handle};
+use crate::names::Names;
 use crate::state::State;
 
 /// Updates that arrive within this many seconds are rendered together. A
@@ -24,7 +26,11 @@ pub struct Context {
     shared: Arc<Shared>,
     publish: Deferred,
     allocated: AllocatedFeed,
+    roster: RosterFeed,
     nested: Rc<NestedFeed>,
+    names: Names,
+    /// The last render of each collector's families.
+    rendered: RefCell<super::RenderCache>,
     /// Run before each render; each says whether to keep it (false once its
     /// collector is gone).
     before_publish: RefCell<Vec<Box<dyn Fn() -> bool>>>,
@@ -34,8 +40,14 @@ impl Context {
     pub fn new(
         handle: Handle,
         shared: Arc<Shared>,
+        names: Names,
         collectors: &[&'static str],
     ) -> Result<Rc<Context>, Error> {
+        // The instance owner's name is wanted first (a nested instance's
+        // jobs are mostly the owner's): asked now, it is there by then.
+        if let Some(owner) = handle.attr("security.owner").and_then(|u| u.parse().ok()) {
+            names.get(owner);
+        }
         let level = handle
             .attr("instance-level")
             .and_then(|l| l.parse().ok())
@@ -44,7 +56,7 @@ impl Context {
             .attr("jobid")
             .and_then(|id| crate::model::nested::parse_jobid(&id))
             .map(crate::model::nested::f58);
-        let nested = NestedFeed::new(level, own_jobid);
+        let nested = NestedFeed::new(level, own_jobid, names.clone());
         nested.start(handle, Arc::clone(&shared))?;
         let ctx = Rc::new(Context {
             handle,
@@ -52,7 +64,10 @@ impl Context {
             shared,
             publish: Deferred::new(),
             allocated: AllocatedFeed::default(),
+            roster: RosterFeed::default(),
             nested,
+            names,
+            rendered: RefCell::new(super::RenderCache::default()),
             before_publish: RefCell::new(Vec::new()),
         });
         let weak: Weak<Context> = Rc::downgrade(&ctx);
@@ -85,6 +100,22 @@ impl Context {
         self.allocated.reader()
     }
 
+    /// The end of the roster that follows the journal: for the jobflow
+    /// collector.
+    pub fn roster_writer(&self) -> RosterWriter {
+        self.roster.writer()
+    }
+
+    /// The end that reads the roster: for the users and jobmap collectors.
+    pub fn roster_reader(&self) -> RosterReader {
+        self.roster.reader()
+    }
+
+    /// User names by uid, as far as they are known yet (never waits).
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
     /// The nested instances below this one, as the journal shows them.
     pub fn nested(&self) -> &Rc<NestedFeed> {
         &self.nested
@@ -111,8 +142,9 @@ impl Context {
         let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
         self.before_publish.borrow_mut().splice(0..0, kept);
         let state = self.state.borrow();
-        let text = super::render(&state);
-        self.shared.publish(text, state.all_reported());
+        let exposition = super::render_parts(&state, &mut self.rendered.borrow_mut());
+        self.shared
+            .publish_snapshot(Snapshot::of(exposition), state.all_reported());
     }
 
     /// Records a successful update of `collector` that began at `started`.

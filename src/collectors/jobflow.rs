@@ -18,6 +18,7 @@ use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 use super::allocated::AllocatedWriter;
+use super::roster::RosterWriter;
 use super::deferred::Deferred;
 use super::subscription::{StreamEvent, Subscription};
 use super::{Collector, Context, OptionSpec, Settings, Spec};
@@ -57,7 +58,8 @@ pub const SPEC: Spec = Spec {
     // The counters start again on a restart: only a change of what is
     // counted warrants one.
     restart_needed: |a, b| Options::from(a) != Options::from(b),
-    render,
+    render: super::Render::Now(render),
+    needs: &[],
 };
 
 /// This collector's options, parsed.
@@ -150,6 +152,7 @@ struct Inner {
     ctx: Rc<Context>,
     model: RefCell<JobFlow>,
     allocated: AllocatedWriter,
+    roster: RosterWriter,
     stream: Subscription,
     /// The backlog of the current stream is over.
     live: Cell<bool>,
@@ -169,6 +172,7 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
             options.labels,
         )),
         allocated: ctx.allocated_writer(),
+        roster: ctx.roster_writer(),
         ctx,
         stream: Subscription::new(TOPIC, "job-manager"),
         live: Cell::new(false),
@@ -219,6 +223,7 @@ fn subscription_payload(inner: &Rc<Inner>) -> String {
     inner.live.set(false);
     inner.model.borrow_mut().begin_backlog();
     inner.allocated.borrow_mut().begin_backlog();
+    inner.roster.borrow_mut().begin_backlog();
     inner.ctx.nested().model_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
     let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
@@ -236,6 +241,7 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
         StreamEvent::Ended { message, .. } => {
             inner.live.set(false);
             inner.allocated.borrow_mut().stream_lost();
+            inner.roster.borrow_mut().stream_lost();
             return inner.ctx.failed(NAME, &message, |_| {});
         }
     };
@@ -243,11 +249,13 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
         &payload,
         Some(&mut inner.allocated.borrow_mut()),
         Some(&mut inner.ctx.nested().model_mut()),
+        Some(&mut inner.roster.borrow_mut()),
     );
     inner.ctx.nested().settle(inner.ctx.handle);
     match applied {
         Ok(Applied::EndOfBacklog) => {
             inner.allocated.borrow_mut().end_backlog();
+            inner.roster.borrow_mut().end_backlog();
             inner.live.set(true);
             inner.stream.healthy();
             publish_summary(inner);
@@ -257,6 +265,8 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
         // One unreadable event is reported; the stream and the counts go on,
         // but the allocated set may have missed an allocation, so the
         // resources collector goes back to asking the job manager.
+        // The roster stays: it has a fallback in no other source, and a
+        // response that cannot be read names no job to correct.
         Err(msg) => {
             inner.allocated.borrow_mut().stream_lost();
             inner.ctx.failed(NAME, &msg, |_| {})

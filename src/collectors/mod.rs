@@ -14,6 +14,7 @@ pub mod context;
 pub mod deferred;
 pub mod nested;
 pub mod poll;
+pub mod roster;
 pub mod subscription;
 
 pub mod broker;
@@ -26,14 +27,17 @@ pub mod scheduler;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 pub use backoff::Backoff;
 pub use context::Context;
 
+use crate::exposition::{Exposition, Part, RenderLater};
 use crate::flux::Error;
-use crate::render::Family;
-use crate::state::State;
+use crate::state::{CollectorStatus, State};
 
 /// Every collector, in the order of `collectors=`'s default and of the
 /// exposition.
@@ -63,7 +67,21 @@ pub struct Spec {
     /// running collector is handed the new one.
     pub restart_needed: fn(&Settings, &Settings) -> bool,
     /// Its metric families, from its section of the state.
-    pub render: fn(&State, &mut String),
+    pub render: Render,
+    /// The collectors it reads what it exports from (the jobflow collector
+    /// follows the journal the users and jobmap collectors read): asking
+    /// for it without them is an error at load.
+    pub needs: &'static [&'static str],
+}
+
+/// How a collector's families are rendered.
+pub enum Render {
+    /// On the reactor thread, at the publish after its section changed.
+    Now(fn(&State, &mut String)),
+    /// On the HTTP thread, when a scrape first asks for them: the function
+    /// takes from the section what the text is made of (shared, not
+    /// copied), or None while there is nothing to export.
+    Later(fn(&State) -> Option<RenderLater>),
 }
 
 /// How a collector starts: the shared context and its settings in, the
@@ -134,48 +152,56 @@ pub fn restart_on_new_interval(a: &Settings, b: &Settings) -> bool {
 /// The Prometheus text format (0.0.4) of `state`: every collector's
 /// families in registry order, then the exporter's own.
 pub fn render(state: &State) -> String {
+    let exposition = render_parts(state, &mut RenderCache::default());
     let mut out = String::with_capacity(4096);
-    for spec in REGISTRY {
-        (spec.render)(state, &mut out);
+    for (_, part) in &exposition.parts {
+        out.push_str(&String::from_utf8_lossy(part.text()));
     }
-    exporter_families(state, &mut out);
+    let statuses: Vec<&CollectorStatus> = exposition.statuses.iter().collect();
+    crate::render::exporter_families(&statuses, &mut out);
     out
 }
 
-/// The exporter about itself: node_exporter's `_success` and `_duration`
-/// for every collector alike.
-fn exporter_families(state: &State, out: &mut String) {
-    Family::gauge(
-        out,
-        "flux_prometheus_build_info",
-        "The exporter's version; the value is always 1.",
-    )
-    .sample(&[("version", crate::VERSION)], 1.0);
-    let mut up = Family::gauge(
-        out,
-        "flux_prometheus_collector_up",
-        "Whether the collector's last update succeeded (1) or not (0).",
-    );
-    for c in &state.collectors {
-        up.sample(&[("collector", c.name)], if c.up { 1.0 } else { 0.0 });
-    }
-    let mut last = Family::gauge(
-        out,
-        "flux_prometheus_collector_last_success_timestamp_seconds",
-        "When the collector last updated successfully, in seconds since the epoch.",
-    );
-    for c in &state.collectors {
-        if let Some(t) = c.last_success {
-            last.sample(&[("collector", c.name)], t);
+/// Each collector's last render, with the generation of its section it was
+/// made from.
+#[derive(Default)]
+pub struct RenderCache(BTreeMap<&'static str, (u64, Arc<Part>)>);
+
+/// Each enabled collector's families, in registry order, apart: a
+/// collector whose section has not changed since the last publish is not
+/// rendered again (a large job map need not be, each time a queue count
+/// moves).
+pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
+    let mut parts = Vec::with_capacity(state.collectors.len());
+    for spec in REGISTRY {
+        if !state.collectors.iter().any(|c| c.name == spec.name) {
+            cache.0.remove(spec.name);
+            continue;
         }
+        let generation = state.generation(spec.name);
+        let part = match cache.0.get(spec.name) {
+            Some((made_from, part)) if *made_from == generation => Arc::clone(part),
+            _ => {
+                let part = match spec.render {
+                    Render::Now(render) => {
+                        let mut out = String::new();
+                        render(state, &mut out);
+                        Part::ready(Bytes::from(out))
+                    }
+                    Render::Later(take) => match take(state) {
+                        Some(later) => Part::later(later),
+                        None => Part::ready(Bytes::new()),
+                    },
+                };
+                cache.0.insert(spec.name, (generation, Arc::clone(&part)));
+                part
+            }
+        };
+        parts.push((spec.name, part));
     }
-    let mut duration = Family::gauge(
-        out,
-        "flux_prometheus_collector_duration_seconds",
-        "How long the collector's last update took.",
-    );
-    for c in &state.collectors {
-        duration.sample(&[("collector", c.name)], c.duration);
+    Exposition {
+        parts,
+        statuses: state.collectors.clone(),
     }
 }
 

@@ -16,6 +16,7 @@ use super::deferred::Deferred;
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle, Level};
 use crate::model::nested::{http_sd, Descendant, Nested};
+use crate::names::Names;
 
 /// Memos that arrive within this many seconds are published together (a
 /// `flux batch` of many instances starting at once).
@@ -33,9 +34,11 @@ pub struct NestedFeed {
 impl NestedFeed {
     /// The feed of an instance at `level`, whose own job in its parent is
     /// `own_jobid` (None at the top).
-    pub fn new(level: u32, own_jobid: Option<String>) -> Rc<NestedFeed> {
+    pub fn new(level: u32, own_jobid: Option<String>, names: Names) -> Rc<NestedFeed> {
+        // A name not known yet is the uid until the instance's next memo.
+        let user_name = move |uid: u32| names.label(uid);
         Rc::new(NestedFeed {
-            model: RefCell::new(Nested::new(level, own_jobid, user_name)),
+            model: RefCell::new(Nested::new(level, own_jobid, Box::new(user_name))),
             publish: Deferred::new(),
             listeners: RefCell::new(Vec::new()),
         })
@@ -83,11 +86,4 @@ impl NestedFeed {
     pub fn listen(&self, listener: impl Fn(&Nested) + 'static) {
         self.listeners.borrow_mut().push(Box::new(listener));
     }
-}
-
-/// The name of user `uid`, or the uid where the system has no such user.
-fn user_name(uid: u32) -> String {
-    uzers::get_user_by_uid(uid)
-        .map(|user| user.name().to_string_lossy().into_owned())
-        .unwrap_or_else(|| uid.to_string())
 }

@@ -48,7 +48,8 @@ pub const SPEC: Spec = Spec {
     start,
     // per-node changes what is rendered, not what is polled: taken live.
     restart_needed: super::restart_on_new_interval,
-    render,
+    render: super::Render::Now(render),
+    needs: &[],
 };
 
 /// What the resources collector keeps in the state.

@@ -40,7 +40,8 @@ pub const SPEC: Spec = Spec {
     options: &[],
     start,
     restart_needed: super::restart_on_new_interval,
-    render,
+    render: super::Render::Now(render),
+    needs: &[],
 };
 
 /// Fluxion's queue manager and resource modules.

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::allocations::Allocations;
 use super::nested::Nested;
+use super::roster::Roster;
 
 /// Default `flux_jobs_queue_wait_seconds` bucket bounds: from sub-second
 /// scheduling to a day in the queue.
@@ -283,19 +284,22 @@ impl JobFlow {
 
     /// Applies one journal response.
     pub fn apply(&mut self, payload: &str) -> Result<Applied, String> {
-        self.apply_tracking(payload, None, None)
+        self.apply_tracking(payload, None, None, None)
     }
 
     /// Applies one journal response, and keeps `allocations` up to date
     /// with its `alloc` and `free` events. A backlog's end is for the
     /// caller to tell `allocations`, which may be shared by other readers.
     /// With `nested`, its `memo` and `clean` events also keep the nested
-    /// instances' list, backlog included.
+    /// instances' list, backlog included. With `roster`, every active
+    /// job's owner, state and allocation are kept there too (its backlog's
+    /// start and end are the caller's, as for `allocations`).
     pub fn apply_tracking(
         &mut self,
         payload: &str,
         mut allocations: Option<&mut Allocations>,
         mut nested: Option<&mut Nested>,
+        mut roster: Option<&mut Roster>,
     ) -> Result<Applied, String> {
         let r: Response = serde_json::from_str(payload)
             .map_err(|e| format!("job-manager.events-journal: malformed response: {e}"))?;
@@ -333,7 +337,23 @@ impl JobFlow {
                 }
             }
             let live = !in_backlog || event.timestamp > watermark;
-            self.apply_event(r.id, event, r.jobspec, live);
+            // The jobspec is read once, for every reader of the event.
+            let spec = (event.name == "submit")
+                .then(|| r.jobspec.map(read_jobspec).unwrap_or_default());
+            if let Some(roster) = roster.as_deref_mut() {
+                match &spec {
+                    Some(spec) => {
+                        let uid = event
+                            .context
+                            .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
+                            .and_then(|c| c["userid"].as_u64())
+                            .and_then(|u| u32::try_from(u).ok());
+                        roster.submit(r.id, uid, spec.project.as_deref());
+                    }
+                    None => roster.event(r.id, event.name, event.context, r.r),
+                }
+            }
+            self.apply_event(r.id, event, spec, live);
             if let Some(nested) = nested.as_deref_mut() {
                 match event.name {
                     "memo" => {
@@ -376,13 +396,13 @@ impl JobFlow {
         self.queues.get_mut(key).expect("inserted above")
     }
 
-    fn apply_event(&mut self, id: i64, event: &Event, jobspec: Option<&RawValue>, live: bool) {
+    /// `spec` is the job's jobspec as read for its `submit` event.
+    fn apply_event(&mut self, id: i64, event: &Event, spec: Option<JobspecSummary>, live: bool) {
         let context: Value = event
             .context
             .and_then(|c| serde_json::from_str(c.get()).ok())
             .unwrap_or(Value::Null);
-        if event.name == "submit" {
-            let spec = jobspec.map(read_jobspec).unwrap_or_default();
+        if let Some(spec) = spec {
             let mut key = FlowKey {
                 queue: spec.queue,
                 ..FlowKey::default()

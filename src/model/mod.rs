@@ -8,3 +8,4 @@ pub mod jobs;
 pub mod nested;
 pub mod queues;
 pub mod resources;
+pub mod roster;

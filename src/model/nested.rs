@@ -194,14 +194,13 @@ pub enum Change {
 }
 
 /// Every running nested instance below this one that runs the module.
-#[derive(Debug)]
 pub struct Nested {
     /// This instance's level; its children are one deeper.
     level: u32,
     /// This instance's job ID in its parent, the children's `parent`.
     own_jobid: Option<String>,
     /// A job owner's name, from the uid.
-    user_name: fn(u32) -> String,
+    user_name: Box<dyn Fn(u32) -> String>,
     children: BTreeMap<i64, Child>,
     /// Jobs seen in the journal's backlog under way: a child not among
     /// them ended while the stream was down.
@@ -220,8 +219,22 @@ pub struct News {
     pub refused: Vec<String>,
 }
 
+impl std::fmt::Debug for Nested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nested")
+            .field("level", &self.level)
+            .field("own_jobid", &self.own_jobid)
+            .field("children", &self.children.len())
+            .finish()
+    }
+}
+
 impl Nested {
-    pub fn new(level: u32, own_jobid: Option<String>, user_name: fn(u32) -> String) -> Nested {
+    pub fn new(
+        level: u32,
+        own_jobid: Option<String>,
+        user_name: Box<dyn Fn(u32) -> String>,
+    ) -> Nested {
         Nested {
             level,
             own_jobid,
@@ -245,7 +258,7 @@ impl Nested {
     /// A `memo` event of job `id`, owned by `uid` (None when the job's
     /// submit was not seen): noted in the news.
     pub fn on_memo(&mut self, id: i64, uid: Option<u32>, context: &Value) {
-        let user = uid.map_or_else(|| "unknown".to_string(), self.user_name);
+        let user = uid.map_or_else(|| "unknown".to_string(), &self.user_name);
         match self.memo(id, &user, context) {
             Change::Changed => self.news.changed = true,
             Change::Same => {}
@@ -533,7 +546,7 @@ mod tests {
 
     #[test]
     fn children_and_their_subtrees_are_listed_with_this_instances_labels() {
-        let mut n = Nested::new(0, None, |uid| format!("u{uid}"));
+        let mut n = Nested::new(0, None, Box::new(|uid| format!("u{uid}")));
         let memo = json!({"prometheus": {
             "url": "https://node3:41235/metrics",
             "descendants": [
@@ -559,7 +572,7 @@ mod tests {
         assert_eq!(sd[1]["labels"]["flux_parent_jobid"], "ƒ3");
         // Passed up by a level-1 instance whose job is ƒ9 in its parent.
         // Its child (level 2) has one below it (level 3).
-        let mut mid = Nested::new(1, Some("ƒ9".into()), |uid| format!("u{uid}"));
+        let mut mid = Nested::new(1, Some("ƒ9".into()), Box::new(|uid| format!("u{uid}")));
         let deeper = json!({"prometheus": {
             "url": "https://node3:41235/metrics",
             "descendants": [
@@ -579,7 +592,7 @@ mod tests {
 
     #[test]
     fn withdrawal_end_and_backlog_drop_children() {
-        let mut n = Nested::new(0, None, |uid| format!("u{uid}"));
+        let mut n = Nested::new(0, None, Box::new(|uid| format!("u{uid}")));
         let memo = json!({"prometheus": {"url": "http://a:1/metrics"}});
         n.memo(5, "bob", &memo);
         n.memo(6, "bob", &memo);
@@ -604,7 +617,7 @@ mod tests {
 
     #[test]
     fn news_names_owners_and_says_each_refusal_once() {
-        let mut n = Nested::new(0, None, |uid| format!("u{uid}"));
+        let mut n = Nested::new(0, None, Box::new(|uid| format!("u{uid}")));
         n.on_memo(
             1,
             Some(1001),
@@ -630,7 +643,7 @@ mod tests {
 
     #[test]
     fn hostile_memos_are_refused_and_break_nothing_else() {
-        let mut n = Nested::new(0, None, |uid| format!("u{uid}"));
+        let mut n = Nested::new(0, None, Box::new(|uid| format!("u{uid}")));
         n.memo(
             1,
             "carol",

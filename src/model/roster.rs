@@ -1,0 +1,301 @@
+//! Who runs what: every active job's owner, project, state and, once
+//! allocated, its nodes, cores and GPUs with their host names, kept from the
+//! job-manager journal that the jobflow collector follows. The users and
+//! jobmap collectors read it.
+//!
+//! States are those `flux jobs` filters on: a job is pending from `submit`
+//! to `alloc` (DEPEND, PRIORITY, SCHED), running from `alloc` until
+//! `clean` (RUN, and CLEANUP, which `flux jobs --filter=running` includes),
+//! and a job that a fatal exception ends before it is allocated is running
+//! too from then on, as CLEANUP is. Its resources are held from `alloc` to
+//! `clean`, as [`super::allocations`] counts them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::idset::IdSet;
+use super::resources::Slice;
+
+/// A job's state as `flux jobs` filters count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    Pending,
+    Running,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Running => "running",
+        }
+    }
+}
+
+/// One node of a job's allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobNode {
+    pub rank: u32,
+    /// From the job's R `nodelist`; None where R has none (then the rank
+    /// alone names the node).
+    pub host: Option<Arc<str>>,
+    pub cores: u32,
+    pub gpus: IdSet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterJob {
+    pub uid: Option<u32>,
+    /// Jobspec `system.project`, else `system.bank`.
+    pub project: Option<Arc<str>>,
+    pub phase: Phase,
+    /// From `alloc` on, where its R could be read.
+    pub nodes: Option<Arc<[JobNode]>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Roster {
+    jobs: HashMap<i64, RosterJob>,
+    /// Changes with every change of `jobs`.
+    generation: u64,
+    /// A backlog was read to its end and the stream has not ended since.
+    complete: bool,
+    /// Jobs whose R could not be read, with why, not yet reported.
+    unreadable: Vec<(i64, String)>,
+    /// Host names seen, shared by every job that runs on them.
+    hosts: HashMap<String, Arc<str>>,
+    projects: HashMap<String, Arc<str>>,
+}
+
+impl Roster {
+    pub fn begin_backlog(&mut self) {
+        self.jobs.clear();
+        self.complete = false;
+        self.generation += 1;
+    }
+
+    pub fn end_backlog(&mut self) {
+        self.complete = true;
+        self.generation += 1;
+    }
+
+    pub fn stream_lost(&mut self) {
+        self.complete = false;
+        self.generation += 1;
+    }
+
+    /// The jobs and the generation, while the roster is read to the
+    /// present.
+    pub fn current(&self) -> Option<(u64, &HashMap<i64, RosterJob>)> {
+        self.complete.then_some((self.generation, &self.jobs))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Jobs left out of the map because their R could not be read, since
+    /// the last call: each is reported once.
+    pub fn take_unreadable(&mut self) -> Vec<(i64, String)> {
+        std::mem::take(&mut self.unreadable)
+    }
+
+    pub fn submit(&mut self, id: i64, uid: Option<u32>, project: Option<&str>) {
+        let project = project.map(|p| intern(&mut self.projects, p));
+        self.jobs.insert(
+            id,
+            RosterJob {
+                uid,
+                project,
+                phase: Phase::Pending,
+                nodes: None,
+            },
+        );
+        self.generation += 1;
+    }
+
+    /// An event of a job already submitted: `alloc` (with the job's R),
+    /// a fatal `exception`, `clean`.
+    pub fn event(&mut self, id: i64, name: &str, context: Option<&RawValue>, r: Option<&RawValue>) {
+        match name {
+            "alloc" => {
+                let nodes = match r.map(|r| read_nodes(r, &mut self.hosts)) {
+                    Some(Ok(nodes)) => Some(nodes),
+                    Some(Err(why)) => {
+                        self.unreadable.push((id, why));
+                        None
+                    }
+                    None => {
+                        self.unreadable.push((id, "its alloc event came without R".into()));
+                        None
+                    }
+                };
+                if let Some(job) = self.jobs.get_mut(&id) {
+                    job.phase = Phase::Running;
+                    job.nodes = nodes;
+                    self.generation += 1;
+                }
+            }
+            "exception" => {
+                let fatal = context
+                    .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
+                    .is_some_and(|c| c["severity"].as_i64() == Some(0));
+                if let Some(job) = self.jobs.get_mut(&id).filter(|_| fatal) {
+                    if job.phase == Phase::Pending {
+                        job.phase = Phase::Running;
+                        self.generation += 1;
+                    }
+                }
+            }
+            "clean" => {
+                if self.jobs.remove(&id).is_some() {
+                    self.generation += 1;
+                }
+                if self.jobs.capacity() > 1024 && self.jobs.len() < self.jobs.capacity() / 4 {
+                    self.jobs.shrink_to_fit();
+                }
+                if self.jobs.is_empty() {
+                    // Names of hosts and projects no job uses any more.
+                    self.hosts.clear();
+                    self.projects.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn intern(table: &mut HashMap<String, Arc<str>>, value: &str) -> Arc<str> {
+    if let Some(kept) = table.get(value) {
+        return Arc::clone(kept);
+    }
+    let kept: Arc<str> = Arc::from(value);
+    table.insert(value.to_string(), Arc::clone(&kept));
+    kept
+}
+
+/// The nodes of a job's R, each with its host name: RFC 20's `nodelist`
+/// names the ranks of `R_lite` in ascending order.
+fn read_nodes(
+    raw: &RawValue,
+    hosts: &mut HashMap<String, Arc<str>>,
+) -> Result<Arc<[JobNode]>, String> {
+    #[derive(serde::Deserialize)]
+    struct R {
+        execution: Execution,
+    }
+    #[derive(serde::Deserialize)]
+    struct Execution {
+        #[serde(default)]
+        nodelist: Vec<String>,
+    }
+    let slices = Slice::all_of(raw)?;
+    let mut by_rank: BTreeMap<u32, JobNode> = BTreeMap::new();
+    for slice in &slices {
+        let cores = u32::try_from(slice.cores.count()).unwrap_or(u32::MAX);
+        for rank in slice.ranks.iter() {
+            let node = by_rank.entry(rank).or_insert_with(|| JobNode {
+                rank,
+                host: None,
+                cores: 0,
+                gpus: IdSet::new(),
+            });
+            node.cores = node.cores.saturating_add(cores);
+            node.gpus.union_with(&slice.gpus);
+        }
+    }
+    let mut nodes: Vec<JobNode> = by_rank.into_values().collect();
+    let r: R = serde_json::from_str(raw.get()).map_err(|e| format!("R: {e}"))?;
+    if !r.execution.nodelist.is_empty() {
+        let mut names = Vec::with_capacity(nodes.len());
+        for list in &r.execution.nodelist {
+            names.extend(
+                hostlist_parser::parse(list)
+                    .map_err(|e| format!("R nodelist '{list}' is not a hostlist: {e}"))?,
+            );
+        }
+        if names.len() != nodes.len() {
+            return Err(format!(
+                "R nodelist names {} hosts for {} ranks",
+                names.len(),
+                nodes.len()
+            ));
+        }
+        for (node, name) in nodes.iter_mut().zip(names) {
+            node.host = Some(intern(hosts, &name));
+        }
+    }
+    Ok(nodes.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_job_is_pending_then_running_with_its_hosts_and_gpus_then_gone() {
+        let mut roster = Roster::default();
+        roster.begin_backlog();
+        roster.submit(7, Some(1001), Some("chem"));
+        roster.end_backlog();
+        let (_, jobs) = roster.current().unwrap();
+        assert_eq!(jobs[&7].phase, Phase::Pending);
+        let r = raw(r#"{"version":1,"execution":{"R_lite":[{"rank":"2-3","children":{"core":"0-3","gpu":"1"}},{"rank":"5","children":{"core":"4"}}],"nodelist":["node[2-3]","login5"]}}"#);
+        roster.event(7, "alloc", None, Some(&r));
+        let (_, jobs) = roster.current().unwrap();
+        let nodes = jobs[&7].nodes.as_ref().unwrap();
+        let hosts: Vec<_> = nodes.iter().map(|n| n.host.as_deref().unwrap()).collect();
+        assert_eq!(hosts, ["node2", "node3", "login5"]);
+        assert_eq!(nodes[0].cores, 4);
+        assert_eq!(nodes[0].gpus.iter().collect::<Vec<_>>(), [1]);
+        assert_eq!(nodes[2].gpus.count(), 0);
+        assert_eq!(jobs[&7].phase, Phase::Running);
+        roster.event(7, "clean", None, None);
+        assert!(roster.current().unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_r_is_reported_once_and_the_job_still_counts_as_running() {
+        let mut roster = Roster::default();
+        roster.end_backlog();
+        roster.submit(1, Some(5), None);
+        roster.event(1, "alloc", None, Some(&raw(r#"{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["a[0-4]"]}}"#)));
+        let unreadable = roster.take_unreadable();
+        assert_eq!(unreadable.len(), 1);
+        assert!(unreadable[0].1.contains("5 hosts for 2 ranks"), "{unreadable:?}");
+        assert!(roster.take_unreadable().is_empty());
+        let (_, jobs) = roster.current().unwrap();
+        assert_eq!((jobs[&1].phase, jobs[&1].nodes.is_none()), (Phase::Running, true));
+    }
+
+    #[test]
+    fn a_job_canceled_while_pending_is_running_until_clean_as_flux_jobs_counts_it() {
+        let mut roster = Roster::default();
+        roster.end_backlog();
+        roster.submit(1, Some(5), None);
+        roster.event(1, "exception", Some(&raw(r#"{"type":"cancel","severity":0}"#)), None);
+        assert_eq!(roster.current().unwrap().1[&1].phase, Phase::Running);
+        roster.submit(2, Some(5), None);
+        roster.event(2, "exception", Some(&raw(r#"{"type":"x","severity":3}"#)), None);
+        assert_eq!(roster.current().unwrap().1[&2].phase, Phase::Pending);
+    }
+
+    #[test]
+    fn the_roster_is_not_current_while_a_backlog_is_read_or_after_the_stream_ends() {
+        let mut roster = Roster::default();
+        assert!(roster.current().is_none());
+        roster.begin_backlog();
+        assert!(roster.current().is_none());
+        roster.end_backlog();
+        assert!(roster.current().is_some());
+        roster.stream_lost();
+        assert!(roster.current().is_none());
+    }
+}
