@@ -71,10 +71,7 @@ fn ten_thousand_series() -> State {
     };
     state.set(
         flux_prometheus::collectors::resources::SECTION,
-        flux_prometheus::collectors::resources::ResourcesState {
-            summary,
-            per_node: true,
-        },
+        flux_prometheus::collectors::resources::ResourcesState { summary },
     );
     state
 }

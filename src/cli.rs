@@ -333,20 +333,49 @@ fn target_of(stats: &ModuleStats) -> Result<(String, String, &'static str), Fail
     Ok((host, path, scheme))
 }
 
+/// The collectors whose series grow with the cluster and the running jobs:
+/// where the module runs them, they get a scrape job of their own, at a
+/// slower interval (node_exporter's `collect[]`).
+const DETAIL_COLLECTORS: [&str; 2] = ["nodes", "jobmap"];
+
+/// How often the per-node and per-job series are scraped.
+const DETAIL_INTERVAL: &str = "60s";
+
 pub fn scrape_config(stats: &ModuleStats) -> Outcome {
     let (target, path, scheme) = target_of(stats)?;
-    let mut out = format!(
-        "scrape_configs:\n  - job_name: flux\n    metrics_path: {path}\n    static_configs:\n      - targets: [\"{target}\"]\n"
-    );
+    let detail: Vec<&str> = DETAIL_COLLECTORS
+        .into_iter()
+        .filter(|name| stats.collectors.contains_key(*name))
+        .collect();
+    let mut auth = String::new();
     if scheme == "https" {
-        out.push_str(
+        auth.push_str(
             "    scheme: https\n    tls_config:\n      ca_file: /etc/prometheus/flux-ca.pem  # the CA that signed the module's certificate\n",
         );
     }
     if stats.basic_auth {
-        out.push_str(
+        auth.push_str(
             "    basic_auth:\n      username: prometheus  # a user of the module's web-config\n      password_file: /etc/prometheus/flux-scrape.password\n",
         );
+    }
+    let static_config = format!("    static_configs:\n      - targets: [\"{target}\"]\n");
+    let mut out = format!("scrape_configs:\n  - job_name: flux\n    metrics_path: {path}\n");
+    if !detail.is_empty() {
+        out.push_str(&format!(
+            "    params:\n      \"exclude[]\": [{}]\n",
+            detail.join(", ")
+        ));
+    }
+    out.push_str(&static_config);
+    out.push_str(&auth);
+    if !detail.is_empty() {
+        out.push_str(&format!(
+            "  # The per-node and per-job series ({}), which grow with the\n  # cluster and the running jobs, less often.\n  - job_name: flux-detail\n    scrape_interval: {DETAIL_INTERVAL}\n    scrape_timeout: 30s\n    metrics_path: {path}\n    params:\n      \"collect[]\": [{}]\n",
+            detail.join(", "),
+            detail.join(", ")
+        ));
+        out.push_str(&static_config);
+        out.push_str(&auth);
     }
     Ok(out.trim_end().to_string())
 }
@@ -559,6 +588,50 @@ mod tests {
         })
         .unwrap();
         assert!(!open.contains("basic_auth"));
+    }
+
+    #[test]
+    fn scrape_config_scrapes_the_per_node_and_per_job_series_apart_and_slower() {
+        let mut stats = ModuleStats {
+            url: Some("http://node0:9475/metrics".into()),
+            basic_auth: true,
+            ..ModuleStats::default()
+        };
+        for name in ["jobs", "nodes", "jobmap"] {
+            stats.collectors.insert(name.into(), Default::default());
+        }
+        let yaml = scrape_config(&stats).unwrap();
+        let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).expect(&yaml);
+        let jobs = config["scrape_configs"].as_sequence().expect(&yaml);
+        assert_eq!(jobs.len(), 2, "{yaml}");
+        let list = |job: &serde_yaml_ng::Value, key: &str| -> Vec<String> {
+            job["params"][key]
+                .as_sequence()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(list(&jobs[0], "exclude[]"), ["nodes", "jobmap"], "{yaml}");
+        assert_eq!(list(&jobs[1], "collect[]"), ["nodes", "jobmap"], "{yaml}");
+        assert_eq!(jobs[1]["scrape_interval"].as_str(), Some("60s"));
+        for job in jobs {
+            assert_eq!(job["basic_auth"]["username"].as_str(), Some("prometheus"));
+            assert_eq!(
+                job["static_configs"][0]["targets"][0].as_str(),
+                Some("node0:9475")
+            );
+        }
+        // Without them, one job and no params.
+        stats.collectors.remove("nodes");
+        stats.collectors.remove("jobmap");
+        let yaml = scrape_config(&stats).unwrap();
+        assert!(
+            !yaml.contains("params") && !yaml.contains("flux-detail"),
+            "{yaml}"
+        );
     }
 
     #[test]

@@ -119,7 +119,50 @@ impl Config {
                 }
             }
         }
+        // per-node=true was the drained-node series of the resources
+        // collector; the nodes collector's flux_node_drain_info replaces it.
+        if config
+            .options
+            .get("per-node")
+            .and_then(|v| parse_bool(v).ok())
+            == Some(true)
+            && !config.collectors.contains(&"nodes")
+        {
+            config.collectors.push("nodes");
+        }
+        for &name in &config.collectors {
+            let Some(spec) = collectors::find(name) else {
+                continue;
+            };
+            if let Some(missing) = spec.needs.iter().find(|n| !config.collectors.contains(n)) {
+                return Err(ArgError(format!(
+                    "collectors={}: {name} needs the {missing} collector, which follows what it reads (add {missing})",
+                    config.collectors.join(",")
+                )));
+            }
+        }
         Ok(config)
+    }
+}
+
+impl Config {
+    /// What the configuration asks for in a way that is going away, said
+    /// in the log at load and reload.
+    pub fn deprecations(&self) -> Vec<String> {
+        let mut said = Vec::new();
+        if self.options.contains_key("per-node") {
+            said.push("per-node is deprecated: per-node=true now turns on the nodes collector (collectors=...,nodes), whose flux_node_drain_info{node,rank,reason} replaces flux_resource_drained_node_info".to_string());
+        }
+        said
+    }
+}
+
+/// A boolean argument: true, yes, 1 or on; false, no, 0 or off.
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
     }
 }
 

@@ -110,8 +110,7 @@ fn deflate(data: &[u8]) -> Deflated {
             length: 0,
         };
     }
-    let mut encoder =
-        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     // Writing to a Vec cannot fail. The flush is a sync flush: the blocks
     // end on a byte boundary, and none is final.
     let _ = encoder.write_all(data);
@@ -359,7 +358,10 @@ impl Shared {
             .filter(|name| !name.is_empty())
             .collect();
         let known = self.known.get().map(Vec::as_slice).unwrap_or(&[]);
-        for (param, names) in [("collect[]", &selection.collect), ("exclude[]", &selection.exclude)] {
+        for (param, names) in [
+            ("collect[]", &selection.collect),
+            ("exclude[]", &selection.exclude),
+        ] {
             for name in names {
                 let is_known = known.contains(&name.as_str());
                 // Excluding a collector that is off asks for nothing wrong;
@@ -495,6 +497,8 @@ mod tests {
                 .unwrap();
             assert_eq!(text, body.body(format));
         }
-        assert!(body.body(Format::OpenMetrics).ends_with(b"b_total 2\n# EOF\n"));
+        assert!(body
+            .body(Format::OpenMetrics)
+            .ends_with(b"b_total 2\n# EOF\n"));
     }
 }

@@ -457,6 +457,9 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     let broker_config = h.rpc_wait("config.get", "{}")?;
     let table = table_args(&broker_config).map_err(invalid)?;
     let config = effective_config(&table, &args, level).map_err(invalid)?;
+    for said in config.deprecations() {
+        h.log(Level::Warning, &said);
+    }
     let web = load_web(&config).map_err(invalid)?;
     let scheme = if web.tls.is_some() { "https" } else { "http" };
     // At instance start a port that is taken must not fail the instance:

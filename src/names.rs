@@ -211,7 +211,11 @@ fn run(inner: &Inner, command: &[String]) {
 }
 
 /// Runs the lookup command for `uids`: the names it printed, by uid.
-fn lookup(command: &[String], uids: &[u32], stop: &AtomicBool) -> Result<HashMap<u32, String>, String> {
+fn lookup(
+    command: &[String],
+    uids: &[u32],
+    stop: &AtomicBool,
+) -> Result<HashMap<u32, String>, String> {
     let (program, args) = command.split_first().ok_or("no lookup command")?;
     let mut child = Command::new(program)
         .args(args)
@@ -286,7 +290,9 @@ mod tests {
 
     #[test]
     fn passwd_lines_give_names_by_uid() {
-        let found = parse_passwd("root:x:0:0:root:/root:/bin/bash\nalice:*:1001:100::/h:/bin/sh\nbad line\n");
+        let found = parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\nalice:*:1001:100::/h:/bin/sh\nbad line\n",
+        );
         assert_eq!(found[&0], "root");
         assert_eq!(found[&1001], "alice");
         assert_eq!(found.len(), 2);

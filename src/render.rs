@@ -170,6 +170,43 @@ fn write_value(out: &mut String, v: f64) {
     }
 }
 
+/// The exporter about itself: node_exporter's `_success` and `_duration`
+/// for every collector in `statuses` alike.
+pub fn exporter_families(statuses: &[&CollectorStatus], out: &mut String) {
+    Family::gauge(
+        out,
+        "flux_prometheus_build_info",
+        "The exporter's version; the value is always 1.",
+    )
+    .sample(&[("version", crate::VERSION)], 1.0);
+    let mut up = Family::gauge(
+        out,
+        "flux_prometheus_collector_up",
+        "Whether the collector's last update succeeded (1) or not (0).",
+    );
+    for c in statuses {
+        up.sample(&[("collector", c.name)], if c.up { 1.0 } else { 0.0 });
+    }
+    let mut last = Family::gauge(
+        out,
+        "flux_prometheus_collector_last_success_timestamp_seconds",
+        "When the collector last updated successfully, in seconds since the epoch.",
+    );
+    for c in statuses {
+        if let Some(t) = c.last_success {
+            last.sample(&[("collector", c.name)], t);
+        }
+    }
+    let mut duration = Family::gauge(
+        out,
+        "flux_prometheus_collector_duration_seconds",
+        "How long the collector's last update took.",
+    );
+    for c in statuses {
+        duration.sample(&[("collector", c.name)], c.duration);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,42 +279,5 @@ mod tests {
              w_seconds_sum{queue=\"q\"} 55.5\n\
              w_seconds_count{queue=\"q\"} 3\n"
         );
-    }
-}
-
-/// The exporter about itself: node_exporter's `_success` and `_duration`
-/// for every collector in `statuses` alike.
-pub fn exporter_families(statuses: &[&CollectorStatus], out: &mut String) {
-    Family::gauge(
-        out,
-        "flux_prometheus_build_info",
-        "The exporter's version; the value is always 1.",
-    )
-    .sample(&[("version", crate::VERSION)], 1.0);
-    let mut up = Family::gauge(
-        out,
-        "flux_prometheus_collector_up",
-        "Whether the collector's last update succeeded (1) or not (0).",
-    );
-    for c in statuses {
-        up.sample(&[("collector", c.name)], if c.up { 1.0 } else { 0.0 });
-    }
-    let mut last = Family::gauge(
-        out,
-        "flux_prometheus_collector_last_success_timestamp_seconds",
-        "When the collector last updated successfully, in seconds since the epoch.",
-    );
-    for c in statuses {
-        if let Some(t) = c.last_success {
-            last.sample(&[("collector", c.name)], t);
-        }
-    }
-    let mut duration = Family::gauge(
-        out,
-        "flux_prometheus_collector_duration_seconds",
-        "How long the collector's last update took.",
-    );
-    for c in statuses {
-        duration.sample(&[("collector", c.name)], c.duration);
     }
 }

@@ -27,10 +27,7 @@ fn rendered() -> BTreeMap<String, f64> {
     let mut state = State::with_collectors(&["resources"]);
     state.set(
         flux_prometheus::collectors::resources::SECTION,
-        flux_prometheus::collectors::resources::ResourcesState {
-            summary,
-            per_node: false,
-        },
+        flux_prometheus::collectors::resources::ResourcesState { summary },
     );
     samples(&flux_prometheus::collectors::render(&state))
 }
@@ -175,47 +172,6 @@ fn node_health_equals_flux_resource_status() {
             let want = by_state.get(flux_name).copied().unwrap_or(0.0);
             assert_eq!(get(st), want, "{st}");
         }
-    });
-}
-
-#[test]
-fn per_node_drain_series_are_opt_in() {
-    common::each_set(|| {
-        let summary = resources::summarize(
-            &fixture("resource.sched-status.json"),
-            &fixture("resource.status.json"),
-            CONFIG,
-        )
-        .unwrap();
-        let mut state = State::with_collectors(&["resources"]);
-        state.set(
-            flux_prometheus::collectors::resources::SECTION,
-            flux_prometheus::collectors::resources::ResourcesState {
-                summary,
-                per_node: false,
-            },
-        );
-        assert!(!flux_prometheus::collectors::render(&state)
-            .contains("flux_resource_drained_node_info"));
-        if let Some(resources) = state.get_mut(flux_prometheus::collectors::resources::SECTION) {
-            resources.per_node = true;
-        }
-        let s = samples(&flux_prometheus::collectors::render(&state));
-        // The drained node's rank, as flux resource status printed it.
-        let drained = fixture("cli.resource-status.txt")
-            .lines()
-            .find(|l| l.starts_with("drained "))
-            .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
-            .expect("a drained node in the recorded instance");
-        assert_eq!(
-            value(
-                &s,
-                &format!(
-                    "flux_resource_drained_node_info{{rank=\"{drained}\",reason=\"bad dimm\"}}"
-                )
-            ),
-            1.0
-        );
     });
 }
 

@@ -18,8 +18,8 @@ use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 use super::allocated::AllocatedWriter;
-use super::roster::RosterWriter;
 use super::deferred::Deferred;
+use super::roster::RosterWriter;
 use super::subscription::{StreamEvent, Subscription};
 use super::{Collector, Context, OptionSpec, Settings, Spec};
 use crate::flux::Error;

@@ -20,10 +20,13 @@ pub mod subscription;
 pub mod broker;
 pub mod internals;
 pub mod jobflow;
+pub mod jobmap;
 pub mod jobs;
+pub mod nodes;
 pub mod queues;
 pub mod resources;
 pub mod scheduler;
+pub mod users;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -47,8 +50,11 @@ pub const REGISTRY: &[Spec] = &[
     queues::SPEC,
     broker::SPEC,
     jobflow::SPEC,
+    users::SPEC,
     scheduler::SPEC,
     internals::SPEC,
+    nodes::SPEC,
+    jobmap::SPEC,
 ];
 
 /// What the module knows of a collector before it runs.

@@ -22,8 +22,7 @@
 //! job-flow collector disabled, or its stream down) and while housekeeping
 //! is configured.
 
-use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use super::allocated::AllocatedReader;
@@ -41,12 +40,14 @@ pub const SECTION: Section<ResourcesState> = Section::new(NAME);
 pub const SPEC: Spec = Spec {
     name: NAME,
     on_by_default: true,
+    // Deprecated: per-node=true now turns the nodes collector on (see
+    // crate::config), whose flux_node_drain_info replaces the drained-node
+    // series this collector exported.
     options: &[OptionSpec {
         key: "per-node",
-        check: |v| parse_bool(v).map(drop),
+        check: |v| crate::config::parse_bool(v).map(drop),
     }],
     start,
-    // per-node changes what is rendered, not what is polled: taken live.
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
     needs: &[],
@@ -56,24 +57,6 @@ pub const SPEC: Spec = Spec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourcesState {
     pub summary: ResourceSummary,
-    /// Export one series per drained node (`per-node`; off by default
-    /// because its cardinality grows with the cluster).
-    pub per_node: bool,
-}
-
-fn parse_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "true" | "yes" | "1" | "on" => Ok(true),
-        "false" | "no" | "0" | "off" => Ok(false),
-        _ => Err("expected true or false".into()),
-    }
-}
-
-fn per_node(settings: &Settings) -> bool {
-    settings
-        .option("per-node")
-        .and_then(|v| parse_bool(v).ok())
-        .unwrap_or(false)
 }
 /// The cheap sources, asked every poll; what sched-status is computed from.
 const WATCHED: [&str; 4] = [
@@ -92,24 +75,13 @@ const CONFIG_SLOT: usize = 2;
 const HOUSEKEEPING_SLOT: usize = 3;
 const SCHED_SLOT: usize = 4;
 
-impl Collector for Inner {
-    fn reconfigure(&self, settings: &Settings) {
-        let per_node = per_node(settings);
-        self.per_node.set(per_node);
-        self.ctx.update(|state| {
-            if let Some(resources) = state.get_mut(SECTION) {
-                resources.per_node = per_node;
-            }
-        });
-    }
-}
+impl Collector for Inner {}
 
 struct Inner {
     ctx: Rc<Context>,
     poll: PollLoop<Round>,
     /// The allocated set as the jobflow collector follows it.
     allocated: AllocatedReader,
-    per_node: Cell<bool>,
     /// The watched answers the exported counts were computed from.
     counted_from: RefCell<Option<[String; 4]>>,
     /// All and down as derived from the last `resource.status` answer, which
@@ -133,7 +105,6 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         allocated: ctx.allocated_reader(),
         ctx,
         poll: PollLoop::new(),
-        per_node: Cell::new(per_node(settings)),
         counted_from: RefCell::new(None),
         status_sets: RefCell::new(None),
     });
@@ -155,10 +126,9 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
 }
 
 /// Exports `summary`, counted from `source`.
-fn found(inner: &Inner, summary: ResourceSummary, source: &'static str) -> impl FnOnce(&mut State) {
-    let per_node = inner.per_node.get();
+fn found(summary: ResourceSummary, source: &'static str) -> impl FnOnce(&mut State) {
     move |state: &mut State| {
-        state.set(SECTION, ResourcesState { summary, per_node });
+        state.set(SECTION, ResourcesState { summary });
         if let Some(c) = state.collector_mut(NAME) {
             c.source = Some(source);
         }
@@ -211,9 +181,7 @@ fn recount_allocated(inner: &Rc<Inner>) {
     if let Ok(mut summary) = resources::summarize_view(view, status, config) {
         summary.health.housekeeping = housekeeping_count(housekeeping);
         *allocated_key = key;
-        inner
-            .ctx
-            .update_in_publish(found(inner, summary, JOURNAL_SOURCE));
+        inner.ctx.update_in_publish(found(summary, JOURNAL_SOURCE));
     }
 }
 
@@ -327,7 +295,7 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
     match outcome {
         Ok(summary) => {
             *inner.counted_from.borrow_mut() = Some(watched);
-            let export = summary.map(|summary| found(inner, summary, source));
+            let export = summary.map(|summary| found(summary, source));
             inner.ctx.succeeded(NAME, started, |state| {
                 if let Some(export) = export {
                     export(state);
@@ -492,11 +460,7 @@ fn ask_in_round(inner: &Rc<Inner>, slot: usize, topic: &str) -> bool {
 const FRESHNESS: &str = "Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.";
 
 fn render(state: &State, out: &mut String) {
-    let Some(ResourcesState {
-        summary: res,
-        per_node,
-    }) = state.get(SECTION)
-    else {
+    let Some(ResourcesState { summary: res }) = state.get(SECTION) else {
         return;
     };
     // The anonymous queue of an instance without named queues has every
@@ -573,18 +537,5 @@ fn render(state: &State, out: &mut String) {
     );
     for (st, n) in res.health.by_state() {
         health.sample(&[("state", st)], n as f64);
-    }
-    if *per_node {
-        let mut drained = Family::gauge(
-            out,
-            "flux_resource_drained_node_info",
-            "A drained node and its drain reason; always 1.",
-        );
-        let mut rank = String::new();
-        for (r, reason) in &res.health.drains {
-            rank.clear();
-            let _ = write!(rank, "{r}");
-            drained.sample(&[("rank", &rank), ("reason", reason)], 1.0);
-        }
     }
 }

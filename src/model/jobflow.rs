@@ -338,8 +338,8 @@ impl JobFlow {
             }
             let live = !in_backlog || event.timestamp > watermark;
             // The jobspec is read once, for every reader of the event.
-            let spec = (event.name == "submit")
-                .then(|| r.jobspec.map(read_jobspec).unwrap_or_default());
+            let spec =
+                (event.name == "submit").then(|| r.jobspec.map(read_jobspec).unwrap_or_default());
             if let Some(roster) = roster.as_deref_mut() {
                 match &spec {
                     Some(spec) => {

@@ -6,6 +6,7 @@ pub mod idset;
 pub mod jobflow;
 pub mod jobs;
 pub mod nested;
+pub mod nodes;
 pub mod queues;
 pub mod resources;
 pub mod roster;

@@ -129,7 +129,8 @@ impl Roster {
                         None
                     }
                     None => {
-                        self.unreadable.push((id, "its alloc event came without R".into()));
+                        self.unreadable
+                            .push((id, "its alloc event came without R".into()));
                         None
                     }
                 };
@@ -247,7 +248,9 @@ mod tests {
         roster.end_backlog();
         let (_, jobs) = roster.current().unwrap();
         assert_eq!(jobs[&7].phase, Phase::Pending);
-        let r = raw(r#"{"version":1,"execution":{"R_lite":[{"rank":"2-3","children":{"core":"0-3","gpu":"1"}},{"rank":"5","children":{"core":"4"}}],"nodelist":["node[2-3]","login5"]}}"#);
+        let r = raw(
+            r#"{"version":1,"execution":{"R_lite":[{"rank":"2-3","children":{"core":"0-3","gpu":"1"}},{"rank":"5","children":{"core":"4"}}],"nodelist":["node[2-3]","login5"]}}"#,
+        );
         roster.event(7, "alloc", None, Some(&r));
         let (_, jobs) = roster.current().unwrap();
         let nodes = jobs[&7].nodes.as_ref().unwrap();
@@ -269,10 +272,16 @@ mod tests {
         roster.event(1, "alloc", None, Some(&raw(r#"{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["a[0-4]"]}}"#)));
         let unreadable = roster.take_unreadable();
         assert_eq!(unreadable.len(), 1);
-        assert!(unreadable[0].1.contains("5 hosts for 2 ranks"), "{unreadable:?}");
+        assert!(
+            unreadable[0].1.contains("5 hosts for 2 ranks"),
+            "{unreadable:?}"
+        );
         assert!(roster.take_unreadable().is_empty());
         let (_, jobs) = roster.current().unwrap();
-        assert_eq!((jobs[&1].phase, jobs[&1].nodes.is_none()), (Phase::Running, true));
+        assert_eq!(
+            (jobs[&1].phase, jobs[&1].nodes.is_none()),
+            (Phase::Running, true)
+        );
     }
 
     #[test]
@@ -280,10 +289,20 @@ mod tests {
         let mut roster = Roster::default();
         roster.end_backlog();
         roster.submit(1, Some(5), None);
-        roster.event(1, "exception", Some(&raw(r#"{"type":"cancel","severity":0}"#)), None);
+        roster.event(
+            1,
+            "exception",
+            Some(&raw(r#"{"type":"cancel","severity":0}"#)),
+            None,
+        );
         assert_eq!(roster.current().unwrap().1[&1].phase, Phase::Running);
         roster.submit(2, Some(5), None);
-        roster.event(2, "exception", Some(&raw(r#"{"type":"x","severity":3}"#)), None);
+        roster.event(
+            2,
+            "exception",
+            Some(&raw(r#"{"type":"x","severity":3}"#)),
+            None,
+        );
         assert_eq!(roster.current().unwrap().1[&2].phase, Phase::Pending);
     }
 

@@ -117,8 +117,11 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         "queues",
         "broker",
         "jobflow",
+        "users",
         "scheduler",
         "internals",
+        "nodes",
+        "jobmap",
     ]);
     state.set(
         flux_prometheus::collectors::jobs::SECTION,
@@ -139,10 +142,7 @@ pub fn recorded_state() -> flux_prometheus::state::State {
             .housekeeping_nodes;
     state.set(
         flux_prometheus::collectors::resources::SECTION,
-        flux_prometheus::collectors::resources::ResourcesState {
-            summary,
-            per_node: true,
-        },
+        flux_prometheus::collectors::resources::ResourcesState { summary },
     );
     let names = queues::parse_list(&fixture("job-manager.queue-list.json")).expect("parses");
     let statuses: serde_json::Value =
@@ -187,12 +187,36 @@ pub fn recorded_state() -> flux_prometheus::state::State {
     flow.begin_backlog();
     let journal: Vec<serde_json::Value> =
         serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("parses");
+    let mut roster = flux_prometheus::model::roster::Roster::default();
+    roster.begin_backlog();
     for r in &journal {
-        flow.apply(&r.to_string()).expect("parses");
+        flow.apply_tracking(&r.to_string(), None, None, Some(&mut roster))
+            .expect("parses");
     }
+    roster.end_backlog();
     state.set(
         flux_prometheus::collectors::jobflow::SECTION,
         flow.summary(),
+    );
+    let (_, jobs) = roster.current().expect("read to the present");
+    let name = |uid: u32| {
+        if uid == 0 {
+            "root".to_string()
+        } else {
+            uid.to_string()
+        }
+    };
+    state.set(
+        flux_prometheus::collectors::users::SECTION,
+        flux_prometheus::collectors::users::count(jobs, &name, 100, &mut Default::default()),
+    );
+    state.set(
+        flux_prometheus::collectors::jobmap::SECTION,
+        recorded_jobmap(&roster),
+    );
+    state.set(
+        flux_prometheus::collectors::nodes::SECTION,
+        std::sync::Arc::new(recorded_nodes()),
     );
     state.set(
         flux_prometheus::collectors::scheduler::SECTION,
@@ -203,6 +227,55 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         recorded_internals(),
     );
     state
+}
+
+/// The job map of the recorded set's running jobs, owned by root.
+pub fn recorded_jobmap(
+    roster: &flux_prometheus::model::roster::Roster,
+) -> std::sync::Arc<flux_prometheus::collectors::jobmap::JobMap> {
+    use flux_prometheus::collectors::jobmap::{JobMap, MappedJob};
+    use std::sync::Arc;
+    let (_, jobs) = roster.current().expect("read to the present");
+    let mut running: Vec<(i64, MappedJob)> = jobs
+        .iter()
+        .filter_map(|(&id, j)| {
+            Some((
+                id,
+                MappedJob {
+                    jobid: Arc::from(flux_prometheus::model::nested::f58(id as u64)),
+                    user: Arc::from("root"),
+                    nodes: Arc::clone(j.nodes.as_ref()?),
+                },
+            ))
+        })
+        .collect();
+    running.sort_by_key(|(id, _)| *id);
+    Arc::new(JobMap {
+        jobs: running.into_iter().map(|(_, j)| j).collect(),
+    })
+}
+
+/// The per-node rows of the recorded set.
+pub fn recorded_nodes() -> flux_prometheus::model::nodes::NodesView {
+    let answer: serde_json::Value =
+        serde_json::from_str(&fixture("job-manager.resource-status.json")).expect("parses");
+    let allocated = flux_prometheus::model::resources::ResourceSet::from_rv1_json(Some(
+        &serde_json::value::RawValue::from_string(answer["allocated"].to_string()).expect("json"),
+    ))
+    .expect("parses");
+    let stats: serde_json::Value =
+        serde_json::from_str(&fixture("module.stats-get.json")).expect("parses");
+    let housekeeping = stats["job-manager"]["housekeeping"]["running"]
+        .as_object()
+        .map(|r| flux_prometheus::collectors::internals::housekeeping_ranks(r).expect("parses"))
+        .unwrap_or_default();
+    flux_prometheus::model::nodes::rows(
+        &fixture("resource.status.json"),
+        &allocated,
+        &housekeeping,
+        &mut Vec::new(),
+    )
+    .expect("parses")
 }
 
 /// What the scheduler collector makes of the recorded set.

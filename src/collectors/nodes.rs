@@ -1,0 +1,279 @@
+//! Per-node series (opt-in, like node_exporter's per-device ones): each
+//! node's states as `flux resource status -s all` lists them, its cores and
+//! GPUs, total and allocated, and why it is drained.
+//!
+//! Each poll asks `resource.status` (every node, its host and its states),
+//! `job-manager.stats-get` (the ranks in housekeeping, as `flux resource
+//! status` reads them) and `config.get` (whether housekeeping is
+//! configured). The allocated set is the journal's, which the jobflow
+//! collector follows, where that is exact; otherwise (housekeeping
+//! configured, or the journal not read to the present) the job manager's
+//! `job-manager.resource-status` is asked for it as well.
+//!
+//! The series grow with the cluster, so their text is made on the HTTP
+//! thread when a scrape first asks for it, and only after a change.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use super::allocated::AllocatedReader;
+use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use super::{Collector, Context, Render, Settings, Spec};
+use crate::exposition::RenderLater;
+use crate::flux::Error;
+use crate::model::allocations;
+use crate::model::idset::IdSet;
+use crate::model::nodes::{self, NodesView};
+use crate::model::resources::ResourceSet;
+use crate::render::Family;
+use crate::state::{Section, State};
+
+pub const NAME: &str = "nodes";
+pub const SECTION: Section<Arc<NodesView>> = Section::new(NAME);
+
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: false,
+    options: &[],
+    start,
+    restart_needed: super::restart_on_new_interval,
+    render: Render::Later(take),
+    needs: &[],
+};
+
+const STATUS: usize = 0;
+const STATS: usize = 1;
+const CONFIG: usize = 2;
+const ALLOCATED: usize = 3;
+const TOPICS: [&str; 4] = [
+    "resource.status",
+    "job-manager.stats-get",
+    "config.get",
+    "job-manager.resource-status",
+];
+
+type Answers = [Option<Result<String, Error>>; 4];
+
+struct Inner {
+    ctx: Rc<Context>,
+    poll: PollLoop<Answers>,
+    allocated: AllocatedReader,
+    /// Host names by rank, kept while `resource.status` names the same.
+    hosts: RefCell<Vec<Arc<str>>>,
+}
+
+impl Collector for Inner {}
+
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let handle = ctx.handle;
+    let inner = Rc::new(Inner {
+        allocated: ctx.allocated_reader(),
+        ctx,
+        poll: PollLoop::new(),
+        hosts: RefCell::new(Vec::new()),
+    });
+    let weak: Weak<Inner> = Rc::downgrade(&inner);
+    inner.poll.start(handle, settings.poll_interval, move || {
+        if let Some(inner) = weak.upgrade() {
+            start_round(&inner);
+        }
+    })?;
+    Ok(Box::new(inner))
+}
+
+fn start_round(inner: &Rc<Inner>) {
+    match inner.poll.open([None, None, None, None]) {
+        Opened::Busy => return,
+        Opened::AfterTimeout => {
+            let msg = format!(
+                "no answer from {} within {}s",
+                TOPICS.join(", "),
+                ROUND_TIMEOUT.as_secs()
+            );
+            inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION));
+        }
+        Opened::Fresh => {}
+    }
+    for slot in [STATUS, STATS, CONFIG] {
+        if ask(inner, slot) {
+            return finish(inner);
+        }
+    }
+}
+
+/// Asks for `slot`; true when the round can finish now (a send failed,
+/// and its error is the slot's answer).
+fn ask(inner: &Rc<Inner>, slot: usize) -> bool {
+    let weak = Rc::downgrade(inner);
+    let sent = inner.poll.send(TOPICS[slot], "{}", move |answer| {
+        if let Some(inner) = weak.upgrade() {
+            on_answer(&inner, slot, answer);
+        }
+    });
+    match sent {
+        Ok(()) => false,
+        Err(err) => inner.poll.with(|a| a[slot] = Some(Err(err))).is_some(),
+    }
+}
+
+fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
+    let ready = inner.poll.with(|a| {
+        a[slot] = Some(answer);
+        a[STATUS].is_some() && a[STATS].is_some() && a[CONFIG].is_some()
+    });
+    if ready != Some(true) {
+        return;
+    }
+    // With the three in: the journal's allocated set, or the job manager's.
+    let journal_exact = inner.poll.with(|a| {
+        a[ALLOCATED].is_some() || {
+            let housekeeping = match &a[CONFIG] {
+                Some(Ok(config)) => serde_json::from_str(config)
+                    .map_or(true, |c| allocations::housekeeping_configured(&c)),
+                _ => true,
+            };
+            !housekeeping && inner.allocated.borrow().current().is_some()
+        }
+    });
+    if journal_exact == Some(false) && ask(inner, ALLOCATED) {
+        return finish(inner);
+    }
+    if journal_exact == Some(true) {
+        finish(inner);
+    }
+}
+
+fn finish(inner: &Rc<Inner>) {
+    let Some(round) = inner.poll.close() else {
+        return;
+    };
+    let started = round.started;
+    let answers = round.into_data();
+    match view(inner, &answers) {
+        Ok(view) => inner.ctx.succeeded(NAME, started, |state| {
+            // An unchanged view keeps its rendered text.
+            if state.get(SECTION).map(|v| &**v) != Some(&view) {
+                state.set(SECTION, Arc::new(view));
+            }
+        }),
+        Err(msg) => inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION)),
+    }
+}
+
+fn view(inner: &Inner, answers: &Answers) -> Result<NodesView, String> {
+    let answer = |slot: usize| -> Result<&str, String> {
+        match &answers[slot] {
+            Some(Ok(payload)) => Ok(payload),
+            Some(Err(e)) => Err(format!("{}: {}", TOPICS[slot], e.message)),
+            None => Err(format!("{}: no answer", TOPICS[slot])),
+        }
+    };
+    let status = answer(STATUS)?;
+    // No housekeeping answer (an older job manager): none in housekeeping,
+    // as flux resource status takes it.
+    let housekeeping = answer(STATS)
+        .ok()
+        .and_then(|stats| housekeeping(stats).ok())
+        .unwrap_or_default();
+    let mut hosts = inner.hosts.borrow_mut();
+    if answers[ALLOCATED].is_some() {
+        let allocated = allocated_of(answer(ALLOCATED)?)?;
+        return nodes::rows(status, &allocated, &housekeeping, &mut hosts);
+    }
+    let allocations = inner.allocated.borrow();
+    let (_, allocated) = allocations
+        .current()
+        .ok_or("the job-manager journal is no longer read to the present")?;
+    nodes::rows(status, allocated, &housekeeping, &mut hosts)
+}
+
+fn housekeeping(stats: &str) -> Result<IdSet, String> {
+    let v: serde_json::Value = serde_json::from_str(stats).map_err(|e| e.to_string())?;
+    match v["housekeeping"]["running"].as_object() {
+        Some(running) => super::internals::housekeeping_ranks(running),
+        None => Ok(IdSet::new()),
+    }
+}
+
+/// The allocated set of a `job-manager.resource-status` answer.
+fn allocated_of(payload: &str) -> Result<ResourceSet, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        allocated: Option<&'a RawValue>,
+    }
+    let answer: Answer = serde_json::from_str(payload)
+        .map_err(|e| format!("job-manager.resource-status: malformed response: {e}"))?;
+    ResourceSet::from_rv1_json(answer.allocated)
+        .map_err(|e| format!("job-manager.resource-status: {e}"))
+}
+
+fn take(state: &State) -> Option<RenderLater> {
+    let view = Arc::clone(state.get(SECTION)?);
+    Some(Box::new(move |out: &mut String| render(&view, out)))
+}
+
+pub fn render(view: &NodesView, out: &mut String) {
+    let mut rank = String::new();
+    let mut f = Family::gauge(
+        out,
+        "flux_node_state",
+        "1 for each state a node is in, with the state names of flux resource status -s all (avail, exclude, allocated, torpid, housekeeping, draining, drained), and offline where the node's broker is down.",
+    );
+    for node in &view.nodes {
+        rank.clear();
+        let _ = write!(rank, "{}", node.rank);
+        for state in node.states() {
+            f.sample(
+                &[("node", &node.host), ("rank", &rank), ("state", state)],
+                1.0,
+            );
+        }
+    }
+    type Pick = fn(&nodes::NodeRow) -> u64;
+    let families: [(&str, &str, Pick); 4] = [
+        (
+            "flux_node_cores",
+            "Cores of a node, as flux resource list -s all counts them.",
+            |n| n.cores,
+        ),
+        (
+            "flux_node_gpus",
+            "GPUs of a node, as flux resource list -s all counts them.",
+            |n| n.gpus,
+        ),
+        (
+            "flux_node_allocated_cores",
+            "Cores of a node allocated to jobs.",
+            |n| n.allocated_cores,
+        ),
+        (
+            "flux_node_allocated_gpus",
+            "GPUs of a node allocated to jobs.",
+            |n| n.allocated_gpus,
+        ),
+    ];
+    for (name, help, pick) in families {
+        let mut f = Family::gauge(out, name, help);
+        for node in &view.nodes {
+            rank.clear();
+            let _ = write!(rank, "{}", node.rank);
+            f.sample(&[("node", &node.host), ("rank", &rank)], pick(node) as f64);
+        }
+    }
+    let mut f = Family::gauge(
+        out,
+        "flux_node_drain_info",
+        "A drained or draining node and the reason given to flux resource drain; always 1.",
+    );
+    for (r, reason) in &view.drains {
+        rank.clear();
+        let _ = write!(rank, "{r}");
+        let host = view.host(*r).unwrap_or("");
+        f.sample(&[("node", host), ("rank", &rank), ("reason", reason)], 1.0);
+    }
+}

@@ -1,0 +1,433 @@
+//! Who is using the machine: for each user and each project, active jobs by
+//! state and allocated nodes, cores and GPUs, from the roster the jobflow
+//! collector keeps from the job-manager journal ([`crate::model::roster`]).
+//! The counts are `flux jobs -A`'s, grouped by user (or project).
+//!
+//! The `user` label is the user name, looked up away from the reactor
+//! thread ([`crate::names`]); a uid whose name is not known yet (or not at
+//! all) is shown as the number. The number of distinct users and projects
+//! exported is bounded by `label-limit`: the busiest (by allocated cores,
+//! then jobs) keep their own series, the rest are summed as `other`, and
+//! `flux_usage_folded_total` counts each user or project folded so.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::{Rc, Weak};
+use std::time::Instant;
+
+use super::roster::RosterReader;
+use super::{Collector, Context, Render, Settings, Spec};
+use crate::flux::{Error, Level, Timer};
+use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
+use crate::model::roster::{Phase, RosterJob};
+use crate::names::Names;
+use crate::render::Family;
+use crate::state::{Section, State};
+
+pub const NAME: &str = "users";
+pub const SECTION: Section<UsersState> = Section::new(NAME);
+
+pub const SPEC: Spec = Spec {
+    name: NAME,
+    on_by_default: true,
+    // label-limit is the jobflow collector's, and bounds these labels too.
+    options: &[],
+    start,
+    restart_needed: |_, _| false,
+    render: Render::Now(render),
+    needs: &["jobflow"],
+};
+
+/// One user's or project's share of the machine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub pending: u64,
+    pub running: u64,
+    pub nodes: u64,
+    pub cores: u64,
+    pub gpus: u64,
+}
+
+impl Usage {
+    fn add(&mut self, other: &Usage) {
+        self.pending += other.pending;
+        self.running += other.running;
+        self.nodes += other.nodes;
+        self.cores += other.cores;
+        self.gpus += other.gpus;
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsersState {
+    /// By label value ("other" for the folded).
+    pub users: BTreeMap<String, Usage>,
+    pub projects: BTreeMap<String, Usage>,
+    /// Distinct users and projects ever folded into "other".
+    pub folded_users: u64,
+    pub folded_projects: u64,
+}
+
+/// Usage of one owner (a uid or a project), with the ranks it holds, to
+/// count its nodes once however many of its jobs share them.
+#[derive(Default)]
+struct Tally {
+    usage: Usage,
+    ranks: Vec<u32>,
+}
+
+impl Tally {
+    fn count(&mut self, job: &RosterJob) {
+        match job.phase {
+            Phase::Pending => self.usage.pending += 1,
+            Phase::Running => self.usage.running += 1,
+        }
+        for node in job.nodes.iter().flat_map(|nodes| nodes.iter()) {
+            self.ranks.push(node.rank);
+            self.usage.cores += u64::from(node.cores);
+            self.usage.gpus += node.gpus.count();
+        }
+    }
+
+    fn finish(mut self) -> Usage {
+        self.ranks.sort_unstable();
+        self.ranks.dedup();
+        self.usage.nodes = self.ranks.len() as u64;
+        self.usage
+    }
+}
+
+/// Counts `jobs` by owner and by project, folding all but the `limit`
+/// busiest of each into "other". `folded` remembers who was ever folded.
+pub fn count(
+    jobs: &HashMap<i64, RosterJob>,
+    names: &dyn Fn(u32) -> String,
+    limit: usize,
+    folded: &mut Folded,
+) -> UsersState {
+    let mut by_uid: HashMap<Option<u32>, Tally> = HashMap::new();
+    let mut by_project: HashMap<Option<&str>, Tally> = HashMap::new();
+    for job in jobs.values() {
+        by_uid.entry(job.uid).or_default().count(job);
+        by_project
+            .entry(job.project.as_deref())
+            .or_default()
+            .count(job);
+    }
+    let users = by_uid.into_iter().map(|(uid, tally)| {
+        let label = uid.map_or_else(|| "unknown".to_string(), names);
+        (label, tally.finish())
+    });
+    let projects = by_project
+        .into_iter()
+        .map(|(project, tally)| (project.unwrap_or("none").to_string(), tally.finish()));
+    let (users, new_users) = fold(users.collect(), limit, &mut folded.users);
+    let (projects, new_projects) = fold(projects.collect(), limit, &mut folded.projects);
+    folded.user_count += new_users;
+    folded.project_count += new_projects;
+    UsersState {
+        users,
+        projects,
+        folded_users: folded.user_count,
+        folded_projects: folded.project_count,
+    }
+}
+
+/// Who was ever folded into "other".
+#[derive(Debug, Default)]
+pub struct Folded {
+    users: HashSet<String>,
+    projects: HashSet<String>,
+    user_count: u64,
+    project_count: u64,
+}
+
+/// Keeps the `limit` busiest labels, sums the rest as "other"; returns
+/// them with how many were folded for the first time.
+fn fold(
+    mut all: Vec<(String, Usage)>,
+    limit: usize,
+    ever_folded: &mut HashSet<String>,
+) -> (BTreeMap<String, Usage>, u64) {
+    // Busiest first; the name breaks ties, so the cut is the same each time.
+    all.sort_by(|(a_name, a), (b_name, b)| {
+        (b.cores, b.running + b.pending, a_name).cmp(&(a.cores, a.running + a.pending, b_name))
+    });
+    let mut kept = BTreeMap::new();
+    let mut newly_folded = 0;
+    for (i, (label, usage)) in all.into_iter().enumerate() {
+        if i < limit {
+            kept.insert(label, usage);
+        } else {
+            kept.entry("other".to_string())
+                .or_insert_with(Usage::default)
+                .add(&usage);
+            if ever_folded.insert(label) {
+                newly_folded += 1;
+            }
+        }
+    }
+    (kept, newly_folded)
+}
+
+struct Inner {
+    ctx: Rc<Context>,
+    roster: RosterReader,
+    names: Names,
+    limit: Cell<usize>,
+    folded: RefCell<Folded>,
+    /// The roster generation and names version last counted from.
+    counted: Cell<Option<(u64, u64, usize)>>,
+    /// Notices names that arrive while nothing else changes.
+    _timer: RefCell<Option<Timer>>,
+}
+
+fn limit(settings: &Settings) -> usize {
+    settings
+        .option("label-limit")
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_LABEL_LIMIT)
+}
+
+fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
+    let inner = Rc::new(Inner {
+        roster: ctx.roster_reader(),
+        names: ctx.names().clone(),
+        ctx,
+        limit: Cell::new(limit(settings)),
+        folded: RefCell::new(Folded::default()),
+        counted: Cell::new(None),
+        _timer: RefCell::new(None),
+    });
+    let weak: Weak<Inner> = Rc::downgrade(&inner);
+    let ticks = weak.clone();
+    let interval = settings.poll_interval.as_secs_f64();
+    let timer = inner.ctx.handle.timer(interval, interval, move || {
+        if let Some(inner) = ticks.upgrade() {
+            // A change of the roster publishes anyway; names and a lost
+            // journal do not.
+            if inner.stale() {
+                inner.ctx.update(|_| {});
+            }
+        }
+    })?;
+    timer.start();
+    *inner._timer.borrow_mut() = Some(timer);
+    inner.ctx.before_publish(move || {
+        let Some(inner) = weak.upgrade() else {
+            return false;
+        };
+        inner.recount();
+        true
+    });
+    Ok(Box::new(inner))
+}
+
+impl Inner {
+    fn key(&self) -> Option<(u64, u64, usize)> {
+        let roster = self.roster.borrow();
+        roster
+            .current()
+            .map(|(generation, _)| (generation, self.names.version(), self.limit.get()))
+    }
+
+    fn stale(&self) -> bool {
+        let key = self.key();
+        key.is_none() || key != self.counted.get()
+    }
+
+    /// Counts again where the roster, the names or the limit changed.
+    fn recount(&self) {
+        let started = Instant::now();
+        let key = self.key();
+        if key.is_some() && key == self.counted.get() {
+            return;
+        }
+        self.counted.set(key);
+        if let Some(why) = self.names.take_failure() {
+            self.ctx
+                .handle
+                .log(Level::Warning, &format!("{NAME} collector: {why}"));
+        }
+        let roster = self.roster.borrow();
+        let Some((_, jobs)) = roster.current() else {
+            drop(roster);
+            let why = "the job-manager journal is not read to the present yet (the jobflow collector follows it)";
+            self.ctx.update_in_publish(|state| mark_failed(state, why));
+            return;
+        };
+        let names = |uid: u32| self.names.label(uid);
+        let found = count(
+            jobs,
+            &names,
+            self.limit.get(),
+            &mut self.folded.borrow_mut(),
+        );
+        drop(roster);
+        let now = self.ctx.handle.now();
+        let took = started.elapsed().as_secs_f64();
+        self.ctx.update_in_publish(|state| {
+            state.set(SECTION, found);
+            if let Some(c) = state.collector_mut(NAME) {
+                c.up = true;
+                c.last_success = Some(now);
+                c.duration = took;
+                c.updates += 1;
+                c.last_error = None;
+            }
+        });
+    }
+}
+
+fn mark_failed(state: &mut State, why: &str) {
+    state.clear(SECTION);
+    if let Some(c) = state.collector_mut(NAME) {
+        c.up = false;
+        c.last_error = Some(why.to_string());
+    }
+}
+
+impl Collector for Inner {
+    fn reconfigure(&self, settings: &Settings) {
+        self.limit.set(limit(settings));
+        self.ctx.update(|_| {});
+    }
+}
+
+fn render(state: &State, out: &mut String) {
+    let Some(found) = state.get(SECTION) else {
+        return;
+    };
+    type Pick = fn(&Usage) -> u64;
+    let families: [(&str, &str, Pick); 3] = [
+        ("nodes", "Nodes", |u| u.nodes),
+        ("cores", "Cores", |u| u.cores),
+        ("gpus", "GPUs", |u| u.gpus),
+    ];
+    for (label, rows) in [("user", &found.users), ("project", &found.projects)] {
+        let name = format!("flux_{label}_jobs");
+        let help = format!("Active jobs of a {label} by state, as flux jobs -A counts them (running includes jobs in CLEANUP). Beyond label-limit {label}s, the least busy are summed as {label}=\"other\".");
+        let mut f = Family::gauge(out, &name, &help);
+        for (value, usage) in rows {
+            f.sample(
+                &[(label, value), ("state", "pending")],
+                usage.pending as f64,
+            );
+            f.sample(
+                &[(label, value), ("state", "running")],
+                usage.running as f64,
+            );
+        }
+        for (what, title, pick) in families {
+            let name = format!("flux_{label}_allocated_{what}");
+            let help = if what == "nodes" {
+                format!("Nodes allocated to the running jobs of a {label}, each node counted once.")
+            } else {
+                format!("{title} allocated to the running jobs of a {label}.")
+            };
+            let mut f = Family::gauge(out, &name, &help);
+            for (value, usage) in rows {
+                f.sample(&[(label, value)], pick(usage) as f64);
+            }
+        }
+    }
+    let mut f = Family::counter(
+        out,
+        "flux_usage_folded_total",
+        "Distinct users or projects counted as \"other\" since the module loaded, because label-limit others were busier.",
+    );
+    f.sample(&[("label", "user")], found.folded_users as f64);
+    f.sample(&[("label", "project")], found.folded_projects as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::idset::IdSet;
+    use crate::model::roster::JobNode;
+    use std::sync::Arc;
+
+    fn job(uid: u32, project: Option<&str>, ranks: &[u32], cores: u32, gpus: &str) -> RosterJob {
+        let nodes: Vec<JobNode> = ranks
+            .iter()
+            .map(|&rank| JobNode {
+                rank,
+                host: None,
+                cores,
+                gpus: IdSet::parse(gpus).unwrap(),
+            })
+            .collect();
+        RosterJob {
+            uid: Some(uid),
+            project: project.map(Arc::from),
+            phase: if ranks.is_empty() {
+                Phase::Pending
+            } else {
+                Phase::Running
+            },
+            nodes: (!ranks.is_empty()).then(|| nodes.into()),
+        }
+    }
+
+    fn name(uid: u32) -> String {
+        match uid {
+            1001 => "alice".into(),
+            1002 => "bob".into(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_user_and_project_has_its_jobs_and_its_nodes_counted_once() {
+        let jobs: HashMap<i64, RosterJob> = [
+            (1, job(1001, Some("chem"), &[0, 1], 4, "0-1")),
+            (2, job(1001, Some("chem"), &[1], 2, "")),
+            (3, job(1001, None, &[], 0, "")),
+            (4, job(1002, Some("chem"), &[5], 1, "3")),
+            (5, job(4242, Some("bio"), &[], 0, "")),
+        ]
+        .into_iter()
+        .collect();
+        let found = count(&jobs, &name, 100, &mut Folded::default());
+        let alice = found.users["alice"];
+        assert_eq!((alice.pending, alice.running), (1, 2));
+        assert_eq!((alice.nodes, alice.cores, alice.gpus), (2, 10, 4));
+        assert_eq!(found.users["bob"].gpus, 1);
+        // A uid without a name is the number.
+        assert_eq!(found.users["4242"].pending, 1);
+        let chem = found.projects["chem"];
+        assert_eq!((chem.running, chem.nodes, chem.cores), (3, 3, 11));
+        assert_eq!(found.projects["none"].pending, 1);
+        assert_eq!(found.folded_users, 0);
+    }
+
+    #[test]
+    fn beyond_the_limit_the_least_busy_are_other_and_each_is_counted_once() {
+        let jobs: HashMap<i64, RosterJob> = (0..5)
+            .map(|i| (i64::from(i), job(2000 + i, None, &[i], 1 + i, "")))
+            .collect();
+        let mut folded = Folded::default();
+        let found = count(&jobs, &name, 2, &mut folded);
+        let labels: Vec<&str> = found.users.keys().map(String::as_str).collect();
+        assert_eq!(labels, ["2003", "2004", "other"]);
+        let other = found.users["other"];
+        assert_eq!((other.running, other.cores, other.nodes), (3, 6, 3));
+        assert_eq!(found.folded_users, 3);
+        // The same users folded again are not new.
+        let again = count(&jobs, &name, 2, &mut folded);
+        assert_eq!(again.folded_users, 3);
+        let mut out = String::new();
+        let mut state = State::with_collectors(&[NAME]);
+        state.set(SECTION, again);
+        render(&state, &mut out);
+        assert!(
+            out.contains("flux_user_jobs{user=\"other\",state=\"running\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("flux_usage_folded_total{label=\"user\"} 3\n"),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! Usage by user and project, the job map and the per-node rows, from the
+//! payloads recorded from real brokers, against what `flux jobs -A` and
+//! `flux resource status -s all` printed for the same instance.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::{fixture, samples};
+use flux_prometheus::collectors::users::{self, Folded};
+use flux_prometheus::collectors::{jobmap, nodes as nodes_collector};
+use flux_prometheus::model::idset::IdSet;
+use flux_prometheus::model::jobflow::{JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS};
+use flux_prometheus::model::nested::f58;
+use flux_prometheus::model::nodes;
+use flux_prometheus::model::resources::ResourceSet;
+use flux_prometheus::model::roster::{Phase, Roster};
+use serde_json::Value;
+
+/// The recorded journal replayed into a roster, as the jobflow collector
+/// keeps it.
+fn roster() -> Roster {
+    let all: Vec<Value> =
+        serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("fixture parses");
+    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+    let mut roster = Roster::default();
+    flow.begin_backlog();
+    roster.begin_backlog();
+    for r in &all {
+        flow.apply_tracking(&r.to_string(), None, None, Some(&mut roster))
+            .expect("journal response parses");
+    }
+    roster.end_backlog();
+    roster
+}
+
+/// `flux jobs -a --json`'s jobs that `flux jobs -A` lists (active ones).
+fn active_cli_jobs() -> Vec<Value> {
+    let cli: Value = serde_json::from_str(&fixture("cli.jobs.json")).expect("fixture parses");
+    cli["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["state"] != "INACTIVE")
+        .cloned()
+        .collect()
+}
+
+fn is_running(job: &Value) -> bool {
+    matches!(job["state"].as_str(), Some("RUN" | "CLEANUP"))
+}
+
+#[test]
+fn jobs_and_allocations_by_user_are_those_of_flux_jobs_a() {
+    common::each_set(|| {
+        let roster = roster();
+        let (_, jobs) = roster.current().expect("read to the present");
+        let cli = active_cli_jobs();
+        // The recorded uids' names, as flux jobs printed them.
+        let names: BTreeMap<u32, String> = cli
+            .iter()
+            .map(|j| {
+                (
+                    j["userid"].as_u64().unwrap() as u32,
+                    j["username"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let name = |uid: u32| names.get(&uid).cloned().unwrap_or_else(|| uid.to_string());
+        let found = users::count(jobs, &name, 100, &mut Folded::default());
+        let mut want: BTreeMap<&str, (u64, u64, u64, IdSet)> = BTreeMap::new();
+        for j in &cli {
+            let row =
+                want.entry(j["username"].as_str().unwrap())
+                    .or_insert((0, 0, 0, IdSet::new()));
+            if is_running(j) {
+                row.1 += 1;
+                row.2 += j["ncores"].as_u64().unwrap_or(0);
+                let ranks = j["ranks"].as_str().unwrap_or("").trim_matches(['[', ']']);
+                row.3.union_with(&IdSet::parse(ranks).unwrap());
+            } else {
+                row.0 += 1;
+            }
+        }
+        assert!(!want.is_empty());
+        for (user, (pending, running, cores, ranks)) in &want {
+            let got = found.users[*user];
+            assert_eq!((got.pending, got.running), (*pending, *running), "{user}");
+            assert_eq!(got.cores, *cores, "{user}");
+            assert_eq!(got.nodes, ranks.count(), "{user}");
+        }
+        assert_eq!(found.users.len(), want.len());
+        // Rendered as a user sees it.
+        let mut state = flux_prometheus::state::State::with_collectors(&[users::NAME]);
+        state.set(users::SECTION, found);
+        let s = samples(&flux_prometheus::collectors::render(&state));
+        let (user, (pending, ..)) = want.iter().next().unwrap();
+        assert_eq!(
+            s[&format!("flux_user_jobs{{user=\"{user}\",state=\"pending\"}}")],
+            *pending as f64
+        );
+    });
+}
+
+#[test]
+fn the_job_map_has_every_node_of_every_running_job_as_flux_jobs_shows_it() {
+    common::each_set(|| {
+        let roster = roster();
+        let (_, jobs) = roster.current().unwrap();
+        let map = jobmap::JobMap {
+            jobs: jobs
+                .iter()
+                .filter(|(_, j)| j.phase == Phase::Running)
+                .filter_map(|(&id, j)| {
+                    Some(jobmap::MappedJob {
+                        jobid: Arc::from(f58(id as u64)),
+                        user: Arc::from("root"),
+                        nodes: Arc::clone(j.nodes.as_ref()?),
+                    })
+                })
+                .collect(),
+        };
+        let mut out = String::new();
+        jobmap::render(&map, &mut out);
+        let running: Vec<Value> = active_cli_jobs().into_iter().filter(is_running).collect();
+        assert!(!running.is_empty());
+        let mut expected_gpus = 0;
+        for job in &running {
+            let id = f58(job["id"].as_u64().unwrap());
+            let nodelist = job["nodelist"].as_str().unwrap();
+            for host in hostlist_parser::parse(nodelist).unwrap() {
+                let series = format!(
+                    "flux_job_node_info{{jobid=\"{id}\",user=\"root\",node=\"{host}\"}} 1\n"
+                );
+                assert!(out.contains(&series), "{series} not in\n{out}");
+            }
+            expected_gpus += job["ngpus"].as_u64().unwrap_or(0);
+        }
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.starts_with("flux_job_node_info{"))
+                .count() as u64,
+            running
+                .iter()
+                .map(|j| j["nnodes"].as_u64().unwrap())
+                .sum::<u64>()
+        );
+        // Each GPU once, with the labels dcgm-exporter uses.
+        let gpu_lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("flux_job_gpu_info{"))
+            .collect();
+        if expected_gpus > 0 {
+            assert_eq!(gpu_lines.len() as u64, expected_gpus);
+        }
+        assert!(gpu_lines
+            .iter()
+            .all(|l| l.contains(",Hostname=\"node") && l.contains(",gpu=\"")));
+    });
+}
+
+/// `flux resource status -s all -no '{state} {nnodes} {ranks} {nodelist}'`:
+/// each state's ranks, and the offline ones (marked with `*`).
+fn cli_states() -> BTreeMap<String, IdSet> {
+    let mut states: BTreeMap<String, IdSet> = BTreeMap::new();
+    for line in fixture("cli.resource-status-all.txt").lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (state, offline) = match w[0].strip_suffix('*') {
+            Some(s) => (s, true),
+            None => (w[0], false),
+        };
+        let ranks = IdSet::parse(w.get(2).copied().unwrap_or("")).unwrap();
+        states
+            .entry(state.to_string())
+            .or_default()
+            .union_with(&ranks);
+        if offline {
+            states
+                .entry("offline".into())
+                .or_default()
+                .union_with(&ranks);
+        }
+    }
+    states
+}
+
+#[test]
+fn every_nodes_states_are_those_of_flux_resource_status_s_all() {
+    common::each_set(|| {
+        let allocated: Value =
+            serde_json::from_str(&fixture("job-manager.resource-status.json")).unwrap();
+        let allocated = ResourceSet::from_rv1_json(Some(
+            &serde_json::value::RawValue::from_string(allocated["allocated"].to_string()).unwrap(),
+        ))
+        .unwrap();
+        let stats: Value = serde_json::from_str(&fixture("module.stats-get.json")).unwrap();
+        let housekeeping = stats["job-manager"]["housekeeping"]["running"]
+            .as_object()
+            .map(|r| flux_prometheus::collectors::internals::housekeeping_ranks(r).unwrap())
+            .unwrap_or_default();
+        let view = nodes::rows(
+            &fixture("resource.status.json"),
+            &allocated,
+            &housekeeping,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let want = cli_states();
+        for node in &view.nodes {
+            let got: Vec<&str> = node.states().collect();
+            for (state, ranks) in &want {
+                assert_eq!(
+                    got.contains(&state.as_str()),
+                    ranks.contains(node.rank),
+                    "rank {} ({}) state {state}: module says {got:?}",
+                    node.rank,
+                    node.host
+                );
+            }
+        }
+        // Totals as flux resource list -s all counts them, per node.
+        let rlist = fixture("cli.resource-rlist.txt");
+        assert!(!rlist.is_empty());
+        let mut out = String::new();
+        nodes_collector::render(&view, &mut out);
+        let s = samples(&out);
+        let drained = want["drained"].iter().next().expect("a drained node");
+        let host = view.host(drained).unwrap();
+        assert_eq!(
+            s[&format!(
+                "flux_node_drain_info{{node=\"{host}\",rank=\"{drained}\",reason=\"bad dimm\"}}"
+            )],
+            1.0
+        );
+        assert_eq!(
+            s[&format!("flux_node_state{{node=\"{host}\",rank=\"{drained}\",state=\"drained\"}}")],
+            1.0
+        );
+        let all_cores: f64 = s
+            .iter()
+            .filter(|(k, _)| k.starts_with("flux_node_cores{"))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(all_cores, 6.0 * 8.0);
+        let allocated_cores: f64 = s
+            .iter()
+            .filter(|(k, _)| k.starts_with("flux_node_allocated_cores{"))
+            .map(|(_, v)| v)
+            .sum();
+        // `{state} {queue} {nnodes} {ncores} {ngpus} {nodelist}`, by queue.
+        let cli_allocated: u64 = fixture("cli.resource-list.txt")
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some("allocated"))
+            .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+            .sum();
+        assert_eq!(allocated_cores, cli_allocated as f64);
+    });
+}
