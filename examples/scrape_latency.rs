@@ -1,8 +1,10 @@
 //! Scrape latency at a fixed request rate over one keep-alive connection,
 //! the way Prometheus scrapes (wrk measures only at saturation).
 //!
-//!   cargo run --release --example scrape_latency -- HOST:PORT [COUNT] [RATE_PER_SEC] [PATH]
+//!   cargo run --release --example scrape_latency -- HOST:PORT [COUNT] [RATE_PER_SEC] [PATH] [gzip]
 //!
+//! With `gzip`, each request says `Accept-Encoding: gzip`, as Prometheus's
+//! do.
 //! Prints the median, p90, p99, p99.9 and maximum latency of COUNT requests
 //! (default 10000) sent at RATE_PER_SEC (default 100; 0 = back to back).
 
@@ -19,6 +21,7 @@ fn main() {
     let count: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let rate: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100.0);
     let path = args.get(4).map(String::as_str).unwrap_or("/metrics");
+    let gzip = args.get(5).is_some_and(|a| a == "gzip");
     let stream = TcpStream::connect(addr).unwrap_or_else(|e| {
         eprintln!("scrape_latency: cannot connect to {addr}: {e}");
         std::process::exit(1);
@@ -26,7 +29,14 @@ fn main() {
     stream.set_nodelay(true).ok();
     let mut writer = stream.try_clone().expect("clone stream");
     let mut reader = BufReader::new(stream);
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{}\r\n",
+        if gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        }
+    );
     let interval = if rate > 0.0 {
         Duration::from_secs_f64(1.0 / rate)
     } else {
@@ -64,7 +74,8 @@ fn main() {
         latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
     };
     println!(
-        "{count} scrapes of {body_bytes} bytes at {}/s: median {:?}  p90 {:?}  p99 {:?}  p99.9 {:?}  max {:?}",
+        "{count} scrapes of {path} ({body_bytes} bytes{}) at {}/s: median {:?}  p90 {:?}  p99 {:?}  p99.9 {:?}  max {:?}",
+        if gzip { ", gzip" } else { "" },
         if rate > 0.0 { rate.to_string() } else { "max".into() },
         pct(0.5),
         pct(0.9),

@@ -277,6 +277,15 @@ pub fn status(stats: &ModuleStats, now: f64) -> Outcome {
     if let Some(why) = &stats.listen_error {
         out.push_str(&format!("  not serving yet: {why}\n"));
     }
+    if stats.publish.count > 0 {
+        out.push_str(&format!(
+            "  {} publishes; broker time per publish: median {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+            stats.publish.count,
+            stats.publish.median * 1e3,
+            stats.publish.p99 * 1e3,
+            stats.publish.max * 1e3
+        ));
+    }
     for (name, c) in &stats.collectors {
         let last = c
             .last_update
@@ -686,6 +695,16 @@ mod tests {
         });
         let stats = ModuleStats::parse(&stats.to_string()).unwrap();
         let text = status(&stats, 1_002.5).unwrap();
+        assert!(!text.contains("publishes"), "{text}");
+        let mut published = stats.clone();
+        published.publish = crate::stats::PublishStats::of(3, &[0.001, 0.002, 0.004]);
+        let with = status(&published, 1_002.5).unwrap();
+        assert!(
+            with.contains(
+                "3 publishes; broker time per publish: median 2.00 ms, p99 4.00 ms, max 4.00 ms"
+            ),
+            "{with}"
+        );
         assert!(
             text.contains("jobs       ok      last update 2s ago"),
             "{text}"

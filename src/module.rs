@@ -120,6 +120,7 @@ fn stats_json(live: &Live) -> String {
         tls: web.tls.is_some(),
         web_config: web.source.as_ref().map(|p| p.display().to_string()),
         max_request_rate: live.shared.pacer.rate(),
+        publish: ctx.publish_stats(),
     };
     serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into())
 }

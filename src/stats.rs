@@ -44,6 +44,43 @@ pub struct ModuleStats {
     pub tls: bool,
     pub web_config: Option<String>,
     pub max_request_rate: u32,
+    /// The reactor thread's time per publish (before-publish hooks and the
+    /// render of what changed) over the last publishes.
+    pub publish: PublishStats,
+}
+
+/// The reactor's time per publish, in seconds, over the last
+/// [`PublishStats::KEPT`] publishes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublishStats {
+    /// Publishes since the module loaded.
+    pub count: u64,
+    pub median: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl PublishStats {
+    pub const KEPT: usize = 1024;
+
+    /// From the last publishes' durations (in any order).
+    pub fn of(count: u64, durations: &[f64]) -> PublishStats {
+        let mut sorted = durations.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            sorted
+                .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        PublishStats {
+            count,
+            median: at(0.5),
+            p99: at(0.99),
+            max: sorted.last().copied().unwrap_or(0.0),
+        }
+    }
 }
 
 impl ModuleStats {

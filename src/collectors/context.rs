@@ -13,6 +13,7 @@ use crate::exposition::{Shared, Snapshot};
 use crate::flux::{Error, Handle};
 use crate::names::Names;
 use crate::state::State;
+use crate::stats::PublishStats;
 
 /// Updates that arrive within this many seconds are rendered together. A
 /// busy instance changes state hundreds of times a second; rendering each
@@ -29,6 +30,8 @@ pub struct Context {
     roster: RosterFeed,
     nested: Rc<NestedFeed>,
     names: Names,
+    /// Publishes so far, and the last ones' durations (a ring).
+    publishes: RefCell<(u64, Vec<f64>)>,
     /// The last render of each collector's families.
     rendered: RefCell<super::RenderCache>,
     /// Run before each render; each says whether to keep it (false once its
@@ -68,6 +71,7 @@ impl Context {
             nested,
             names,
             rendered: RefCell::new(super::RenderCache::default()),
+            publishes: RefCell::new((0, Vec::new())),
             before_publish: RefCell::new(Vec::new()),
         });
         let weak: Weak<Context> = Rc::downgrade(&ctx);
@@ -135,8 +139,35 @@ impl Context {
         change(&mut self.state.borrow_mut());
     }
 
+    /// Records, inside a [`before_publish`](Self::before_publish) hook, a
+    /// successful update of `collector` that began at `started`.
+    pub fn succeeded_in_publish(
+        &self,
+        collector: &str,
+        started: Instant,
+        change: impl FnOnce(&mut State),
+    ) {
+        let now = self.handle.now();
+        self.update_in_publish(|state| {
+            change(state);
+            mark_succeeded(state, collector, now, started);
+        });
+    }
+
+    /// Records, inside a hook, that `collector` has nothing true to export.
+    pub fn failed_in_publish(&self, collector: &str, why: &str, change: impl FnOnce(&mut State)) {
+        self.update_in_publish(|state| {
+            change(state);
+            if let Some(c) = state.collector_mut(collector) {
+                c.up = false;
+                c.last_error = Some(why.to_string());
+            }
+        });
+    }
+
     /// Renders the state and hands it to the HTTP thread.
     pub fn publish_now(&self) {
+        let started = Instant::now();
         self.publish.disarm();
         let hooks = std::mem::take(&mut *self.before_publish.borrow_mut());
         let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
@@ -145,6 +176,21 @@ impl Context {
         let exposition = super::render_parts(&state, &mut self.rendered.borrow_mut());
         self.shared
             .publish_snapshot(Snapshot::of(exposition), state.all_reported());
+        let took = started.elapsed().as_secs_f64();
+        let mut publishes = self.publishes.borrow_mut();
+        let (count, ring) = &mut *publishes;
+        if ring.len() < PublishStats::KEPT {
+            ring.push(took);
+        } else {
+            ring[(*count as usize) % PublishStats::KEPT] = took;
+        }
+        *count += 1;
+    }
+
+    /// How long the last publishes took the reactor thread.
+    pub fn publish_stats(&self) -> PublishStats {
+        let publishes = self.publishes.borrow();
+        PublishStats::of(publishes.0, &publishes.1)
     }
 
     /// Records a successful update of `collector` that began at `started`.
@@ -152,13 +198,7 @@ impl Context {
         let now = self.handle.now();
         self.update(|state| {
             change(state);
-            if let Some(c) = state.collector_mut(collector) {
-                c.up = true;
-                c.last_success = Some(now);
-                c.duration = started.elapsed().as_secs_f64();
-                c.updates += 1;
-                c.last_error = None;
-            }
+            mark_succeeded(state, collector, now, started);
         });
     }
 
@@ -184,5 +224,15 @@ impl Context {
                 c.last_error = Some(error.to_string());
             }
         });
+    }
+}
+
+fn mark_succeeded(state: &mut State, collector: &str, now: f64, started: Instant) {
+    if let Some(c) = state.collector_mut(collector) {
+        c.up = true;
+        c.last_success = Some(now);
+        c.duration = started.elapsed().as_secs_f64();
+        c.updates += 1;
+        c.last_error = None;
     }
 }

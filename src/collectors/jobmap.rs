@@ -21,11 +21,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::roster::RosterReader;
+use super::roster::{self, Follower, RosterReader};
 use super::{Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
 use crate::flux::{Error, Level, Timer};
@@ -82,29 +82,27 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         jobids: RefCell::new(HashMap::new()),
         _timer: RefCell::new(None),
     });
-    let weak: Weak<Inner> = Rc::downgrade(&inner);
-    let ticks = weak.clone();
-    let interval = settings.poll_interval.as_secs_f64();
-    let timer = inner.ctx.handle.timer(interval, interval, move || {
-        if let Some(inner) = ticks.upgrade() {
-            if inner.key().is_none() || inner.key() != inner.mapped.get() {
-                inner.ctx.update(|_| {});
-            }
-        }
-    })?;
-    timer.start();
+    let timer = roster::follow(&inner, settings.poll_interval)?;
     *inner._timer.borrow_mut() = Some(timer);
-    inner.ctx.before_publish(move || {
-        let Some(inner) = weak.upgrade() else {
-            return false;
-        };
-        inner.remap();
-        true
-    });
     Ok(Box::new(inner))
 }
 
 impl Collector for Inner {}
+
+impl Follower for Inner {
+    fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    fn stale(&self) -> bool {
+        let key = self.key();
+        key.is_none() || key != self.mapped.get()
+    }
+
+    fn refresh(&self) {
+        self.remap();
+    }
+}
 
 impl Inner {
     fn key(&self) -> Option<(u64, u64)> {
@@ -135,14 +133,9 @@ impl Inner {
         let roster = self.roster.borrow();
         let Some((_, jobs)) = roster.current() else {
             drop(roster);
-            self.ctx.update_in_publish(|state| {
-                state.clear(SECTION);
-                if let Some(c) = state.collector_mut(NAME) {
-                    c.up = false;
-                    c.last_error = Some("the job-manager journal is not read to the present yet (the jobflow collector follows it)".into());
-                }
-            });
-            return;
+            return self
+                .ctx
+                .failed_in_publish(NAME, roster::NOT_CURRENT, |state| state.clear(SECTION));
         };
         let mut jobids = self.jobids.borrow_mut();
         jobids.retain(|id, _| jobs.contains_key(id));
@@ -171,18 +164,10 @@ impl Inner {
         let map = JobMap {
             jobs: running.into_iter().map(|(_, job)| job).collect(),
         };
-        let now = self.ctx.handle.now();
-        let took = started.elapsed().as_secs_f64();
-        self.ctx.update_in_publish(|state| {
+        self.ctx.succeeded_in_publish(NAME, started, |state| {
+            // An unchanged map keeps its rendered text.
             if state.get(SECTION).map(|m| &**m) != Some(&map) {
                 state.set(SECTION, Arc::new(map));
-            }
-            if let Some(c) = state.collector_mut(NAME) {
-                c.up = true;
-                c.last_success = Some(now);
-                c.duration = took;
-                c.updates += 1;
-                c.last_error = None;
             }
         });
     }

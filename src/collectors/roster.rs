@@ -6,8 +6,51 @@
 
 use std::cell::{Ref, RefCell, RefMut};
 use std::rc::Rc;
+use std::time::Duration;
 
+use super::Context;
+use crate::flux::{Error, Timer};
 use crate::model::roster::Roster;
+
+/// What the job-manager journal lacks while the roster is not current.
+pub const NOT_CURRENT: &str =
+    "the job-manager journal is not read to the present yet (the jobflow collector follows it)";
+
+/// A collector that exports what it reads from the roster.
+pub trait Follower {
+    fn ctx(&self) -> &Context;
+    /// Whether what it last exported is out of date: the roster changed,
+    /// user names came in, the journal was lost.
+    fn stale(&self) -> bool;
+    /// Reads the roster again, inside a publish, where it is stale.
+    fn refresh(&self);
+}
+
+/// Keeps `inner` up to date: its refresh runs before each publish (a
+/// change of the roster publishes anyway), and every `interval` a publish
+/// is asked for where it is stale for another reason (user names that came
+/// in since). It stops with the returned timer.
+pub fn follow<T: Follower + 'static>(inner: &Rc<T>, interval: Duration) -> Result<Timer, Error> {
+    let ticks = Rc::downgrade(inner);
+    let every = interval.as_secs_f64();
+    let timer = inner.ctx().handle.timer(every, every, move || {
+        if let Some(inner) = ticks.upgrade() {
+            if inner.stale() {
+                inner.ctx().update(|_| {});
+            }
+        }
+    })?;
+    timer.start();
+    let hook = Rc::downgrade(inner);
+    inner.ctx().before_publish(move || match hook.upgrade() {
+        Some(inner) => {
+            inner.refresh();
+            true
+        }
+        None => false,
+    });
+    Ok(timer)
+}
 
 #[derive(Default)]
 pub struct RosterFeed(Rc<RefCell<Roster>>);

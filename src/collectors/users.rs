@@ -12,10 +12,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Instant;
 
-use super::roster::RosterReader;
+use super::roster::{self, Follower, RosterReader};
 use super::{Collector, Context, Render, Settings, Spec};
 use crate::flux::{Error, Level, Timer};
 use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
@@ -200,28 +200,25 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         counted: Cell::new(None),
         _timer: RefCell::new(None),
     });
-    let weak: Weak<Inner> = Rc::downgrade(&inner);
-    let ticks = weak.clone();
-    let interval = settings.poll_interval.as_secs_f64();
-    let timer = inner.ctx.handle.timer(interval, interval, move || {
-        if let Some(inner) = ticks.upgrade() {
-            // A change of the roster publishes anyway; names and a lost
-            // journal do not.
-            if inner.stale() {
-                inner.ctx.update(|_| {});
-            }
-        }
-    })?;
-    timer.start();
+    let timer = roster::follow(&inner, settings.poll_interval)?;
     *inner._timer.borrow_mut() = Some(timer);
-    inner.ctx.before_publish(move || {
-        let Some(inner) = weak.upgrade() else {
-            return false;
-        };
-        inner.recount();
-        true
-    });
     Ok(Box::new(inner))
+}
+
+impl Follower for Inner {
+    fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    fn stale(&self) -> bool {
+        let key = self.key();
+        key.is_none() || key != self.counted.get()
+    }
+
+    /// Counts again where the roster, the names or the limit changed.
+    fn refresh(&self) {
+        self.recount();
+    }
 }
 
 impl Inner {
@@ -232,12 +229,6 @@ impl Inner {
             .map(|(generation, _)| (generation, self.names.version(), self.limit.get()))
     }
 
-    fn stale(&self) -> bool {
-        let key = self.key();
-        key.is_none() || key != self.counted.get()
-    }
-
-    /// Counts again where the roster, the names or the limit changed.
     fn recount(&self) {
         let started = Instant::now();
         let key = self.key();
@@ -253,9 +244,9 @@ impl Inner {
         let roster = self.roster.borrow();
         let Some((_, jobs)) = roster.current() else {
             drop(roster);
-            let why = "the job-manager journal is not read to the present yet (the jobflow collector follows it)";
-            self.ctx.update_in_publish(|state| mark_failed(state, why));
-            return;
+            return self
+                .ctx
+                .failed_in_publish(NAME, roster::NOT_CURRENT, |state| state.clear(SECTION));
         };
         let names = |uid: u32| self.names.label(uid);
         let found = count(
@@ -265,26 +256,8 @@ impl Inner {
             &mut self.folded.borrow_mut(),
         );
         drop(roster);
-        let now = self.ctx.handle.now();
-        let took = started.elapsed().as_secs_f64();
-        self.ctx.update_in_publish(|state| {
-            state.set(SECTION, found);
-            if let Some(c) = state.collector_mut(NAME) {
-                c.up = true;
-                c.last_success = Some(now);
-                c.duration = took;
-                c.updates += 1;
-                c.last_error = None;
-            }
-        });
-    }
-}
-
-fn mark_failed(state: &mut State, why: &str) {
-    state.clear(SECTION);
-    if let Some(c) = state.collector_mut(NAME) {
-        c.up = false;
-        c.last_error = Some(why.to_string());
+        self.ctx
+            .succeeded_in_publish(NAME, started, |state| state.set(SECTION, found));
     }
 }
 

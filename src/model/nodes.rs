@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::idset::IdSet;
-use super::resources::ResourceSet;
+use super::resources::{ResourceSet, StatusIdsets};
 
 /// The states of `flux resource status -s all`, then `offline` (its UP
 /// column). A node is in one or more.
@@ -86,29 +86,13 @@ pub fn rows(
     let with_r: Status =
         serde_json::from_str(status).map_err(|e| bad(format!("malformed response: {e}")))?;
     let all = ResourceSet::from_rv1_json(with_r.r).map_err(bad)?;
-    let idset = |name: &str| match v.get(name) {
-        Some(Value::String(s)) => IdSet::parse(s).map_err(bad),
-        None => Ok(IdSet::new()),
-        Some(_) => Err(bad(format!("{name} is not an idset string"))),
-    };
-    let (offline, exclude, torpid) = (idset("offline")?, idset("exclude")?, idset("torpid")?);
-    let mut drained = IdSet::new();
-    let mut drains = Vec::new();
-    if let Some(drain) = v.get("drain").and_then(Value::as_object) {
-        for (ranks, entry) in drain {
-            let ranks = IdSet::parse(ranks).map_err(bad)?;
-            let reason = entry
-                .get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            for rank in ranks.iter() {
-                drains.push((rank, reason.clone()));
-            }
-            drained.union_with(&ranks);
-        }
-    }
-    drains.sort();
+    let StatusIdsets {
+        offline,
+        exclude,
+        torpid,
+        drained,
+        drains,
+    } = StatusIdsets::read(&v).map_err(bad)?;
     let names = host_names(with_r.r, all.nodes.keys().count()).map_err(bad)?;
     if hosts.len() != names.len() || hosts.iter().zip(&names).any(|(a, b)| **a != **b) {
         *hosts = names.into_iter().map(Arc::from).collect();

@@ -458,6 +458,55 @@ pub fn configured_queues(config: &Value) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// The rank sets of a `resource.status` answer and the drain reasons, as
+/// flux-core's `ResourceStatus` reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusIdsets {
+    pub offline: IdSet,
+    pub exclude: IdSet,
+    pub torpid: IdSet,
+    /// Every rank drained, whether it still runs a job (draining) or not.
+    pub drained: IdSet,
+    /// (rank, reason) for each drained rank, by rank.
+    pub drains: Vec<(u32, String)>,
+}
+
+impl StatusIdsets {
+    /// From a parsed `resource.status` answer; a set that is missing is
+    /// empty (older flux-core has no `torpid`).
+    pub fn read(v: &Value) -> Result<StatusIdsets, String> {
+        let idset = |name: &str| match v.get(name) {
+            Some(Value::String(s)) => IdSet::parse(s),
+            None => Ok(IdSet::new()),
+            Some(_) => Err(format!("{name} is not an idset string")),
+        };
+        let mut drained = IdSet::new();
+        let mut drains = Vec::new();
+        if let Some(drain) = v.get("drain").and_then(Value::as_object) {
+            for (ranks, entry) in drain {
+                let ranks = IdSet::parse(ranks)?;
+                let reason = entry
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                for rank in ranks.iter() {
+                    drains.push((rank, reason.clone()));
+                }
+                drained.union_with(&ranks);
+            }
+        }
+        drains.sort();
+        Ok(StatusIdsets {
+            offline: idset("offline")?,
+            exclude: idset("exclude")?,
+            torpid: idset("torpid")?,
+            drained,
+            drains,
+        })
+    }
+}
+
 /// Node states as `flux resource status` counts them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeHealth {
@@ -497,11 +546,6 @@ impl NodeHealth {
         let bad = |e: String| format!("resource.status: {e}");
         let v: Value =
             serde_json::from_str(payload).map_err(|e| bad(format!("malformed response: {e}")))?;
-        let idset = |name: &str| match v.get(name) {
-            Some(Value::String(s)) => IdSet::parse(s).map_err(bad),
-            None => Ok(IdSet::new()),
-            Some(_) => Err(bad(format!("{name} is not an idset string"))),
-        };
         let all = {
             #[derive(Deserialize)]
             struct WithR<'a> {
@@ -512,23 +556,13 @@ impl NodeHealth {
                 .map_err(|e| bad(format!("malformed response: {e}")))?;
             rv1_ranks(with_r.r).map_err(bad)?
         };
-        let (offline, exclude, torpid) = (idset("offline")?, idset("exclude")?, idset("torpid")?);
-        let mut drained = IdSet::new();
-        let mut drains = Vec::new();
-        if let Some(drain) = v.get("drain").and_then(Value::as_object) {
-            for (ranks, entry) in drain {
-                let ranks = IdSet::parse(ranks).map_err(bad)?;
-                let reason = entry
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                for rank in ranks.iter() {
-                    drains.push((rank, reason.clone()));
-                }
-                drained.union_with(&ranks);
-            }
-        }
+        let StatusIdsets {
+            offline,
+            exclude,
+            torpid,
+            mut drained,
+            drains,
+        } = StatusIdsets::read(&v).map_err(bad)?;
         let mut allocated_ranks = all.clone();
         allocated_ranks.intersect_with(allocated);
         let mut draining = drained.clone();
@@ -538,7 +572,6 @@ impl NodeHealth {
         for gone in [&exclude, &drained, &draining, &torpid] {
             avail.subtract(gone);
         }
-        drains.sort();
         Ok(NodeHealth {
             avail: avail.count(),
             offline: offline.count(),

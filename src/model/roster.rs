@@ -56,6 +56,10 @@ pub struct RosterJob {
     pub nodes: Option<Arc<[JobNode]>>,
 }
 
+/// Unreadable jobs kept for reporting, at most: where no reader takes
+/// them (the jobmap collector off), they must not pile up.
+const MAX_UNREADABLE: usize = 64;
+
 #[derive(Debug, Default)]
 pub struct Roster {
     jobs: HashMap<i64, RosterJob>,
@@ -101,6 +105,12 @@ impl Roster {
     /// the last call: each is reported once.
     pub fn take_unreadable(&mut self) -> Vec<(i64, String)> {
         std::mem::take(&mut self.unreadable)
+    }
+
+    fn unreadable_job(&mut self, id: i64, why: String) {
+        if self.unreadable.len() < MAX_UNREADABLE {
+            self.unreadable.push((id, why));
+        }
     }
 
     pub fn submit(&mut self, id: i64, uid: Option<u32>, project: Option<&str>) {
