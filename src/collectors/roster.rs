@@ -4,9 +4,9 @@
 //! holds the [`RosterWriter`]; dropping it (the jobflow collector stopped)
 //! marks the roster stale, so that no reader exports a roster nobody keeps.
 
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Context;
 use crate::flux::{Error, Timer};
@@ -26,10 +26,14 @@ pub trait Follower {
     fn refresh(&self);
 }
 
-/// Keeps `inner` up to date: its refresh runs before each publish (a
-/// change of the roster publishes anyway), and every `interval` a publish
-/// is asked for where it is stale for another reason (user names that came
-/// in since). It stops with the returned timer.
+/// Keeps `inner` up to date, at most once per `interval`: its refresh runs
+/// before a publish (a change of the roster publishes anyway) where it is
+/// stale and was not refreshed for `interval`, and every `interval` a
+/// publish is asked for where it is stale (user names that came in since,
+/// a change that came within the interval). A busy instance publishes up
+/// to ten times a second, and per-user and per-job series need not follow
+/// each: they are at most `interval` behind the journal. It stops with
+/// the returned timer.
 pub fn follow<T: Follower + 'static>(inner: &Rc<T>, interval: Duration) -> Result<Timer, Error> {
     let ticks = Rc::downgrade(inner);
     let every = interval.as_secs_f64();
@@ -42,9 +46,14 @@ pub fn follow<T: Follower + 'static>(inner: &Rc<T>, interval: Duration) -> Resul
     })?;
     timer.start();
     let hook = Rc::downgrade(inner);
+    let last: Cell<Option<Instant>> = Cell::new(None);
     inner.ctx().before_publish(move || match hook.upgrade() {
         Some(inner) => {
-            inner.refresh();
+            let due = last.get().is_none_or(|t| t.elapsed() >= interval);
+            if due && inner.stale() {
+                last.set(Some(Instant::now()));
+                inner.refresh();
+            }
             true
         }
         None => false,

@@ -135,12 +135,11 @@ impl Roster {
                 let nodes = match r.map(|r| read_nodes(r, &mut self.hosts)) {
                     Some(Ok(nodes)) => Some(nodes),
                     Some(Err(why)) => {
-                        self.unreadable.push((id, why));
+                        self.unreadable_job(id, why);
                         None
                     }
                     None => {
-                        self.unreadable
-                            .push((id, "its alloc event came without R".into()));
+                        self.unreadable_job(id, "its alloc event came without R".into());
                         None
                     }
                 };
