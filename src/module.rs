@@ -573,7 +573,16 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
             }
         }
     })?;
-    module.handlers = Some(vec![stats, reload]);
+    // `flux module stats --clear prometheus`: the publish times start over
+    // (the collectors' counters are Prometheus's, and never go back).
+    let weak = Rc::downgrade(&live);
+    let clear = h.handle_requests(&format!("{name}.stats-clear"), true, move |request| {
+        if let Some(ctx) = weak.upgrade().and_then(|live| live.borrow().ctx.clone()) {
+            ctx.clear_publish_stats();
+        }
+        request.respond("{}");
+    })?;
+    module.handlers = Some(vec![stats, reload, clear]);
     if level > 0 {
         match Announcer::open(&h) {
             Ok(announcer) => live.borrow_mut().announcer = announcer,

@@ -187,6 +187,11 @@ impl Context {
         *count += 1;
     }
 
+    /// Forgets the publish times so far.
+    pub fn clear_publish_stats(&self) {
+        *self.publishes.borrow_mut() = (0, Vec::new());
+    }
+
     /// How long the last publishes took the reactor thread.
     pub fn publish_stats(&self) -> PublishStats {
         let publishes = self.publishes.borrow();
