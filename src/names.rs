@@ -44,6 +44,9 @@ struct Table {
     wanted: BTreeSet<u32>,
     /// Why the last lookup failed, for the log; taken once.
     failure: Option<String>,
+    /// The last failure said, so that a directory that stays down is said
+    /// once, not at every retry.
+    said: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +179,7 @@ fn run(inner: &Inner, command: &[String]) {
         let mut table = inner.table.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome {
             Ok(found) => {
+                table.said = None;
                 for uid in batch {
                     let entry = match found.get(&uid) {
                         Some(name) => Entry::Known {
@@ -202,7 +206,10 @@ fn run(inner: &Inner, command: &[String]) {
                         }
                     }
                 }
-                table.failure = Some(why);
+                if table.said.as_ref() != Some(&why) {
+                    table.said = Some(why.clone());
+                    table.failure = Some(why);
+                }
             }
         }
         drop(table);

@@ -139,8 +139,9 @@ impl Context {
         change(&mut self.state.borrow_mut());
     }
 
-    /// Records, inside a [`before_publish`](Self::before_publish) hook, a
-    /// successful update of `collector` that began at `started`.
+    /// Records a successful update of `collector` that began at `started`,
+    /// scheduling no publish: inside a [`before_publish`](Self::before_publish)
+    /// hook, or where the caller schedules one.
     pub fn succeeded_in_publish(
         &self,
         collector: &str,
@@ -154,7 +155,8 @@ impl Context {
         });
     }
 
-    /// Records, inside a hook, that `collector` has nothing true to export.
+    /// Records that `collector` has nothing true to export, scheduling no
+    /// publish (as [`succeeded_in_publish`](Self::succeeded_in_publish)).
     pub fn failed_in_publish(&self, collector: &str, why: &str, change: impl FnOnce(&mut State)) {
         self.update_in_publish(|state| {
             change(state);

@@ -4,9 +4,9 @@
 //! holds the [`RosterWriter`]; dropping it (the jobflow collector stopped)
 //! marks the roster stale, so that no reader exports a roster nobody keeps.
 
-use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::cell::{Ref, RefCell, RefMut};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Context;
 use crate::flux::{Error, Timer};
@@ -26,35 +26,34 @@ pub trait Follower {
     fn refresh(&self);
 }
 
-/// Keeps `inner` up to date, at most once per `interval`: its refresh runs
-/// before a publish (a change of the roster publishes anyway) where it is
-/// stale and was not refreshed for `interval`, and every `interval` a
-/// publish is asked for where it is stale (user names that came in since,
-/// a change that came within the interval). A busy instance publishes up
-/// to ten times a second, and per-user and per-job series need not follow
-/// each: they are at most `interval` behind the journal. It stops with
-/// the returned timer.
+/// Keeps `inner` up to date: every `interval` it is refreshed where
+/// stale, and a publish follows. Until its first refresh finds the roster
+/// current, it is also refreshed before each publish, so that it reports
+/// as soon as the journal's backlog is read. A busy instance publishes up
+/// to ten times a second; per-user and per-job series need not follow each
+/// publish (they are at most `interval` behind the journal), and a publish
+/// then costs the broker none of their work. It stops with the returned
+/// timer.
 pub fn follow<T: Follower + 'static>(inner: &Rc<T>, interval: Duration) -> Result<Timer, Error> {
     let ticks = Rc::downgrade(inner);
     let every = interval.as_secs_f64();
     let timer = inner.ctx().handle.timer(every, every, move || {
         if let Some(inner) = ticks.upgrade() {
             if inner.stale() {
+                inner.refresh();
                 inner.ctx().update(|_| {});
             }
         }
     })?;
     timer.start();
     let hook = Rc::downgrade(inner);
-    let last: Cell<Option<Instant>> = Cell::new(None);
     inner.ctx().before_publish(move || match hook.upgrade() {
         Some(inner) => {
-            let due = last.get().is_none_or(|t| t.elapsed() >= interval);
-            if due && inner.stale() {
-                last.set(Some(Instant::now()));
+            if inner.stale() {
                 inner.refresh();
             }
-            true
+            // Kept until the roster has been found current once.
+            inner.stale()
         }
         None => false,
     });
