@@ -129,7 +129,7 @@ fn the_job_map_has_every_node_of_every_running_job_as_flux_jobs_shows_it() {
         for job in &running {
             let id = f58(job["id"].as_u64().unwrap());
             let nodelist = job["nodelist"].as_str().unwrap();
-            for host in hostlist_parser::parse(nodelist).unwrap() {
+            for host in flux_prometheus::model::hostlist::expand(nodelist).unwrap() {
                 let series = format!(
                     "flux_job_node_info{{jobid=\"{id}\",user=\"root\",node=\"{host}\"}} 1\n"
                 );

@@ -2,6 +2,7 @@
 
 pub mod allocations;
 pub mod broker;
+pub mod hostlist;
 pub mod idset;
 pub mod jobflow;
 pub mod jobs;

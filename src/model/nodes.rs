@@ -154,10 +154,7 @@ fn host_names(r: Option<&RawValue>, ranks: usize) -> Result<Vec<String>, String>
         .unwrap_or_default();
     let mut names = Vec::with_capacity(ranks);
     for list in &lists {
-        names.extend(
-            hostlist_parser::parse(list)
-                .map_err(|e| format!("R nodelist '{list}' is not a hostlist: {e}"))?,
-        );
+        names.extend(super::hostlist::expand(list).map_err(|e| format!("R nodelist: {e}"))?);
     }
     if names.len() != ranks {
         return Err(format!(

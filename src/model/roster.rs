@@ -222,10 +222,7 @@ fn read_nodes(
     if !r.execution.nodelist.is_empty() {
         let mut names = Vec::with_capacity(nodes.len());
         for list in &r.execution.nodelist {
-            names.extend(
-                hostlist_parser::parse(list)
-                    .map_err(|e| format!("R nodelist '{list}' is not a hostlist: {e}"))?,
-            );
+            names.extend(super::hostlist::expand(list).map_err(|e| format!("R nodelist: {e}"))?);
         }
         if names.len() != nodes.len() {
             return Err(format!(
