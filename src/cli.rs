@@ -277,6 +277,12 @@ pub fn status(stats: &ModuleStats, now: f64) -> Outcome {
     if let Some(why) = &stats.listen_error {
         out.push_str(&format!("  not serving yet: {why}\n"));
     }
+    if stats.heap_bytes > 0 {
+        out.push_str(&format!(
+            "  module memory: {:.1} MiB allocated\n",
+            stats.heap_bytes as f64 / (1024.0 * 1024.0)
+        ));
+    }
     if stats.publish.count > 0 {
         out.push_str(&format!(
             "  {} publishes; broker time per publish: median {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
@@ -696,8 +702,10 @@ mod tests {
         let stats = ModuleStats::parse(&stats.to_string()).unwrap();
         let text = status(&stats, 1_002.5).unwrap();
         assert!(!text.contains("publishes"), "{text}");
+        assert!(!text.contains("module memory"), "{text}");
         let mut published = stats.clone();
         published.publish = crate::stats::PublishStats::of(3, &[0.001, 0.002, 0.004]);
+        published.heap_bytes = 5 * 1024 * 1024 + 512 * 1024;
         let with = status(&published, 1_002.5).unwrap();
         assert!(
             with.contains(
@@ -705,6 +713,7 @@ mod tests {
             ),
             "{with}"
         );
+        assert!(with.contains("module memory: 5.5 MiB allocated"), "{with}");
         assert!(
             text.contains("jobs       ok      last update 2s ago"),
             "{text}"

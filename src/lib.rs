@@ -12,6 +12,20 @@
 /// The module's and the command's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Every Rust allocation of the module, on the reactor thread and the HTTP
+/// thread alike, is counted here, so that `flux module stats prometheus` can
+/// say how much memory the module holds. The broker's RSS cannot: it mixes
+/// the module with the scheduler, whose resource graph is 9 GB at 16,384
+/// nodes under Fluxion and moves by tens of MB on its own. (The counter is
+/// two relaxed atomic operations per allocation.)
+#[global_allocator]
+static HEAP: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+/// Bytes the module's Rust code holds allocated now.
+pub fn heap_bytes() -> usize {
+    HEAP.allocated()
+}
+
 /// This host's name, as the module's URL and the command's walk use it.
 pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()

@@ -121,6 +121,7 @@ fn stats_json(live: &Live) -> String {
         web_config: web.source.as_ref().map(|p| p.display().to_string()),
         max_request_rate: live.shared.pacer.rate(),
         publish: ctx.publish_stats(),
+        heap_bytes: crate::heap_bytes() as u64,
     };
     serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into())
 }

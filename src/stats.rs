@@ -47,6 +47,8 @@ pub struct ModuleStats {
     /// The reactor thread's time per publish (before-publish hooks and the
     /// render of what changed) over the last publishes.
     pub publish: PublishStats,
+    /// Bytes the module holds allocated (its Rust heap, both threads).
+    pub heap_bytes: u64,
 }
 
 /// The reactor's time per publish, in seconds, over the last
