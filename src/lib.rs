@@ -48,3 +48,21 @@ pub mod render;
 pub mod state;
 pub mod stats;
 pub mod webconfig;
+
+#[cfg(test)]
+mod tests {
+    use super::heap_bytes;
+
+    #[test]
+    fn heap_bytes_follows_what_the_module_holds() {
+        // Large enough that other tests' allocations on their threads
+        // cannot hide it.
+        const SIZE: usize = 256 << 20;
+        let before = heap_bytes();
+        let held = vec![1u8; SIZE];
+        let during = heap_bytes();
+        assert!(during >= before + SIZE / 2, "{before} then {during}");
+        drop(held);
+        assert!(heap_bytes() < during - SIZE / 2);
+    }
+}
