@@ -41,8 +41,6 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub const MAX_HEADER_BYTES: usize = 8192;
 /// A client has this long to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// The HTTP thread's nice value (0 is the broker's own).
-pub const HTTP_THREAD_NICE: i32 = 10;
 /// Threads that may run bcrypt at once (for credentials not yet cached),
 /// besides the serving thread; they exit when idle.
 pub const BCRYPT_THREADS: usize = 2;
@@ -70,9 +68,14 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("prometheus-http".into())
             .spawn(move || {
-                // Under CPU pressure the broker's own threads come first: a
-                // flood of scrapes then slows the scrapers, not the jobs.
-                let _ = crate::flux::lower_current_thread_priority(HTTP_THREAD_NICE);
+                // The thread runs at the broker's own priority. It used to
+                // run at nice 10, to yield to the broker under a flood of
+                // scrapes; the request pacing bounds what a flood costs
+                // instead (BENCHMARKS.md, "50 concurrent scrapers"), and at
+                // nice 10 a busy broker delayed scrapes by tens of ms
+                // (BENCHMARKS.md, "The largest system": p99 21.6 ms at
+                // nice 10, 3.4 ms at 0, while the scheduler started 10,000
+                // jobs).
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => accept_loop(listener, shared, stop).await,
