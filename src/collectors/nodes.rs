@@ -115,6 +115,8 @@ fn start_round(inner: &Rc<Inner>) {
                 TOPICS.join(", "),
                 ROUND_TIMEOUT.as_secs()
             );
+            // The section is cleared: the next answers make a view anew.
+            inner.made_from.replace(None);
             inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION));
         }
         Opened::Fresh => {}
@@ -184,6 +186,7 @@ fn finish(inner: &Rc<Inner>) {
             }
         }),
         Err(msg) => {
+            // The section is cleared: the next answers make a view anew.
             inner.made_from.replace(None);
             inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION))
         }
