@@ -256,26 +256,37 @@ fn openmetrics_is_served_when_the_scraper_asks_for_it() {
     );
 }
 
-/// Under CPU pressure the broker's threads come before the exporter's.
+/// The nice value of a task, from its `stat` (field 19, the 17th after the
+/// command's closing parenthesis).
+fn nice_of(stat_path: &std::path::Path) -> String {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    let after_command = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    after_command
+        .split_whitespace()
+        .nth(16)
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// The HTTP thread runs at the broker's own priority: at nice 10, a busy
+/// broker delayed scrapes by tens of ms (BENCHMARKS.md, "The largest
+/// system"); pacing, not the nice, bounds what a flood of scrapes costs.
 #[test]
-fn the_http_thread_runs_at_a_lower_priority() {
+fn the_http_thread_runs_at_the_broker_priority() {
     let (_server, _shared, addr) = start();
     assert!(get(addr, "/-/healthy", "").starts_with("HTTP/1.1 200"));
+    let process_nice = nice_of(std::path::Path::new("/proc/self/stat"));
     let mut seen = 0;
     for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if comm.trim() != "prometheus-http" {
             continue;
         }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the command's closing parenthesis; nice is field 19.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        assert_eq!(fields[16], "10", "nice of {comm}");
+        assert_eq!(
+            nice_of(&task.path().join("stat")),
+            process_nice,
+            "nice of {comm}"
+        );
         seen += 1;
     }
     assert!(seen >= 1, "no prometheus-http thread found");
