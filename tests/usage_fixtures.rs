@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use common::{fixture, samples};
 use flux_prometheus::collectors::users::{self, Folded};
@@ -15,7 +14,7 @@ use flux_prometheus::model::jobflow::{JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT
 use flux_prometheus::model::nested::f58;
 use flux_prometheus::model::nodes;
 use flux_prometheus::model::resources::ResourceSet;
-use flux_prometheus::model::roster::{Phase, Roster};
+use flux_prometheus::model::roster::Roster;
 use serde_json::Value;
 
 /// The recorded journal replayed into a roster, as the jobflow collector
@@ -55,7 +54,7 @@ fn is_running(job: &Value) -> bool {
 fn jobs_and_allocations_by_user_are_those_of_flux_jobs_a() {
     common::each_set(|| {
         let roster = roster();
-        let (_, jobs) = roster.current().expect("read to the present");
+        let (by_uid, by_project) = roster.usage().expect("read to the present");
         let cli = active_cli_jobs();
         // The recorded uids' names, as flux jobs printed them.
         let names: BTreeMap<u32, String> = cli
@@ -68,7 +67,7 @@ fn jobs_and_allocations_by_user_are_those_of_flux_jobs_a() {
             })
             .collect();
         let name = |uid: u32| names.get(&uid).cloned().unwrap_or_else(|| uid.to_string());
-        let found = users::count(jobs, &name, 100, &mut Folded::default());
+        let found = users::count(by_uid, by_project, &name, 100, &mut Folded::default());
         let mut want: BTreeMap<&str, (u64, u64, u64, IdSet)> = BTreeMap::new();
         for j in &cli {
             let row =
@@ -106,21 +105,8 @@ fn jobs_and_allocations_by_user_are_those_of_flux_jobs_a() {
 #[test]
 fn the_job_map_has_every_node_of_every_running_job_as_flux_jobs_shows_it() {
     common::each_set(|| {
-        let roster = roster();
-        let (_, jobs) = roster.current().unwrap();
-        let map = jobmap::JobMap {
-            jobs: jobs
-                .iter()
-                .filter(|(_, j)| j.phase == Phase::Running)
-                .filter_map(|(&id, j)| {
-                    Some(jobmap::MappedJob {
-                        jobid: Arc::from(f58(id as u64)),
-                        user: Arc::from("root"),
-                        nodes: Arc::clone(j.nodes.as_ref()?),
-                    })
-                })
-                .collect(),
-        };
+        let mut roster = roster();
+        let map = common::recorded_jobmap(&mut roster);
         let mut out = String::new();
         jobmap::render(&map, &mut out);
         let running: Vec<Value> = active_cli_jobs().into_iter().filter(is_running).collect();

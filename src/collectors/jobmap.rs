@@ -15,8 +15,12 @@
 //! GPUs in PCI bus order too. The README says when they differ.
 //!
 //! The series grow with the running jobs, so their text is made on the
-//! HTTP thread when a scrape first asks for it ([`Render::Later`]); the
-//! reactor thread only takes shared references to each job's nodes.
+//! HTTP thread when a scrape first asks for it ([`Render::Later`]). The
+//! reactor thread keeps the map as a persistent ordered map, changed only
+//! where the roster's jobs changed: its cost follows the jobs that started
+//! and ended, not the jobs running (at 60,000 active jobs, mapping them all
+//! again took 14-30 ms; BENCHMARKS.md, "The largest system"), and the HTTP
+//! thread's snapshot is a clone that shares it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -25,12 +29,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use imbl::OrdMap;
+
 use super::roster::{self, Follower, RosterReader};
 use super::{Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
 use crate::flux::{Error, Level, Timer};
 use crate::model::nested::f58;
-use crate::model::roster::{JobNode, Phase};
+use crate::model::roster::{Changes, JobNode, Phase, RosterJob};
 use crate::names::Names;
 use crate::render::Family;
 use crate::state::{Section, State};
@@ -56,10 +62,82 @@ pub struct MappedJob {
     pub nodes: Arc<[JobNode]>,
 }
 
-/// Every running job with its nodes, in job ID order (submission order).
-#[derive(Debug, Default, PartialEq, Eq)]
+/// Every running job with its nodes, by job ID (submission order).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct JobMap {
-    pub jobs: Vec<MappedJob>,
+    pub jobs: OrdMap<i64, MappedJob>,
+}
+
+/// Keeps the job map of a roster from what changed in it.
+#[derive(Debug, Default)]
+pub struct Mapper {
+    map: JobMap,
+    /// User labels, made once per uid.
+    users: HashMap<Option<u32>, Arc<str>>,
+}
+
+impl Mapper {
+    /// Brings the map up to `jobs`, of which `changes` changed since the
+    /// last update (all of them where `changes.all`); `label` names a uid.
+    /// False where the map is as it was.
+    pub fn update(
+        &mut self,
+        jobs: &HashMap<i64, RosterJob>,
+        changes: &Changes,
+        label: &dyn Fn(u32) -> String,
+    ) -> bool {
+        if changes.all {
+            self.users.clear();
+            let mut fresh = OrdMap::new();
+            for (&id, job) in jobs {
+                if let Some(mapped) = self.mapped(id, job, label) {
+                    fresh.insert(id, mapped);
+                }
+            }
+            let changed = fresh != self.map.jobs;
+            self.map.jobs = fresh;
+            return changed;
+        }
+        let mut changed = false;
+        for &id in &changes.jobs {
+            let now = jobs.get(&id).and_then(|job| self.mapped(id, job, label));
+            changed |= match now {
+                Some(mapped) => {
+                    self.map.jobs.insert(id, mapped);
+                    true
+                }
+                None => self.map.jobs.remove(&id).is_some(),
+            };
+        }
+        changed
+    }
+
+    /// The map as it stands: shares its entries with the mapper's.
+    pub fn map(&self) -> JobMap {
+        self.map.clone()
+    }
+
+    fn mapped(
+        &mut self,
+        id: i64,
+        job: &RosterJob,
+        label: &dyn Fn(u32) -> String,
+    ) -> Option<MappedJob> {
+        if job.phase != Phase::Running {
+            return None;
+        }
+        let nodes = Arc::clone(job.nodes.as_ref()?);
+        let user = Arc::clone(
+            self.users
+                .entry(job.uid)
+                .or_insert_with(|| Arc::from(job.uid.map_or_else(|| "unknown".into(), label))),
+        );
+        Some(MappedJob {
+            jobid: Arc::from(f58(id as u64)),
+            user,
+            nodes,
+        })
+    }
 }
 
 struct Inner {
@@ -68,18 +146,17 @@ struct Inner {
     names: Names,
     /// The roster generation and names version last mapped from.
     mapped: Cell<Option<(u64, u64)>>,
-    /// Job IDs in F58 and user labels, made once per job and user.
-    jobids: RefCell<HashMap<i64, Arc<str>>>,
+    mapper: RefCell<Mapper>,
     _timer: RefCell<Option<Timer>>,
 }
 
 fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
     let inner = Rc::new(Inner {
-        roster: ctx.roster_reader(),
+        roster: ctx.roster_reader().watching_changes(),
         names: ctx.names().clone(),
         ctx,
         mapped: Cell::new(None),
-        jobids: RefCell::new(HashMap::new()),
+        mapper: RefCell::new(Mapper::default()),
         _timer: RefCell::new(None),
     });
     let timer = roster::follow(&inner, settings.poll_interval)?;
@@ -118,7 +195,7 @@ impl Inner {
         if key.is_some() && key == self.mapped.get() {
             return;
         }
-        self.mapped.set(key);
+        let last = self.mapped.replace(key);
         // Each job whose R could not be read is said once; the rest of the
         // map goes on without it.
         for (id, why) in self.roster.borrow_mut().take_unreadable() {
@@ -130,44 +207,28 @@ impl Inner {
                 ),
             );
         }
-        let roster = self.roster.borrow();
-        let Some((_, jobs)) = roster.current() else {
+        let mut roster = self.roster.borrow_mut();
+        // Changes are taken only from a current roster, so that none is
+        // lost while the journal's backlog is read.
+        let taken = roster.current().is_some().then(|| roster.take_changes());
+        let (Some(mut changes), Some((_, jobs))) = (taken, roster.current()) else {
             drop(roster);
             return self
                 .ctx
                 .failed_in_publish(NAME, roster::NOT_CURRENT, |state| state.clear(SECTION));
         };
-        let mut jobids = self.jobids.borrow_mut();
-        jobids.retain(|id, _| jobs.contains_key(id));
-        let mut users: HashMap<Option<u32>, Arc<str>> = HashMap::new();
-        let mut running: Vec<(i64, MappedJob)> = jobs
-            .iter()
-            .filter(|(_, job)| job.phase == Phase::Running)
-            .filter_map(|(&id, job)| {
-                let nodes = Arc::clone(job.nodes.as_ref()?);
-                let jobid = Arc::clone(
-                    jobids
-                        .entry(id)
-                        .or_insert_with(|| Arc::from(f58(id as u64))),
-                );
-                let user = Arc::clone(users.entry(job.uid).or_insert_with(|| {
-                    Arc::from(
-                        job.uid
-                            .map_or_else(|| "unknown".into(), |u| self.names.label(u)),
-                    )
-                }));
-                Some((id, MappedJob { jobid, user, nodes }))
-            })
-            .collect();
+        // New names relabel every job of their users: map them all again.
+        changes.all |= last.map(|(_, names)| names) != key.map(|(_, names)| names);
+        let mut mapper = self.mapper.borrow_mut();
+        let changed = mapper.update(jobs, &changes, &|uid| self.names.label(uid));
         drop(roster);
-        running.sort_unstable_by_key(|(id, _)| *id);
-        let map = JobMap {
-            jobs: running.into_iter().map(|(_, job)| job).collect(),
-        };
+        let map = changed.then(|| mapper.map());
         self.ctx.succeeded_in_publish(NAME, started, |state| {
             // An unchanged map keeps its rendered text.
-            if state.get(SECTION).map(|m| &**m) != Some(&map) {
-                state.set(SECTION, Arc::new(map));
+            match map {
+                Some(map) => state.set(SECTION, Arc::new(map)),
+                None if state.get(SECTION).is_none() => state.set(SECTION, Arc::new(mapper.map())),
+                None => {}
             }
         });
     }
@@ -198,7 +259,7 @@ pub fn render(map: &JobMap, out: &mut String) {
         "flux_job_node_info",
         "A node of a running job; always 1. Join on node with node_exporter's series (relabelled to the host name) to see a job's nodes.",
     );
-    for job in &map.jobs {
+    for job in map.jobs.values() {
         for node in job.nodes.iter() {
             let name = node_label(node, &mut scratch);
             f.sample(
@@ -213,7 +274,7 @@ pub fn render(map: &JobMap, out: &mut String) {
         "A GPU of a running job, labelled as dcgm-exporter labels it (Hostname, gpu); always 1.",
     );
     let mut gpu = String::new();
-    for job in &map.jobs {
+    for job in map.jobs.values() {
         for node in job.nodes.iter() {
             for id in node.gpus.iter() {
                 gpu.clear();
@@ -256,11 +317,14 @@ mod tests {
         ]
         .into();
         let map = JobMap {
-            jobs: vec![MappedJob {
-                jobid: Arc::from("ƒ2u7\"x"),
-                user: Arc::from("alice"),
-                nodes,
-            }],
+            jobs: OrdMap::unit(
+                1,
+                MappedJob {
+                    jobid: Arc::from("ƒ2u7\"x"),
+                    user: Arc::from("alice"),
+                    nodes,
+                },
+            ),
         };
         let mut out = String::new();
         render(&map, &mut out);
@@ -273,5 +337,58 @@ mod tests {
         assert!(out.contains("node=\"rank4\"} 1\n"), "{out}");
         assert!(out.contains("flux_job_gpu_info{jobid=\"ƒ2u7\\\"x\",user=\"alice\",Hostname=\"node3\",gpu=\"2\"} 1\n"), "{out}");
         assert_eq!(out.matches("flux_job_gpu_info{").count(), 2);
+    }
+
+    /// The map a mapper made from scratch gives for `roster`.
+    fn from_scratch(roster: &mut crate::model::roster::Roster) -> JobMap {
+        let (_, jobs) = roster.current().unwrap();
+        let everything = Changes {
+            all: true,
+            jobs: Default::default(),
+        };
+        let mut mapper = Mapper::default();
+        mapper.update(jobs, &everything, &|uid| format!("u{uid}"));
+        mapper.map()
+    }
+
+    #[test]
+    fn the_map_kept_from_changes_is_the_map_made_from_scratch() {
+        use serde_json::value::RawValue;
+        let r = |ranks: &str| {
+            RawValue::from_string(format!(
+                r#"{{"version":1,"execution":{{"R_lite":[{{"rank":"{ranks}","children":{{"core":"0"}}}}],"nodelist":["n[{ranks}]"]}}}}"#
+            ))
+            .unwrap()
+        };
+        let mut roster = crate::model::roster::Roster::default();
+        roster.begin_backlog();
+        roster.submit(1, Some(7), None);
+        roster.event(1, "alloc", None, Some(&r("0-1")));
+        roster.end_backlog();
+        roster.watch_changes();
+        let label = |uid: u32| format!("u{uid}");
+        let mut mapper = Mapper::default();
+        let mut step = |roster: &mut crate::model::roster::Roster| {
+            let changes = roster.take_changes();
+            let changed = mapper.update(roster.current().unwrap().1, &changes, &label);
+            (changed, mapper.map())
+        };
+        let (changed, map) = step(&mut roster);
+        assert!(changed);
+        assert_eq!(map, from_scratch(&mut roster));
+        roster.submit(2, Some(8), None);
+        // A pending job is not on the map, and the map did not change.
+        assert!(!step(&mut roster).0);
+        roster.event(2, "alloc", None, Some(&r("3")));
+        roster.submit(3, Some(7), None);
+        roster.event(3, "alloc", None, Some(&r("4")));
+        roster.event(1, "clean", None, None);
+        let (changed, map) = step(&mut roster);
+        assert!(changed);
+        assert_eq!(map, from_scratch(&mut roster));
+        let ids: Vec<i64> = map.jobs.keys().copied().collect();
+        assert_eq!(ids, [2, 3]);
+        assert_eq!(&*map.jobs[&2].user, "u8");
+        assert_eq!(map.jobs[&3].nodes[0].host.as_deref(), Some("n4"));
     }
 }

@@ -69,7 +69,10 @@ impl RosterFeed {
     }
 
     pub fn reader(&self) -> RosterReader {
-        RosterReader(Rc::clone(&self.0))
+        RosterReader {
+            roster: Rc::clone(&self.0),
+            watching: false,
+        }
     }
 }
 
@@ -89,15 +92,37 @@ impl Drop for RosterWriter {
 
 /// A reader's end: [`Roster::current`] is None whenever the roster is not
 /// read to the present.
-pub struct RosterReader(Rc<RefCell<Roster>>);
+pub struct RosterReader {
+    roster: Rc<RefCell<Roster>>,
+    /// This reader takes the roster's changes ([`Roster::take_changes`]).
+    watching: bool,
+}
 
 impl RosterReader {
     pub fn borrow(&self) -> Ref<'_, Roster> {
-        self.0.borrow()
+        self.roster.borrow()
     }
 
-    /// For reporting the jobs left out of the map.
+    /// For taking the changes and the jobs left out of the map.
     pub fn borrow_mut(&self) -> RefMut<'_, Roster> {
-        self.0.borrow_mut()
+        self.roster.borrow_mut()
+    }
+
+    /// A reader that takes the roster's changes: they are noted from now
+    /// until it is dropped.
+    pub fn watching_changes(mut self) -> RosterReader {
+        self.roster.borrow_mut().watch_changes();
+        self.watching = true;
+        self
+    }
+}
+
+impl Drop for RosterReader {
+    fn drop(&mut self) {
+        if self.watching {
+            if let Ok(mut roster) = self.roster.try_borrow_mut() {
+                roster.unwatch_changes();
+            }
+        }
     }
 }

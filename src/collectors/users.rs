@@ -11,7 +11,7 @@
 //! `flux_usage_folded_total` counts each user or project folded so.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -19,7 +19,8 @@ use super::roster::{self, Follower, RosterReader};
 use super::{Collector, Context, Render, Settings, Spec};
 use crate::flux::{Error, Level, Timer};
 use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
-use crate::model::roster::{Phase, RosterJob};
+pub use crate::model::usage::Usage;
+use crate::model::usage::{ByProject, ByUid};
 use crate::names::Names;
 use crate::render::Family;
 use crate::state::{Section, State};
@@ -38,26 +39,6 @@ pub const SPEC: Spec = Spec {
     needs: &["jobflow"],
 };
 
-/// One user's or project's share of the machine.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub pending: u64,
-    pub running: u64,
-    pub nodes: u64,
-    pub cores: u64,
-    pub gpus: u64,
-}
-
-impl Usage {
-    fn add(&mut self, other: &Usage) {
-        self.pending += other.pending;
-        self.running += other.running;
-        self.nodes += other.nodes;
-        self.cores += other.cores;
-        self.gpus += other.gpus;
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsersState {
     /// By label value ("other" for the folded).
@@ -68,59 +49,23 @@ pub struct UsersState {
     pub folded_projects: u64,
 }
 
-/// Usage of one owner (a uid or a project), with the ranks it holds, to
-/// count its nodes once however many of its jobs share them.
-#[derive(Default)]
-struct Tally {
-    usage: Usage,
-    ranks: Vec<u32>,
-}
-
-impl Tally {
-    fn count(&mut self, job: &RosterJob) {
-        match job.phase {
-            Phase::Pending => self.usage.pending += 1,
-            Phase::Running => self.usage.running += 1,
-        }
-        for node in job.nodes.iter().flat_map(|nodes| nodes.iter()) {
-            self.ranks.push(node.rank);
-            self.usage.cores += u64::from(node.cores);
-            self.usage.gpus += node.gpus.count();
-        }
-    }
-
-    fn finish(mut self) -> Usage {
-        self.ranks.sort_unstable();
-        self.ranks.dedup();
-        self.usage.nodes = self.ranks.len() as u64;
-        self.usage
-    }
-}
-
-/// Counts `jobs` by owner and by project, folding all but the `limit`
-/// busiest of each into "other". `folded` remembers who was ever folded.
+/// Labels the usage of each user and each project, folding all but the
+/// `limit` busiest of each into "other". `folded` remembers who was ever
+/// folded.
 pub fn count(
-    jobs: &HashMap<i64, RosterJob>,
+    by_uid: &ByUid,
+    by_project: &ByProject,
     names: &dyn Fn(u32) -> String,
     limit: usize,
     folded: &mut Folded,
 ) -> UsersState {
-    let mut by_uid: HashMap<Option<u32>, Tally> = HashMap::new();
-    let mut by_project: HashMap<Option<&str>, Tally> = HashMap::new();
-    for job in jobs.values() {
-        by_uid.entry(job.uid).or_default().count(job);
-        by_project
-            .entry(job.project.as_deref())
-            .or_default()
-            .count(job);
-    }
-    let users = by_uid.into_iter().map(|(uid, tally)| {
+    let users = by_uid.iter().map(|(uid, usage)| {
         let label = uid.map_or_else(|| "unknown".to_string(), names);
-        (label, tally.finish())
+        (label, usage)
     });
     let projects = by_project
-        .into_iter()
-        .map(|(project, tally)| (project.unwrap_or("none").to_string(), tally.finish()));
+        .iter()
+        .map(|(project, usage)| (project.as_deref().unwrap_or("none").to_string(), usage));
     let (users, new_users) = fold(users.collect(), limit, &mut folded.users);
     let (projects, new_projects) = fold(projects.collect(), limit, &mut folded.projects);
     folded.user_count += new_users;
@@ -242,7 +187,7 @@ impl Inner {
                 .log(Level::Warning, &format!("{NAME} collector: {why}"));
         }
         let roster = self.roster.borrow();
-        let Some((_, jobs)) = roster.current() else {
+        let Some((by_uid, by_project)) = roster.usage() else {
             drop(roster);
             return self
                 .ctx
@@ -250,7 +195,8 @@ impl Inner {
         };
         let names = |uid: u32| self.names.label(uid);
         let found = count(
-            jobs,
+            by_uid,
+            by_project,
             &names,
             self.limit.get(),
             &mut self.folded.borrow_mut(),
@@ -318,8 +264,20 @@ fn render(state: &State, out: &mut String) {
 mod tests {
     use super::*;
     use crate::model::idset::IdSet;
-    use crate::model::roster::JobNode;
+    use crate::model::roster::{JobNode, Phase, RosterJob};
+    use crate::model::usage::Tallies;
     use std::sync::Arc;
+
+    /// Counts `jobs` as the roster tallies them.
+    fn count_jobs(jobs: &[RosterJob], limit: usize, folded: &mut Folded) -> UsersState {
+        let mut by_uid = Tallies::default();
+        let mut by_project = Tallies::default();
+        for job in jobs {
+            by_uid.add(job.uid, job);
+            by_project.add(job.project.clone(), job);
+        }
+        count(&by_uid, &by_project, &name, limit, folded)
+    }
 
     fn job(uid: u32, project: Option<&str>, ranks: &[u32], cores: u32, gpus: &str) -> RosterJob {
         let nodes: Vec<JobNode> = ranks
@@ -353,16 +311,14 @@ mod tests {
 
     #[test]
     fn each_user_and_project_has_its_jobs_and_its_nodes_counted_once() {
-        let jobs: HashMap<i64, RosterJob> = [
-            (1, job(1001, Some("chem"), &[0, 1], 4, "0-1")),
-            (2, job(1001, Some("chem"), &[1], 2, "")),
-            (3, job(1001, None, &[], 0, "")),
-            (4, job(1002, Some("chem"), &[5], 1, "3")),
-            (5, job(4242, Some("bio"), &[], 0, "")),
-        ]
-        .into_iter()
-        .collect();
-        let found = count(&jobs, &name, 100, &mut Folded::default());
+        let jobs = [
+            job(1001, Some("chem"), &[0, 1], 4, "0-1"),
+            job(1001, Some("chem"), &[1], 2, ""),
+            job(1001, None, &[], 0, ""),
+            job(1002, Some("chem"), &[5], 1, "3"),
+            job(4242, Some("bio"), &[], 0, ""),
+        ];
+        let found = count_jobs(&jobs, 100, &mut Folded::default());
         let alice = found.users["alice"];
         assert_eq!((alice.pending, alice.running), (1, 2));
         assert_eq!((alice.nodes, alice.cores, alice.gpus), (2, 10, 4));
@@ -377,18 +333,18 @@ mod tests {
 
     #[test]
     fn beyond_the_limit_the_least_busy_are_other_and_each_is_counted_once() {
-        let jobs: HashMap<i64, RosterJob> = (0..5)
-            .map(|i| (i64::from(i), job(2000 + i, None, &[i], 1 + i, "")))
+        let jobs: Vec<RosterJob> = (0..5)
+            .map(|i| job(2000 + i, None, &[i], 1 + i, ""))
             .collect();
         let mut folded = Folded::default();
-        let found = count(&jobs, &name, 2, &mut folded);
+        let found = count_jobs(&jobs, 2, &mut folded);
         let labels: Vec<&str> = found.users.keys().map(String::as_str).collect();
         assert_eq!(labels, ["2003", "2004", "other"]);
         let other = found.users["other"];
         assert_eq!((other.running, other.cores, other.nodes), (3, 6, 3));
         assert_eq!(found.folded_users, 3);
         // The same users folded again are not new.
-        let again = count(&jobs, &name, 2, &mut folded);
+        let again = count_jobs(&jobs, 2, &mut folded);
         assert_eq!(again.folded_users, 3);
         let mut out = String::new();
         let mut state = State::with_collectors(&[NAME]);

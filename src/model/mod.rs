@@ -11,3 +11,4 @@ pub mod nodes;
 pub mod queues;
 pub mod resources;
 pub mod roster;
+pub mod usage;

@@ -10,7 +10,7 @@
 //! too from then on, as CLEANUP is. Its resources are held from `alloc` to
 //! `clean`, as [`super::allocations`] counts them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -18,6 +18,9 @@ use serde_json::Value;
 
 use super::idset::IdSet;
 use super::resources::Slice;
+#[cfg(test)]
+use super::usage::Tallies;
+use super::usage::{ByProject, ByUid};
 
 /// A job's state as `flux jobs` filters count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,11 +75,44 @@ pub struct Roster {
     /// Host names seen, shared by every job that runs on them.
     hosts: HashMap<String, Arc<str>>,
     projects: HashMap<String, Arc<str>>,
+    /// Usage by owner and by project, kept with `jobs`.
+    by_uid: ByUid,
+    by_project: ByProject,
+    /// The jobs changed since a reader last took them, while one asks.
+    changes: Option<Changes>,
+}
+
+/// What changed in the roster since a reader last looked: these jobs, or
+/// (`all`) everything, after a backlog or when the reader began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub all: bool,
+    pub jobs: HashSet<i64>,
+}
+
+impl Changes {
+    fn everything() -> Changes {
+        Changes {
+            all: true,
+            jobs: HashSet::new(),
+        }
+    }
+
+    fn job(&mut self, id: i64) {
+        if !self.all {
+            self.jobs.insert(id);
+        }
+    }
 }
 
 impl Roster {
     pub fn begin_backlog(&mut self) {
         self.jobs.clear();
+        self.by_uid.clear();
+        self.by_project.clear();
+        if let Some(changes) = &mut self.changes {
+            *changes = Changes::everything();
+        }
         self.complete = false;
         self.generation += 1;
     }
@@ -101,6 +137,65 @@ impl Roster {
         self.generation
     }
 
+    /// Usage by uid and by project, while the roster is read to the
+    /// present.
+    pub fn usage(&self) -> Option<(&ByUid, &ByProject)> {
+        self.complete.then_some((&self.by_uid, &self.by_project))
+    }
+
+    /// From now on, changed jobs are noted for [`Roster::take_changes`];
+    /// the first take is everything.
+    pub fn watch_changes(&mut self) {
+        self.changes = Some(Changes::everything());
+    }
+
+    /// No reader takes changes any more: they are no longer noted.
+    pub fn unwatch_changes(&mut self) {
+        self.changes = None;
+    }
+
+    /// The jobs changed since the last take (everything at the first).
+    pub fn take_changes(&mut self) -> Changes {
+        let fresh = Changes {
+            all: false,
+            jobs: HashSet::new(),
+        };
+        match &mut self.changes {
+            Some(changes) => std::mem::replace(changes, fresh),
+            None => Changes::everything(),
+        }
+    }
+
+    /// Counts `job` into the usage tallies (or out, as it was).
+    fn tally(&mut self, job: &RosterJob, into: bool) {
+        if into {
+            self.by_uid.add(job.uid, job);
+            self.by_project.add(job.project.clone(), job);
+        } else {
+            self.by_uid.remove(&job.uid, job);
+            self.by_project.remove(&job.project, job);
+        }
+    }
+
+    /// Applies `change` to job `id`, keeping the tallies and the changes in
+    /// step with it. False where there is no such job.
+    fn change(&mut self, id: i64, change: impl FnOnce(&mut RosterJob) -> bool) -> bool {
+        let Some(mut job) = self.jobs.remove(&id) else {
+            return false;
+        };
+        self.tally(&job, false);
+        let changed = change(&mut job);
+        self.tally(&job, true);
+        self.jobs.insert(id, job);
+        if changed {
+            self.generation += 1;
+            if let Some(changes) = &mut self.changes {
+                changes.job(id);
+            }
+        }
+        true
+    }
+
     /// Jobs left out of the map because their R could not be read, since
     /// the last call: each is reported once.
     pub fn take_unreadable(&mut self) -> Vec<(i64, String)> {
@@ -115,15 +210,19 @@ impl Roster {
 
     pub fn submit(&mut self, id: i64, uid: Option<u32>, project: Option<&str>) {
         let project = project.map(|p| intern(&mut self.projects, p));
-        self.jobs.insert(
-            id,
-            RosterJob {
-                uid,
-                project,
-                phase: Phase::Pending,
-                nodes: None,
-            },
-        );
+        let job = RosterJob {
+            uid,
+            project,
+            phase: Phase::Pending,
+            nodes: None,
+        };
+        self.tally(&job, true);
+        if let Some(was) = self.jobs.insert(id, job) {
+            self.tally(&was, false);
+        }
+        if let Some(changes) = &mut self.changes {
+            changes.job(id);
+        }
         self.generation += 1;
     }
 
@@ -143,25 +242,30 @@ impl Roster {
                         None
                     }
                 };
-                if let Some(job) = self.jobs.get_mut(&id) {
+                self.change(id, |job| {
                     job.phase = Phase::Running;
                     job.nodes = nodes;
-                    self.generation += 1;
-                }
+                    true
+                });
             }
             "exception" => {
                 let fatal = context
                     .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
                     .is_some_and(|c| c["severity"].as_i64() == Some(0));
-                if let Some(job) = self.jobs.get_mut(&id).filter(|_| fatal) {
-                    if job.phase == Phase::Pending {
+                if fatal {
+                    self.change(id, |job| {
+                        let was_pending = job.phase == Phase::Pending;
                         job.phase = Phase::Running;
-                        self.generation += 1;
-                    }
+                        was_pending
+                    });
                 }
             }
             "clean" => {
-                if self.jobs.remove(&id).is_some() {
+                if let Some(job) = self.jobs.remove(&id) {
+                    self.tally(&job, false);
+                    if let Some(changes) = &mut self.changes {
+                        changes.job(id);
+                    }
                     self.generation += 1;
                 }
                 if self.jobs.capacity() > 1024 && self.jobs.len() < self.jobs.capacity() / 4 {
@@ -322,5 +426,85 @@ mod tests {
         assert!(roster.current().is_some());
         roster.stream_lost();
         assert!(roster.current().is_none());
+    }
+
+    /// The usage a count of the roster's jobs from scratch gives.
+    fn recounted(roster: &Roster) -> BTreeMap<Option<u32>, super::super::usage::Usage> {
+        let mut by_uid = Tallies::default();
+        for job in roster.current().unwrap().1.values() {
+            by_uid.add(job.uid, job);
+        }
+        by_uid.iter().map(|(uid, usage)| (*uid, usage)).collect()
+    }
+
+    fn kept(roster: &Roster) -> BTreeMap<Option<u32>, super::super::usage::Usage> {
+        let (by_uid, _) = roster.usage().unwrap();
+        by_uid.iter().map(|(uid, usage)| (*uid, usage)).collect()
+    }
+
+    #[test]
+    fn the_usage_kept_as_jobs_change_is_a_count_from_scratch() {
+        let mut roster = Roster::default();
+        roster.begin_backlog();
+        roster.end_backlog();
+        let r = |ranks: &str| {
+            raw(&format!(
+                r#"{{"version":1,"execution":{{"R_lite":[{{"rank":"{ranks}","children":{{"core":"0-1","gpu":"0"}}}}]}}}}"#
+            ))
+        };
+        roster.submit(1, Some(5), Some("chem"));
+        roster.submit(2, Some(5), None);
+        roster.submit(3, Some(6), Some("chem"));
+        roster.event(1, "alloc", None, Some(&r("0-1")));
+        roster.event(2, "alloc", None, Some(&r("1-2")));
+        assert_eq!(kept(&roster), recounted(&roster));
+        let five = kept(&roster)[&Some(5)];
+        assert_eq!(
+            (five.running, five.nodes, five.cores, five.gpus),
+            (2, 3, 8, 4)
+        );
+        roster.event(
+            3,
+            "exception",
+            Some(&raw(r#"{"type":"cancel","severity":0}"#)),
+            None,
+        );
+        roster.event(1, "clean", None, None);
+        assert_eq!(kept(&roster), recounted(&roster));
+        assert_eq!(kept(&roster)[&Some(5)].nodes, 2);
+        // The same ID again (a backlog read twice) replaces the job.
+        roster.submit(2, Some(6), None);
+        assert_eq!(kept(&roster), recounted(&roster));
+        roster.event(2, "clean", None, None);
+        roster.event(3, "clean", None, None);
+        assert!(kept(&roster).is_empty());
+        let (_, by_project) = roster.usage().unwrap();
+        assert!(by_project.is_empty());
+    }
+
+    #[test]
+    fn a_watcher_takes_everything_first_then_only_the_jobs_that_changed() {
+        let mut roster = Roster::default();
+        roster.end_backlog();
+        roster.submit(1, Some(5), None);
+        roster.watch_changes();
+        assert!(roster.take_changes().all);
+        roster.submit(2, Some(5), None);
+        roster.event(1, "clean", None, None);
+        // An event that changes nothing is no change.
+        roster.event(
+            2,
+            "exception",
+            Some(&raw(r#"{"type":"x","severity":3}"#)),
+            None,
+        );
+        let changes = roster.take_changes();
+        assert!(!changes.all);
+        assert_eq!(changes.jobs, HashSet::from([1, 2]));
+        assert!(roster.take_changes().jobs.is_empty());
+        // A backlog read again changes everything.
+        roster.begin_backlog();
+        roster.end_backlog();
+        assert!(roster.take_changes().all);
     }
 }

@@ -198,7 +198,7 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         flux_prometheus::collectors::jobflow::SECTION,
         flow.summary(),
     );
-    let (_, jobs) = roster.current().expect("read to the present");
+    let (by_uid, by_project) = roster.usage().expect("read to the present");
     let name = |uid: u32| {
         if uid == 0 {
             "root".to_string()
@@ -208,11 +208,17 @@ pub fn recorded_state() -> flux_prometheus::state::State {
     };
     state.set(
         flux_prometheus::collectors::users::SECTION,
-        flux_prometheus::collectors::users::count(jobs, &name, 100, &mut Default::default()),
+        flux_prometheus::collectors::users::count(
+            by_uid,
+            by_project,
+            &name,
+            100,
+            &mut Default::default(),
+        ),
     );
     state.set(
         flux_prometheus::collectors::jobmap::SECTION,
-        recorded_jobmap(&roster),
+        recorded_jobmap(&mut roster),
     );
     state.set(
         flux_prometheus::collectors::nodes::SECTION,
@@ -229,30 +235,16 @@ pub fn recorded_state() -> flux_prometheus::state::State {
     state
 }
 
-/// The job map of the recorded set's running jobs, owned by root.
+/// The job map of the recorded set's running jobs, owned by root, as the
+/// jobmap collector makes it from the roster's changes.
 pub fn recorded_jobmap(
-    roster: &flux_prometheus::model::roster::Roster,
+    roster: &mut flux_prometheus::model::roster::Roster,
 ) -> std::sync::Arc<flux_prometheus::collectors::jobmap::JobMap> {
-    use flux_prometheus::collectors::jobmap::{JobMap, MappedJob};
-    use std::sync::Arc;
+    let changes = roster.take_changes();
     let (_, jobs) = roster.current().expect("read to the present");
-    let mut running: Vec<(i64, MappedJob)> = jobs
-        .iter()
-        .filter_map(|(&id, j)| {
-            Some((
-                id,
-                MappedJob {
-                    jobid: Arc::from(flux_prometheus::model::nested::f58(id as u64)),
-                    user: Arc::from("root"),
-                    nodes: Arc::clone(j.nodes.as_ref()?),
-                },
-            ))
-        })
-        .collect();
-    running.sort_by_key(|(id, _)| *id);
-    Arc::new(JobMap {
-        jobs: running.into_iter().map(|(_, j)| j).collect(),
-    })
+    let mut mapper = flux_prometheus::collectors::jobmap::Mapper::default();
+    mapper.update(jobs, &changes, &|_| "root".to_string());
+    std::sync::Arc::new(mapper.map())
 }
 
 /// The per-node rows of the recorded set.
