@@ -202,6 +202,105 @@ struct ActiveJob {
     uid: Option<u32>,
 }
 
+impl ActiveJob {
+    /// Where the job counts in the pending demand, as an index of
+    /// [`PENDING_STATUSES`]; None once it is no longer pending.
+    fn pending_status(&self) -> Option<usize> {
+        match self.phase {
+            Phase::Gone => None,
+            Phase::Waiting if self.urgency != 0 => Some(0),
+            Phase::Waiting => Some(1),
+            Phase::Depend => Some(2),
+        }
+    }
+}
+
+/// The pending jobs' demand by key and status, kept as each job changes,
+/// so that a summary reads it without walking every active job: at 60,000
+/// active jobs that walk took 14.5 ms (`cargo bench --bench jobflow`), up
+/// to ten times a second under churn.
+#[derive(Debug, Clone, Default)]
+struct PendingDemand(BTreeMap<FlowKey, [DemandTally; 3]>);
+
+/// One key and status's pending jobs. The requested node counts and the
+/// submit times are kept with how many jobs have each, so that the largest
+/// and the oldest are known again when one leaves.
+#[derive(Debug, Clone, Default)]
+struct DemandTally {
+    jobs: u64,
+    nodes: u64,
+    cores: u64,
+    gpus: u64,
+    node_counts: BTreeMap<u64, u32>,
+    /// Submit times as their bits: positive floats order as their bits do.
+    submits: BTreeMap<u64, u32>,
+}
+
+impl DemandTally {
+    fn demand(&self) -> Demand {
+        Demand {
+            jobs: self.jobs,
+            nodes: self.nodes,
+            cores: self.cores,
+            gpus: self.gpus,
+            oldest_submit: self.submits.keys().next().map(|&bits| f64::from_bits(bits)),
+            largest_nodes: self.node_counts.keys().next_back().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// One more holder of `key`, or one fewer (gone at none).
+fn count_in<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K, add: bool) {
+    if add {
+        *counts.entry(key).or_default() += 1;
+    } else if let Some(n) = counts.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&key);
+        }
+    }
+}
+
+impl PendingDemand {
+    fn of<'a>(jobs: impl Iterator<Item = &'a ActiveJob>) -> PendingDemand {
+        let mut demand = PendingDemand::default();
+        for job in jobs {
+            demand.count(job, true);
+        }
+        demand
+    }
+
+    /// Counts `job` in as it is (`add`), or out as it was.
+    fn count(&mut self, job: &ActiveJob, add: bool) {
+        let Some(status) = job.pending_status() else {
+            return;
+        };
+        let tallies = match self.0.get_mut(&job.key) {
+            Some(tallies) => tallies,
+            None if add => self.0.entry(job.key.clone()).or_default(),
+            None => return,
+        };
+        let t = &mut tallies[status];
+        let r = job.request;
+        if add {
+            t.jobs += 1;
+            t.nodes += r.nodes;
+            t.cores += r.cores;
+            t.gpus += r.gpus;
+        } else {
+            t.jobs = t.jobs.saturating_sub(1);
+            t.nodes = t.nodes.saturating_sub(r.nodes);
+            t.cores = t.cores.saturating_sub(r.cores);
+            t.gpus = t.gpus.saturating_sub(r.gpus);
+        }
+        count_in(&mut t.node_counts, r.nodes, add);
+        count_in(&mut t.submits, job.submit.to_bits(), add);
+        if tallies.iter().all(|t| t.jobs == 0) {
+            self.0.remove(&job.key);
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Response<'a> {
     id: i64,
@@ -225,6 +324,8 @@ struct Event<'a> {
 #[derive(Debug, Clone)]
 pub struct JobFlow {
     jobs: HashMap<i64, ActiveJob>,
+    /// The pending ones among `jobs`, by key and status.
+    pending: PendingDemand,
     watermark: f64,
     wait_buckets: Vec<f64>,
     run_buckets: Vec<f64>,
@@ -260,6 +361,7 @@ impl JobFlow {
     ) -> JobFlow {
         JobFlow {
             jobs: HashMap::new(),
+            pending: PendingDemand::default(),
             watermark: since,
             wait_buckets: wait_buckets.to_vec(),
             run_buckets: run_buckets.to_vec(),
@@ -306,7 +408,11 @@ impl JobFlow {
         if r.id == -1 {
             self.watermark = self.newest;
             if let Some(named) = self.backlog_jobs.take() {
+                let before = self.jobs.len();
                 self.jobs.retain(|id, _| named.contains(id));
+                if self.jobs.len() != before {
+                    self.pending = PendingDemand::of(self.jobs.values());
+                }
             }
             // Give back what a burst of jobs took.
             if self.jobs.capacity() > 1024 && self.jobs.len() < self.jobs.capacity() / 4 {
@@ -420,24 +526,46 @@ impl JobFlow {
             if live {
                 self.queue(&key).submitted += 1;
             }
-            self.jobs.insert(
-                id,
-                ActiveJob {
-                    key,
-                    submit: event.timestamp,
-                    start: None,
-                    finish: None,
-                    fatal: None,
-                    urgency: context["urgency"].as_i64().unwrap_or(16),
-                    phase: Phase::Depend,
-                    request: spec.request,
-                    uid: context["userid"]
-                        .as_u64()
-                        .and_then(|u| u32::try_from(u).ok()),
-                },
-            );
+            let job = ActiveJob {
+                key,
+                submit: event.timestamp,
+                start: None,
+                finish: None,
+                fatal: None,
+                urgency: context["urgency"].as_i64().unwrap_or(16),
+                phase: Phase::Depend,
+                request: spec.request,
+                uid: context["userid"]
+                    .as_u64()
+                    .and_then(|u| u32::try_from(u).ok()),
+            };
+            self.pending.count(&job, true);
+            if let Some(was) = self.jobs.insert(id, job) {
+                self.pending.count(&was, false);
+            }
             return;
         }
+        // Events that can move a job in or out of the pending demand: it is
+        // counted out as it was, and back in as it is after the event.
+        let moves = matches!(
+            event.name,
+            "depend" | "urgency" | "jobspec-update" | "alloc" | "exception" | "clean"
+        );
+        if moves {
+            if let Some(job) = self.jobs.get(&id) {
+                self.pending.count(job, false);
+            }
+        }
+        self.apply_to_job(id, event, &context, live);
+        if moves {
+            if let Some(job) = self.jobs.get(&id) {
+                self.pending.count(job, true);
+            }
+        }
+    }
+
+    /// An event of a job already submitted.
+    fn apply_to_job(&mut self, id: i64, event: &Event, context: &Value, live: bool) {
         // Events of a job whose submit came before the stream started
         // cannot be placed; a backlog always begins with submit.
         let Some(job) = self.jobs.get_mut(&id) else {
@@ -524,31 +652,16 @@ impl JobFlow {
 
     pub fn summary(&self) -> JobFlowSummary {
         let mut demand: BTreeMap<(FlowKey, &'static str), Demand> = BTreeMap::new();
+        // Every known queue and every key with demand has all three
+        // statuses, zero or not.
         for queue in self.queues.keys() {
             for status in PENDING_STATUSES {
                 demand.insert((queue.clone(), status), Demand::default());
             }
         }
-        for job in self.jobs.values() {
-            let status = match job.phase {
-                Phase::Gone => continue,
-                Phase::Depend => "blocked",
-                Phase::Waiting if job.urgency == 0 => "held",
-                Phase::Waiting => "eligible",
-            };
-            let d = demand.entry((job.key.clone(), status)).or_default();
-            d.jobs += 1;
-            d.nodes += job.request.nodes;
-            d.cores += job.request.cores;
-            d.gpus += job.request.gpus;
-            d.largest_nodes = d.largest_nodes.max(job.request.nodes);
-            d.oldest_submit = Some(d.oldest_submit.map_or(job.submit, |t| t.min(job.submit)));
-        }
-        // Every queue with demand has all three statuses, zero or not.
-        let queues: Vec<FlowKey> = demand.keys().map(|(q, _)| q.clone()).collect();
-        for queue in queues {
-            for status in PENDING_STATUSES {
-                demand.entry((queue.clone(), status)).or_default();
+        for (key, tallies) in &self.pending.0 {
+            for (status, tally) in PENDING_STATUSES.into_iter().zip(tallies) {
+                demand.insert((key.clone(), status), tally.demand());
             }
         }
         JobFlowSummary {
@@ -700,5 +813,75 @@ mod tests {
                 gpus: 0
             }
         );
+    }
+
+    /// One journal response: `name` of job `id` at `t`, with `context`.
+    fn event(id: i64, name: &str, t: f64, context: &str) -> String {
+        let jobspec = if name == "submit" {
+            let nodes = if id % 2 == 0 {
+                r#""count":2,"type":"node","with":[{"count":1,"label":"task","type":"slot","with":[{"count":4,"type":"core"}]}]"#
+            } else {
+                r#""count":1,"label":"task","type":"slot","with":[{"count":1,"type":"core"}]"#
+            };
+            format!(
+                r#","jobspec":{{"version":1,"resources":[{{{nodes}}}],"tasks":[],"attributes":{{"system":{{"queue":"batch"}}}}}}"#
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            r#"{{"id":{id},"events":[{{"name":"{name}","timestamp":{t},"context":{context}}}]{jobspec}}}"#
+        )
+    }
+
+    #[test]
+    fn the_demand_kept_as_jobs_move_is_the_demand_counted_from_scratch() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        let steps = [
+            event(1, "submit", 10.0, r#"{"urgency":16,"userid":5}"#),
+            event(2, "submit", 11.0, r#"{"urgency":0,"userid":5}"#),
+            event(3, "submit", 12.0, r#"{"urgency":16,"userid":6}"#),
+            event(4, "submit", 13.0, r#"{"urgency":16,"userid":6}"#),
+            event(1, "depend", 14.0, "{}"),
+            event(2, "depend", 14.0, "{}"),
+            event(4, "depend", 14.0, "{}"),
+            // Held, released; moved to another queue; allocated; canceled
+            // while pending; cleaned.
+            event(4, "urgency", 15.0, r#"{"urgency":0}"#),
+            event(2, "urgency", 15.0, r#"{"urgency":16}"#),
+            event(
+                1,
+                "jobspec-update",
+                16.0,
+                r#"{"attributes.system.queue":"debug"}"#,
+            ),
+            event(2, "alloc", 17.0, "{}"),
+            event(3, "exception", 18.0, r#"{"type":"cancel","severity":0}"#),
+            event(3, "clean", 19.0, "{}"),
+        ];
+        for (n, step) in steps.iter().enumerate() {
+            flow.apply(step).expect("parses");
+            let kept = flow.summary().demand;
+            let mut scratch = flow.clone();
+            scratch.pending = PendingDemand::of(flow.jobs.values());
+            assert_eq!(kept, scratch.summary().demand, "after step {n}: {step}");
+        }
+        let demand = flow.summary().demand;
+        let at = |queue: &str, status| {
+            let key = FlowKey {
+                queue: queue.into(),
+                ..FlowKey::default()
+            };
+            demand[&(key, status)].clone()
+        };
+        assert_eq!(at("debug", "eligible").jobs, 1);
+        assert_eq!(at("debug", "eligible").oldest_submit, Some(10.0));
+        let held = at("batch", "held");
+        assert_eq!(
+            (held.jobs, held.largest_nodes, held.oldest_submit),
+            (1, 2, Some(13.0))
+        );
+        assert_eq!(at("batch", "eligible").jobs, 0);
+        assert_eq!(at("batch", "blocked").jobs, 0);
     }
 }
