@@ -285,11 +285,13 @@ pub fn status(stats: &ModuleStats, now: f64) -> Outcome {
     }
     if stats.publish.count > 0 {
         out.push_str(&format!(
-            "  {} publishes; broker time per publish: median {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+            "  {} publishes; broker time per publish: median {:.2} ms, p99 {:.2} ms, max {:.2} ms (CPU: median {:.2} ms, p99 {:.2} ms)\n",
             stats.publish.count,
             stats.publish.median * 1e3,
             stats.publish.p99 * 1e3,
-            stats.publish.max * 1e3
+            stats.publish.max * 1e3,
+            stats.publish_cpu.median * 1e3,
+            stats.publish_cpu.p99 * 1e3
         ));
     }
     for (name, c) in &stats.collectors {
@@ -705,11 +707,12 @@ mod tests {
         assert!(!text.contains("module memory"), "{text}");
         let mut published = stats.clone();
         published.publish = crate::stats::PublishStats::of(3, &[0.001, 0.002, 0.004]);
+        published.publish_cpu = crate::stats::PublishStats::of(3, &[0.001, 0.001, 0.003]);
         published.heap_bytes = 5 * 1024 * 1024 + 512 * 1024;
         let with = status(&published, 1_002.5).unwrap();
         assert!(
             with.contains(
-                "3 publishes; broker time per publish: median 2.00 ms, p99 4.00 ms, max 4.00 ms"
+                "3 publishes; broker time per publish: median 2.00 ms, p99 4.00 ms, max 4.00 ms (CPU: median 1.00 ms, p99 3.00 ms)"
             ),
             "{with}"
         );

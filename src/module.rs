@@ -111,6 +111,7 @@ fn stats_json(live: &Live) -> String {
         })
         .collect();
     let web = live.shared.web();
+    let (publish, publish_cpu) = ctx.publish_stats();
     let stats = ModuleStats {
         url: live.url.clone(),
         listen_error: live.listen_error.clone(),
@@ -120,7 +121,8 @@ fn stats_json(live: &Live) -> String {
         tls: web.tls.is_some(),
         web_config: web.source.as_ref().map(|p| p.display().to_string()),
         max_request_rate: live.shared.pacer.rate(),
-        publish: ctx.publish_stats(),
+        publish,
+        publish_cpu,
         heap_bytes: crate::heap_bytes() as u64,
     };
     serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into())

@@ -45,8 +45,11 @@ pub struct ModuleStats {
     pub web_config: Option<String>,
     pub max_request_rate: u32,
     /// The reactor thread's time per publish (before-publish hooks and the
-    /// render of what changed) over the last publishes.
+    /// render of what changed) over the last publishes: wall time.
     pub publish: PublishStats,
+    /// The same publishes' CPU time on the reactor thread: less than the
+    /// wall time by what the thread waited for a core.
+    pub publish_cpu: PublishStats,
     /// Bytes the module holds allocated (its Rust heap, both threads).
     pub heap_bytes: u64,
 }

@@ -31,7 +31,8 @@ pub struct Context {
     nested: Rc<NestedFeed>,
     names: Names,
     /// Publishes so far, and the last ones' durations (a ring).
-    publishes: RefCell<(u64, Vec<f64>)>,
+    /// Publishes so far, and the last ones' wall and CPU seconds.
+    publishes: RefCell<(u64, Vec<(f64, f64)>)>,
     /// The last render of each collector's families.
     rendered: RefCell<super::RenderCache>,
     /// Run before each render; each says whether to keep it (false once its
@@ -170,6 +171,7 @@ impl Context {
     /// Renders the state and hands it to the HTTP thread.
     pub fn publish_now(&self) {
         let started = Instant::now();
+        let cpu_started = crate::flux::thread_cpu_seconds();
         self.publish.disarm();
         let hooks = std::mem::take(&mut *self.before_publish.borrow_mut());
         let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
@@ -179,12 +181,16 @@ impl Context {
         self.shared
             .publish_snapshot(Snapshot::of(exposition), state.all_reported());
         let took = started.elapsed().as_secs_f64();
+        let cpu = match (cpu_started, crate::flux::thread_cpu_seconds()) {
+            (Some(a), Some(b)) => b - a,
+            _ => took,
+        };
         let mut publishes = self.publishes.borrow_mut();
         let (count, ring) = &mut *publishes;
         if ring.len() < PublishStats::KEPT {
-            ring.push(took);
+            ring.push((took, cpu));
         } else {
-            ring[(*count as usize) % PublishStats::KEPT] = took;
+            ring[(*count as usize) % PublishStats::KEPT] = (took, cpu);
         }
         *count += 1;
     }
@@ -194,10 +200,17 @@ impl Context {
         *self.publishes.borrow_mut() = (0, Vec::new());
     }
 
-    /// How long the last publishes took the reactor thread.
-    pub fn publish_stats(&self) -> PublishStats {
+    /// How long the last publishes took the reactor thread: wall time,
+    /// then CPU time.
+    pub fn publish_stats(&self) -> (PublishStats, PublishStats) {
         let publishes = self.publishes.borrow();
-        PublishStats::of(publishes.0, &publishes.1)
+        let (count, ring) = &*publishes;
+        let wall: Vec<f64> = ring.iter().map(|(wall, _)| *wall).collect();
+        let cpu: Vec<f64> = ring.iter().map(|(_, cpu)| *cpu).collect();
+        (
+            PublishStats::of(*count, &wall),
+            PublishStats::of(*count, &cpu),
+        )
     }
 
     /// Records a successful update of `collector` that began at `started`.
