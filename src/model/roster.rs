@@ -177,11 +177,12 @@ impl Roster {
         }
     }
 
-    /// Applies `change` to job `id`, keeping the tallies and the changes in
-    /// step with it. False where there is no such job.
-    fn change(&mut self, id: i64, change: impl FnOnce(&mut RosterJob) -> bool) -> bool {
+    /// Applies `change` to job `id`, if there is one, keeping the tallies
+    /// and the changes in step with it; `change` says whether it changed
+    /// anything.
+    fn change(&mut self, id: i64, change: impl FnOnce(&mut RosterJob) -> bool) {
         let Some(mut job) = self.jobs.remove(&id) else {
-            return false;
+            return;
         };
         self.tally(&job, false);
         let changed = change(&mut job);
@@ -193,7 +194,6 @@ impl Roster {
                 changes.job(id);
             }
         }
-        true
     }
 
     /// Jobs left out of the map because their R could not be read, since
