@@ -263,10 +263,8 @@ fn render(state: &State, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::idset::IdSet;
-    use crate::model::roster::{JobNode, Phase, RosterJob};
+    use crate::model::roster::{test_job as job, RosterJob};
     use crate::model::usage::Tallies;
-    use std::sync::Arc;
 
     /// Counts `jobs` as the roster tallies them.
     fn count_jobs(jobs: &[RosterJob], limit: usize, folded: &mut Folded) -> UsersState {
@@ -277,28 +275,6 @@ mod tests {
             by_project.add(job.project.clone(), job);
         }
         count(&by_uid, &by_project, &name, limit, folded)
-    }
-
-    fn job(uid: u32, project: Option<&str>, ranks: &[u32], cores: u32, gpus: &str) -> RosterJob {
-        let nodes: Vec<JobNode> = ranks
-            .iter()
-            .map(|&rank| JobNode {
-                rank,
-                host: None,
-                cores,
-                gpus: IdSet::parse(gpus).unwrap(),
-            })
-            .collect();
-        RosterJob {
-            uid: Some(uid),
-            project: project.map(Arc::from),
-            phase: if ranks.is_empty() {
-                Phase::Pending
-            } else {
-                Phase::Running
-            },
-            nodes: (!ranks.is_empty()).then(|| nodes.into()),
-        }
     }
 
     fn name(uid: u32) -> String {

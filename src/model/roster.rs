@@ -342,6 +342,37 @@ fn read_nodes(
     Ok(nodes.into())
 }
 
+/// A job of `uid` for unit tests: pending where `ranks` is empty, else
+/// running with `cores` cores and the GPUs `gpus` on each of them.
+#[cfg(test)]
+pub(crate) fn test_job(
+    uid: u32,
+    project: Option<&str>,
+    ranks: &[u32],
+    cores: u32,
+    gpus: &str,
+) -> RosterJob {
+    let nodes: Vec<JobNode> = ranks
+        .iter()
+        .map(|&rank| JobNode {
+            rank,
+            host: None,
+            cores,
+            gpus: IdSet::parse(gpus).expect("a valid idset"),
+        })
+        .collect();
+    RosterJob {
+        uid: Some(uid),
+        project: project.map(Arc::from),
+        phase: if ranks.is_empty() {
+            Phase::Pending
+        } else {
+            Phase::Running
+        },
+        nodes: (!ranks.is_empty()).then(|| nodes.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

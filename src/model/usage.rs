@@ -139,26 +139,10 @@ impl<K: Hash + Eq> Tallies<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::idset::IdSet;
-    use crate::model::roster::JobNode;
+    use crate::model::roster::test_job;
 
     fn running(ranks: &[u32], cores: u32, gpus: &str) -> RosterJob {
-        RosterJob {
-            uid: Some(1),
-            project: None,
-            phase: Phase::Running,
-            nodes: Some(
-                ranks
-                    .iter()
-                    .map(|&rank| JobNode {
-                        rank,
-                        host: None,
-                        cores,
-                        gpus: IdSet::parse(gpus).unwrap(),
-                    })
-                    .collect(),
-            ),
-        }
+        test_job(1, None, ranks, cores, gpus)
     }
 
     #[test]
