@@ -160,7 +160,15 @@ while IFS=$'\t' read -r kind name expr; do
         q=${expr//\$instance/$instance}
         # Alert rules name no instance: their results are kept to this one.
         [ "$kind" = alert ] && q="($q) and on (instance) up{instance=\"$instance\"}"
-        n=$(results "$q")
+        # A query over pending jobs can come up empty at the instant every
+        # job the load submitted has just started: ask again for up to 10 s
+        # before deciding that it returns nothing.
+        for _ in $(seq 20); do
+            n=$(results "$q")
+            [ "${n:-0}" -gt 0 ] && break
+            [ "$kind" = alert ] && break
+            sleep 0.5
+        done
         if [ "${n:-0}" -gt 0 ]; then
             ok "$kind '$name' ($what): $n series" true
         elif [ "$kind" = alert ]; then
