@@ -281,4 +281,29 @@ write_text(
     )
     + "\n",
 )
+
+# --- Last, since it changes the instance: the resource journal ----------
+# Its backlog up to the empty response that ends it, then one live event
+# (node2 undrained), as the resource-status feed follows it.
+def journal_until_undrain():
+    responses = []
+    fut = h.rpc("resource.journal", {}, 0, flux.constants.FLUX_RPC_STREAMING)
+    undrained = False
+    while True:
+        try:
+            resp = fut.get()
+        except OSError as exc:
+            responses.append(error_object(exc))
+            return responses
+        responses.append(resp)
+        if resp.get("events") == [] and not undrained:
+            sh("resource", "undrain", "node2")
+            undrained = True
+        elif undrained and any(e.get("name") == "undrain" for e in resp["events"]):
+            return responses
+        fut.reset()
+
+
+write_json("resource.journal.json", journal_until_undrain())
+
 print(f"record-fixtures: {len(os.listdir(OUT))} files, {len(modules)} modules")

@@ -294,6 +294,13 @@ pub fn status(stats: &ModuleStats, now: f64) -> Outcome {
             stats.publish_cpu.p99 * 1e3
         ));
     }
+    let asks = &stats.resource_status;
+    if asks.sent + asks.reused > 0 {
+        out.push_str(&format!(
+            "  resource.status: {} asked, {} answered from the last answer (the resource journal showed no change)\n",
+            asks.sent, asks.reused
+        ));
+    }
     for (name, c) in &stats.collectors {
         let last = c
             .last_update
@@ -709,6 +716,10 @@ mod tests {
         published.publish = crate::stats::PublishStats::of(3, &[0.001, 0.002, 0.004]);
         published.publish_cpu = crate::stats::PublishStats::of(3, &[0.001, 0.001, 0.003]);
         published.heap_bytes = 5 * 1024 * 1024 + 512 * 1024;
+        published.resource_status = crate::stats::ResourceStatusAsks {
+            sent: 3,
+            reused: 117,
+        };
         let with = status(&published, 1_002.5).unwrap();
         assert!(
             with.contains(
@@ -717,6 +728,11 @@ mod tests {
             "{with}"
         );
         assert!(with.contains("module memory: 5.5 MiB allocated"), "{with}");
+        assert!(
+            with.contains("resource.status: 3 asked, 117 answered from the last answer"),
+            "{with}"
+        );
+        assert!(!text.contains("resource.status"), "{text}");
         assert!(
             text.contains("jobs       ok      last update 2s ago"),
             "{text}"

@@ -16,10 +16,18 @@ pub const DEFAULT_PORT: u16 = 9475;
 
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Updates that arrive within this time are rendered together. A busy
+/// instance changes state hundreds of times a second; rendering each time
+/// would take CPU from the broker for nothing, since Prometheus scrapes
+/// every few seconds. A scrape is at most this much behind.
+pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub poll_interval: Duration,
+    /// The shortest time between two renders of the exposition.
+    pub publish_interval: Duration,
     pub collectors: Vec<&'static str>,
     /// The collectors' own options (`per-node`, `wait-buckets`...) as
     /// given, by key; each was checked by the collector that owns it.
@@ -40,9 +48,10 @@ impl fmt::Display for ArgError {
 }
 
 /// The module's own keys; the collectors' follow (see [`keys`]).
-const MODULE_KEYS: [&str; 5] = [
+const MODULE_KEYS: [&str; 6] = [
     "listen",
     "poll-interval",
+    "publish-interval",
     "collectors",
     "web-config",
     "max-request-rate",
@@ -69,6 +78,7 @@ impl Config {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             poll_interval: DEFAULT_POLL_INTERVAL,
+            publish_interval: DEFAULT_PUBLISH_INTERVAL,
             collectors: REGISTRY
                 .iter()
                 .filter(|spec| spec.on_by_default)
@@ -93,6 +103,7 @@ impl Config {
             match key {
                 "listen" => config.listen = parse_listen(value)?,
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
+                "publish-interval" => config.publish_interval = parse_duration(key, value)?,
                 "collectors" => config.collectors = parse_collectors(value)?,
                 "web-config" if value.is_empty() => config.web_config = None,
                 "web-config" => config.web_config = Some(value.into()),
@@ -266,6 +277,23 @@ mod tests {
         );
         assert_eq!(Config::from_args::<&str>(&[], 1).unwrap().listen.port(), 0);
         assert!(!(9090..=9094).contains(&DEFAULT_PORT));
+    }
+
+    #[test]
+    fn publish_interval_is_a_duration_and_a_tenth_of_a_second_by_default() {
+        let c = Config::from_args::<&str>(&[], 0).unwrap();
+        assert_eq!(c.publish_interval, Duration::from_millis(100));
+        let c = Config::from_args(&["publish-interval=2s"], 0).unwrap();
+        assert_eq!(c.publish_interval, Duration::from_secs(2));
+        let err = Config::from_args(&["publish-interval=0"], 0).unwrap_err().0;
+        assert!(
+            err.starts_with("publish-interval=0: expected a positive duration"),
+            "{err}"
+        );
+        let err = Config::from_args(&["publish-intervall=1s"], 0)
+            .unwrap_err()
+            .0;
+        assert!(err.contains("did you mean 'publish-interval'"), "{err}");
     }
 
     #[test]

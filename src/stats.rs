@@ -52,6 +52,18 @@ pub struct ModuleStats {
     pub publish_cpu: PublishStats,
     /// Bytes the module holds allocated (its Rust heap, both threads).
     pub heap_bytes: u64,
+    /// `resource.status` asks: sent to the resource module, and answered
+    /// with the kept answer because the resource journal showed no change.
+    pub resource_status: ResourceStatusAsks,
+}
+
+/// How the resources and nodes collectors' `resource.status` asks were
+/// answered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourceStatusAsks {
+    pub sent: u64,
+    pub reused: u64,
 }
 
 /// The reactor's time per publish, in seconds, over the last

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="$(dirname "$0")/etc/props.toml"
 
-plan 12
+plan 13
 
 flux queue start --all >/dev/null 2>&1
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
@@ -13,6 +13,10 @@ url=$(module_url)
 ok "idle: instance rows equal flux resource list" resources_agree ""
 ok "idle: node states equal flux resource status" status_agrees
 ok "idle: queues equal flux queue list" queues_agree
+# Every rank has a broker here, so every change to resource.status is a
+# resource journal event: while none comes, the last answer is used again.
+ok "idle: resource.status is not asked again while the resource journal shows no change" \
+    bash -c 'sleep 1; flux module stats prometheus | jq -e ".resource_status.reused > 0" >/dev/null'
 
 a=$(flux submit -N2 -n2 sleep 300)
 b=$(flux submit -n3 -g1 sleep 300)

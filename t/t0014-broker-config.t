@@ -14,7 +14,7 @@ if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ]; then
 fi
 run_inside_flux 1 --config-path="$T_CONF"
 
-plan 21
+plan 24
 
 write_conf() { printf '[prometheus]\n%s\n' "$1" >"$T_CONF/prometheus.toml"; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
@@ -96,5 +96,32 @@ ok "the 15 beyond the one-second burst waited their turn ($(awk -v a=$t0 -v b=$t
 write_conf "max-request-rate = -1"
 out=$(flux config reload 2>&1) || true
 ok "a negative rate is refused, naming the key" grep -q "max-request-rate=-1" <<<"$out"
+
+# publish-interval: updates within it are rendered together, so a scrape
+# is at most that far behind.
+write_conf "listen = \"127.0.0.1:$P2\"
+poll-interval = \"0.5s\""
+flux config reload
+# The job-flow collector was restarted by the reloads above: its counter
+# starts again from what it sees from now on.
+wait_series "$url" 'flux_jobs_submitted_total ' || echo "# no job-flow counter after the reload" >&2
+submitted() { scrape "$url" | awk '$1 == "flux_jobs_submitted_total" { print $2 }'; }
+before=$(submitted)
+write_conf "listen = \"127.0.0.1:$P2\"
+poll-interval = \"0.5s\"
+publish-interval = \"1h\""
+flux config reload
+flux submit --wait true >/dev/null
+sleep 2
+is "$(submitted)" "$before" "publish-interval = 1h: a job submitted since is not rendered yet"
+write_conf "listen = \"127.0.0.1:$P2\"
+poll-interval = \"0.5s\"
+publish-interval = \"200ms\""
+flux config reload
+ok "publish-interval = 200ms: the waiting render comes at once" \
+    wait_series "$url" "flux_jobs_submitted_total $((before + 1))\$"
+write_conf "publish-interval = \"0s\""
+out=$(flux config reload 2>&1) || true
+ok "a zero publish-interval is refused, naming the key" grep -q "publish-interval=0s" <<<"$out"
 flux module remove prometheus
 done_testing

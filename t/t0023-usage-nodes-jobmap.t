@@ -14,7 +14,7 @@ fi
 run_inside_flux 1 --conf=fake-resources.nnodes=8 --conf=fake-resources.cores-per-node=4 \
     --conf=fake-resources.gpus-per-node=2 -Sstatedir="$(mktemp -d)"
 
-plan 16
+plan 17
 
 [ -x "$REPO/target/release/flux-prometheus" ] || (cd "$REPO" && cargo build --release --quiet) >&2
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
@@ -185,6 +185,10 @@ pids=()
 flux queue idle --quiet --timeout=30s 2>/dev/null || true
 ok "usage agrees once the instance is quiet" usage_agrees
 ok "each node's states agree once the instance is quiet" nodes_agree
+# Faked ranks have no broker, and draining one posts no journal event
+# (flux-core 0.88): resource.status must be asked at every poll.
+is "$(flux module stats prometheus | jq .resource_status.reused)" 0 \
+    "fake resources: resource.status is asked at every poll, never taken from the last answer"
 ok "the job map agrees once the instance is quiet" jobmap_agrees
 
 # GPUs: each running job's from its R, as dcgm-exporter labels them.

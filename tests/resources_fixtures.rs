@@ -433,3 +433,43 @@ fn allocated_and_housekeeping_nodes_equal_flux_resource_status_all() {
         assert!(cli["housekeeping"] > 0.0 && cli["allocated"] > 0.0);
     });
 }
+
+#[test]
+fn the_resource_journal_is_read_as_flux_core_streams_it() {
+    use flux_prometheus::collectors::resource_status::{journal_response, JournalResponse};
+    common::each_set(|| {
+        // The backlog (resource-define first, with R beside it), the empty
+        // response that ends it, then node2 undrained live.
+        let responses: Vec<serde_json::Value> =
+            serde_json::from_str(&fixture("resource.journal.json")).unwrap();
+        let read: Vec<JournalResponse> = responses
+            .iter()
+            .map(|r| journal_response(&r.to_string()).unwrap())
+            .collect();
+        let end = read
+            .iter()
+            .position(|r| *r == JournalResponse::BacklogEnd)
+            .expect("the backlog ends with an empty response");
+        assert!(end > 0);
+        // The recorded instance's R names ranks 0-5 (node[4-5] have no
+        // broker): the highest is read from the R beside resource-define.
+        let highest: Vec<u32> = read[..end]
+            .iter()
+            .filter_map(|r| match r {
+                JournalResponse::Events { highest_rank } => *highest_rank,
+                JournalResponse::BacklogEnd => None,
+            })
+            .collect();
+        assert_eq!(highest, [5]);
+        assert_eq!(
+            read[end + 1..],
+            [JournalResponse::Events { highest_rank: None }],
+            "the undrain, live"
+        );
+    });
+    let err = journal_response("{\"event\": []}").unwrap_err();
+    assert!(
+        err.starts_with("resource.journal: malformed response"),
+        "{err}"
+    );
+}

@@ -1,34 +1,33 @@
 //! What every collector shares: the handle, the state, and publication.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::allocated::{AllocatedFeed, AllocatedReader, AllocatedWriter};
 use super::deferred::Deferred;
 use super::nested::NestedFeed;
+use super::resource_status::{ResourceStatusFeed, StatusAsk};
 use super::roster::{RosterFeed, RosterReader, RosterWriter};
 use crate::exposition::{Shared, Snapshot};
 use crate::flux::{Error, Handle};
 use crate::names::Names;
 use crate::state::State;
-use crate::stats::PublishStats;
-
-/// Updates that arrive within this many seconds are rendered together. A
-/// busy instance changes state hundreds of times a second; rendering each
-/// time would take CPU from the broker for nothing, since Prometheus
-/// scrapes every few seconds. A scrape is at most this much behind.
-const PUBLISH_DELAY: f64 = 0.1;
+use crate::stats::{PublishStats, ResourceStatusAsks};
 
 pub struct Context {
     pub handle: Handle,
     state: RefCell<State>,
     shared: Arc<Shared>,
     publish: Deferred,
+    /// Seconds from the first update to the render that includes it
+    /// (`publish-interval`): updates within it are rendered together.
+    publish_interval: Cell<f64>,
     allocated: AllocatedFeed,
     roster: RosterFeed,
     nested: Rc<NestedFeed>,
+    resource_status: ResourceStatusFeed,
     names: Names,
     /// Publishes so far, and the last ones' durations (a ring).
     /// Publishes so far, and the last ones' wall and CPU seconds.
@@ -67,9 +66,11 @@ impl Context {
             state: RefCell::new(State::with_collectors(collectors)),
             shared,
             publish: Deferred::new(),
+            publish_interval: Cell::new(crate::config::DEFAULT_PUBLISH_INTERVAL.as_secs_f64()),
             allocated: AllocatedFeed::default(),
             roster: RosterFeed::default(),
             nested,
+            resource_status: ResourceStatusFeed::new(handle),
             names,
             rendered: RefCell::new(super::RenderCache::default()),
             publishes: RefCell::new((0, Vec::new())),
@@ -91,7 +92,23 @@ impl Context {
     /// Changes the state and schedules a new snapshot.
     pub fn update(&self, change: impl FnOnce(&mut State)) {
         change(&mut self.state.borrow_mut());
-        self.publish.arm_once(PUBLISH_DELAY);
+        self.publish.arm_once(self.publish_interval.get());
+    }
+
+    /// Sets `publish-interval`. A render already waiting comes at the new
+    /// interval from now, so that shortening a long interval takes effect
+    /// at once.
+    pub fn set_publish_interval(&self, interval: Duration) {
+        let secs = interval.as_secs_f64();
+        if self.publish_interval.replace(secs) != secs && self.publish.is_armed() {
+            self.publish.arm(secs);
+        }
+    }
+
+    /// The shortest time between two renders, in seconds: also what other
+    /// work done for a render (the job-flow summary) waits to batch.
+    pub fn publish_interval(&self) -> f64 {
+        self.publish_interval.get()
     }
 
     /// The end of the allocated set that follows the journal: for the
@@ -114,6 +131,23 @@ impl Context {
     /// The end that reads the roster: for the users and jobmap collectors.
     pub fn roster_reader(&self) -> RosterReader {
         self.roster.reader()
+    }
+
+    /// The current `resource.status` answer, shared by the collectors that
+    /// read it and asked again only after the resource journal shows a
+    /// change (see [`super::resource_status`]). Dropping the returned ask
+    /// withdraws `on_answer`.
+    pub fn ask_resource_status(
+        &self,
+        on_answer: impl FnOnce(Result<String, Error>) + 'static,
+    ) -> Result<StatusAsk, Error> {
+        self.resource_status.ask(on_answer)
+    }
+
+    /// How the `resource.status` asks were answered so far.
+    pub fn resource_status_asks(&self) -> ResourceStatusAsks {
+        let (sent, reused) = self.resource_status.counts();
+        ResourceStatusAsks { sent, reused }
     }
 
     /// User names by uid, as far as they are known yet (never waits).

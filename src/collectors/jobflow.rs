@@ -144,10 +144,6 @@ const ALLOWED_EVENTS: [&str; 10] = [
     "memo",
 ];
 
-/// Events arriving within this many seconds update the state together (the
-/// summary walks every active job, so not once per event).
-const SUMMARY_DELAY: f64 = 0.1;
-
 struct Inner {
     ctx: Rc<Context>,
     model: RefCell<JobFlow>,
@@ -260,7 +256,11 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
             inner.stream.healthy();
             publish_summary(inner);
         }
-        Ok(Applied::Events) if inner.live.get() => inner.summary.arm_once(SUMMARY_DELAY),
+        // Events arriving within one publish interval update the state
+        // together: the summary is read once for them, not once per event.
+        Ok(Applied::Events) if inner.live.get() => {
+            inner.summary.arm_once(inner.ctx.publish_interval())
+        }
         Ok(Applied::Events) => {}
         // One unreadable event is reported; the stream and the counts go on,
         // but the allocated set may have missed an allocation, so the

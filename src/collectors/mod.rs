@@ -14,6 +14,7 @@ pub mod context;
 pub mod deferred;
 pub mod nested;
 pub mod poll;
+pub mod resource_status;
 pub mod roster;
 pub mod subscription;
 

@@ -2,7 +2,9 @@
 //! node's states as `flux resource status -s all` lists them, its cores and
 //! GPUs, total and allocated, and why it is drained.
 //!
-//! Each poll asks `resource.status` (every node, its host and its states),
+//! Each poll asks `resource.status` (every node, its host and its states;
+//! the answer the resources collector shares, asked of the resource module
+//! only after a change: see [`super::resource_status`]),
 //! `job-manager.stats-get` (the ranks in housekeeping, as `flux resource
 //! status` reads them) and `config.get` (whether housekeeping is
 //! configured). The allocated set is the journal's, which the jobflow
@@ -132,11 +134,20 @@ fn start_round(inner: &Rc<Inner>) {
 /// and its error is the slot's answer).
 fn ask(inner: &Rc<Inner>, slot: usize) -> bool {
     let weak = Rc::downgrade(inner);
-    let sent = inner.poll.send(TOPICS[slot], "{}", move |answer| {
+    let on_response = move |answer| {
         if let Some(inner) = weak.upgrade() {
             on_answer(&inner, slot, answer);
         }
-    });
+    };
+    // resource.status through the answer the resources collector shares.
+    let sent = if slot == STATUS {
+        inner
+            .ctx
+            .ask_resource_status(on_response)
+            .map(|ask| inner.poll.hold(ask))
+    } else {
+        inner.poll.send(TOPICS[slot], "{}", on_response)
+    };
     match sent {
         Ok(()) => false,
         Err(err) => inner.poll.with(|a| a[slot] = Some(Err(err))).is_some(),

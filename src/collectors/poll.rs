@@ -2,10 +2,11 @@
 //! once, and a round that waits too long given up. The queues, resources
 //! and broker collectors each run one.
 
+use std::any::Any;
 use std::cell::{OnceCell, RefCell};
 use std::time::{Duration, Instant};
 
-use crate::flux::{Error, Handle, Rpc, Timer};
+use crate::flux::{Error, Handle, Timer};
 
 /// A round whose answers have not all come in this long is given up, so a
 /// service that never answers cannot stop a collector for good.
@@ -24,11 +25,11 @@ pub enum Opened {
     AfterTimeout,
 }
 
-/// One round: when it began, its RPCs in flight, and what the collector
-/// keeps while the answers come in.
+/// One round: when it began, its RPCs and shared asks in flight, and what
+/// the collector keeps while the answers come in.
 pub struct Round<R> {
     pub started: Instant,
-    rpcs: Vec<Rpc>,
+    in_flight: Vec<Box<dyn Any>>,
     pub data: R,
 }
 
@@ -91,7 +92,7 @@ impl<R> PollLoop<R> {
         // they ever come, go nowhere.
         *round = Some(Round {
             started: Instant::now(),
-            rpcs: Vec::new(),
+            in_flight: Vec::new(),
             data,
         });
         opened
@@ -119,10 +120,17 @@ impl<R> PollLoop<R> {
             .get()
             .ok_or_else(|| Error::new(libc::EINVAL, "poll loop not started"))?;
         let rpc = handle.rpc(topic, payload, false, on_answer)?;
-        if let Some(round) = self.round.borrow_mut().as_mut() {
-            round.rpcs.push(rpc);
-        }
+        self.hold(rpc);
         Ok(())
+    }
+
+    /// Ties `pending` (an RPC, or an ask of a source several collectors
+    /// share) to the open round: it is dropped with the round, so that an
+    /// answer that comes after the round is over goes nowhere.
+    pub fn hold(&self, pending: impl Any) {
+        if let Some(round) = self.round.borrow_mut().as_mut() {
+            round.in_flight.push(Box::new(pending));
+        }
     }
 
     /// Works on the open round's data; None when no round is open (it

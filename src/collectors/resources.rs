@@ -8,7 +8,9 @@
 //! broker CPU on 4096 nodes x 64 cores). So each poll first asks the three
 //! cheap sources it depends on: `job-manager.resource-status` (the allocated
 //! set, cached by the job manager until an allocation changes),
-//! `resource.status` and `config.get`. When none changed, nothing is
+//! `resource.status` (shared with the nodes collector, and asked of the
+//! resource module only after a change: see [`super::resource_status`])
+//! and `config.get`. When none changed, nothing is
 //! recomputed. When one did, sched-status is computed from them as the
 //! resource module would (see `SchedStatus::derive`), and asked of the
 //! resource module only in the one case that cannot be computed exactly.
@@ -27,6 +29,7 @@ use std::rc::{Rc, Weak};
 
 use super::allocated::AllocatedReader;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use super::resource_status;
 use super::{Collector, Context, OptionSpec, Settings, Spec};
 use crate::flux::Error;
 use crate::model::resources::{Counts, ResourceSummary, ALL};
@@ -191,14 +194,21 @@ const JOURNAL_SOURCE: &str = "job-manager.events-journal";
 /// How a watched allocated answer names the journal's set: by generation.
 const JOURNAL_KEY: &str = "journal generation ";
 
-/// Asks `topic` for `slot` of the open round.
+/// Asks `topic` for `slot` of the open round; `resource.status` through
+/// the answer the nodes collector shares (see [`super::resource_status`]).
 fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<(), Error> {
     let weak = Rc::downgrade(inner);
-    inner.poll.send(topic, "{}", move |response| {
+    let on_response = move |response| {
         if let Some(inner) = weak.upgrade() {
             on_answer(&inner, slot, response);
         }
-    })
+    };
+    if topic == resource_status::TOPIC {
+        let ask = inner.ctx.ask_resource_status(on_response)?;
+        inner.poll.hold(ask);
+        return Ok(());
+    }
+    inner.poll.send(topic, "{}", on_response)
 }
 
 fn start_round(inner: &Rc<Inner>) {

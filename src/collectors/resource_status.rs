@@ -1,0 +1,388 @@
+//! One `resource.status` answer shared by the collectors that read it (the
+//! resources and nodes collectors), asked of the resource module again only
+//! when its journal says something changed.
+//!
+//! Why: at 16,384 nodes each `resource.status` costs the broker several
+//! milliseconds, and both collectors asked it at every poll of an idle
+//! instance, where it had not changed. Its answer (R, drain reasons,
+//! online, offline, torpid, exclude) changes only with an event of the
+//! resource eventlog: `resource-define`, `resource-update`, `online`,
+//! `offline`, `drain`, `undrain`, `torpid`, `lively`. These are the events
+//! on which the resource module drops its own cached sets (flux-core's
+//! src/modules/resource/status.c, `reslog_cb`), and `exclude` is set only
+//! when resources are defined (a config reload does not change it, 0.78 to
+//! 0.88). `resource.journal` streams every one of them, those not written
+//! to the KVS (online, offline, torpid, lively) included.
+//!
+//! So the feed follows `resource.journal`. While it is open and read past
+//! its backlog, an answer asked after its last event is the current one,
+//! and is handed out again instead of asking.
+//!
+//! One exception is known: a rank with no broker behind it, which only an
+//! instance faking its resources has (`fake-resources`, or R naming more
+//! nodes than there are brokers). Draining such a rank changes the drain
+//! state and then fails to post its event (flux-core 0.88, drain.c: the
+//! rank has no host name), so the journal never says. The `R` that comes
+//! with each `resource-define` event shows whether any rank lies beyond
+//! the instance's brokers; where one does, or before an `R` has been seen,
+//! nothing is kept. Where the journal cannot be
+//! followed (the resource module reloading, an error), every ask goes to
+//! the resource module, as before; asks made while one is in flight share
+//! it. An answer is never kept longer than [`MAX_AGE`], so that a change no
+//! event announces (a later flux-core's new field) shows within that time.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::subscription::{StreamEvent, Subscription};
+use crate::flux::{Error, Handle, Rpc, Timer};
+use crate::model::resources::Slice;
+
+pub const TOPIC: &str = "resource.status";
+const JOURNAL: &str = "resource.journal";
+
+/// The longest an answer is handed out again without asking.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+
+type Waiter = Box<dyn FnOnce(Result<String, Error>)>;
+
+/// The feed: in the [`Context`](super::Context), shared by its collectors.
+pub struct ResourceStatusFeed {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    handle: Handle,
+    /// The instance's brokers (ranks 0 to size - 1); None if unknown.
+    size: Option<u32>,
+    journal: Subscription,
+    journal_started: Cell<bool>,
+    freshness: RefCell<Freshness>,
+    /// The ask in flight, and the journal's count of changes when it was
+    /// sent.
+    in_flight: RefCell<Option<(Rpc, u64)>>,
+    /// Hands a kept answer out from the reactor, not from inside `ask`.
+    deliver: OnceCell<Timer>,
+    waiters: RefCell<Vec<(u64, Waiter)>>,
+    next_waiter: Cell<u64>,
+}
+
+/// A pending ask: dropping it (its round given up, its collector stopped)
+/// withdraws its callback.
+pub struct StatusAsk {
+    feed: Weak<Inner>,
+    id: u64,
+}
+
+impl Drop for StatusAsk {
+    fn drop(&mut self) {
+        if let Some(inner) = self.feed.upgrade() {
+            inner.waiters.borrow_mut().retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+impl ResourceStatusFeed {
+    pub fn new(handle: Handle) -> ResourceStatusFeed {
+        ResourceStatusFeed {
+            inner: Rc::new(Inner {
+                handle,
+                size: handle.size().ok(),
+                journal: Subscription::new(JOURNAL, "resource"),
+                journal_started: Cell::new(false),
+                freshness: RefCell::new(Freshness::default()),
+                in_flight: RefCell::new(None),
+                deliver: OnceCell::new(),
+                waiters: RefCell::new(Vec::new()),
+                next_waiter: Cell::new(0),
+            }),
+        }
+    }
+
+    /// The current `resource.status` answer, to `on_answer` from the
+    /// reactor: the kept one where the journal shows no change since it
+    /// was asked, otherwise a new one. The journal is followed from the
+    /// first ask on.
+    pub fn ask(
+        &self,
+        on_answer: impl FnOnce(Result<String, Error>) + 'static,
+    ) -> Result<StatusAsk, Error> {
+        let inner = &self.inner;
+        if !inner.journal_started.replace(true) {
+            follow_journal(inner)?;
+        }
+        let id = inner.next_waiter.get();
+        inner.next_waiter.set(id + 1);
+        inner.waiters.borrow_mut().push((id, Box::new(on_answer)));
+        let ask = StatusAsk {
+            feed: Rc::downgrade(inner),
+            id,
+        };
+        if inner.in_flight.borrow().is_some() {
+            return Ok(ask);
+        }
+        if inner.freshness.borrow().kept(Instant::now()).is_some() {
+            deliver_timer(inner)?.restart(0.0, 0.0);
+            return Ok(ask);
+        }
+        send(inner)?;
+        Ok(ask)
+    }
+
+    /// Asks sent to the resource module, and answers handed out again
+    /// without asking: for `flux module stats`.
+    pub fn counts(&self) -> (u64, u64) {
+        let f = self.inner.freshness.borrow();
+        (f.sent, f.reused)
+    }
+}
+
+fn follow_journal(inner: &Rc<Inner>) -> Result<(), Error> {
+    let weak = Rc::downgrade(inner);
+    inner.journal.start(
+        inner.handle,
+        || "{}".to_string(),
+        move |event| {
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let mut freshness = inner.freshness.borrow_mut();
+            match event {
+                StreamEvent::Response(payload) => match journal_response(&payload) {
+                    Ok(JournalResponse::Events { highest_rank }) => {
+                        if let Some(highest) = highest_rank {
+                            freshness.defined(inner.size.is_some_and(|size| highest < size));
+                        }
+                        freshness.changed();
+                    }
+                    Ok(JournalResponse::BacklogEnd) => {
+                        freshness.caught_up();
+                        inner.journal.healthy();
+                    }
+                    Err(_) => {
+                        // Unreadable: trust nothing until read again.
+                        freshness.lost();
+                        inner.journal.drop_and_retry();
+                    }
+                },
+                StreamEvent::Ended { .. } => freshness.lost(),
+            }
+        },
+    )
+}
+
+fn deliver_timer(inner: &Rc<Inner>) -> Result<&Timer, Error> {
+    if let Some(timer) = inner.deliver.get() {
+        return Ok(timer);
+    }
+    let weak = Rc::downgrade(inner);
+    let timer = inner.handle.timer(0.0, 0.0, move || {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let kept = inner
+            .freshness
+            .borrow()
+            .kept(Instant::now())
+            .map(str::to_string);
+        match kept {
+            Some(answer) => {
+                inner.freshness.borrow_mut().reused += 1;
+                answer_all(&inner, Ok(answer));
+            }
+            // A change came in between: ask, unless an ask is already out.
+            None if inner.in_flight.borrow().is_none() => {
+                if let Err(err) = send(&inner) {
+                    answer_all(&inner, Err(err));
+                }
+            }
+            None => {}
+        }
+    })?;
+    Ok(inner.deliver.get_or_init(|| timer))
+}
+
+fn send(inner: &Rc<Inner>) -> Result<(), Error> {
+    let weak = Rc::downgrade(inner);
+    let changes = inner.freshness.borrow().changes;
+    let rpc = inner.handle.rpc(TOPIC, "{}", false, move |answer| {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        // Dropping the Rpc inside its own continuation is safe (see
+        // Handle::rpc).
+        let sent_at = inner.in_flight.borrow_mut().take().map(|(_, c)| c);
+        if let (Ok(payload), Some(changes)) = (&answer, sent_at) {
+            inner
+                .freshness
+                .borrow_mut()
+                .keep(payload.clone(), changes, Instant::now());
+        }
+        answer_all(&inner, answer);
+    })?;
+    inner.freshness.borrow_mut().sent += 1;
+    *inner.in_flight.borrow_mut() = Some((rpc, changes));
+    Ok(())
+}
+
+/// Hands `answer` to every waiter. They are taken out first: a callback
+/// may ask again or drop its own ask.
+fn answer_all(inner: &Inner, answer: Result<String, Error>) {
+    let waiters = std::mem::take(&mut *inner.waiters.borrow_mut());
+    for (_, waiter) in waiters {
+        waiter(answer.clone());
+    }
+}
+
+/// Whether a kept answer is current: the journal's view of changes.
+#[derive(Debug, Default)]
+pub struct Freshness {
+    /// Responses of the journal and its openings and ends so far: any
+    /// change to it after an ask was sent means its answer may be old.
+    changes: u64,
+    /// The journal is open and its backlog has been read.
+    live: bool,
+    /// Whether every rank of the last R the journal showed has a broker:
+    /// None until one is seen.
+    every_rank_has_a_broker: Option<bool>,
+    /// The last answer, the count of changes when it was asked, and when
+    /// it came.
+    kept: Option<(String, u64, Instant)>,
+    reused: u64,
+    sent: u64,
+}
+
+impl Freshness {
+    /// An event came in (or the backlog is still being read).
+    pub fn changed(&mut self) {
+        self.changes += 1;
+    }
+
+    /// The journal's backlog has been read: from here on, every change is
+    /// an event.
+    pub fn caught_up(&mut self) {
+        self.changes += 1;
+        self.live = true;
+    }
+
+    /// Resources were defined: whether every rank has a broker, so that
+    /// every change to them is an event.
+    pub fn defined(&mut self, every_rank_has_a_broker: bool) {
+        self.every_rank_has_a_broker = Some(every_rank_has_a_broker);
+    }
+
+    /// The journal ended or could not be read.
+    pub fn lost(&mut self) {
+        self.changes += 1;
+        self.live = false;
+    }
+
+    /// Keeps `answer`, asked when the count of changes was `changes`.
+    pub fn keep(&mut self, answer: String, changes: u64, now: Instant) {
+        self.kept = Some((answer, changes, now));
+    }
+
+    /// The kept answer, where it is current at `now`.
+    pub fn kept(&self, now: Instant) -> Option<&str> {
+        let (answer, changes, at) = self.kept.as_ref()?;
+        (self.live
+            && self.every_rank_has_a_broker == Some(true)
+            && *changes == self.changes
+            && now.duration_since(*at) < MAX_AGE)
+            .then_some(answer.as_str())
+    }
+}
+
+/// What one response of `resource.journal` says.
+#[derive(Debug, PartialEq)]
+pub enum JournalResponse {
+    /// One or more events (of the backlog, or new); with a
+    /// `resource-define`, the highest rank of the R that comes with it.
+    Events { highest_rank: Option<u32> },
+    /// The empty response that ends the backlog.
+    BacklogEnd,
+}
+
+/// Reads one response: `{"events": [...]}`, with `R` beside a
+/// `resource-define` event.
+pub fn journal_response(payload: &str) -> Result<JournalResponse, String> {
+    #[derive(Deserialize)]
+    struct Response<'a> {
+        events: Vec<IgnoredAny>,
+        #[serde(rename = "R", borrow)]
+        r: Option<&'a RawValue>,
+    }
+    let bad = |e: String| format!("{JOURNAL}: malformed response: {e}");
+    let response: Response = serde_json::from_str(payload).map_err(|e| bad(e.to_string()))?;
+    if response.events.is_empty() {
+        return Ok(JournalResponse::BacklogEnd);
+    }
+    let highest_rank = match response.r {
+        Some(r) => Slice::all_of(r)
+            .map_err(bad)?
+            .iter()
+            .filter_map(|slice| slice.ranks.iter().last())
+            .max(),
+        None => None,
+    };
+    Ok(JournalResponse::Events { highest_rank })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_kept_only_while_the_journal_shows_no_change() {
+        let now = Instant::now();
+        let mut f = Freshness::default();
+        f.defined(true);
+        f.changed(); // the backlog
+        let asked_during_backlog = f.changes;
+        f.caught_up();
+        f.keep("old".into(), asked_during_backlog, now);
+        assert_eq!(f.kept(now), None, "asked before the backlog was read");
+        f.keep("a".into(), f.changes, now);
+        assert_eq!(f.kept(now), Some("a"));
+        f.changed(); // a node drained
+        assert_eq!(f.kept(now), None);
+        f.keep("b".into(), f.changes, now);
+        assert_eq!(f.kept(now + Duration::from_secs(59)), Some("b"));
+        assert_eq!(f.kept(now + MAX_AGE), None, "too old");
+        f.lost();
+        f.keep("c".into(), f.changes, now);
+        assert_eq!(f.kept(now), None, "no journal: nothing is kept");
+    }
+
+    #[test]
+    fn an_event_sent_while_an_ask_is_out_makes_its_answer_old() {
+        let now = Instant::now();
+        let mut f = Freshness::default();
+        f.defined(true);
+        f.caught_up();
+        let sent = f.changes;
+        f.changed(); // the event comes before the answer
+        f.keep("answer".into(), sent, now);
+        assert_eq!(f.kept(now), None);
+    }
+
+    #[test]
+    fn nothing_is_kept_where_a_rank_has_no_broker_or_r_was_not_seen() {
+        // A drain of a rank with no broker posts no event (fake resources).
+        let now = Instant::now();
+        let mut f = Freshness::default();
+        f.caught_up();
+        f.keep("a".into(), f.changes, now);
+        assert_eq!(f.kept(now), None, "no R seen yet");
+        f.defined(false);
+        f.keep("a".into(), f.changes, now);
+        assert_eq!(f.kept(now), None, "ranks beyond the brokers");
+        f.defined(true);
+        assert_eq!(f.kept(now), Some("a"));
+    }
+}
