@@ -170,9 +170,9 @@ pub fn render(state: &State) -> String {
 }
 
 /// Each collector's last render, with the generation of its section it was
-/// made from.
+/// made from and the length of its text.
 #[derive(Default)]
-pub struct RenderCache(BTreeMap<&'static str, (u64, Arc<Part>)>);
+pub struct RenderCache(BTreeMap<&'static str, (u64, Arc<Part>, usize)>);
 
 /// Each enabled collector's families, in registry order, apart: a
 /// collector whose section has not changed since the last publish is not
@@ -186,21 +186,31 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
             continue;
         }
         let generation = state.generation(spec.name);
-        let part = match cache.0.get(spec.name) {
-            Some((made_from, part)) if *made_from == generation => Arc::clone(part),
+        let last = cache.0.get(spec.name);
+        let part = match last {
+            Some((made_from, part, _)) if *made_from == generation => Arc::clone(part),
             _ => {
-                let part = match spec.render {
+                let (part, len) = match spec.render {
                     Render::Now(render) => {
-                        let mut out = String::new();
+                        // Sized for the last text and a little more: one
+                        // allocation, not the dozen of a string grown from
+                        // nothing. Each is a large request for malloc, and
+                        // where the module's thread shares glibc's arena
+                        // with a busy module (more threads than glibc
+                        // makes arenas: 8 per core), each large request
+                        // sorts that module's free chunks (BENCHMARKS.md,
+                        // "a million jobs").
+                        let mut out = String::with_capacity(last.map_or(1024, |l| l.2 + l.2 / 8));
                         render(state, &mut out);
-                        Part::ready(Bytes::from(out))
+                        let len = out.len();
+                        (Part::ready(Bytes::from(out)), len)
                     }
                     Render::Later(take) => match take(state) {
-                        Some(later) => Part::later(later),
-                        None => Part::ready(Bytes::new()),
+                        Some(later) => (Part::later(later), 0),
+                        None => (Part::ready(Bytes::new()), 0),
                     },
                 };
-                cache.0.insert(spec.name, (generation, Arc::clone(&part)));
+                cache.0.insert(spec.name, (generation, Arc::clone(&part), len));
                 part
             }
         };
