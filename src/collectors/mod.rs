@@ -210,7 +210,9 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
                         None => (Part::ready(Bytes::new()), 0),
                     },
                 };
-                cache.0.insert(spec.name, (generation, Arc::clone(&part), len));
+                cache
+                    .0
+                    .insert(spec.name, (generation, Arc::clone(&part), len));
                 part
             }
         };
