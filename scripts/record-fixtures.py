@@ -79,8 +79,9 @@ def ask(topic, payload=None, nodeid=0):
         return error_object(exc)
 
 
-def stream(topic, payload, until):
-    """Every response of a streaming RPC up to the one `until` accepts."""
+def stream(topic, payload, until, act=None):
+    """Every response of a streaming RPC up to the one `until` accepts;
+    `act`, if given, sees each response first."""
     responses = []
     fut = h.rpc(topic, payload, 0, flux.constants.FLUX_RPC_STREAMING)
     while True:
@@ -90,6 +91,8 @@ def stream(topic, payload, until):
             responses.append(error_object(exc))
             return responses
         responses.append(resp)
+        if act:
+            act(resp)
         if until(resp):
             return responses
         fut.reset()
@@ -285,25 +288,22 @@ write_text(
 # --- Last, since it changes the instance: the resource journal ----------
 # Its backlog up to the empty response that ends it, then one live event
 # (node2 undrained), as the resource-status feed follows it.
-def journal_until_undrain():
-    responses = []
-    fut = h.rpc("resource.journal", {}, 0, flux.constants.FLUX_RPC_STREAMING)
-    undrained = False
-    while True:
-        try:
-            resp = fut.get()
-        except OSError as exc:
-            responses.append(error_object(exc))
-            return responses
-        responses.append(resp)
-        if resp.get("events") == [] and not undrained:
-            sh("resource", "undrain", "node2")
-            undrained = True
-        elif undrained and any(e.get("name") == "undrain" for e in resp["events"]):
-            return responses
-        fut.reset()
+undrained = []
 
 
-write_json("resource.journal.json", journal_until_undrain())
+def undrain_at_backlog_end(resp):
+    if resp.get("events") == [] and not undrained:
+        sh("resource", "undrain", "node2")
+        undrained.append(True)
+
+
+def undrain_seen(resp):
+    return bool(undrained) and any(e.get("name") == "undrain" for e in resp.get("events", []))
+
+
+write_json(
+    "resource.journal.json",
+    stream("resource.journal", {}, undrain_seen, act=undrain_at_backlog_end),
+)
 
 print(f"record-fixtures: {len(os.listdir(OUT))} files, {len(modules)} modules")
