@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use super::allocated::{AllocatedFeed, AllocatedReader, AllocatedWriter};
 use super::deferred::Deferred;
 use super::nested::NestedFeed;
-use super::resource_status::{ResourceStatusFeed, StatusAsk};
+use super::poll::PollLoop;
+use super::resource_status::{self, ResourceStatusFeed};
 use super::roster::{RosterFeed, RosterReader, RosterWriter};
 use crate::exposition::{Shared, Snapshot};
 use crate::flux::{Error, Handle};
@@ -29,7 +30,6 @@ pub struct Context {
     nested: Rc<NestedFeed>,
     resource_status: ResourceStatusFeed,
     names: Names,
-    /// Publishes so far, and the last ones' durations (a ring).
     /// Publishes so far, and the last ones' wall and CPU seconds.
     publishes: RefCell<(u64, Vec<(f64, f64)>)>,
     /// The last render of each collector's families.
@@ -70,7 +70,7 @@ impl Context {
             allocated: AllocatedFeed::default(),
             roster: RosterFeed::default(),
             nested,
-            resource_status: ResourceStatusFeed::new(handle),
+            resource_status: ResourceStatusFeed::new(handle)?,
             names,
             rendered: RefCell::new(super::RenderCache::default()),
             publishes: RefCell::new((0, Vec::new())),
@@ -133,21 +133,28 @@ impl Context {
         self.roster.reader()
     }
 
-    /// The current `resource.status` answer, shared by the collectors that
-    /// read it and asked again only after the resource journal shows a
-    /// change (see [`super::resource_status`]). Dropping the returned ask
-    /// withdraws `on_answer`.
-    pub fn ask_resource_status(
+    /// Asks `topic` (with an empty payload) for `poll`'s open round; the
+    /// answer goes to `on_answer` unless the round is over first.
+    /// `resource.status` is the answer the collectors that read it share,
+    /// asked again only after the resource journal shows a change (see
+    /// [`super::resource_status`]); any other topic is the round's own RPC.
+    pub fn ask_for_round<R>(
         &self,
-        on_answer: impl FnOnce(Result<String, Error>) + 'static,
-    ) -> Result<StatusAsk, Error> {
-        self.resource_status.ask(on_answer)
+        poll: &PollLoop<R>,
+        topic: &str,
+        on_answer: impl FnMut(Result<String, Error>) + 'static,
+    ) -> Result<(), Error> {
+        if topic == resource_status::TOPIC {
+            poll.hold(self.resource_status.ask(on_answer)?);
+            Ok(())
+        } else {
+            poll.send(topic, "{}", on_answer)
+        }
     }
 
     /// How the `resource.status` asks were answered so far.
     pub fn resource_status_asks(&self) -> ResourceStatusAsks {
-        let (sent, reused) = self.resource_status.counts();
-        ResourceStatusAsks { sent, reused }
+        self.resource_status.counts()
     }
 
     /// User names by uid, as far as they are known yet (never waits).

@@ -140,15 +140,10 @@ fn ask(inner: &Rc<Inner>, slot: usize) -> bool {
         }
     };
     // resource.status through the answer the resources collector shares.
-    let sent = if slot == STATUS {
-        inner
-            .ctx
-            .ask_resource_status(on_response)
-            .map(|ask| inner.poll.hold(ask))
-    } else {
-        inner.poll.send(TOPICS[slot], "{}", on_response)
-    };
-    match sent {
+    match inner
+        .ctx
+        .ask_for_round(&inner.poll, TOPICS[slot], on_response)
+    {
         Ok(()) => false,
         Err(err) => inner.poll.with(|a| a[slot] = Some(Err(err))).is_some(),
     }

@@ -31,7 +31,7 @@
 //! it. An answer is never kept longer than [`MAX_AGE`], so that a change no
 //! event announces (a later flux-core's new field) shows within that time.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
@@ -39,9 +39,11 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::deferred::Deferred;
 use super::subscription::{StreamEvent, Subscription};
-use crate::flux::{Error, Handle, Rpc, Timer};
+use crate::flux::{Error, Handle, Rpc};
 use crate::model::resources::Slice;
+use crate::stats::ResourceStatusAsks;
 
 pub const TOPIC: &str = "resource.status";
 const JOURNAL: &str = "resource.journal";
@@ -67,7 +69,7 @@ struct Inner {
     /// sent.
     in_flight: RefCell<Option<(Rpc, u64)>>,
     /// Hands a kept answer out from the reactor, not from inside `ask`.
-    deliver: OnceCell<Timer>,
+    deliver: Deferred,
     waiters: RefCell<Vec<(u64, Waiter)>>,
     next_waiter: Cell<u64>,
 }
@@ -88,20 +90,25 @@ impl Drop for StatusAsk {
 }
 
 impl ResourceStatusFeed {
-    pub fn new(handle: Handle) -> ResourceStatusFeed {
-        ResourceStatusFeed {
-            inner: Rc::new(Inner {
-                handle,
-                size: handle.size().ok(),
-                journal: Subscription::new(JOURNAL, "resource"),
-                journal_started: Cell::new(false),
-                freshness: RefCell::new(Freshness::default()),
-                in_flight: RefCell::new(None),
-                deliver: OnceCell::new(),
-                waiters: RefCell::new(Vec::new()),
-                next_waiter: Cell::new(0),
-            }),
-        }
+    pub fn new(handle: Handle) -> Result<ResourceStatusFeed, Error> {
+        let inner = Rc::new(Inner {
+            handle,
+            size: handle.size().ok(),
+            journal: Subscription::new(JOURNAL, "resource"),
+            journal_started: Cell::new(false),
+            freshness: RefCell::new(Freshness::default()),
+            in_flight: RefCell::new(None),
+            deliver: Deferred::new(),
+            waiters: RefCell::new(Vec::new()),
+            next_waiter: Cell::new(0),
+        });
+        let weak = Rc::downgrade(&inner);
+        inner.deliver.start(handle, move || {
+            if let Some(inner) = weak.upgrade() {
+                deliver(&inner);
+            }
+        })?;
+        Ok(ResourceStatusFeed { inner })
     }
 
     /// The current `resource.status` answer, to `on_answer` from the
@@ -127,7 +134,7 @@ impl ResourceStatusFeed {
             return Ok(ask);
         }
         if inner.freshness.borrow().kept(Instant::now()).is_some() {
-            deliver_timer(inner)?.restart(0.0, 0.0);
+            inner.deliver.arm_once(0.0);
             return Ok(ask);
         }
         send(inner)?;
@@ -136,9 +143,12 @@ impl ResourceStatusFeed {
 
     /// Asks sent to the resource module, and answers handed out again
     /// without asking: for `flux module stats`.
-    pub fn counts(&self) -> (u64, u64) {
+    pub fn counts(&self) -> ResourceStatusAsks {
         let f = self.inner.freshness.borrow();
-        (f.sent, f.reused)
+        ResourceStatusAsks {
+            sent: f.sent,
+            reused: f.reused,
+        }
     }
 }
 
@@ -176,35 +186,27 @@ fn follow_journal(inner: &Rc<Inner>) -> Result<(), Error> {
     )
 }
 
-fn deliver_timer(inner: &Rc<Inner>) -> Result<&Timer, Error> {
-    if let Some(timer) = inner.deliver.get() {
-        return Ok(timer);
-    }
-    let weak = Rc::downgrade(inner);
-    let timer = inner.handle.timer(0.0, 0.0, move || {
-        let Some(inner) = weak.upgrade() else {
-            return;
-        };
-        let kept = inner
-            .freshness
-            .borrow()
-            .kept(Instant::now())
-            .map(str::to_string);
-        match kept {
-            Some(answer) => {
-                inner.freshness.borrow_mut().reused += 1;
-                answer_all(&inner, Ok(answer));
-            }
-            // A change came in between: ask, unless an ask is already out.
-            None if inner.in_flight.borrow().is_none() => {
-                if let Err(err) = send(&inner) {
-                    answer_all(&inner, Err(err));
-                }
-            }
-            None => {}
+/// Hands the kept answer to the waiters, or asks where a change came in
+/// since [`ResourceStatusFeed::ask`] found it current.
+fn deliver(inner: &Rc<Inner>) {
+    let kept = inner
+        .freshness
+        .borrow()
+        .kept(Instant::now())
+        .map(str::to_string);
+    match kept {
+        Some(answer) => {
+            inner.freshness.borrow_mut().reused += 1;
+            answer_all(inner, Ok(answer));
         }
-    })?;
-    Ok(inner.deliver.get_or_init(|| timer))
+        // An ask already out answers them all.
+        None if inner.in_flight.borrow().is_some() => {}
+        None => {
+            if let Err(err) = send(inner) {
+                answer_all(inner, Err(err));
+            }
+        }
+    }
 }
 
 fn send(inner: &Rc<Inner>) -> Result<(), Error> {

@@ -29,7 +29,6 @@ use std::rc::{Rc, Weak};
 
 use super::allocated::AllocatedReader;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use super::resource_status;
 use super::{Collector, Context, OptionSpec, Settings, Spec};
 use crate::flux::Error;
 use crate::model::resources::{Counts, ResourceSummary, ALL};
@@ -203,12 +202,7 @@ fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<(), Error> {
             on_answer(&inner, slot, response);
         }
     };
-    if topic == resource_status::TOPIC {
-        let ask = inner.ctx.ask_resource_status(on_response)?;
-        inner.poll.hold(ask);
-        return Ok(());
-    }
-    inner.poll.send(topic, "{}", on_response)
+    inner.ctx.ask_for_round(&inner.poll, topic, on_response)
 }
 
 fn start_round(inner: &Rc<Inner>) {
