@@ -12,9 +12,12 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(flux_bindgen)");
+    // Set by cargo-fuzz (fuzz/): src/lib.rs then keeps glibc's allocator.
+    println!("cargo:rustc-check-cfg=cfg(fuzzing)");
     println!("cargo:rerun-if-env-changed=FLUX_PROMETHEUS_NO_BINDGEN");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
     println!("cargo:rerun-if-changed=build.rs");
+    mimalloc_options();
 
     if env::var_os("FLUX_PROMETHEUS_NO_BINDGEN").is_some_and(|v| !v.is_empty() && v != "0") {
         println!("cargo:warning=FLUX_PROMETHEUS_NO_BINDGEN is set: using the crate's own libflux declarations");
@@ -59,6 +62,28 @@ fn main() {
         .write_to_file(out.join("flux_bindings.rs"))
         .expect("write bindgen output to OUT_DIR");
     println!("cargo:rustc-cfg=flux_bindgen");
+}
+
+/// The numbers of mimalloc's options, from the `mimalloc.h` of the mimalloc
+/// the module is built with (libmimalloc-sys passes its include directory
+/// on): libmimalloc-sys declares no constant for `mi_option_destroy_on_exit`,
+/// which the module sets (src/flux/os.rs), and the enum's numbers differ
+/// between mimalloc's versions.
+fn mimalloc_options() {
+    let include = env::var("DEP_MIMALLOC_INCLUDE_DIR")
+        .expect("libmimalloc-sys passes its include directory (links = \"mimalloc\")");
+    let bindings = bindgen::Builder::default()
+        .header(format!("{include}/mimalloc.h"))
+        .allowlist_type("mi_option_e")
+        .prepend_enum_name(false)
+        .layout_tests(false)
+        .generate_comments(false)
+        .generate()
+        .expect("bindgen reads mimalloc.h");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    bindings
+        .write_to_file(out.join("mimalloc_options.rs"))
+        .expect("write bindgen output to OUT_DIR");
 }
 
 /// With no libflux to link (no flux-core here), the module still builds:

@@ -149,6 +149,7 @@ pub unsafe fn run_module_main(
     start: ModuleStart,
 ) -> c_int {
     set_cancelable(false);
+    super::os::release_heap_at_unload();
     let Some(raw) = NonNull::new(h) else {
         set_errno(libc::EINVAL);
         return -1;

@@ -1,6 +1,35 @@
 //! The operating-system calls the module makes that are not libflux: the
-//! process's and the calling thread's CPU time. They need `unsafe` (libc),
-//! so they live here, beside the rest of the crate's unsafe code.
+//! process's and the calling thread's CPU time, and the heap's release at
+//! unload. They need `unsafe` (libc, mimalloc), so they live here, beside
+//! the rest of the crate's unsafe code.
+
+/// mimalloc's option numbers, read from its header by build.rs.
+#[allow(non_camel_case_types, non_upper_case_globals, dead_code)]
+mod mimalloc_options {
+    include!(concat!(env!("OUT_DIR"), "/mimalloc_options.rs"));
+}
+
+/// Has the module's heap (mimalloc, the global allocator: see lib.rs) give
+/// all its memory back to the system when the broker unloads the module.
+///
+/// mimalloc, linked into the module, is shut down by its destructor at
+/// `dlclose`. By default it then keeps the address space it reserved (an
+/// arena of 1 GiB) and frees only what the unloading thread allocated: each
+/// load and unload of the module would leave both behind in the broker.
+/// Releasing everything at that point is safe here, where it is not for a
+/// process's own allocator: no code outside the module's allocates from
+/// this heap, the module's threads have all ended by then, and nothing the
+/// module allocated is freed by libflux or the broker (Rust frees what
+/// Rust allocates; src/flux hands libflux no ownership of Rust memory).
+pub fn release_heap_at_unload() {
+    // SAFETY: sets one of mimalloc's options; it is read at its destructor.
+    unsafe {
+        libmimalloc_sys::mi_option_set_enabled(
+            mimalloc_options::mi_option_destroy_on_exit as libmimalloc_sys::mi_option_t,
+            true,
+        )
+    }
+}
 
 /// CPU seconds (user + system) this process has used, to the microsecond.
 /// The prometheus crate's process collector truncates to whole seconds,

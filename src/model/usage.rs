@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use hashbag::HashBag;
+
 use super::roster::{Phase, RosterJob};
 
 /// Usage by uid (None: the job's owner was not in its submit event).
@@ -46,7 +48,7 @@ struct Tally {
     running: u64,
     cores: u64,
     gpus: u64,
-    ranks: HashMap<u32, u32>,
+    ranks: HashBag<u32>,
 }
 
 impl Tally {
@@ -54,7 +56,7 @@ impl Tally {
         Usage {
             pending: self.pending,
             running: self.running,
-            nodes: self.ranks.len() as u64,
+            nodes: self.ranks.set_len() as u64,
             cores: self.cores,
             gpus: self.gpus,
         }
@@ -85,7 +87,7 @@ impl<K: Hash + Eq> Tallies<K> {
             Phase::Running => tally.running += 1,
         }
         for node in job.nodes.iter().flat_map(|nodes| nodes.iter()) {
-            *tally.ranks.entry(node.rank).or_default() += 1;
+            tally.ranks.insert(node.rank);
             tally.cores += u64::from(node.cores);
             tally.gpus += node.gpus.count();
         }
@@ -102,12 +104,7 @@ impl<K: Hash + Eq> Tallies<K> {
             Phase::Running => tally.running = tally.running.saturating_sub(1),
         }
         for node in job.nodes.iter().flat_map(|nodes| nodes.iter()) {
-            if let Some(holders) = tally.ranks.get_mut(&node.rank) {
-                *holders -= 1;
-                if *holders == 0 {
-                    tally.ranks.remove(&node.rank);
-                }
-            }
+            tally.ranks.remove(&node.rank);
             tally.cores = tally.cores.saturating_sub(u64::from(node.cores));
             tally.gpus = tally.gpus.saturating_sub(node.gpus.count());
         }
