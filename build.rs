@@ -17,7 +17,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=FLUX_PROMETHEUS_NO_BINDGEN");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
     println!("cargo:rerun-if-changed=build.rs");
-    mimalloc_options();
+    mimalloc_release();
 
     if env::var_os("FLUX_PROMETHEUS_NO_BINDGEN").is_some_and(|v| !v.is_empty() && v != "0") {
         println!("cargo:warning=FLUX_PROMETHEUS_NO_BINDGEN is set: using the crate's own libflux declarations");
@@ -64,26 +64,18 @@ fn main() {
     println!("cargo:rustc-cfg=flux_bindgen");
 }
 
-/// The numbers of mimalloc's options, from the `mimalloc.h` of the mimalloc
-/// the module is built with (libmimalloc-sys passes its include directory
-/// on): libmimalloc-sys declares no constant for `mi_option_destroy_on_exit`,
-/// which the module sets (src/flux/os.rs), and the enum's numbers differ
-/// between mimalloc's versions.
-fn mimalloc_options() {
+/// Compiles src/flux/mimalloc_release.c against the `mimalloc.h` of the
+/// mimalloc the module is built with (libmimalloc-sys passes its include
+/// directory on): it sets mimalloc's `destroy_on_exit` by name, for
+/// src/flux/os.rs.
+fn mimalloc_release() {
+    println!("cargo:rerun-if-changed=src/flux/mimalloc_release.c");
     let include = env::var("DEP_MIMALLOC_INCLUDE_DIR")
         .expect("libmimalloc-sys passes its include directory (links = \"mimalloc\")");
-    let bindings = bindgen::Builder::default()
-        .header(format!("{include}/mimalloc.h"))
-        .allowlist_type("mi_option_e")
-        .prepend_enum_name(false)
-        .layout_tests(false)
-        .generate_comments(false)
-        .generate()
-        .expect("bindgen reads mimalloc.h");
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    bindings
-        .write_to_file(out.join("mimalloc_options.rs"))
-        .expect("write bindgen output to OUT_DIR");
+    cc::Build::new()
+        .file("src/flux/mimalloc_release.c")
+        .include(include)
+        .compile("mimalloc_release");
 }
 
 /// With no libflux to link (no flux-core here), the module still builds:

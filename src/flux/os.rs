@@ -3,10 +3,9 @@
 //! unload. They need `unsafe` (libc, mimalloc), so they live here, beside
 //! the rest of the crate's unsafe code.
 
-/// mimalloc's option numbers, read from its header by build.rs.
-#[allow(non_camel_case_types, non_upper_case_globals, dead_code)]
-mod mimalloc_options {
-    include!(concat!(env!("OUT_DIR"), "/mimalloc_options.rs"));
+extern "C" {
+    /// src/flux/mimalloc_release.c: `mi_option_enable(mi_option_destroy_on_exit)`.
+    fn flux_prometheus_release_heap_at_unload();
 }
 
 /// Has the module's heap (mimalloc, the global allocator: see lib.rs) give
@@ -22,13 +21,9 @@ mod mimalloc_options {
 /// module allocated is freed by libflux or the broker (Rust frees what
 /// Rust allocates; src/flux hands libflux no ownership of Rust memory).
 pub fn release_heap_at_unload() {
-    // SAFETY: sets one of mimalloc's options; it is read at its destructor.
-    unsafe {
-        libmimalloc_sys::mi_option_set_enabled(
-            mimalloc_options::mi_option_destroy_on_exit as libmimalloc_sys::mi_option_t,
-            true,
-        )
-    }
+    // SAFETY: sets one of mimalloc's options (no argument, no state of
+    // ours); mimalloc reads it at its destructor.
+    unsafe { flux_prometheus_release_heap_at_unload() }
 }
 
 /// CPU seconds (user + system) this process has used, to the microsecond.
