@@ -29,7 +29,15 @@ pub(super) unsafe fn owned_string(s: *const c_char) -> Option<String> {
     } else {
         // SAFETY: the caller promises a NUL-terminated string; it is copied
         // before this returns.
-        Some(unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned())
+        let text = unsafe { CStr::from_ptr(s) };
+        // Every response comes through here, journal events included.
+        // `to_str` checks UTF-8 a word at a time where it is ASCII; the
+        // lossy path walks every byte, and was 5.7 % of the reactor
+        // thread's instructions (BENCHMARKS.md, "thread by thread").
+        Some(match text.to_str() {
+            Ok(valid) => valid.to_owned(),
+            Err(_) => text.to_string_lossy().into_owned(),
+        })
     }
 }
 
