@@ -10,6 +10,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use flux_prometheus::collectors::jobmap::Mapper;
 use flux_prometheus::collectors::users::{self, Folded};
+use flux_prometheus::model::jobflow::EventContext;
 use flux_prometheus::model::roster::{Changes, Roster};
 use flux_prometheus::model::usage::Tallies;
 use serde_json::value::RawValue;
@@ -39,7 +40,7 @@ fn loaded() -> Roster {
     roster.begin_backlog();
     for id in 1..=RUNNING {
         submit(&mut roster, id);
-        roster.event(id, "alloc", None, Some(&r(id % NODES)));
+        roster.event(id, "alloc", &EventContext::default(), Some(&r(id % NODES)));
     }
     for id in RUNNING + 1..=RUNNING + PENDING {
         submit(&mut roster, id);
@@ -75,10 +76,10 @@ impl Churn {
                 // The pending jobs stay pending.
                 self.oldest = RUNNING + PENDING + 1;
             }
-            roster.event(self.oldest, "clean", None, None);
+            roster.event(self.oldest, "clean", &EventContext::default(), None);
             self.oldest += 1;
             submit(roster, self.next);
-            roster.event(self.next, "alloc", None, Some(alloc));
+            roster.event(self.next, "alloc", &EventContext::default(), Some(alloc));
             self.next += 1;
         }
     }

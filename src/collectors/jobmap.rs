@@ -298,6 +298,7 @@ pub fn render(map: &JobMap, out: &mut String) {
 mod tests {
     use super::*;
     use crate::model::idset::IdSet;
+    use crate::model::jobflow::EventContext;
 
     #[test]
     fn each_node_and_gpu_of_a_job_is_one_series_with_dcgm_labels() {
@@ -363,7 +364,7 @@ mod tests {
         let mut roster = crate::model::roster::Roster::default();
         roster.begin_backlog();
         roster.submit(1, Some(7), None);
-        roster.event(1, "alloc", None, Some(&r("0-1")));
+        roster.event(1, "alloc", &EventContext::default(), Some(&r("0-1")));
         roster.end_backlog();
         roster.watch_changes();
         let label = |uid: u32| format!("u{uid}");
@@ -379,10 +380,10 @@ mod tests {
         roster.submit(2, Some(8), None);
         // A pending job is not on the map, and the map did not change.
         assert!(!step(&mut roster).0);
-        roster.event(2, "alloc", None, Some(&r("3")));
+        roster.event(2, "alloc", &EventContext::default(), Some(&r("3")));
         roster.submit(3, Some(7), None);
-        roster.event(3, "alloc", None, Some(&r("4")));
-        roster.event(1, "clean", None, None);
+        roster.event(3, "alloc", &EventContext::default(), Some(&r("4")));
+        roster.event(1, "clean", &EventContext::default(), None);
         let (changed, map) = step(&mut roster);
         assert!(changed);
         assert_eq!(map, from_scratch(&mut roster));

@@ -70,10 +70,7 @@ impl Allocations {
     /// A journal `alloc` event: `bypass` jobs (the alloc-bypass plugin) are
     /// not counted by the job manager, since the scheduler never gave them
     /// their resources.
-    pub fn alloc(&mut self, id: i64, context: Option<&RawValue>, r: Option<&RawValue>) {
-        let bypass = context
-            .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
-            .is_some_and(|c| c["bypass"].as_bool() == Some(true));
+    pub fn alloc(&mut self, id: i64, bypass: bool, r: Option<&RawValue>) {
         if bypass || self.jobs.contains_key(&id) {
             return;
         }

@@ -9,6 +9,7 @@
 //! resubscription therefore counts what happened while the stream was down,
 //! and nothing twice.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Deserialize;
@@ -321,6 +322,48 @@ struct Event<'a> {
     context: Option<&'a RawValue>,
 }
 
+/// The fields of an event's context (RFC 21) that the models read, read
+/// once per event for all of them. Everything else in it (Fluxion's
+/// annotations on `alloc`, an exception's note...) is skipped without being
+/// stored: this runs for every event of every job, inside the broker.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventContext<'a> {
+    /// `submit`, `exception`, `urgency`.
+    pub userid: Option<u64>,
+    /// `submit`, `urgency`.
+    pub urgency: Option<i64>,
+    /// `exception`: its type and severity (0 is fatal).
+    #[serde(rename = "type", borrow)]
+    pub kind: Option<Cow<'a, str>>,
+    pub severity: Option<i64>,
+    /// `finish`: the wait status.
+    pub status: Option<i64>,
+    /// `alloc`: resources that bypassed the scheduler.
+    pub bypass: Option<bool>,
+    /// `jobspec-update`: a move to another queue.
+    #[serde(rename = "attributes.system.queue", borrow)]
+    pub queue: Option<Cow<'a, str>>,
+}
+
+impl<'a> EventContext<'a> {
+    /// An event's context; an absent or unreadable one reads as empty, as
+    /// flux-core itself never sends one.
+    pub fn of(context: Option<&'a RawValue>) -> EventContext<'a> {
+        context
+            .and_then(|c| serde_json::from_str(c.get()).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn uid(&self) -> Option<u32> {
+        self.userid.and_then(|u| u32::try_from(u).ok())
+    }
+
+    /// A fatal exception's context.
+    pub fn is_fatal(&self) -> bool {
+        self.severity == Some(0)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct JobFlow {
     jobs: HashMap<i64, ActiveJob>,
@@ -435,9 +478,10 @@ impl JobFlow {
         let watermark = self.watermark;
         let in_backlog = self.backlog_jobs.is_some();
         for event in &r.events {
+            let context = EventContext::of(event.context);
             if let Some(allocations) = allocations.as_deref_mut() {
                 match event.name {
-                    "alloc" => allocations.alloc(r.id, event.context, r.r),
+                    "alloc" => allocations.alloc(r.id, context.bypass == Some(true), r.r),
                     "free" | "clean" => allocations.free(r.id),
                     _ => {}
                 }
@@ -448,18 +492,11 @@ impl JobFlow {
                 (event.name == "submit").then(|| r.jobspec.map(read_jobspec).unwrap_or_default());
             if let Some(roster) = roster.as_deref_mut() {
                 match &spec {
-                    Some(spec) => {
-                        let uid = event
-                            .context
-                            .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
-                            .and_then(|c| c["userid"].as_u64())
-                            .and_then(|u| u32::try_from(u).ok());
-                        roster.submit(r.id, uid, spec.project.as_deref());
-                    }
-                    None => roster.event(r.id, event.name, event.context, r.r),
+                    Some(spec) => roster.submit(r.id, context.uid(), spec.project.as_deref()),
+                    None => roster.event(r.id, event.name, &context, r.r),
                 }
             }
-            self.apply_event(r.id, event, spec, live);
+            self.apply_event(r.id, event, &context, spec, live);
             if let Some(nested) = nested.as_deref_mut() {
                 match event.name {
                     "memo" => {
@@ -503,19 +540,22 @@ impl JobFlow {
     }
 
     /// `spec` is the job's jobspec as read for its `submit` event.
-    fn apply_event(&mut self, id: i64, event: &Event, spec: Option<JobspecSummary>, live: bool) {
-        let context: Value = event
-            .context
-            .and_then(|c| serde_json::from_str(c.get()).ok())
-            .unwrap_or(Value::Null);
+    fn apply_event(
+        &mut self,
+        id: i64,
+        event: &Event,
+        context: &EventContext,
+        spec: Option<JobspecSummary>,
+        live: bool,
+    ) {
         if let Some(spec) = spec {
             let mut key = FlowKey {
                 queue: spec.queue,
                 ..FlowKey::default()
             };
             if self.labels.user {
-                let uid = context["userid"]
-                    .as_i64()
+                let uid = context
+                    .userid
                     .map_or("unknown".to_string(), |u| u.to_string());
                 key.user = self.users.admit(uid, self.labels.limit);
             }
@@ -532,12 +572,10 @@ impl JobFlow {
                 start: None,
                 finish: None,
                 fatal: None,
-                urgency: context["urgency"].as_i64().unwrap_or(16),
+                urgency: context.urgency.unwrap_or(16),
                 phase: Phase::Depend,
                 request: spec.request,
-                uid: context["userid"]
-                    .as_u64()
-                    .and_then(|u| u32::try_from(u).ok()),
+                uid: context.uid(),
             };
             self.pending.count(&job, true);
             if let Some(was) = self.jobs.insert(id, job) {
@@ -556,7 +594,7 @@ impl JobFlow {
                 self.pending.count(job, false);
             }
         }
-        self.apply_to_job(id, event, &context, live);
+        self.apply_to_job(id, event, context, live);
         if moves {
             if let Some(job) = self.jobs.get(&id) {
                 self.pending.count(job, true);
@@ -565,7 +603,7 @@ impl JobFlow {
     }
 
     /// An event of a job already submitted.
-    fn apply_to_job(&mut self, id: i64, event: &Event, context: &Value, live: bool) {
+    fn apply_to_job(&mut self, id: i64, event: &Event, context: &EventContext, live: bool) {
         // Events of a job whose submit came before the stream started
         // cannot be placed; a backlog always begins with submit.
         let Some(job) = self.jobs.get_mut(&id) else {
@@ -573,9 +611,9 @@ impl JobFlow {
         };
         match event.name {
             "depend" if job.phase == Phase::Depend => job.phase = Phase::Waiting,
-            "urgency" => job.urgency = context["urgency"].as_i64().unwrap_or(job.urgency),
+            "urgency" => job.urgency = context.urgency.unwrap_or(job.urgency),
             "jobspec-update" => {
-                if let Some(q) = context["attributes.system.queue"].as_str() {
+                if let Some(q) = &context.queue {
                     job.key.queue = q.to_string();
                 }
             }
@@ -590,8 +628,8 @@ impl JobFlow {
                 }
             }
             "exception" => {
-                let kind = context["type"].as_str().unwrap_or("unknown").to_string();
-                if context["severity"].as_i64() == Some(0) {
+                let kind = context.kind.as_deref().unwrap_or("unknown").to_string();
+                if context.is_fatal() {
                     job.phase = Phase::Gone;
                     job.fatal.get_or_insert(kind.clone());
                 }
@@ -609,7 +647,7 @@ impl JobFlow {
                 }
             }
             "finish" => {
-                job.finish = Some((event.timestamp, context["status"].as_i64().unwrap_or(0)));
+                job.finish = Some((event.timestamp, context.status.unwrap_or(0)));
             }
             "clean" => {
                 let Some(job) = self.jobs.remove(&id) else {
@@ -692,49 +730,93 @@ pub struct JobspecSummary {
     pub request: Request,
 }
 
+/// The parts of a jobspec (RFC 25) the module reads. Typed, so that the rest
+/// (tasks, the shell's options, rlimits...) is skipped, not stored: one is
+/// read for every job submitted.
+#[derive(Default, Deserialize)]
+struct Jobspec<'a> {
+    #[serde(default, borrow)]
+    resources: Vec<Vertex<'a>>,
+    #[serde(default, borrow)]
+    attributes: Attributes<'a>,
+}
+
+#[derive(Default, Deserialize)]
+struct Attributes<'a> {
+    #[serde(default, borrow)]
+    system: SystemAttributes<'a>,
+}
+
+#[derive(Default, Deserialize)]
+struct SystemAttributes<'a> {
+    #[serde(default, borrow)]
+    queue: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    project: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    bank: Option<Cow<'a, str>>,
+}
+
+/// A resource vertex: its type, its count (a number, or a range whose
+/// minimum is what the job needs), and what it holds.
+#[derive(Deserialize)]
+struct Vertex<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    count: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    with: Vec<Vertex<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CountRange {
+    min: Option<u64>,
+}
+
+impl Vertex<'_> {
+    fn count(&self) -> u64 {
+        let Some(raw) = self.count else { return 1 };
+        serde_json::from_str::<u64>(raw.get())
+            .ok()
+            .or_else(|| {
+                serde_json::from_str::<CountRange>(raw.get())
+                    .ok()
+                    .and_then(|r| r.min)
+            })
+            .unwrap_or(1)
+    }
+
+    fn add_to(&self, multiplier: u64, request: &mut Request) {
+        let n = multiplier.saturating_mul(self.count());
+        match self.kind.as_deref() {
+            Some("node") => request.nodes += n,
+            Some("core") => request.cores += n,
+            Some("gpu") => request.gpus += n,
+            _ => {}
+        }
+        // Counts inside a vertex are per instance of it: 2 slots per node on
+        // 4 nodes are 8 slots.
+        for w in &self.with {
+            w.add_to(n, request);
+        }
+    }
+}
+
 /// The queue, project and resources a jobspec asks for (RFC 25): nodes
-/// only when it names them; cores and GPUs as slots times per slot.
+/// only when it names them; cores and GPUs as slots times per slot. An
+/// unreadable jobspec asks for nothing, in the anonymous queue.
 pub fn read_jobspec(raw: &RawValue) -> JobspecSummary {
-    let spec: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-    let system = &spec["attributes"]["system"];
+    let spec: Jobspec = serde_json::from_str(raw.get()).unwrap_or_default();
     let mut request = Request::default();
-    if let Some(resources) = spec["resources"].as_array() {
-        for r in resources {
-            add_request(r, 1, &mut request);
-        }
+    for r in &spec.resources {
+        r.add_to(1, &mut request);
     }
+    let system = spec.attributes.system;
     JobspecSummary {
-        queue: system["queue"].as_str().unwrap_or("").to_string(),
-        project: system["project"]
-            .as_str()
-            .or_else(|| system["bank"].as_str())
-            .map(str::to_string),
+        queue: system.queue.map(Cow::into_owned).unwrap_or_default(),
+        project: system.project.or(system.bank).map(Cow::into_owned),
         request,
-    }
-}
-
-fn count_of(v: &Value) -> u64 {
-    match &v["count"] {
-        Value::Number(n) => n.as_u64().unwrap_or(1),
-        Value::Object(o) => o.get("min").and_then(Value::as_u64).unwrap_or(1),
-        _ => 1,
-    }
-}
-
-fn add_request(r: &Value, multiplier: u64, request: &mut Request) {
-    let n = multiplier.saturating_mul(count_of(r));
-    match r["type"].as_str() {
-        Some("node") => request.nodes += n,
-        Some("core") => request.cores += n,
-        Some("gpu") => request.gpus += n,
-        _ => {}
-    }
-    // Counts inside a vertex are per instance of it: 2 slots per node on
-    // 4 nodes are 8 slots.
-    if let Some(with) = r["with"].as_array() {
-        for w in with {
-            add_request(w, n, request);
-        }
     }
 }
 
@@ -813,6 +895,59 @@ mod tests {
                 gpus: 0
             }
         );
+        // A range asks for its minimum; a count of another shape, for one.
+        let range = spec(
+            r#"{"resources":[{"type":"node","count":{"min":3,"max":8,"operator":"+","operand":1},"with":[{"type":"slot","count":"x","with":[{"type":"core","count":2}]}]}]}"#,
+        );
+        assert_eq!(
+            range,
+            Request {
+                nodes: 3,
+                cores: 6,
+                gpus: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_jobspec_names_its_queue_and_project_or_bank() {
+        let read = |s: &str| read_jobspec(&RawValue::from_string(s.into()).unwrap());
+        let spec = read(
+            r#"{"version":1,"tasks":[{"command":["true"],"slot":"task","count":{"per_slot":1}}],"attributes":{"system":{"duration":0,"queue":"deb\u0075g","bank":"chem","shell":{"options":{"rlimit":{"cpu":-1,"nofile":1024}}}}},"resources":[{"type":"slot","count":1,"label":"task","with":[{"type":"core","count":1}]}]}"#,
+        );
+        assert_eq!(spec.queue, "debug");
+        assert_eq!(spec.project.as_deref(), Some("chem"));
+        assert_eq!(spec.request.cores, 1);
+        let both = read(r#"{"attributes":{"system":{"project":"p","bank":"b"}}}"#);
+        assert_eq!(
+            (both.queue.as_str(), both.project.as_deref()),
+            ("", Some("p"))
+        );
+        // Unreadable: the anonymous queue, asking for nothing.
+        assert_eq!(
+            read(r#"{"attributes":{"system":{"queue":7}}}"#),
+            JobspecSummary::default()
+        );
+    }
+
+    #[test]
+    fn an_event_context_is_read_for_the_fields_the_models_use() {
+        let raw = RawValue::from_string(
+            r#"{"type":"cancel","severity":0,"userid":1001,"note":"a \"quoted\" note","annotations":{"sched":{"queue":"x"}}}"#.into(),
+        )
+        .unwrap();
+        let c = EventContext::of(Some(&raw));
+        assert_eq!(c.kind.as_deref(), Some("cancel"));
+        assert!(c.is_fatal());
+        assert_eq!(c.uid(), Some(1001));
+        let queue = RawValue::from_string(r#"{"attributes.system.queue":"batch"}"#.into()).unwrap();
+        assert_eq!(
+            EventContext::of(Some(&queue)).queue.as_deref(),
+            Some("batch")
+        );
+        let huge = RawValue::from_string(r#"{"userid":4294967296}"#.into()).unwrap();
+        assert_eq!(EventContext::of(Some(&huge)).uid(), None);
+        assert!(!EventContext::of(None).is_fatal());
     }
 
     /// One journal response: `name` of job `id` at `t`, with `context`.

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use super::idset::IdSet;
+use super::jobflow::EventContext;
 use super::resources::Slice;
 #[cfg(test)]
 use super::usage::Tallies;
@@ -228,7 +228,7 @@ impl Roster {
 
     /// An event of a job already submitted: `alloc` (with the job's R),
     /// a fatal `exception`, `clean`.
-    pub fn event(&mut self, id: i64, name: &str, context: Option<&RawValue>, r: Option<&RawValue>) {
+    pub fn event(&mut self, id: i64, name: &str, context: &EventContext, r: Option<&RawValue>) {
         match name {
             "alloc" => {
                 let nodes = match r.map(|r| read_nodes(r, &mut self.hosts)) {
@@ -248,17 +248,12 @@ impl Roster {
                     true
                 });
             }
-            "exception" => {
-                let fatal = context
-                    .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
-                    .is_some_and(|c| c["severity"].as_i64() == Some(0));
-                if fatal {
-                    self.change(id, |job| {
-                        let was_pending = job.phase == Phase::Pending;
-                        job.phase = Phase::Running;
-                        was_pending
-                    });
-                }
+            "exception" if context.is_fatal() => {
+                self.change(id, |job| {
+                    let was_pending = job.phase == Phase::Pending;
+                    job.phase = Phase::Running;
+                    was_pending
+                });
             }
             "clean" => {
                 if let Some(job) = self.jobs.remove(&id) {
@@ -392,7 +387,7 @@ mod tests {
         let r = raw(
             r#"{"version":1,"execution":{"R_lite":[{"rank":"2-3","children":{"core":"0-3","gpu":"1"}},{"rank":"5","children":{"core":"4"}}],"nodelist":["node[2-3]","login5"]}}"#,
         );
-        roster.event(7, "alloc", None, Some(&r));
+        roster.event(7, "alloc", &EventContext::default(), Some(&r));
         let (_, jobs) = roster.current().unwrap();
         let nodes = jobs[&7].nodes.as_ref().unwrap();
         let hosts: Vec<_> = nodes.iter().map(|n| n.host.as_deref().unwrap()).collect();
@@ -401,7 +396,7 @@ mod tests {
         assert_eq!(nodes[0].gpus.iter().collect::<Vec<_>>(), [1]);
         assert_eq!(nodes[2].gpus.count(), 0);
         assert_eq!(jobs[&7].phase, Phase::Running);
-        roster.event(7, "clean", None, None);
+        roster.event(7, "clean", &EventContext::default(), None);
         assert!(roster.current().unwrap().1.is_empty());
     }
 
@@ -410,7 +405,7 @@ mod tests {
         let mut roster = Roster::default();
         roster.end_backlog();
         roster.submit(1, Some(5), None);
-        roster.event(1, "alloc", None, Some(&raw(r#"{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["a[0-4]"]}}"#)));
+        roster.event(1, "alloc", &EventContext::default(), Some(&raw(r#"{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["a[0-4]"]}}"#)));
         let unreadable = roster.take_unreadable();
         assert_eq!(unreadable.len(), 1);
         assert!(
@@ -433,7 +428,7 @@ mod tests {
         roster.event(
             1,
             "exception",
-            Some(&raw(r#"{"type":"cancel","severity":0}"#)),
+            &EventContext::of(Some(&raw(r#"{"type":"cancel","severity":0}"#))),
             None,
         );
         assert_eq!(roster.current().unwrap().1[&1].phase, Phase::Running);
@@ -441,7 +436,7 @@ mod tests {
         roster.event(
             2,
             "exception",
-            Some(&raw(r#"{"type":"x","severity":3}"#)),
+            &EventContext::of(Some(&raw(r#"{"type":"x","severity":3}"#))),
             None,
         );
         assert_eq!(roster.current().unwrap().1[&2].phase, Phase::Pending);
@@ -486,8 +481,8 @@ mod tests {
         roster.submit(1, Some(5), Some("chem"));
         roster.submit(2, Some(5), None);
         roster.submit(3, Some(6), Some("chem"));
-        roster.event(1, "alloc", None, Some(&r("0-1")));
-        roster.event(2, "alloc", None, Some(&r("1-2")));
+        roster.event(1, "alloc", &EventContext::default(), Some(&r("0-1")));
+        roster.event(2, "alloc", &EventContext::default(), Some(&r("1-2")));
         assert_eq!(kept(&roster), recounted(&roster));
         let five = kept(&roster)[&Some(5)];
         assert_eq!(
@@ -497,17 +492,17 @@ mod tests {
         roster.event(
             3,
             "exception",
-            Some(&raw(r#"{"type":"cancel","severity":0}"#)),
+            &EventContext::of(Some(&raw(r#"{"type":"cancel","severity":0}"#))),
             None,
         );
-        roster.event(1, "clean", None, None);
+        roster.event(1, "clean", &EventContext::default(), None);
         assert_eq!(kept(&roster), recounted(&roster));
         assert_eq!(kept(&roster)[&Some(5)].nodes, 2);
         // The same ID again (a backlog read twice) replaces the job.
         roster.submit(2, Some(6), None);
         assert_eq!(kept(&roster), recounted(&roster));
-        roster.event(2, "clean", None, None);
-        roster.event(3, "clean", None, None);
+        roster.event(2, "clean", &EventContext::default(), None);
+        roster.event(3, "clean", &EventContext::default(), None);
         assert!(kept(&roster).is_empty());
         let (_, by_project) = roster.usage().unwrap();
         assert!(by_project.is_empty());
@@ -521,12 +516,12 @@ mod tests {
         roster.watch_changes();
         assert!(roster.take_changes().all);
         roster.submit(2, Some(5), None);
-        roster.event(1, "clean", None, None);
+        roster.event(1, "clean", &EventContext::default(), None);
         // An event that changes nothing is no change.
         roster.event(
             2,
             "exception",
-            Some(&raw(r#"{"type":"x","severity":3}"#)),
+            &EventContext::of(Some(&raw(r#"{"type":"x","severity":3}"#))),
             None,
         );
         let changes = roster.take_changes();
