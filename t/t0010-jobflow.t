@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="$(dirname "$0")/etc/props.toml"
 
-plan 15
+plan 17
 
 flux queue start --all >/dev/null 2>&1
 before=$(flux submit --wait true)
@@ -60,6 +60,17 @@ is "$(sample 'flux_jobs_queue_wait_seconds_count{queue="batch"}' <<<"$s")" "$(sa
     "the wait histogram has one observation per started job"
 is "$(sample 'flux_jobs_run_seconds_count{queue="batch",result="completed"}' <<<"$s")" "$(sample 'flux_jobs_finished_total{queue="batch",result="completed"}' <<<"$s")" \
     "the run histogram has one observation per completed job"
+# The seconds themselves are flux jobs' own: a wait is t_run - t_submit, a
+# run t_cleanup - t_run (the timeout and the cancel end at their exception).
+times=$(flux jobs -a -q batch -no '{id} {t_submit} {t_run} {t_cleanup}' | grep -v "^$before ")
+same_seconds() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(a != "" && d < 0.001 && d > -0.001) }'; }
+wait_sum=$(awk '$3 > 0 { s += $3 - $2 } END { printf "%.6f", s }' <<<"$times")
+ok "batch: the wait histogram's sum is flux jobs' t_run - t_submit ($wait_sum s)" \
+    same_seconds "$(sample 'flux_jobs_queue_wait_seconds_sum{queue="batch"}' <<<"$s")" "$wait_sum"
+run_sum=$(awk '$3 > 0 && $4 > 0 { s += $4 - $3 } END { printf "%.6f", s }' <<<"$times")
+got_run=$(for r in completed failed canceled timeout; do sample "flux_jobs_run_seconds_sum{queue=\"batch\",result=\"$r\"}" <<<"$s"; done |
+    awk '{ s += $1 } END { printf "%.6f", s }')
+ok "batch: the run histogram's sum is flux jobs' t_cleanup - t_run ($run_sum s)" same_seconds "$got_run" "$run_sum"
 
 # Pending demand, from flux jobs: held = urgency 0, blocked = DEPEND.
 pend() { awk -F'|' -v q=$1 -v k=$2 -v col=$3 '$2 == q && ($3 == "SCHED" || $3 == "PRIORITY" || $3 == "DEPEND") {

@@ -123,24 +123,31 @@ fn parse_limit(value: &str) -> Result<usize, String> {
 
 const TOPIC: &str = "job-manager.events-journal";
 /// The events the models read. The journal leaves out the rest (validate,
-/// priority, release, free, memo...), which spares the job manager sending
-/// about 40% of a job's events: every event is a message the broker carries,
-/// and those messages are nearly all the module costs the broker. The
-/// allocated set gives a job's resources back at `clean`, which the job
-/// manager posts in the same pass as `free` once the job's cleanup is done
-/// (with housekeeping, which holds resources past both, the resources
-/// collector asks the job manager instead).
-const ALLOWED_EVENTS: [&str; 10] = [
+/// priority, start, release, free...): the job manager encodes every event
+/// anew for each listener, about 37,000 instructions a message with
+/// flux-core 0.88 (BENCHMARKS.md, "Broker instructions per job"), and the
+/// broker carries each one. That is most of what the module costs the
+/// broker per job, so each event here is one a model needs:
+/// - `submit` (queue, owner, request), `depend` (blocked to eligible),
+///   `urgency` (held), `jobspec-update` (a queue move);
+/// - `alloc`: RUN begins (RFC 21), with R; flux jobs' `t_run` is its time,
+///   so waits and run times are measured from it, not from `start`;
+/// - `exception`, `finish`: CLEANUP begins at the first fatal one of them;
+///   `finish` carries the wait status;
+/// - `clean`: the job is inactive. The allocated set gives resources back
+///   here, which the job manager posts in the same pass as `free` once the
+///   job's cleanup is done (with housekeeping, which holds resources past
+///   both, the resources collector asks the job manager instead);
+/// - `memo`: nested instances' URLs (crate::announce), for /-/targets.
+const ALLOWED_EVENTS: [&str; 9] = [
     "submit",
     "depend",
     "urgency",
     "jobspec-update",
     "alloc",
-    "start",
     "exception",
     "finish",
     "clean",
-    // Nested instances' URLs (crate::announce), for /-/targets.
     "memo",
 ];
 
@@ -315,7 +322,7 @@ fn render(state: &State, out: &mut String) {
     let mut f = Family::counter(
         out,
         "flux_jobs_started_total",
-        "Jobs started since the module loaded.",
+        "Jobs that started running (were allocated resources, flux jobs' t_run) since the module loaded.",
     );
     for (q, qf) in &flow.queues {
         f.sample(&with_queue(q, &[]), qf.started as f64);
@@ -343,7 +350,7 @@ fn render(state: &State, out: &mut String) {
     let mut f = Family::histogram(
         out,
         "flux_jobs_queue_wait_seconds",
-        "Time from submit to start of jobs that started since the module loaded.",
+        "Time from submit to allocation (flux jobs' t_run - t_submit) of jobs that started running since the module loaded.",
     );
     for (q, qf) in &flow.queues {
         f.observations(&with_queue(q, &[]), &qf.wait);
@@ -351,7 +358,7 @@ fn render(state: &State, out: &mut String) {
     let mut f = Family::histogram(
         out,
         "flux_jobs_run_seconds",
-        "Time from start to finish of jobs that finished since the module loaded, by result.",
+        "Run time (flux jobs' t_cleanup - t_run) of jobs that became inactive since the module loaded, by result.",
     );
     for (q, qf) in &flow.queues {
         for (result, h) in &qf.run {

@@ -193,8 +193,13 @@ enum Phase {
 struct ActiveJob {
     key: FlowKey,
     submit: f64,
-    start: Option<f64>,
-    finish: Option<(f64, i64)>,
+    /// When the job entered RUN: its `alloc` (RFC 21), as job-list's `t_run`.
+    run: Option<f64>,
+    /// When the job entered CLEANUP: its first fatal exception or its
+    /// `finish`, as job-list's `t_cleanup`.
+    cleanup: Option<f64>,
+    /// The `finish` event's wait status.
+    status: Option<i64>,
     fatal: Option<String>,
     urgency: i64,
     phase: Phase,
@@ -569,8 +574,9 @@ impl JobFlow {
             let job = ActiveJob {
                 key,
                 submit: event.timestamp,
-                start: None,
-                finish: None,
+                run: None,
+                cleanup: None,
+                status: None,
                 fatal: None,
                 urgency: context.urgency.unwrap_or(16),
                 phase: Phase::Depend,
@@ -617,9 +623,11 @@ impl JobFlow {
                     job.key.queue = q.to_string();
                 }
             }
-            "alloc" => job.phase = Phase::Gone,
-            "start" => {
-                job.start = Some(event.timestamp);
+            // A job runs from its allocation, as flux jobs counts it: `start`
+            // (the job shell's) is not in the journal the module asks for.
+            "alloc" => {
+                job.phase = Phase::Gone;
+                job.run = Some(event.timestamp);
                 if live {
                     let (key, wait) = (job.key.clone(), event.timestamp - job.submit);
                     let flow = self.queue(&key);
@@ -632,6 +640,7 @@ impl JobFlow {
                 if context.is_fatal() {
                     job.phase = Phase::Gone;
                     job.fatal.get_or_insert(kind.clone());
+                    job.cleanup.get_or_insert(event.timestamp);
                 }
                 if live {
                     let job_key = job.key.clone();
@@ -647,7 +656,8 @@ impl JobFlow {
                 }
             }
             "finish" => {
-                job.finish = Some((event.timestamp, context.status.unwrap_or(0)));
+                job.cleanup.get_or_insert(event.timestamp);
+                job.status = Some(context.status.unwrap_or(0));
             }
             "clean" => {
                 let Some(job) = self.jobs.remove(&id) else {
@@ -660,9 +670,9 @@ impl JobFlow {
                     let result = result_of(&job);
                     let flow = self.queue(&job.key);
                     *flow.finished.entry(result).or_default() += 1;
-                    if let (Some(start), Some((finish, _))) = (job.start, job.finish) {
+                    if let (Some(run), Some(cleanup)) = (job.run, job.cleanup) {
                         if let Some(h) = flow.run.get_mut(result) {
-                            h.observe(finish - start);
+                            h.observe(cleanup - run);
                         }
                     }
                 }
@@ -715,8 +725,8 @@ fn result_of(job: &ActiveJob) -> &'static str {
         Some("cancel") => "canceled",
         Some("timeout") => "timeout",
         Some(_) => "failed",
-        None => match job.finish {
-            Some((_, 0)) => "completed",
+        None => match job.status {
+            Some(0) => "completed",
             _ => "failed",
         },
     }
