@@ -131,7 +131,11 @@ fn benches(c: &mut Criterion) {
     {
         let r = json!({"version": 1, "execution": {"R_lite": [entry]}}).to_string();
         let r = serde_json::value::RawValue::from_string(r).expect("json");
-        allocations.alloc(id as i64, false, Some(&r));
+        allocations.alloc(
+            id as i64,
+            false,
+            Ok(&flux_prometheus::model::resources::JobR::read(&r).expect("R")),
+        );
     }
     allocations.end_backlog();
     let (_, journal_set) = allocations.current().expect("complete");

@@ -11,6 +11,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use flux_prometheus::collectors::jobmap::Mapper;
 use flux_prometheus::collectors::users::{self, Folded};
 use flux_prometheus::model::jobflow::EventContext;
+use flux_prometheus::model::resources::JobR;
 use flux_prometheus::model::roster::{Changes, Roster};
 use flux_prometheus::model::usage::Tallies;
 use serde_json::value::RawValue;
@@ -40,7 +41,12 @@ fn loaded() -> Roster {
     roster.begin_backlog();
     for id in 1..=RUNNING {
         submit(&mut roster, id);
-        roster.event(id, "alloc", &EventContext::default(), Some(&r(id % NODES)));
+        roster.event(
+            id,
+            "alloc",
+            &EventContext::default(),
+            Some(Ok(&JobR::read(&r(id % NODES)).expect("R"))),
+        );
     }
     for id in RUNNING + 1..=RUNNING + PENDING {
         submit(&mut roster, id);
@@ -79,7 +85,14 @@ impl Churn {
             roster.event(self.oldest, "clean", &EventContext::default(), None);
             self.oldest += 1;
             submit(roster, self.next);
-            roster.event(self.next, "alloc", &EventContext::default(), Some(alloc));
+            // R is read as the job-flow collector reads it, once per alloc.
+            let job_r = JobR::read(alloc).expect("R");
+            roster.event(
+                self.next,
+                "alloc",
+                &EventContext::default(),
+                Some(Ok(&job_r)),
+            );
             self.next += 1;
         }
     }

@@ -299,6 +299,7 @@ mod tests {
     use super::*;
     use crate::model::idset::IdSet;
     use crate::model::jobflow::EventContext;
+    use crate::model::resources::JobR;
 
     #[test]
     fn each_node_and_gpu_of_a_job_is_one_series_with_dcgm_labels() {
@@ -356,15 +357,16 @@ mod tests {
     fn the_map_kept_from_changes_is_the_map_made_from_scratch() {
         use serde_json::value::RawValue;
         let r = |ranks: &str| {
-            RawValue::from_string(format!(
+            let raw = RawValue::from_string(format!(
                 r#"{{"version":1,"execution":{{"R_lite":[{{"rank":"{ranks}","children":{{"core":"0"}}}}],"nodelist":["n[{ranks}]"]}}}}"#
             ))
-            .unwrap()
+            .unwrap();
+            JobR::read(&raw).unwrap()
         };
         let mut roster = crate::model::roster::Roster::default();
         roster.begin_backlog();
         roster.submit(1, Some(7), None);
-        roster.event(1, "alloc", &EventContext::default(), Some(&r("0-1")));
+        roster.event(1, "alloc", &EventContext::default(), Some(Ok(&r("0-1"))));
         roster.end_backlog();
         roster.watch_changes();
         let label = |uid: u32| format!("u{uid}");
@@ -380,9 +382,9 @@ mod tests {
         roster.submit(2, Some(8), None);
         // A pending job is not on the map, and the map did not change.
         assert!(!step(&mut roster).0);
-        roster.event(2, "alloc", &EventContext::default(), Some(&r("3")));
+        roster.event(2, "alloc", &EventContext::default(), Some(Ok(&r("3"))));
         roster.submit(3, Some(7), None);
-        roster.event(3, "alloc", &EventContext::default(), Some(&r("4")));
+        roster.event(3, "alloc", &EventContext::default(), Some(Ok(&r("4"))));
         roster.event(1, "clean", &EventContext::default(), None);
         let (changed, map) = step(&mut roster);
         assert!(changed);

@@ -13,11 +13,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::idset::IdSet;
-use super::resources::{ResourceSet, Slice};
+use super::resources::{JobR, ResourceSet};
 
 /// One `R_lite` entry of a job's R, with its ranks as a list: a job's R is
 /// small, while an idset of a high rank costs a word per 64 ranks below it.
@@ -70,16 +69,25 @@ impl Allocations {
     /// A journal `alloc` event: `bypass` jobs (the alloc-bypass plugin) are
     /// not counted by the job manager, since the scheduler never gave them
     /// their resources.
-    pub fn alloc(&mut self, id: i64, bypass: bool, r: Option<&RawValue>) {
+    pub fn alloc(&mut self, id: i64, bypass: bool, r: Result<&JobR, &str>) {
         if bypass || self.jobs.contains_key(&id) {
             return;
         }
-        let Some(slices) = r.and_then(|r| read_r(r).ok()) else {
+        let Ok(r) = r else {
             // An alloc without a readable R: the set can no longer be
             // trusted, and the job manager's answer is asked instead.
             self.complete = false;
             return;
         };
+        let slices: Vec<JobSlice> = r
+            .slices
+            .iter()
+            .map(|s| JobSlice {
+                ranks: s.ranks.iter().collect(),
+                cores: s.cores.clone(),
+                gpus: s.gpus.clone(),
+            })
+            .collect();
         for slice in &slices {
             for &rank in &slice.ranks {
                 let node = self.set.nodes.entry_or_default(rank);
@@ -106,17 +114,6 @@ impl Allocations {
         }
         self.generation += 1;
     }
-}
-
-fn read_r(raw: &RawValue) -> Result<Vec<JobSlice>, String> {
-    Ok(Slice::all_of(raw)?
-        .into_iter()
-        .map(|s| JobSlice {
-            ranks: s.ranks.iter().collect(),
-            cores: s.cores,
-            gpus: s.gpus,
-        })
-        .collect())
 }
 
 /// Whether the instance's config (a `config.get` answer) turns on job-manager

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::allocations::Allocations;
 use super::nested::Nested;
+use super::resources::JobR;
 use super::roster::Roster;
 
 /// Default `flux_jobs_queue_wait_seconds` bucket bounds: from sub-second
@@ -484,10 +485,19 @@ impl JobFlow {
         let in_backlog = self.backlog_jobs.is_some();
         for event in &r.events {
             let context = EventContext::of(event.context);
+            // R, the largest part of an alloc event, is read once for the
+            // allocated set and the roster.
+            let job_r = (event.name == "alloc").then(|| {
+                r.r.ok_or_else(|| "its alloc event came without R".to_string())
+                    .and_then(JobR::read)
+            });
+            let job_r = job_r.as_ref().map(|r| r.as_ref().map_err(String::as_str));
             if let Some(allocations) = allocations.as_deref_mut() {
-                match event.name {
-                    "alloc" => allocations.alloc(r.id, context.bypass == Some(true), r.r),
-                    "free" | "clean" => allocations.free(r.id),
+                match (event.name, job_r) {
+                    ("alloc", Some(job_r)) => {
+                        allocations.alloc(r.id, context.bypass == Some(true), job_r)
+                    }
+                    ("free" | "clean", _) => allocations.free(r.id),
                     _ => {}
                 }
             }
@@ -498,7 +508,7 @@ impl JobFlow {
             if let Some(roster) = roster.as_deref_mut() {
                 match &spec {
                     Some(spec) => roster.submit(r.id, context.uid(), spec.project.as_deref()),
-                    None => roster.event(r.id, event.name, &context, r.r),
+                    None => roster.event(r.id, event.name, &context, job_r),
                 }
             }
             self.apply_event(r.id, event, &context, spec, live);

@@ -166,6 +166,9 @@ struct Execution<'a> {
     r_lite: Vec<RLiteEntry<'a>>,
     #[serde(default, borrow)]
     properties: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    /// Hostlists naming the ranks of `R_lite`, in rank order.
+    #[serde(default, borrow)]
+    nodelist: Vec<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -213,11 +216,38 @@ impl Slice {
 
     /// The `R_lite` entries of an Rv1 object, as they are.
     pub fn all_of(raw: &RawValue) -> Result<Vec<Slice>, String> {
+        Ok(JobR::read(raw)?.slices)
+    }
+}
+
+/// A job's R (Rv1) as the models read it: read once per `alloc` event for
+/// all of them, as R is the largest part of that event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobR {
+    pub slices: Vec<Slice>,
+    /// `execution.nodelist`: hostlists naming the job's ranks in order.
+    pub nodelist: Vec<String>,
+}
+
+impl JobR {
+    /// JSON null or `{}` is an empty allocation.
+    pub fn read(raw: &RawValue) -> Result<JobR, String> {
         let Some(r) = parse_rv1(Some(raw))? else {
-            return Ok(Vec::new());
+            return Ok(JobR::default());
         };
         let execution = r.execution.ok_or("R has no execution object")?;
-        execution.r_lite.iter().map(Slice::read).collect()
+        Ok(JobR {
+            slices: execution
+                .r_lite
+                .iter()
+                .map(Slice::read)
+                .collect::<Result<_, _>>()?,
+            nodelist: execution
+                .nodelist
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect(),
+        })
     }
 }
 

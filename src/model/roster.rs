@@ -13,11 +13,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
-
 use super::idset::IdSet;
 use super::jobflow::EventContext;
-use super::resources::Slice;
+use super::resources::JobR;
 #[cfg(test)]
 use super::usage::Tallies;
 use super::usage::{ByProject, ByUid};
@@ -228,10 +226,18 @@ impl Roster {
 
     /// An event of a job already submitted: `alloc` (with the job's R),
     /// a fatal `exception`, `clean`.
-    pub fn event(&mut self, id: i64, name: &str, context: &EventContext, r: Option<&RawValue>) {
+    pub fn event(
+        &mut self,
+        id: i64,
+        name: &str,
+        context: &EventContext,
+        r: Option<Result<&JobR, &str>>,
+    ) {
         match name {
             "alloc" => {
-                let nodes = match r.map(|r| read_nodes(r, &mut self.hosts)) {
+                let hosts = &mut self.hosts;
+                let read = r.map(|r| r.map_err(str::to_string).and_then(|r| nodes_of(r, hosts)));
+                let nodes = match read {
                     Some(Ok(nodes)) => Some(nodes),
                     Some(Err(why)) => {
                         self.unreadable_job(id, why);
@@ -288,22 +294,9 @@ fn intern(table: &mut HashMap<String, Arc<str>>, value: &str) -> Arc<str> {
 
 /// The nodes of a job's R, each with its host name: RFC 20's `nodelist`
 /// names the ranks of `R_lite` in ascending order.
-fn read_nodes(
-    raw: &RawValue,
-    hosts: &mut HashMap<String, Arc<str>>,
-) -> Result<Arc<[JobNode]>, String> {
-    #[derive(serde::Deserialize)]
-    struct R {
-        execution: Execution,
-    }
-    #[derive(serde::Deserialize)]
-    struct Execution {
-        #[serde(default)]
-        nodelist: Vec<String>,
-    }
-    let slices = Slice::all_of(raw)?;
+fn nodes_of(r: &JobR, hosts: &mut HashMap<String, Arc<str>>) -> Result<Arc<[JobNode]>, String> {
     let mut by_rank: BTreeMap<u32, JobNode> = BTreeMap::new();
-    for slice in &slices {
+    for slice in &r.slices {
         let cores = u32::try_from(slice.cores.count()).unwrap_or(u32::MAX);
         for rank in slice.ranks.iter() {
             let node = by_rank.entry(rank).or_insert_with(|| JobNode {
@@ -317,10 +310,9 @@ fn read_nodes(
         }
     }
     let mut nodes: Vec<JobNode> = by_rank.into_values().collect();
-    let r: R = serde_json::from_str(raw.get()).map_err(|e| format!("R: {e}"))?;
-    if !r.execution.nodelist.is_empty() {
+    if !r.nodelist.is_empty() {
         let mut names = Vec::with_capacity(nodes.len());
-        for list in &r.execution.nodelist {
+        for list in &r.nodelist {
             names.extend(super::hostlist::expand(list).map_err(|e| format!("R nodelist: {e}"))?);
         }
         if names.len() != nodes.len() {
@@ -372,8 +364,14 @@ pub(crate) fn test_job(
 mod tests {
     use super::*;
 
+    use serde_json::value::RawValue;
+
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    fn job_r(s: &str) -> JobR {
+        JobR::read(&raw(s)).unwrap()
     }
 
     #[test]
@@ -384,10 +382,10 @@ mod tests {
         roster.end_backlog();
         let (_, jobs) = roster.current().unwrap();
         assert_eq!(jobs[&7].phase, Phase::Pending);
-        let r = raw(
+        let r = job_r(
             r#"{"version":1,"execution":{"R_lite":[{"rank":"2-3","children":{"core":"0-3","gpu":"1"}},{"rank":"5","children":{"core":"4"}}],"nodelist":["node[2-3]","login5"]}}"#,
         );
-        roster.event(7, "alloc", &EventContext::default(), Some(&r));
+        roster.event(7, "alloc", &EventContext::default(), Some(Ok(&r)));
         let (_, jobs) = roster.current().unwrap();
         let nodes = jobs[&7].nodes.as_ref().unwrap();
         let hosts: Vec<_> = nodes.iter().map(|n| n.host.as_deref().unwrap()).collect();
@@ -405,7 +403,7 @@ mod tests {
         let mut roster = Roster::default();
         roster.end_backlog();
         roster.submit(1, Some(5), None);
-        roster.event(1, "alloc", &EventContext::default(), Some(&raw(r#"{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["a[0-4]"]}}"#)));
+        roster.event(1, "alloc", &EventContext::default(), Some(Ok(&job_r(r#"{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["a[0-4]"]}}"#))));
         let unreadable = roster.take_unreadable();
         assert_eq!(unreadable.len(), 1);
         assert!(
@@ -474,15 +472,15 @@ mod tests {
         roster.begin_backlog();
         roster.end_backlog();
         let r = |ranks: &str| {
-            raw(&format!(
+            job_r(&format!(
                 r#"{{"version":1,"execution":{{"R_lite":[{{"rank":"{ranks}","children":{{"core":"0-1","gpu":"0"}}}}]}}}}"#
             ))
         };
         roster.submit(1, Some(5), Some("chem"));
         roster.submit(2, Some(5), None);
         roster.submit(3, Some(6), Some("chem"));
-        roster.event(1, "alloc", &EventContext::default(), Some(&r("0-1")));
-        roster.event(2, "alloc", &EventContext::default(), Some(&r("1-2")));
+        roster.event(1, "alloc", &EventContext::default(), Some(Ok(&r("0-1"))));
+        roster.event(2, "alloc", &EventContext::default(), Some(Ok(&r("1-2"))));
         assert_eq!(kept(&roster), recounted(&roster));
         let five = kept(&roster)[&Some(5)];
         assert_eq!(
