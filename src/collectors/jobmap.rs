@@ -22,6 +22,7 @@
 //! again took 14-30 ms; BENCHMARKS.md, "The largest system"), and the HTTP
 //! thread's snapshot is a clone that shares it.
 
+use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -82,7 +83,7 @@ impl Mapper {
     /// False where the map is as it was.
     pub fn update(
         &mut self,
-        jobs: &HashMap<i64, RosterJob>,
+        jobs: &FxHashMap<i64, RosterJob>,
         changes: &Changes,
         label: &dyn Fn(u32) -> String,
     ) -> bool {

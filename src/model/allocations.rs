@@ -11,7 +11,7 @@
 //! `free` (see [`housekeeping_configured`]), and only once a journal backlog
 //! has been read to its end.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use serde_json::Value;
 
@@ -29,7 +29,7 @@ struct JobSlice {
 
 #[derive(Debug, Default)]
 pub struct Allocations {
-    jobs: HashMap<i64, Vec<JobSlice>>,
+    jobs: FxHashMap<i64, Vec<JobSlice>>,
     set: ResourceSet,
     /// Changes with every change of `set`, so a reader can tell whether
     /// what it computed from the set is still current.

@@ -9,8 +9,9 @@
 //! resubscription therefore counts what happened while the stream was down,
 //! and nothing twice.
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -372,7 +373,7 @@ impl<'a> EventContext<'a> {
 
 #[derive(Debug, Clone)]
 pub struct JobFlow {
-    jobs: HashMap<i64, ActiveJob>,
+    jobs: FxHashMap<i64, ActiveJob>,
     /// The pending ones among `jobs`, by key and status.
     pending: PendingDemand,
     watermark: f64,
@@ -383,7 +384,7 @@ pub struct JobFlow {
     users: Capped,
     projects: Capped,
     /// Jobs named by the backlog being replayed, if one is.
-    backlog_jobs: Option<HashSet<i64>>,
+    backlog_jobs: Option<FxHashSet<i64>>,
     /// The newest event counted; the watermark once a backlog is over.
     newest: f64,
 }
@@ -409,7 +410,7 @@ impl JobFlow {
         labels: LabelOptions,
     ) -> JobFlow {
         JobFlow {
-            jobs: HashMap::new(),
+            jobs: FxHashMap::default(),
             pending: PendingDemand::default(),
             watermark: since,
             wait_buckets: wait_buckets.to_vec(),
@@ -426,7 +427,7 @@ impl JobFlow {
     /// A new subscription starts: its backlog lists every job the journal
     /// still knows, so any job kept here and not in it was purged meanwhile.
     pub fn begin_backlog(&mut self) {
-        self.backlog_jobs = Some(HashSet::new());
+        self.backlog_jobs = Some(FxHashSet::default());
     }
 
     pub fn active_jobs(&self) -> usize {

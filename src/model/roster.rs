@@ -10,6 +10,7 @@
 //! too from then on, as CLEANUP is. Its resources are held from `alloc` to
 //! `clean`, as [`super::allocations`] counts them.
 
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -63,7 +64,7 @@ const MAX_UNREADABLE: usize = 64;
 
 #[derive(Debug, Default)]
 pub struct Roster {
-    jobs: HashMap<i64, RosterJob>,
+    jobs: FxHashMap<i64, RosterJob>,
     /// Changes with every change of `jobs`.
     generation: u64,
     /// A backlog was read to its end and the stream has not ended since.
@@ -127,7 +128,7 @@ impl Roster {
 
     /// The jobs and the generation, while the roster is read to the
     /// present.
-    pub fn current(&self) -> Option<(u64, &HashMap<i64, RosterJob>)> {
+    pub fn current(&self) -> Option<(u64, &FxHashMap<i64, RosterJob>)> {
         self.complete.then_some((self.generation, &self.jobs))
     }
 
