@@ -204,7 +204,14 @@ impl Body {
             Format::OpenMetrics => &self.openmetrics,
         };
         cell.get_or_init(|| {
-            let mut out = Vec::new();
+            // Sized once: the full set is over 10 MB at the largest size,
+            // and growing by doubling would copy it again at each step.
+            let size = self
+                .parts
+                .iter()
+                .map(|p| p.body(format).len())
+                .sum::<usize>();
+            let mut out = Vec::with_capacity(size + b"# EOF\n".len());
             for part in &self.parts {
                 out.extend_from_slice(part.body(format));
             }
