@@ -150,8 +150,6 @@ pub unsafe fn run_module_main(
 ) -> c_int {
     set_cancelable(false);
     super::os::release_heap_at_unload();
-    // Two minutes: past the usual scrape intervals (15 to 60 s).
-    super::os::keep_freed_pages(std::time::Duration::from_secs(120));
     let Some(raw) = NonNull::new(h) else {
         set_errno(libc::EINVAL);
         return -1;

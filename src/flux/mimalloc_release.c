@@ -8,8 +8,3 @@ void flux_prometheus_release_heap_at_unload(void)
 {
     mi_option_enable(mi_option_destroy_on_exit);
 }
-
-void flux_prometheus_keep_freed_pages_ms(long ms)
-{
-    mi_option_set(mi_option_purge_delay, ms);
-}

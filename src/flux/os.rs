@@ -6,7 +6,6 @@
 extern "C" {
     /// src/flux/mimalloc_release.c: `mi_option_enable(mi_option_destroy_on_exit)`.
     fn flux_prometheus_release_heap_at_unload();
-    fn flux_prometheus_keep_freed_pages_ms(ms: libc::c_long);
 }
 
 /// Has the module's heap (mimalloc, the global allocator: see lib.rs) give
@@ -25,20 +24,6 @@ pub fn release_heap_at_unload() {
     // SAFETY: sets one of mimalloc's options (no argument, no state of
     // ours); mimalloc reads it at its destructor.
     unsafe { flux_prometheus_release_heap_at_unload() }
-}
-
-/// How long the module's heap keeps pages it no longer uses before giving
-/// them back to the system: longer than a scrape interval, so that the
-/// body of each scrape (over 10 MB plain at the largest size, assembled
-/// once per snapshot) reuses the last one's pages instead of faulting in
-/// and zeroing new ones. mimalloc's default, 10 ms, made an idle instance
-/// pay for that at every scrape. A burst's memory still goes back once it
-/// has been unused this long.
-pub fn keep_freed_pages(delay: std::time::Duration) {
-    let ms = libc::c_long::try_from(delay.as_millis()).unwrap_or(libc::c_long::MAX);
-    // SAFETY: sets one of mimalloc's options, an integer it reads when it
-    // next schedules a purge; any thread may set it at any time.
-    unsafe { flux_prometheus_keep_freed_pages_ms(ms) }
 }
 
 /// CPU seconds (user + system) this process has used, to the microsecond.
