@@ -68,12 +68,13 @@ impl Allocations {
 
     /// A journal `alloc` event: `bypass` jobs (the alloc-bypass plugin) are
     /// not counted by the job manager, since the scheduler never gave them
-    /// their resources.
-    pub fn alloc(&mut self, id: i64, bypass: bool, r: Result<&JobR, &str>) {
+    /// their resources. `r` is the job's R, kept here: None where the event
+    /// had none, or one that could not be read.
+    pub fn alloc(&mut self, id: i64, bypass: bool, r: Option<JobR>) {
         if bypass || self.jobs.contains_key(&id) {
             return;
         }
-        let Ok(r) = r else {
+        let Some(r) = r else {
             // An alloc without a readable R: the set can no longer be
             // trusted, and the job manager's answer is asked instead.
             self.complete = false;
@@ -81,11 +82,11 @@ impl Allocations {
         };
         let slices: Vec<JobSlice> = r
             .slices
-            .iter()
+            .into_iter()
             .map(|s| JobSlice {
                 ranks: s.ranks.iter().collect(),
-                cores: s.cores.clone(),
-                gpus: s.gpus.clone(),
+                cores: s.cores,
+                gpus: s.gpus,
             })
             .collect();
         for slice in &slices {

@@ -486,22 +486,12 @@ impl JobFlow {
         let in_backlog = self.backlog_jobs.is_some();
         for event in &r.events {
             let context = EventContext::of(event.context);
-            // R, the largest part of an alloc event, is read once for the
-            // allocated set and the roster.
+            // R, the largest part of an alloc event, is read once: the
+            // roster reads it, then the allocated set keeps it.
             let job_r = (event.name == "alloc").then(|| {
                 r.r.ok_or_else(|| "its alloc event came without R".to_string())
                     .and_then(JobR::read)
             });
-            let job_r = job_r.as_ref().map(|r| r.as_ref().map_err(String::as_str));
-            if let Some(allocations) = allocations.as_deref_mut() {
-                match (event.name, job_r) {
-                    ("alloc", Some(job_r)) => {
-                        allocations.alloc(r.id, context.bypass == Some(true), job_r)
-                    }
-                    ("free" | "clean", _) => allocations.free(r.id),
-                    _ => {}
-                }
-            }
             let live = !in_backlog || event.timestamp > watermark;
             // The jobspec is read once, for every reader of the event.
             let spec =
@@ -509,7 +499,19 @@ impl JobFlow {
             if let Some(roster) = roster.as_deref_mut() {
                 match &spec {
                     Some(spec) => roster.submit(r.id, context.uid(), spec.project.as_deref()),
-                    None => roster.event(r.id, event.name, &context, job_r),
+                    None => {
+                        let job_r = job_r.as_ref().map(|r| r.as_ref().map_err(String::as_str));
+                        roster.event(r.id, event.name, &context, job_r)
+                    }
+                }
+            }
+            if let Some(allocations) = allocations.as_deref_mut() {
+                match (event.name, job_r) {
+                    ("alloc", Some(job_r)) => {
+                        allocations.alloc(r.id, context.bypass == Some(true), job_r.ok())
+                    }
+                    ("free" | "clean", _) => allocations.free(r.id),
+                    _ => {}
                 }
             }
             self.apply_event(r.id, event, &context, spec, live);
