@@ -297,9 +297,16 @@ pub fn status(stats: &ModuleStats, now: f64) -> Outcome {
     let asks = &stats.resource_status;
     if asks.sent + asks.reused > 0 {
         out.push_str(&format!(
-            "  resource.status: {} asked, {} answered from the last answer (the resource journal showed no change)\n",
+            "  resource.status: {} asked, {} answered from the last answer (the resource journal showed no change",
             asks.sent, asks.reused
         ));
+        if asks.counted > 0 {
+            out.push_str(&format!(
+                "; {} request counts taken, as some rank has no broker",
+                asks.counted
+            ));
+        }
+        out.push_str(")\n");
     }
     for (name, c) in &stats.collectors {
         let last = c
@@ -719,6 +726,7 @@ mod tests {
         published.resource_status = crate::stats::ResourceStatusAsks {
             sent: 3,
             reused: 117,
+            counted: 0,
         };
         let with = status(&published, 1_002.5).unwrap();
         assert!(
@@ -729,10 +737,18 @@ mod tests {
         );
         assert!(with.contains("module memory: 5.5 MiB allocated"), "{with}");
         assert!(
-            with.contains("resource.status: 3 asked, 117 answered from the last answer"),
+            with.contains("resource.status: 3 asked, 117 answered from the last answer (the resource journal showed no change)\n"),
             "{with}"
         );
         assert!(!text.contains("resource.status"), "{text}");
+        published.resource_status.counted = 120;
+        let faked = status(&published, 1_002.5).unwrap();
+        assert!(
+            faked.contains(
+                "showed no change; 120 request counts taken, as some rank has no broker)\n"
+            ),
+            "{faked}"
+        );
         assert!(
             text.contains("jobs       ok      last update 2s ago"),
             "{text}"

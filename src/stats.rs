@@ -64,6 +64,9 @@ pub struct ModuleStats {
 pub struct ResourceStatusAsks {
     pub sent: u64,
     pub reused: u64,
+    /// Request counts (`resource.stats-get`) asked where some rank has no
+    /// broker, to learn whether the kept answer still holds.
+    pub counted: u64,
 }
 
 /// The reactor's time per publish, in seconds, over the last

@@ -2,6 +2,7 @@
 //! reactor clock. RPCs, timers and request handlers are made from it in
 //! their own files.
 
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -27,6 +28,13 @@ impl Level {
             Level::Debug => sys::LOG_DEBUG,
         }
     }
+}
+
+thread_local! {
+    /// Requests this module has sent, by service (a topic up to its first
+    /// dot), for [`Handle::requests_sent_to`]. Thread-local because only
+    /// the reactor thread sends, and each loaded module has its own.
+    static SENT: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The module's broker handle. Valid for the life of `mod_main`, owned by the
@@ -132,6 +140,28 @@ impl Handle {
         if f.is_null() {
             return Err(Error::last_os(topic));
         }
+        count_sent(topic);
         Ok(f)
     }
+
+    /// Requests sent so far to `service` by this module: to tell them from
+    /// other clients' in the service's own message counters (its
+    /// `stats-get`), which count every request it has received.
+    pub fn requests_sent_to(&self, service: &str) -> u64 {
+        SENT.with_borrow(|sent| {
+            sent.iter()
+                .find(|(name, _)| name == service)
+                .map_or(0, |(_, n)| *n)
+        })
+    }
+}
+
+fn count_sent(topic: &str) {
+    let service = topic.split('.').next().unwrap_or(topic);
+    SENT.with_borrow_mut(
+        |sent| match sent.iter_mut().find(|(name, _)| name == service) {
+            Some((_, n)) => *n += 1,
+            None => sent.push((service.to_string(), 1)),
+        },
+    );
 }
