@@ -25,8 +25,9 @@
 //! rank has no host name), so the journal never says. The `R` that comes
 //! with each `resource-define` event shows whether any rank lies beyond
 //! the instance's brokers. Where one does, a drain state can change with
-//! no event, but not with no request: only `resource.drain` and
-//! `resource.undrain` change it once resources are defined. So there a
+//! no event, but not with no request: once resources are defined only a
+//! request changes it (`resource.drain`, `resource.undrain`, a config
+//! reload that excludes ranks). So there a
 //! kept answer is handed out again only after the resource module's own
 //! count of the requests it has received (`resource.stats-get`, which
 //! every module answers from its handle's message counters) has grown by
@@ -161,9 +162,8 @@ impl ResourceStatusFeed {
         }
         let worth_counting = freshness.kept(now, true).is_some();
         drop(freshness);
-        if worth_counting {
-            count_requests(inner, true)?;
-        } else {
+        // Where the count cannot be sent, the answer is asked for instead.
+        if !(worth_counting && count_requests(inner, true).is_ok()) {
             send(inner)?;
         }
         Ok(ask)
