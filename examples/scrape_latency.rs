@@ -7,10 +7,15 @@
 //! do.
 //! Prints the median, p90, p99, p99.9 and maximum latency of COUNT requests
 //! (default 10000) sent at RATE_PER_SEC (default 100; 0 = back to back).
+//! With `WAKEUP_SLICE_US=N`, the client asks for an N µs time slice
+//! (examples/common/wakeup.rs).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+#[path = "common/wakeup.rs"]
+mod wakeup;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -22,6 +27,7 @@ fn main() {
     let rate: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100.0);
     let path = args.get(4).map(String::as_str).unwrap_or("/metrics");
     let gzip = args.get(5).is_some_and(|a| a == "gzip");
+    wakeup::slice_from_env("scrape_latency");
     let stream = TcpStream::connect(addr).unwrap_or_else(|e| {
         eprintln!("scrape_latency: cannot connect to {addr}: {e}");
         std::process::exit(1);

@@ -294,6 +294,15 @@ pub fn status(stats: &ModuleStats, now: f64) -> Outcome {
             stats.publish_cpu.p99 * 1e3
         ));
     }
+    match (stats.http_wakeup_slice_us, &stats.http_wakeup_slice_error) {
+        (Some(us), _) => out.push_str(&format!(
+            "  HTTP thread: {us} µs time slice (woken by a scrape, it runs before busy broker threads end theirs)\n"
+        )),
+        (None, Some(why)) => out.push_str(&format!(
+            "  HTTP thread: the kernel's default time slice (a short one was refused: {why})\n"
+        )),
+        (None, None) => {}
+    }
     let asks = &stats.resource_status;
     if asks.sent + asks.reused > 0 {
         out.push_str(&format!(
@@ -741,6 +750,21 @@ mod tests {
             "{with}"
         );
         assert!(!text.contains("resource.status"), "{text}");
+        assert!(!text.contains("HTTP thread"), "{text}");
+        published.http_wakeup_slice_us = Some(100);
+        let sliced = status(&published, 1_002.5).unwrap();
+        assert!(
+            sliced.contains("  HTTP thread: 100 µs time slice"),
+            "{sliced}"
+        );
+        published.http_wakeup_slice_us = None;
+        published.http_wakeup_slice_error = Some("Operation not permitted (os error 1)".into());
+        let refused = status(&published, 1_002.5).unwrap();
+        assert!(
+            refused.contains("a short one was refused: Operation not permitted (os error 1)"),
+            "{refused}"
+        );
+        published.http_wakeup_slice_error = None;
         published.resource_status.counted = 120;
         let faked = status(&published, 1_002.5).unwrap();
         assert!(

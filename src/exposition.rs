@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::pacing::{Pacer, DEFAULT_MAX_REQUEST_RATE};
@@ -309,10 +311,17 @@ impl Snapshot {
 }
 
 /// What both threads share.
+///
+/// The snapshot and the web config are swapped, not locked: a scrape
+/// never waits for the reactor thread. Under a mutex, the reactor dropped
+/// the snapshot it replaced while holding the lock (the per-node and
+/// per-job texts run to megabytes at the largest size), and on a machine
+/// whose cores the broker keeps busy it could be preempted there, holding
+/// up every scrape until it ran again.
 #[derive(Debug)]
 pub struct Shared {
-    current: Mutex<Arc<Snapshot>>,
-    web: Mutex<Arc<WebConfig>>,
+    current: ArcSwap<Snapshot>,
+    web: ArcSwap<WebConfig>,
     /// The nested instances' http_sd list (`/-/targets`), ready to send:
     /// each refresh takes a reference, not a copy.
     targets: Mutex<Bytes>,
@@ -324,19 +333,38 @@ pub struct Shared {
     pub pacer: Pacer,
     /// A short description of the instance for the landing page.
     pub instance: String,
+    /// The time slice the HTTP thread got from the kernel, or why not
+    /// (`flux module stats`); None before the thread has started.
+    http_wakeup_slice: Mutex<Option<Result<Duration, String>>>,
 }
 
 impl Shared {
     pub fn new(instance: String) -> Arc<Shared> {
         Arc::new(Shared {
-            current: Mutex::new(Arc::new(Snapshot::default())),
-            web: Mutex::new(Arc::new(WebConfig::default())),
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            web: ArcSwap::from_pointee(WebConfig::default()),
             targets: Mutex::new(Bytes::from_static(b"[]")),
             ready: AtomicBool::new(false),
             known: OnceLock::new(),
             pacer: Pacer::new(DEFAULT_MAX_REQUEST_RATE),
             instance,
+            http_wakeup_slice: Mutex::new(None),
         })
+    }
+
+    /// Set by the HTTP thread as it starts (again at each restart).
+    pub fn set_http_wakeup_slice(&self, slice: Result<Duration, String>) {
+        *self
+            .http_wakeup_slice
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(slice);
+    }
+
+    pub fn http_wakeup_slice(&self) -> Option<Result<Duration, String>> {
+        self.http_wakeup_slice
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn publish(&self, text: String, ready: bool) {
@@ -344,7 +372,9 @@ impl Shared {
     }
 
     pub fn publish_snapshot(&self, snapshot: Snapshot, ready: bool) {
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+        // The snapshot replaced is dropped here, after the swap, by
+        // whichever thread lets go of it last.
+        self.current.store(Arc::new(snapshot));
         self.ready.store(ready, Ordering::Release);
     }
 
@@ -404,17 +434,17 @@ impl Shared {
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+        self.current.load_full()
     }
 
     /// Authentication, TLS and headers for connections and requests from
     /// now on; those under way keep what they started with.
     pub fn set_web(&self, web: WebConfig) {
-        *self.web.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(web);
+        self.web.store(Arc::new(web));
     }
 
     pub fn web(&self) -> Arc<WebConfig> {
-        Arc::clone(&self.web.lock().unwrap_or_else(PoisonError::into_inner))
+        self.web.load_full()
     }
 
     pub fn is_ready(&self) -> bool {

@@ -46,6 +46,12 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BCRYPT_THREADS: usize = 2;
 /// No connection lives longer than this; Prometheus simply reconnects.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// The time slice the HTTP thread asks the kernel for: the shortest Linux
+/// allows. With it, the thread runs as soon as a request wakes it, where
+/// with the default slice (0.7-3 ms, by the number of cores) it waits for
+/// a busy broker thread's slice to end first (BENCHMARKS.md, "The largest
+/// system": scrapes while the scheduler starts 10,000 jobs).
+pub const WAKEUP_SLICE: Duration = Duration::from_micros(100);
 
 pub struct Server {
     thread: Option<JoinHandle<()>>,
@@ -75,7 +81,12 @@ impl Server {
                 // nice 10 a busy broker delayed scrapes by tens of ms
                 // (BENCHMARKS.md, "The largest system": p99 21.6 ms at
                 // nice 10, 3.4 ms at 0, while the scheduler started 10,000
-                // jobs).
+                // jobs). A short slice keeps its share of the CPU as it
+                // is and shortens only its wait for a core when woken.
+                let slice = crate::flux::request_wakeup_slice(WAKEUP_SLICE)
+                    .map(|()| WAKEUP_SLICE)
+                    .map_err(|err| err.to_string());
+                shared.set_http_wakeup_slice(slice);
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => accept_loop(listener, shared, stop).await,

@@ -112,6 +112,11 @@ fn stats_json(live: &Live) -> String {
         .collect();
     let web = live.shared.web();
     let (publish, publish_cpu) = ctx.publish_stats();
+    // Only while a server runs: one that could not listen has no thread.
+    let slice = live
+        .url
+        .as_ref()
+        .and_then(|_| live.shared.http_wakeup_slice());
     let stats = ModuleStats {
         url: live.url.clone(),
         listen_error: live.listen_error.clone(),
@@ -125,6 +130,11 @@ fn stats_json(live: &Live) -> String {
         publish_cpu,
         heap_bytes: crate::heap_bytes() as u64,
         resource_status: ctx.resource_status_asks(),
+        http_wakeup_slice_us: slice
+            .as_ref()
+            .and_then(|s| s.as_ref().ok())
+            .map(|d| d.as_micros() as u64),
+        http_wakeup_slice_error: slice.and_then(Result::err),
     };
     serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into())
 }

@@ -55,6 +55,10 @@ pub struct ModuleStats {
     /// `resource.status` asks: sent to the resource module, and answered
     /// with the kept answer because the resource journal showed no change.
     pub resource_status: ResourceStatusAsks,
+    /// The HTTP thread's time slice, in µs, as the kernel granted it; None
+    /// where it was refused (then `http_wakeup_slice_error` says why).
+    pub http_wakeup_slice_us: Option<u64>,
+    pub http_wakeup_slice_error: Option<String>,
 }
 
 /// How the resources and nodes collectors' `resource.status` asks were

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 2
 
-plan 23
+plan 25
 
 exports=$(nm -D --defined-only "$MODULE_SO" | awk '$2 ~ /[TDBR]/ { print $3 }' | grep -v -E '^(_init|_fini|__bss_start|_edata|_end)$')
 is "$exports" "mod_main" "the shared object exports mod_main and nothing else"
@@ -18,6 +18,24 @@ ctype=$(curl -s -o /dev/null -w '%{content_type}' "$url")
 is "$ctype" "text/plain; version=0.0.4; charset=utf-8" "scrape answers with the text format content type"
 ok "stats show the jobs collector healthy" \
     bash -c "for i in \$(seq 50); do flux module stats prometheus | jq -e '.collectors.jobs.healthy' >/dev/null && exit 0; sleep 0.1; done; exit 1"
+
+# The HTTP thread's short time slice: granted (a kernel without EEVDF
+# grants it and ignores it) or refused with the reason, never silent.
+slice=$(flux module stats prometheus | jq -r '.http_wakeup_slice_us // "refused: \(.http_wakeup_slice_error)"')
+is "$slice" 100 "stats report the HTTP thread's 100 µs time slice"
+# Where the kernel shows each thread's slice (EEVDF), the HTTP thread has
+# it and the broker's own thread keeps the default.
+broker_pid=$(flux getattr broker.pid)
+http_sched=$(grep -l '^prometheus-http$' /proc/"$broker_pid"/task/*/comm | head -1)
+http_sched=${http_sched%/comm}/sched
+if grep -q '^se.slice' "$http_sched" 2>/dev/null; then
+    got=$(awk '$1 == "se.slice" { print $3 }' "$http_sched")
+    broker=$(awk '$1 == "se.slice" { print $3 }' /proc/"$broker_pid"/task/"$broker_pid"/sched)
+    is "$got/$([ "$broker" != 100000 ] && echo default)" "100000/default" \
+        "the kernel runs the prometheus-http thread with a 100 µs slice, the broker's thread with its own"
+else
+    skip "the kernel runs the prometheus-http thread with a 100 µs slice" "this kernel shows no se.slice"
+fi
 
 # Bad arguments: load fails, says why in the broker log, broker stays up.
 bad_arg() {

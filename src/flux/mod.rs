@@ -28,7 +28,7 @@ pub use error::{strerror, Error};
 pub use handle::{Handle, Level};
 pub use lifecycle::{run_module_main, ModuleInstance, ModuleStart};
 pub use msg_handler::{MsgHandler, Request};
-pub use os::{process_cpu_seconds, thread_cpu_seconds};
+pub use os::{process_cpu_seconds, request_wakeup_slice, thread_cpu_seconds};
 pub use parent::Parent;
 pub use rpc::Rpc;
 pub use timer::Timer;

@@ -55,3 +55,57 @@ pub fn thread_cpu_seconds() -> Option<f64> {
     let now = unsafe { now.assume_init() };
     Some(now.tv_sec as f64 + now.tv_nsec as f64 / 1e9)
 }
+
+/// Asks the scheduler for a short time slice for the calling thread,
+/// keeping its nice value and policy: Linux's EEVDF scheduler (6.12 and
+/// later) then lets the thread preempt a running thread of longer slice
+/// when it wakes, instead of waiting for that thread's slice to end. Its
+/// share of the CPU is unchanged: that is the weight, which the nice value
+/// sets. Kernels before 6.12 ignore the slice for `SCHED_OTHER`; the call
+/// still succeeds there and changes nothing.
+///
+/// Returns the error of `sched_setattr` where the kernel refuses it (a
+/// kernel without the call, or a policy other than `SCHED_OTHER`, which is
+/// left as it is).
+pub fn request_wakeup_slice(slice: std::time::Duration) -> std::io::Result<()> {
+    // SAFETY: gettid takes no argument and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: sched_getscheduler reads the policy of the thread named.
+    let policy = unsafe { libc::sched_getscheduler(tid) };
+    if policy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if policy != libc::SCHED_OTHER {
+        // A real-time or batch policy set by the administrator is kept.
+        return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+    }
+    // sched_setattr sets the nice value too: the thread's own is passed
+    // back, so that neither a nice set by the administrator nor the
+    // broker's is changed. getpriority returns -1 both as a nice value and
+    // on error, so errno tells the two apart.
+    // SAFETY: __errno_location returns this thread's errno.
+    unsafe { *libc::__errno_location() = 0 };
+    // SAFETY: getpriority reads the nice value of the thread named.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) };
+    let errno = std::io::Error::last_os_error();
+    if nice == -1 && errno.raw_os_error() != Some(0) {
+        return Err(errno);
+    }
+    let attr = libc::sched_attr {
+        size: std::mem::size_of::<libc::sched_attr>() as u32,
+        sched_policy: libc::SCHED_OTHER as u32,
+        sched_flags: 0,
+        sched_nice: nice,
+        sched_priority: 0,
+        sched_runtime: u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX),
+        sched_deadline: 0,
+        sched_period: 0,
+    };
+    // SAFETY: the kernel reads `size` bytes of the struct passed, which is
+    // the struct's own size; libc has no wrapper for this call.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, tid, &attr as *const _, 0u32) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
