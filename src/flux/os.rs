@@ -109,3 +109,38 @@ pub fn request_wakeup_slice(slice: std::time::Duration) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn slice_ns() -> Option<u64> {
+        let sched = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
+        sched
+            .lines()
+            .find(|l| l.starts_with("se.slice"))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn the_thread_gets_the_slice_and_keeps_its_nice_value() {
+        std::thread::spawn(|| {
+            // SAFETY: gettid cannot fail; setpriority changes this
+            // thread's nice value only (Linux: a TID names one thread).
+            let tid = unsafe { libc::gettid() } as libc::id_t;
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 3) }, 0);
+            request_wakeup_slice(Duration::from_micros(100)).expect("sched_setattr");
+            // SAFETY: getpriority reads this thread's nice value.
+            assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) }, 3);
+            // Kernels with EEVDF (6.6 and later) show each thread's slice.
+            if let Some(ns) = slice_ns() {
+                assert_eq!(ns, 100_000);
+            }
+        })
+        .join()
+        .expect("the thread");
+    }
+}
