@@ -31,8 +31,8 @@ use super::allocated::AllocatedReader;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{Collector, Context, OptionSpec, Settings, Spec};
 use crate::flux::Error;
-use crate::model::resources::{Counts, ResourceSummary, ALL};
-use crate::model::{allocations, resources};
+use crate::model::allocations::{self, Allocations};
+use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
 use crate::render::{queue_label, Family};
 use crate::state::{Section, State};
 
@@ -87,8 +87,57 @@ struct Inner {
     /// The watched answers the exported counts were computed from.
     counted_from: RefCell<Option<[String; 4]>>,
     /// All and down as derived from the last `resource.status` answer, which
-    /// changes far less often than allocations do.
-    status_sets: RefCell<Option<(String, resources::StatusSets)>>,
+    /// changes far less often than allocations do, and each rank's counts
+    /// from them and the journal's allocated set.
+    status_sets: RefCell<Option<Counted>>,
+}
+
+/// What the counts from the journal's allocated set are kept as.
+struct Counted {
+    /// The `resource.status` answer `sets` were derived from.
+    status: String,
+    sets: resources::StatusSets,
+    /// Each rank's counts, as of a generation of the allocated set.
+    counts: Option<(u64, RankCounts)>,
+}
+
+/// The summary from the journal's allocated set (`generation` of
+/// `allocations`): all and down are derived again only when `status`
+/// changed, and ranks are counted again only where their allocation
+/// changed since the last count (every rank where that is not known).
+fn summarize_journal(
+    inner: &Inner,
+    allocations: &Allocations,
+    (generation, allocated): (u64, &ResourceSet),
+    status: &String,
+    config: &str,
+) -> Option<Result<ResourceSummary, String>> {
+    let mut cache = inner.status_sets.borrow_mut();
+    if cache.as_ref().is_none_or(|c| &c.status != status) {
+        *cache = match resources::StatusSets::derive(status) {
+            Ok(Some(sets)) => Some(Counted {
+                status: status.clone(),
+                sets,
+                counts: None,
+            }),
+            _ => None,
+        };
+    }
+    let Counted { sets, counts, .. } = cache.as_mut()?;
+    let view = resources::SchedView {
+        all: &sets.all,
+        down: &sets.down,
+        allocated,
+    };
+    let (from, kept) = counts.get_or_insert_with(|| (generation, view.rank_counts()));
+    if *from != generation {
+        match allocations.ranks_changed_since(*from) {
+            Some(changed) => view.recount(kept, &changed),
+            None => *kept = view.rank_counts(),
+        }
+        *from = generation;
+    }
+    Some(resources::summarize_counted(view, kept, status, config))
 }
 
 /// What one poll keeps: the answers so far (the watched three, then
@@ -165,22 +214,9 @@ fn recount_allocated(inner: &Rc<Inner>) {
             return;
         }
     }
-    let mut cache = inner.status_sets.borrow_mut();
-    if cache.as_ref().is_none_or(|(from, _)| from != status) {
-        *cache = match resources::StatusSets::derive(status) {
-            Ok(Some(sets)) => Some((status.clone(), sets)),
-            _ => None,
-        };
-    }
-    let Some((_, sets)) = cache.as_ref() else {
-        return;
-    };
-    let view = resources::SchedView {
-        all: &sets.all,
-        down: &sets.down,
-        allocated,
-    };
-    if let Ok(mut summary) = resources::summarize_view(view, status, config) {
+    if let Some(Ok(mut summary)) =
+        summarize_journal(inner, &allocations, (generation, allocated), status, config)
+    {
         summary.health.housekeeping = housekeeping_count(housekeeping);
         *allocated_key = key;
         inner.ctx.update_in_publish(found(summary, JOURNAL_SOURCE));
@@ -407,22 +443,8 @@ fn ask_sched_status_if_changed(inner: &Rc<Inner>) -> bool {
             r.answers[ALLOCATED_SLOT] = Some(Ok(format!("{JOURNAL_KEY}{generation}")));
         }
         let computed = match (&r.answers[..SCHED_SLOT], journal) {
-            ([Some(Ok(_)), Some(Ok(status)), Some(Ok(config)), _], Some((_, allocated))) => {
-                let mut cache = inner.status_sets.borrow_mut();
-                if cache.as_ref().is_none_or(|(from, _)| from != status) {
-                    *cache = match resources::StatusSets::derive(status) {
-                        Ok(Some(sets)) => Some((status.clone(), sets)),
-                        _ => None,
-                    };
-                }
-                cache.as_ref().map(|(_, sets)| {
-                    let view = resources::SchedView {
-                        all: &sets.all,
-                        down: &sets.down,
-                        allocated,
-                    };
-                    resources::summarize_view(view, status, config)
-                })
+            ([Some(Ok(_)), Some(Ok(status)), Some(Ok(config)), _], Some(journal)) => {
+                summarize_journal(inner, &allocations, journal, status, config)
             }
             ([Some(Ok(allocated)), Some(Ok(status)), Some(Ok(config)), _], None)
                 if !r.from_journal =>

@@ -30,18 +30,55 @@ impl Node {
     }
 }
 
+/// Each rank's free, allocated, down and total counts, by rank: what the
+/// rows of `flux resource list` sum. Kept between two counts, so that after
+/// a change of the allocated set only the ranks it touched are counted
+/// again ([`SchedView::recount`]): at 16,384 ranks, counting every rank
+/// before each publish was a quarter of the reactor thread's time while
+/// the scheduler started jobs (BENCHMARKS.md, "The HTTP thread's time
+/// slice").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RankCounts {
+    ranks: Vec<Option<[Counts; 4]>>,
+}
+
+impl RankCounts {
+    fn set(&mut self, rank: u32, counts: Option<[Counts; 4]>) {
+        let i = rank as usize;
+        if self.ranks.len() <= i {
+            if counts.is_none() {
+                return;
+            }
+            self.ranks.resize(i + 1, None);
+        }
+        self.ranks[i] = counts;
+        // No empty slots at the end, so that two counts of the same ranks
+        // are equal however they were reached.
+        while self.ranks.last().is_some_and(Option::is_none) {
+            self.ranks.pop();
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, &[Counts; 4])> + '_ {
+        self.ranks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c)))
+    }
+}
+
 /// The rows of `flux resource list`: free, allocated and down (which
 /// overlap: a down node may also be allocated), then `all`, as `flux
 /// resource list -s all` prints it.
-fn sum_rows(per_rank: &[(u32, [Counts; 4])], only: Option<&IdSet>) -> [(&'static str, Counts); 4] {
+fn sum_rows(per_rank: &RankCounts, only: Option<&IdSet>) -> [(&'static str, Counts); 4] {
     let mut rows = [
         ("free", Counts::default()),
         ("allocated", Counts::default()),
         ("down", Counts::default()),
         (ALL, Counts::default()),
     ];
-    for (rank, counts) in per_rank {
-        if only.is_some_and(|o| !o.contains(*rank)) {
+    for (rank, counts) in per_rank.iter() {
+        if only.is_some_and(|o| !o.contains(rank)) {
             continue;
         }
         for (row, c) in rows.iter_mut().zip(counts) {
@@ -420,31 +457,51 @@ pub struct SchedView<'a> {
 }
 
 impl SchedView<'_> {
-    /// Per rank: its free, allocated and down counts, each rank once.
-    fn per_rank(&self) -> Vec<(u32, [Counts; 4])> {
-        let empty = Node::default();
-        let mut ranks: Vec<u32> = self.all.nodes.keys().collect();
-        for set in [&self.down, &self.allocated] {
-            ranks.extend(set.nodes.keys().filter(|r| !self.all.nodes.contains_key(r)));
+    /// Every rank's counts: free, allocated, down and all.
+    pub fn rank_counts(&self) -> RankCounts {
+        let mut counts = RankCounts::default();
+        for set in [&self.all, &self.down, &self.allocated] {
+            for rank in set.nodes.keys() {
+                if counts.ranks.get(rank as usize).is_none_or(Option::is_none) {
+                    counts.set(rank, self.counts_of(rank));
+                }
+            }
         }
-        ranks.sort_unstable();
-        ranks.dedup();
-        ranks
-            .into_iter()
-            .map(|rank| {
-                let all = self.all.nodes.get(&rank).unwrap_or(&empty);
-                let down = self.down.nodes.get(&rank).unwrap_or(&empty);
-                let alloc = self.allocated.nodes.get(&rank).unwrap_or(&empty);
-                let free_cores = all.cores.count_minus(&down.cores, &alloc.cores);
-                let free_gpus = all.gpus.count_minus(&down.gpus, &alloc.gpus);
-                let free = Counts {
-                    nnodes: u64::from(free_cores + free_gpus > 0),
-                    ncores: free_cores,
-                    ngpus: free_gpus,
-                };
-                (rank, [free, alloc.counts(), down.counts(), all.counts()])
-            })
-            .collect()
+        counts
+    }
+
+    /// Counts `ranks` again, where only their allocation has changed since
+    /// `counts` was made from this view's `all` and `down` sets.
+    pub fn recount(&self, counts: &mut RankCounts, ranks: &IdSet) {
+        for rank in ranks.iter() {
+            counts.set(rank, self.counts_of(rank));
+        }
+    }
+
+    /// One rank's counts, or None where no set holds it.
+    fn counts_of(&self, rank: u32) -> Option<[Counts; 4]> {
+        let (all, down, alloc) = (
+            self.all.nodes.get(&rank),
+            self.down.nodes.get(&rank),
+            self.allocated.nodes.get(&rank),
+        );
+        if all.is_none() && down.is_none() && alloc.is_none() {
+            return None;
+        }
+        let empty = Node::default();
+        let (all, down, alloc) = (
+            all.unwrap_or(&empty),
+            down.unwrap_or(&empty),
+            alloc.unwrap_or(&empty),
+        );
+        let free_cores = all.cores.count_minus(&down.cores, &alloc.cores);
+        let free_gpus = all.gpus.count_minus(&down.gpus, &alloc.gpus);
+        let free = Counts {
+            nnodes: u64::from(free_cores + free_gpus > 0),
+            ncores: free_cores,
+            ngpus: free_gpus,
+        };
+        Some([free, alloc.counts(), down.counts(), all.counts()])
     }
 
     /// The ranks a queue's resources are on: those carrying every property
@@ -655,19 +712,29 @@ pub fn summarize_view(
     status: &str,
     config: &str,
 ) -> Result<ResourceSummary, String> {
+    summarize_counted(sched, &sched.rank_counts(), status, config)
+}
+
+/// As [`summarize_view`], with the view's ranks counted already
+/// ([`SchedView::rank_counts`], kept up to date by [`SchedView::recount`]).
+pub fn summarize_counted(
+    sched: SchedView,
+    per_rank: &RankCounts,
+    status: &str,
+    config: &str,
+) -> Result<ResourceSummary, String> {
     let config: Value =
         serde_json::from_str(config).map_err(|e| format!("config.get: malformed response: {e}"))?;
     let health = NodeHealth::parse(status, &sched.allocated.ranks())?;
-    let per_rank = sched.per_rank();
     let queues = configured_queues(&config)
         .into_iter()
         .map(|(name, requires)| {
             let ranks = sched.queue_ranks(&requires);
-            (name, sum_rows(&per_rank, Some(&ranks)).to_vec())
+            (name, sum_rows(per_rank, Some(&ranks)).to_vec())
         })
         .collect();
     Ok(ResourceSummary {
-        totals: sum_rows(&per_rank, None).to_vec(),
+        totals: sum_rows(per_rank, None).to_vec(),
         queues,
         health,
     })
