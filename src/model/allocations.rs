@@ -94,7 +94,9 @@ impl Allocations {
         if generation >= self.generation || oldest > generation + 1 {
             return None;
         }
-        for (_, touched) in self.touched.iter().filter(|(g, _)| *g > generation) {
+        // Oldest first, so the changes after `generation` are a suffix.
+        let after = self.touched.partition_point(|(g, _)| *g <= generation);
+        for (_, touched) in self.touched.range(after..) {
             for &rank in touched {
                 ranks.insert(rank);
             }
