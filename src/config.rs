@@ -22,12 +22,22 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// every few seconds. A scrape is at most this much behind.
 pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The shortest time between two renders while updates keep coming. Under
+/// churn (hundreds of jobs a second) every publish interval has a change,
+/// and ten renders a second were a tenth of what the module cost the broker
+/// per job (BENCHMARKS.md, "Broker instructions per job"); one a second
+/// is still many times fresher than any scrape.
+pub const DEFAULT_BUSY_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub poll_interval: Duration,
     /// The shortest time between two renders of the exposition.
     pub publish_interval: Duration,
+    /// The shortest time between two renders while updates keep coming
+    /// (the longer of it and `publish_interval` applies).
+    pub busy_publish_interval: Duration,
     pub collectors: Vec<&'static str>,
     /// The collectors' own options (`per-node`, `wait-buckets`...) as
     /// given, by key; each was checked by the collector that owns it.
@@ -48,10 +58,11 @@ impl fmt::Display for ArgError {
 }
 
 /// The module's own keys; the collectors' follow (see [`keys`]).
-const MODULE_KEYS: [&str; 6] = [
+const MODULE_KEYS: [&str; 7] = [
     "listen",
     "poll-interval",
     "publish-interval",
+    "busy-publish-interval",
     "collectors",
     "web-config",
     "max-request-rate",
@@ -79,6 +90,7 @@ impl Config {
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             poll_interval: DEFAULT_POLL_INTERVAL,
             publish_interval: DEFAULT_PUBLISH_INTERVAL,
+            busy_publish_interval: DEFAULT_BUSY_PUBLISH_INTERVAL,
             collectors: REGISTRY
                 .iter()
                 .filter(|spec| spec.on_by_default)
@@ -104,6 +116,9 @@ impl Config {
                 "listen" => config.listen = parse_listen(value)?,
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
                 "publish-interval" => config.publish_interval = parse_duration(key, value)?,
+                "busy-publish-interval" => {
+                    config.busy_publish_interval = parse_duration(key, value)?
+                }
                 "collectors" => config.collectors = parse_collectors(value)?,
                 "web-config" if value.is_empty() => config.web_config = None,
                 "web-config" => config.web_config = Some(value.into()),
@@ -277,6 +292,18 @@ mod tests {
         );
         assert_eq!(Config::from_args::<&str>(&[], 1).unwrap().listen.port(), 0);
         assert!(!(9090..=9094).contains(&DEFAULT_PORT));
+    }
+
+    #[test]
+    fn busy_publish_interval_is_a_duration_and_a_second_by_default() {
+        let c = Config::from_args::<&str>(&[], 0).unwrap();
+        assert_eq!(c.busy_publish_interval, Duration::from_secs(1));
+        let c = Config::from_args(&["busy-publish-interval=250ms"], 0).unwrap();
+        assert_eq!(c.busy_publish_interval, Duration::from_millis(250));
+        let err = Config::from_args(&["busy-publish-interval=soon"], 0)
+            .unwrap_err()
+            .0;
+        assert!(err.starts_with("busy-publish-interval=soon: "), "{err}");
     }
 
     #[test]

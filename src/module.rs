@@ -346,7 +346,7 @@ impl Live {
             self.url = Some(metrics_url(scheme, server.local_addr(), &crate::hostname()));
         }
         let ctx = self.ctx.clone().ok_or("the module is stopping")?;
-        ctx.set_publish_interval(config.publish_interval);
+        ctx.set_publish_intervals(config.publish_interval, config.busy_publish_interval);
         // Collectors whose options are unchanged keep running (and their
         // counters); the others are stopped, and started again if wanted.
         let old = std::mem::take(&mut self.collectors);
@@ -520,7 +520,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         )
     })?;
     let ctx = Context::new(h, Arc::clone(&shared), names.names(), &config.collectors)?;
-    ctx.set_publish_interval(config.publish_interval);
+    ctx.set_publish_intervals(config.publish_interval, config.busy_publish_interval);
     ctx.publish_now();
     let live = Rc::new(RefCell::new(Live {
         h,

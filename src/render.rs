@@ -145,6 +145,11 @@ fn escape_label(out: &mut String, value: &str) {
 }
 
 fn escape_help(out: &mut String, help: &str) {
+    // Every family's HELP is written in every render: most need no escape.
+    if !help.contains(['\\', '\n']) {
+        out.push_str(help);
+        return;
+    }
     for c in help.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

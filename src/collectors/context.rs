@@ -25,6 +25,11 @@ pub struct Context {
     /// Seconds from the first update to the render that includes it
     /// (`publish-interval`): updates within it are rendered together.
     publish_interval: Cell<f64>,
+    /// The shortest time between two renders while updates keep coming
+    /// (`busy-publish-interval`).
+    busy_publish_interval: Cell<f64>,
+    /// When the last render was (the reactor's time).
+    last_publish: Cell<Option<f64>>,
     allocated: AllocatedFeed,
     roster: RosterFeed,
     nested: Rc<NestedFeed>,
@@ -67,6 +72,10 @@ impl Context {
             shared,
             publish: Deferred::new(),
             publish_interval: Cell::new(crate::config::DEFAULT_PUBLISH_INTERVAL.as_secs_f64()),
+            busy_publish_interval: Cell::new(
+                crate::config::DEFAULT_BUSY_PUBLISH_INTERVAL.as_secs_f64(),
+            ),
+            last_publish: Cell::new(None),
             allocated: AllocatedFeed::default(),
             roster: RosterFeed::default(),
             nested,
@@ -92,23 +101,37 @@ impl Context {
     /// Changes the state and schedules a new snapshot.
     pub fn update(&self, change: impl FnOnce(&mut State)) {
         change(&mut self.state.borrow_mut());
-        self.publish.arm_once(self.publish_interval.get());
+        self.publish.arm_once(self.publish_delay());
     }
 
-    /// Sets `publish-interval`. A render already waiting comes at the new
-    /// interval from now, so that shortening a long interval takes effect
-    /// at once.
-    pub fn set_publish_interval(&self, interval: Duration) {
-        let secs = interval.as_secs_f64();
-        if self.publish_interval.replace(secs) != secs && self.publish.is_armed() {
-            self.publish.arm(secs);
+    /// Schedules a render for a change kept outside the state, which a
+    /// [`before_publish`](Self::before_publish) hook folds in.
+    pub fn request_publish(&self) {
+        self.publish.arm_once(self.publish_delay());
+    }
+
+    /// Sets `publish-interval` and `busy-publish-interval`. A render already
+    /// waiting is scheduled again by the new intervals, so that shortening
+    /// a long interval takes effect at once.
+    pub fn set_publish_intervals(&self, interval: Duration, busy: Duration) {
+        let (secs, busy) = (interval.as_secs_f64(), busy.as_secs_f64());
+        // Both are replaced, whichever changed.
+        let interval_changed = self.publish_interval.replace(secs) != secs;
+        let busy_changed = self.busy_publish_interval.replace(busy) != busy;
+        let changed = interval_changed || busy_changed;
+        if changed && self.publish.is_armed() {
+            self.publish.arm(self.publish_delay());
         }
     }
 
-    /// The shortest time between two renders, in seconds: also what other
-    /// work done for a render (the job-flow summary) waits to batch.
-    pub fn publish_interval(&self) -> f64 {
-        self.publish_interval.get()
+    /// How long from now a render of an update made now waits.
+    fn publish_delay(&self) -> f64 {
+        let since_last = self.last_publish.get().map(|t| self.handle.now() - t);
+        publish_delay(
+            self.publish_interval.get(),
+            self.busy_publish_interval.get(),
+            since_last,
+        )
     }
 
     /// The end of the allocated set that follows the journal: for the
@@ -214,6 +237,7 @@ impl Context {
         let started = Instant::now();
         let cpu_started = crate::flux::thread_cpu_seconds();
         self.publish.disarm();
+        self.last_publish.set(Some(self.handle.now()));
         let hooks = std::mem::take(&mut *self.before_publish.borrow_mut());
         let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
         self.before_publish.borrow_mut().splice(0..0, kept);
@@ -295,5 +319,37 @@ fn mark_succeeded(state: &mut State, collector: &str, now: f64, started: Instant
         c.duration = started.elapsed().as_secs_f64();
         c.updates += 1;
         c.last_error = None;
+    }
+}
+
+/// How long a render of an update waits: `interval` after a quiet spell, so
+/// that a change shows at once; while updates keep coming (the last render
+/// less than `busy` ago), until `busy` after the last render. Times in
+/// seconds; `since_last` is None before the first render.
+fn publish_delay(interval: f64, busy: f64, since_last: Option<f64>) -> f64 {
+    match since_last {
+        Some(since) if since < busy => interval.max(busy - since),
+        _ => interval,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::publish_delay;
+
+    #[test]
+    fn a_change_after_a_quiet_spell_renders_after_the_publish_interval() {
+        assert_eq!(publish_delay(0.1, 1.0, None), 0.1);
+        assert_eq!(publish_delay(0.1, 1.0, Some(5.0)), 0.1);
+    }
+
+    #[test]
+    fn under_churn_renders_come_once_per_busy_interval() {
+        // A render 0.25 s ago: the next comes 1 s after it.
+        assert!((publish_delay(0.1, 1.0, Some(0.25)) - 0.75).abs() < 1e-9);
+        // Never sooner than the publish interval...
+        assert_eq!(publish_delay(0.1, 1.0, Some(0.95)), 0.1);
+        // ... which wins when it is the longer.
+        assert_eq!(publish_delay(2.0, 1.0, Some(0.5)), 2.0);
     }
 }

@@ -18,7 +18,6 @@ use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 use super::allocated::AllocatedWriter;
-use super::deferred::Deferred;
 use super::roster::RosterWriter;
 use super::subscription::{StreamEvent, Subscription};
 use super::{Collector, Context, OptionSpec, Settings, Spec};
@@ -128,8 +127,11 @@ const TOPIC: &str = "job-manager.events-journal";
 /// flux-core 0.88 (BENCHMARKS.md, "Broker instructions per job"), and the
 /// broker carries each one. That is most of what the module costs the
 /// broker per job, so each event here is one a model needs:
-/// - `submit` (queue, owner, request), `depend` (blocked to eligible),
-///   `urgency` (held), `jobspec-update` (a queue move);
+/// - `submit` (queue, owner, request), `urgency` (held), `jobspec-update`
+///   (a queue move);
+/// - `dependency-add`, `dependency-remove`: blocked while a dependency is
+///   outstanding. Only dependent jobs have them, where `depend` (blocked to
+///   eligible) would be one more message for every job;
 /// - `alloc`: RUN begins (RFC 21), with R; flux jobs' `t_run` is its time,
 ///   so waits and run times are measured from it, not from `start`;
 /// - `exception`, `finish`: CLEANUP begins at the first fatal one of them;
@@ -139,9 +141,10 @@ const TOPIC: &str = "job-manager.events-journal";
 ///   job's cleanup is done (with housekeeping, which holds resources past
 ///   both, the resources collector asks the job manager instead);
 /// - `memo`: nested instances' URLs (crate::announce), for /-/targets.
-const ALLOWED_EVENTS: [&str; 9] = [
+pub const ALLOWED_EVENTS: [&str; 10] = [
     "submit",
-    "depend",
+    "dependency-add",
+    "dependency-remove",
     "urgency",
     "jobspec-update",
     "alloc",
@@ -160,7 +163,9 @@ struct Inner {
     /// The backlog of the current stream is over.
     live: Cell<bool>,
     subscribed_once: Cell<bool>,
-    summary: Deferred,
+    /// Events came since the summary was last read: the next render reads
+    /// it again, once for all of them.
+    summary_due: Cell<bool>,
 }
 
 fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
@@ -180,16 +185,24 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         stream: Subscription::new(TOPIC, "job-manager"),
         live: Cell::new(false),
         subscribed_once: Cell::new(false),
-        summary: Deferred::new(),
+        summary_due: Cell::new(false),
     });
     inner.model.borrow_mut().know_queues(settings.queues);
     let weak: Weak<Inner> = Rc::downgrade(&inner);
     let summary = weak.clone();
-    inner.summary.start(handle, move || {
-        if let Some(inner) = summary.upgrade() {
-            publish_summary(&inner);
+    inner.ctx.before_publish(move || {
+        let Some(inner) = summary.upgrade() else {
+            return false;
+        };
+        if inner.summary_due.take() {
+            let started = Instant::now();
+            let summary = inner.model.borrow().summary();
+            inner
+                .ctx
+                .succeeded_in_publish(NAME, started, |state| state.set(SECTION, summary));
         }
-    })?;
+        true
+    });
     let subscribing = weak.clone();
     inner.stream.start(
         handle,
@@ -263,10 +276,12 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
             inner.stream.healthy();
             publish_summary(inner);
         }
-        // Events arriving within one publish interval update the state
-        // together: the summary is read once for them, not once per event.
+        // Events arriving before a render update the state together: the
+        // summary is read once for them, as the render begins, not once per
+        // event.
         Ok(Applied::Events) if inner.live.get() => {
-            inner.summary.arm_once(inner.ctx.publish_interval())
+            inner.summary_due.set(true);
+            inner.ctx.request_publish();
         }
         Ok(Applied::Events) => {}
         // One unreadable event is reported; the stream and the counts go on,
@@ -282,7 +297,7 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
 }
 
 fn publish_summary(inner: &Inner) {
-    inner.summary.disarm();
+    inner.summary_due.set(false);
     let started = Instant::now();
     let summary = inner.model.borrow().summary();
     inner

@@ -183,9 +183,7 @@ pub struct Request {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Before the `depend` event: waiting on dependencies.
-    Depend,
-    /// Dependencies met, not yet allocated.
+    /// Not yet allocated: blocked while it has dependencies outstanding.
     Waiting,
     /// Allocated, or ended by an exception: no longer pending.
     Gone,
@@ -205,6 +203,9 @@ struct ActiveJob {
     fatal: Option<String>,
     urgency: i64,
     phase: Phase,
+    /// Dependencies added and not yet removed (`dependency-add`,
+    /// `dependency-remove`): the job is in DEPEND while there are any.
+    dependencies: u32,
     request: Request,
     /// The owner, for the nested instances' `flux_user`.
     uid: Option<u32>,
@@ -216,9 +217,9 @@ impl ActiveJob {
     fn pending_status(&self) -> Option<usize> {
         match self.phase {
             Phase::Gone => None,
+            Phase::Waiting if self.dependencies > 0 => Some(2),
             Phase::Waiting if self.urgency != 0 => Some(0),
             Phase::Waiting => Some(1),
-            Phase::Depend => Some(2),
         }
     }
 }
@@ -592,7 +593,8 @@ impl JobFlow {
                 status: None,
                 fatal: None,
                 urgency: context.urgency.unwrap_or(16),
-                phase: Phase::Depend,
+                phase: Phase::Waiting,
+                dependencies: 0,
                 request: spec.request,
                 uid: context.uid(),
             };
@@ -606,7 +608,14 @@ impl JobFlow {
         // counted out as it was, and back in as it is after the event.
         let moves = matches!(
             event.name,
-            "depend" | "urgency" | "jobspec-update" | "alloc" | "exception" | "clean"
+            "dependency-add"
+                | "dependency-remove"
+                | "depend"
+                | "urgency"
+                | "jobspec-update"
+                | "alloc"
+                | "exception"
+                | "clean"
         );
         if moves {
             if let Some(job) = self.jobs.get(&id) {
@@ -629,7 +638,14 @@ impl JobFlow {
             return;
         };
         match event.name {
-            "depend" if job.phase == Phase::Depend => job.phase = Phase::Waiting,
+            // The job manager posts `depend` once no dependency is left
+            // (RFC 21), so a job without any never waits on one: the module
+            // asks for the dependency events, which only dependent jobs
+            // have, and not for `depend`, which every job has. `depend`
+            // still ends any dependency when a journal carries it.
+            "dependency-add" => job.dependencies = job.dependencies.saturating_add(1),
+            "dependency-remove" => job.dependencies = job.dependencies.saturating_sub(1),
+            "depend" => job.dependencies = 0,
             "urgency" => job.urgency = context.urgency.unwrap_or(job.urgency),
             "jobspec-update" => {
                 if let Some(q) = &context.queue {
@@ -1000,9 +1016,12 @@ mod tests {
             event(2, "submit", 11.0, r#"{"urgency":0,"userid":5}"#),
             event(3, "submit", 12.0, r#"{"urgency":16,"userid":6}"#),
             event(4, "submit", 13.0, r#"{"urgency":16,"userid":6}"#),
-            event(1, "depend", 14.0, "{}"),
-            event(2, "depend", 14.0, "{}"),
-            event(4, "depend", 14.0, "{}"),
+            event(
+                3,
+                "dependency-add",
+                14.0,
+                r#"{"description":"after-start=f1"}"#,
+            ),
             // Held, released; moved to another queue; allocated; canceled
             // while pending; cleaned.
             event(4, "urgency", 15.0, r#"{"urgency":0}"#),
@@ -1041,5 +1060,65 @@ mod tests {
         );
         assert_eq!(at("batch", "eligible").jobs, 0);
         assert_eq!(at("batch", "blocked").jobs, 0);
+    }
+
+    #[test]
+    fn a_job_is_blocked_while_any_dependency_is_outstanding() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        let blocked_and_eligible = |flow: &JobFlow| {
+            let demand = flow.summary().demand;
+            let at = |status| {
+                let key = FlowKey {
+                    queue: "batch".into(),
+                    ..FlowKey::default()
+                };
+                demand[&(key, status)].jobs
+            };
+            (at("blocked"), at("eligible"))
+        };
+        // A job without dependencies is eligible from its submit: the
+        // journal the module asks for has no `depend` event.
+        flow.apply(&event(1, "submit", 10.0, r#"{"urgency":16}"#))
+            .unwrap();
+        assert_eq!(blocked_and_eligible(&flow), (0, 1));
+        // Two dependencies, as flux-core posts them (before `validate`).
+        flow.apply(&event(2, "submit", 11.0, r#"{"urgency":16}"#))
+            .unwrap();
+        for description in ["after-start=f1", "begin-time=1.0"] {
+            let context = format!(r#"{{"description":"{description}"}}"#);
+            flow.apply(&event(2, "dependency-add", 11.0, &context))
+                .unwrap();
+        }
+        assert_eq!(blocked_and_eligible(&flow), (1, 1));
+        flow.apply(&event(
+            2,
+            "dependency-remove",
+            12.0,
+            r#"{"description":"begin-time=1.0"}"#,
+        ))
+        .unwrap();
+        assert_eq!(blocked_and_eligible(&flow), (1, 1), "one is left");
+        flow.apply(&event(
+            2,
+            "dependency-remove",
+            13.0,
+            r#"{"description":"after-start=f1"}"#,
+        ))
+        .unwrap();
+        assert_eq!(blocked_and_eligible(&flow), (0, 2));
+        // A journal with every event (a recorded backlog) has `depend` too,
+        // which leaves no dependency outstanding.
+        flow.apply(&event(3, "submit", 14.0, r#"{"urgency":16}"#))
+            .unwrap();
+        flow.apply(&event(
+            3,
+            "dependency-add",
+            14.0,
+            r#"{"description":"after-start=f2"}"#,
+        ))
+        .unwrap();
+        assert_eq!(blocked_and_eligible(&flow), (1, 2));
+        flow.apply(&event(3, "depend", 15.0, "{}")).unwrap();
+        assert_eq!(blocked_and_eligible(&flow), (0, 3));
     }
 }
