@@ -14,7 +14,7 @@ if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ]; then
 fi
 run_inside_flux 1 --config-path="$T_CONF"
 
-plan 24
+plan 27
 
 write_conf() { printf '[prometheus]\n%s\n' "$1" >"$T_CONF/prometheus.toml"; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
@@ -120,6 +120,25 @@ publish-interval = \"200ms\""
 flux config reload
 ok "publish-interval = 200ms: the waiting render comes at once" \
     wait_series "$url" "flux_jobs_submitted_total $((before + 1))\$"
+# busy-publish-interval: while renders are recent, the next one waits
+# until that long after the last.
+before=$(submitted)
+write_conf "listen = \"127.0.0.1:$P2\"
+poll-interval = \"0.5s\"
+busy-publish-interval = \"1h\""
+flux config reload
+flux submit --wait true >/dev/null
+sleep 2
+is "$(submitted)" "$before" "busy-publish-interval = 1h: a job submitted just after a render is not rendered yet"
+write_conf "listen = \"127.0.0.1:$P2\"
+poll-interval = \"0.5s\"
+busy-publish-interval = \"300ms\""
+flux config reload
+ok "busy-publish-interval = 300ms: the waiting render comes at once" \
+    wait_series "$url" "flux_jobs_submitted_total $((before + 1))\$"
+write_conf "busy-publish-interval = \"never\""
+out=$(flux config reload 2>&1) || true
+ok "a bad busy-publish-interval is refused, naming the key" grep -q "busy-publish-interval=never" <<<"$out"
 write_conf "publish-interval = \"0s\""
 out=$(flux config reload 2>&1) || true
 ok "a zero publish-interval is refused, naming the key" grep -q "publish-interval=0s" <<<"$out"
