@@ -195,11 +195,8 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
             return false;
         };
         if inner.summary_due.take() {
-            let started = Instant::now();
-            let summary = inner.model.borrow().summary();
-            inner
-                .ctx
-                .succeeded_in_publish(NAME, started, |state| state.set(SECTION, summary));
+            let (started, summary) = read_summary(&inner);
+            inner.ctx.succeeded_in_publish(NAME, started, summary);
         }
         true
     });
@@ -298,11 +295,17 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
 
 fn publish_summary(inner: &Inner) {
     inner.summary_due.set(false);
+    let (started, summary) = read_summary(inner);
+    inner.ctx.succeeded(NAME, started, summary);
+}
+
+/// The model's summary, as a change of the state, and when reading it began.
+fn read_summary(inner: &Inner) -> (Instant, impl FnOnce(&mut State)) {
     let started = Instant::now();
     let summary = inner.model.borrow().summary();
-    inner
-        .ctx
-        .succeeded(NAME, started, |state| state.set(SECTION, summary));
+    (started, move |state: &mut State| {
+        state.set(SECTION, summary)
+    })
 }
 
 /// Labels `queue`, `user` and `project` first, each left out when empty
