@@ -1,11 +1,81 @@
 //! Module arguments (`key=value` words, as `flux module load` passes them).
+//!
+//! A leaf: it knows the collectors only through the [`Catalog`] it is
+//! handed, and imports nothing of the crate.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::collectors::{self, REGISTRY};
+/// Requests per second the HTTP thread serves by default: far beyond any
+/// real scrape schedule (Prometheus asks once per scrape interval,
+/// typically 15 s).
+pub const DEFAULT_MAX_REQUEST_RATE: u32 = 100;
+
+/// What the argument parser knows of one collector.
+#[derive(Debug)]
+pub struct About {
+    /// Its name in `collectors=` and in the `collector` label.
+    pub name: &'static str,
+    /// Whether it runs when `collectors=` is not given.
+    pub on_by_default: bool,
+    /// The module arguments that are its own, each checked alone.
+    pub options: &'static [OptionSpec],
+    /// The collectors it reads what it exports from (the jobflow collector
+    /// follows the journal the users and jobmap collectors read): asking
+    /// for it without them is an error at load.
+    pub needs: &'static [&'static str],
+}
+
+/// One module argument a collector owns (`per-node`, `wait-buckets`...).
+#[derive(Debug)]
+pub struct OptionSpec {
+    pub key: &'static str,
+    /// Says what is wrong with a value, if anything (the text that follows
+    /// "KEY=VALUE: " in the error).
+    pub check: fn(&str) -> Result<(), String>,
+}
+
+/// Every collector the module has, in the order of `collectors=`'s
+/// default.
+#[derive(Debug, Clone, Copy)]
+pub struct Catalog(pub &'static [&'static About]);
+
+impl Catalog {
+    /// The collector named `name`.
+    pub fn find(&self, name: &str) -> Option<&'static About> {
+        self.0.iter().copied().find(|about| about.name == name)
+    }
+
+    /// The collector that owns option `key`, and the option.
+    pub fn find_option(&self, key: &str) -> Option<(&'static About, &'static OptionSpec)> {
+        self.0.iter().copied().find_map(|about| {
+            about
+                .options
+                .iter()
+                .find(|option| option.key == key)
+                .map(|option| (about, option))
+        })
+    }
+
+    fn names(&self) -> impl Iterator<Item = &'static str> {
+        self.0.iter().map(|about| about.name)
+    }
+
+    /// Every valid key: the module's, then each collector's own.
+    fn keys(&self) -> impl Iterator<Item = &'static str> {
+        MODULE_KEYS.into_iter().chain(
+            self.0
+                .iter()
+                .flat_map(|about| about.options.iter().map(|option| option.key)),
+        )
+    }
+
+    fn key_list(&self) -> String {
+        self.keys().collect::<Vec<_>>().join(", ")
+    }
+}
 
 /// The port the exporter listens on by default in a top-level instance.
 ///
@@ -68,48 +138,40 @@ const MODULE_KEYS: [&str; 7] = [
     "max-request-rate",
 ];
 
-/// Every valid key: the module's, then each collector's own.
-fn keys() -> impl Iterator<Item = &'static str> {
-    MODULE_KEYS.into_iter().chain(
-        REGISTRY
-            .iter()
-            .flat_map(|spec| spec.options.iter().map(|option| option.key)),
-    )
-}
-
-fn key_list() -> String {
-    keys().collect::<Vec<_>>().join(", ")
-}
-
 impl Config {
     /// The defaults: in a nested instance (`instance-level` > 0) the port is
     /// ephemeral, because a nested instance shares its nodes with its parent.
-    pub fn defaults(instance_level: u32) -> Config {
+    pub fn defaults(instance_level: u32, catalog: Catalog) -> Config {
         let port = if instance_level > 0 { 0 } else { DEFAULT_PORT };
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             poll_interval: DEFAULT_POLL_INTERVAL,
             publish_interval: DEFAULT_PUBLISH_INTERVAL,
             busy_publish_interval: DEFAULT_BUSY_PUBLISH_INTERVAL,
-            collectors: REGISTRY
+            collectors: catalog
+                .0
                 .iter()
-                .filter(|spec| spec.on_by_default)
-                .map(|spec| spec.name)
+                .filter(|about| about.on_by_default)
+                .map(|about| about.name)
                 .collect(),
             options: BTreeMap::new(),
             web_config: None,
-            max_request_rate: crate::pacing::DEFAULT_MAX_REQUEST_RATE,
+            max_request_rate: DEFAULT_MAX_REQUEST_RATE,
         }
     }
 
-    pub fn from_args<S: AsRef<str>>(args: &[S], instance_level: u32) -> Result<Config, ArgError> {
-        let mut config = Config::defaults(instance_level);
+    pub fn from_args<S: AsRef<str>>(
+        args: &[S],
+        instance_level: u32,
+        catalog: Catalog,
+    ) -> Result<Config, ArgError> {
+        let mut config = Config::defaults(instance_level, catalog);
         for arg in args {
             let arg = arg.as_ref();
             let Some((key, value)) = arg.split_once('=') else {
                 return Err(ArgError(format!(
                     "argument '{arg}' is not key=value (valid keys: {})",
-                    key_list()
+                    catalog.key_list()
                 )));
             };
             match key {
@@ -119,7 +181,7 @@ impl Config {
                 "busy-publish-interval" => {
                     config.busy_publish_interval = parse_duration(key, value)?
                 }
-                "collectors" => config.collectors = parse_collectors(value)?,
+                "collectors" => config.collectors = parse_collectors(value, catalog)?,
                 "web-config" if value.is_empty() => config.web_config = None,
                 "web-config" => config.web_config = Some(value.into()),
                 "max-request-rate" => {
@@ -130,13 +192,13 @@ impl Config {
                     })?;
                 }
                 _ => {
-                    let Some((_, option)) = collectors::find_option(key) else {
+                    let Some((_, option)) = catalog.find_option(key) else {
                         // Flux reports a reload error in 160 bytes: the key
                         // and the suggestion come first, the keys last.
                         return Err(ArgError(format!(
                             "unknown argument '{key}'{} (valid keys: {})",
-                            did_you_mean(key, keys()),
-                            key_list()
+                            did_you_mean(key, catalog.keys()),
+                            catalog.key_list()
                         )));
                     };
                     (option.check)(value)
@@ -157,10 +219,10 @@ impl Config {
             config.collectors.push("nodes");
         }
         for &name in &config.collectors {
-            let Some(spec) = collectors::find(name) else {
+            let Some(about) = catalog.find(name) else {
                 continue;
             };
-            if let Some(missing) = spec.needs.iter().find(|n| !config.collectors.contains(n)) {
+            if let Some(missing) = about.needs.iter().find(|n| !config.collectors.contains(n)) {
                 return Err(ArgError(format!(
                     "collectors={}: {name} needs the {missing} collector, which follows what it reads (add {missing})",
                     config.collectors.join(",")
@@ -262,15 +324,14 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -
         .unwrap_or_default()
 }
 
-fn parse_collectors(value: &str) -> Result<Vec<&'static str>, ArgError> {
+fn parse_collectors(value: &str, catalog: Catalog) -> Result<Vec<&'static str>, ArgError> {
     let mut chosen = Vec::new();
     for name in value.split(',').filter(|s| !s.is_empty()) {
-        let Some(known) = collectors::find(name) else {
-            let names = || REGISTRY.iter().map(|spec| spec.name);
+        let Some(known) = catalog.find(name) else {
             return Err(ArgError(format!(
                 "unknown collector '{name}'{} in collectors={value} (known: {})",
-                did_you_mean(name, names()),
-                names().collect::<Vec<_>>().join(", ")
+                did_you_mean(name, catalog.names()),
+                catalog.names().collect::<Vec<_>>().join(", ")
             )));
         };
         if !chosen.contains(&known.name) {
@@ -283,24 +344,35 @@ fn parse_collectors(value: &str) -> Result<Vec<&'static str>, ArgError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The module's own collectors, as the module hands them over.
+    use crate::collectors::CATALOG;
 
     #[test]
     fn defaults_use_the_documented_port_and_an_ephemeral_one_when_nested() {
         assert_eq!(
-            Config::from_args::<&str>(&[], 0).unwrap().listen.port(),
+            Config::from_args::<&str>(&[], 0, CATALOG)
+                .unwrap()
+                .listen
+                .port(),
             DEFAULT_PORT
         );
-        assert_eq!(Config::from_args::<&str>(&[], 1).unwrap().listen.port(), 0);
+        assert_eq!(
+            Config::from_args::<&str>(&[], 1, CATALOG)
+                .unwrap()
+                .listen
+                .port(),
+            0
+        );
         assert!(!(9090..=9094).contains(&DEFAULT_PORT));
     }
 
     #[test]
     fn busy_publish_interval_is_a_duration_and_a_second_by_default() {
-        let c = Config::from_args::<&str>(&[], 0).unwrap();
+        let c = Config::from_args::<&str>(&[], 0, CATALOG).unwrap();
         assert_eq!(c.busy_publish_interval, Duration::from_secs(1));
-        let c = Config::from_args(&["busy-publish-interval=250ms"], 0).unwrap();
+        let c = Config::from_args(&["busy-publish-interval=250ms"], 0, CATALOG).unwrap();
         assert_eq!(c.busy_publish_interval, Duration::from_millis(250));
-        let err = Config::from_args(&["busy-publish-interval=soon"], 0)
+        let err = Config::from_args(&["busy-publish-interval=soon"], 0, CATALOG)
             .unwrap_err()
             .0;
         assert!(err.starts_with("busy-publish-interval=soon: "), "{err}");
@@ -308,16 +380,18 @@ mod tests {
 
     #[test]
     fn publish_interval_is_a_duration_and_a_tenth_of_a_second_by_default() {
-        let c = Config::from_args::<&str>(&[], 0).unwrap();
+        let c = Config::from_args::<&str>(&[], 0, CATALOG).unwrap();
         assert_eq!(c.publish_interval, Duration::from_millis(100));
-        let c = Config::from_args(&["publish-interval=2s"], 0).unwrap();
+        let c = Config::from_args(&["publish-interval=2s"], 0, CATALOG).unwrap();
         assert_eq!(c.publish_interval, Duration::from_secs(2));
-        let err = Config::from_args(&["publish-interval=0"], 0).unwrap_err().0;
+        let err = Config::from_args(&["publish-interval=0"], 0, CATALOG)
+            .unwrap_err()
+            .0;
         assert!(
             err.starts_with("publish-interval=0: expected a positive duration"),
             "{err}"
         );
-        let err = Config::from_args(&["publish-intervall=1s"], 0)
+        let err = Config::from_args(&["publish-intervall=1s"], 0, CATALOG)
             .unwrap_err()
             .0;
         assert!(err.contains("did you mean 'publish-interval'"), "{err}");
@@ -325,25 +399,25 @@ mod tests {
 
     #[test]
     fn max_request_rate_takes_a_whole_number_and_zero_means_none() {
-        let c = Config::from_args::<&str>(&[], 0).unwrap();
-        assert_eq!(c.max_request_rate, crate::pacing::DEFAULT_MAX_REQUEST_RATE);
-        let c = Config::from_args(&["max-request-rate=0"], 0).unwrap();
+        let c = Config::from_args::<&str>(&[], 0, CATALOG).unwrap();
+        assert_eq!(c.max_request_rate, DEFAULT_MAX_REQUEST_RATE);
+        let c = Config::from_args(&["max-request-rate=0"], 0, CATALOG).unwrap();
         assert_eq!(c.max_request_rate, 0);
         for bad in [
             "max-request-rate=-1",
             "max-request-rate=1.5",
             "max-request-rate=",
         ] {
-            let err = Config::from_args(&[bad], 0).unwrap_err().0;
+            let err = Config::from_args(&[bad], 0, CATALOG).unwrap_err().0;
             assert!(err.starts_with(bad) && err.contains("per second"), "{err}");
         }
     }
 
     #[test]
     fn listen_accepts_ipv4_ipv6_star_and_localhost() {
-        let c = Config::from_args(&["listen=127.0.0.1:0"], 0).unwrap();
+        let c = Config::from_args(&["listen=127.0.0.1:0"], 0, CATALOG).unwrap();
         assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
-        let c = Config::from_args(&["listen=[::1]:9999"], 0).unwrap();
+        let c = Config::from_args(&["listen=[::1]:9999"], 0, CATALOG).unwrap();
         assert_eq!(c.listen, "[::1]:9999".parse().unwrap());
         assert_eq!(
             parse_listen("*:8080").unwrap(),
@@ -354,12 +428,12 @@ mod tests {
 
     #[test]
     fn bad_arguments_name_the_problem() {
-        let err = Config::from_args(&["bogus=1"], 0).unwrap_err().0;
+        let err = Config::from_args(&["bogus=1"], 0, CATALOG).unwrap_err().0;
         assert!(
             err.contains("unknown argument 'bogus'") && err.contains("listen"),
             "{err}"
         );
-        let err = Config::from_args(&["listen"], 0).unwrap_err().0;
+        let err = Config::from_args(&["listen"], 0, CATALOG).unwrap_err().0;
         assert!(err.contains("not key=value"), "{err}");
         for bad in [
             "listen=1.2.3:x",
@@ -369,19 +443,21 @@ mod tests {
             "listen=a b:80",
             "listen=300.1.2.3:80",
         ] {
-            let err = Config::from_args(&[bad], 0).unwrap_err().0;
+            let err = Config::from_args(&[bad], 0, CATALOG).unwrap_err().0;
             assert!(
                 err.starts_with(bad) && err.contains("expected HOST:PORT"),
                 "{bad}: {err}"
             );
         }
-        let err = Config::from_args(&["poll-interval=-1"], 0).unwrap_err().0;
+        let err = Config::from_args(&["poll-interval=-1"], 0, CATALOG)
+            .unwrap_err()
+            .0;
         assert!(err.contains("poll-interval=-1"), "{err}");
-        let err = Config::from_args(&["collectors=jobs,nope"], 0)
+        let err = Config::from_args(&["collectors=jobs,nope"], 0, CATALOG)
             .unwrap_err()
             .0;
         assert!(err.contains("unknown collector 'nope'"), "{err}");
-        let err = Config::from_args(&["collectors=jobs,queus"], 0)
+        let err = Config::from_args(&["collectors=jobs,queus"], 0, CATALOG)
             .unwrap_err()
             .0;
         assert!(
@@ -394,14 +470,16 @@ mod tests {
     fn a_mistyped_key_is_named_with_a_suggestion_within_flux_reload_limit() {
         // flux config reload shows a module's error in 160 bytes, after the
         // broker-config prefix the module adds.
-        let err = Config::from_args(&["colectors=jobs"], 0).unwrap_err().0;
+        let err = Config::from_args(&["colectors=jobs"], 0, CATALOG)
+            .unwrap_err()
+            .0;
         let shown = format!("[prometheus] in the broker config: {err}");
         let cut: String = shown.chars().take(159).collect();
         assert!(
             cut.contains("unknown argument 'colectors'; did you mean 'collectors'?"),
             "{cut}"
         );
-        let err = Config::from_args(&["zzz=1"], 0).unwrap_err().0;
+        let err = Config::from_args(&["zzz=1"], 0, CATALOG).unwrap_err().0;
         assert!(!err.contains("did you mean"), "{err}");
     }
 
@@ -426,6 +504,7 @@ mod tests {
                 "wait-buckets=1,10",
             ],
             0,
+            CATALOG,
         )
         .unwrap();
         assert_eq!(c.options["jobflow-labels"], "user,project");
@@ -437,7 +516,7 @@ mod tests {
             ("run-buckets=10,1", "run-buckets=10,1: bounds must increase"),
             ("per-node=maybe", "per-node=maybe: expected true or false"),
         ] {
-            let err = Config::from_args(&[bad], 0).unwrap_err().0;
+            let err = Config::from_args(&[bad], 0, CATALOG).unwrap_err().0;
             assert!(err.contains(names), "{err}");
         }
     }

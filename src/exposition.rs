@@ -9,7 +9,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::pacing::{Pacer, DEFAULT_MAX_REQUEST_RATE};
+use crate::config::DEFAULT_MAX_REQUEST_RATE;
+use crate::pacing::Pacer;
 use crate::state::CollectorStatus;
 use crate::webconfig::WebConfig;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::announce::Announcer;
 use crate::stats::{CollectorStats, ModuleStats};
 
-use crate::collectors::{self, Backoff, Collector, Context, Settings};
+use crate::collectors::{self, Backoff, Collector, Context, Settings, CATALOG};
 use crate::config::Config;
 use crate::exposition::Shared;
 use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
@@ -301,10 +301,10 @@ pub fn queue_names(config: &str) -> Vec<String> {
 /// The configuration in force: the broker config's `[prometheus]` table,
 /// overridden by the module's arguments.
 fn effective_config(table: &[String], args: &[String], level: u32) -> Result<Config, String> {
-    Config::from_args(table, level)
+    Config::from_args(table, level, CATALOG)
         .map_err(|e| format!("[prometheus] in the broker config: {e}"))?;
     let all: Vec<&String> = table.iter().chain(args).collect();
-    Config::from_args(&all, level).map_err(|e| e.0)
+    Config::from_args(&all, level, CATALOG).map_err(|e| e.0)
 }
 
 fn load_web(config: &Config) -> Result<WebConfig, String> {
@@ -469,7 +469,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         check_flux_version(&version).map_err(|e| Error::new(libc::ENOTSUP, e))?;
     }
     // The arguments alone first, so that their errors are named as theirs.
-    Config::from_args(&args, level).map_err(|e| invalid(e.0))?;
+    Config::from_args(&args, level, CATALOG).map_err(|e| invalid(e.0))?;
     let broker_config = h.rpc_wait("config.get", "{}")?;
     let table = table_args(&broker_config).map_err(invalid)?;
     let config = effective_config(&table, &args, level).map_err(invalid)?;
@@ -499,7 +499,12 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     };
     let shared = Shared::new(instance_description(&h));
     shared.set_web(web);
-    shared.set_known_collectors(collectors::REGISTRY.iter().map(|spec| spec.name).collect());
+    shared.set_known_collectors(
+        collectors::REGISTRY
+            .iter()
+            .map(|spec| spec.about.name)
+            .collect(),
+    );
     shared.pacer.set_rate(config.max_request_rate);
     let server = match listener {
         Some(listener) => Some(Server::start(listener, Arc::clone(&shared)).map_err(|e| {

@@ -9,10 +9,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Requests per second served by default: far beyond any real scrape
-/// schedule (Prometheus asks once per scrape interval, typically 15 s).
-pub const DEFAULT_MAX_REQUEST_RATE: u32 = 100;
-
 /// Requests served at once, without waiting, after a quiet second.
 const BURST_SECONDS: f64 = 1.0;
 

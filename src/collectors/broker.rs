@@ -14,7 +14,7 @@ use prometheus::proto::MetricType;
 
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::subscription::{StreamEvent, Subscription};
-use super::{Collector, Context, Settings, Spec};
+use super::{About, Collector, Context, Settings, Spec};
 use crate::flux::Error;
 use crate::model::broker::{self, InstanceInfo, ProcessSample};
 use crate::render::Family;
@@ -24,13 +24,15 @@ pub const NAME: &str = "broker";
 pub const SECTION: Section<BrokerState> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: true,
-    options: &[],
+    about: About {
+        name: NAME,
+        on_by_default: true,
+        options: &[],
+        needs: &[],
+    },
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
-    needs: &[],
 };
 
 /// What the broker collector keeps in the state.

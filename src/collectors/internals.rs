@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::cadence::Cadence;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use super::{Collector, Context, Settings, Spec};
+use super::{About, Collector, Context, Settings, Spec};
 use crate::flux::Error;
 use crate::model::idset::IdSet;
 use crate::render::Family;
@@ -31,13 +31,15 @@ pub const NAME: &str = "internals";
 pub const SECTION: Section<Internals> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: true,
-    options: &[],
+    about: About {
+        name: NAME,
+        on_by_default: true,
+        options: &[],
+        needs: &[],
+    },
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
-    needs: &[],
 };
 
 /// What the internals collector keeps in the state.

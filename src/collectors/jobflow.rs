@@ -20,7 +20,7 @@ use std::time::Instant;
 use super::allocated::AllocatedWriter;
 use super::roster::RosterWriter;
 use super::subscription::{StreamEvent, Subscription};
-use super::{Collector, Context, OptionSpec, Settings, Spec};
+use super::{About, Collector, Context, OptionSpec, Settings, Spec};
 use crate::flux::Error;
 use crate::model::jobflow::{
     self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, DEFAULT_RUN_BUCKETS,
@@ -33,32 +33,34 @@ pub const NAME: &str = "jobflow";
 pub const SECTION: Section<JobFlowSummary> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: true,
-    options: &[
-        OptionSpec {
-            key: "wait-buckets",
-            check: |v| parse_buckets(v).map(drop),
-        },
-        OptionSpec {
-            key: "run-buckets",
-            check: |v| parse_buckets(v).map(drop),
-        },
-        OptionSpec {
-            key: "jobflow-labels",
-            check: |v| parse_labels(v, &mut LabelOptions::default()),
-        },
-        OptionSpec {
-            key: "label-limit",
-            check: |v| parse_limit(v).map(drop),
-        },
-    ],
+    about: About {
+        name: NAME,
+        on_by_default: true,
+        options: &[
+            OptionSpec {
+                key: "wait-buckets",
+                check: |v| parse_buckets(v).map(drop),
+            },
+            OptionSpec {
+                key: "run-buckets",
+                check: |v| parse_buckets(v).map(drop),
+            },
+            OptionSpec {
+                key: "jobflow-labels",
+                check: |v| parse_labels(v, &mut LabelOptions::default()),
+            },
+            OptionSpec {
+                key: "label-limit",
+                check: |v| parse_limit(v).map(drop),
+            },
+        ],
+        needs: &[],
+    },
     start,
     // The counters start again on a restart: only a change of what is
     // counted warrants one.
     restart_needed: |a, b| Options::from(a) != Options::from(b),
     render: super::Render::Now(render),
-    needs: &[],
 };
 
 /// This collector's options, parsed.

@@ -33,7 +33,7 @@ use std::time::Instant;
 use imbl::OrdMap;
 
 use super::roster::{self, Follower, RosterReader};
-use super::{Collector, Context, Render, Settings, Spec};
+use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
 use crate::flux::{Error, Level, Timer};
 use crate::model::nested::f58;
@@ -46,13 +46,15 @@ pub const NAME: &str = "jobmap";
 pub const SECTION: Section<Arc<JobMap>> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: false,
-    options: &[],
+    about: About {
+        name: NAME,
+        on_by_default: false,
+        options: &[],
+        needs: &["jobflow"],
+    },
     start,
     restart_needed: |_, _| false,
     render: Render::Later(take),
-    needs: &["jobflow"],
 };
 
 /// One running job, as mapped.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::deferred::Deferred;
 use super::poll::{Opened, PollLoop};
 use super::subscription::{StreamEvent, Subscription};
-use super::{Collector, Context, Settings, Spec};
+use super::{About, Collector, Context, Settings, Spec};
 use crate::flux::Error;
 use crate::model::jobs::{self, JobCounts, JobStats};
 use crate::render::{queue_label, Family};
@@ -24,13 +24,15 @@ pub const NAME: &str = "jobs";
 pub const SECTION: Section<JobStats> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: true,
-    options: &[],
+    about: About {
+        name: NAME,
+        on_by_default: true,
+        options: &[],
+        needs: &[],
+    },
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
-    needs: &[],
 };
 
 const TOPIC: &str = "job-list.job-stats";

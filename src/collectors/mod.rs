@@ -39,13 +39,14 @@ use bytes::Bytes;
 pub use backoff::Backoff;
 pub use context::Context;
 
+pub use crate::config::{About, Catalog, OptionSpec};
 use crate::exposition::{Exposition, Part, RenderLater};
 use crate::flux::Error;
 use crate::state::{CollectorStatus, State};
 
 /// Every collector, in the order of `collectors=`'s default and of the
 /// exposition.
-pub const REGISTRY: &[Spec] = &[
+pub const REGISTRY: &[Spec; 10] = &[
     jobs::SPEC,
     resources::SPEC,
     queues::SPEC,
@@ -58,14 +59,26 @@ pub const REGISTRY: &[Spec] = &[
     jobmap::SPEC,
 ];
 
+/// What the argument parser knows of every collector, in registry order.
+pub static CATALOG: Catalog = Catalog(&ABOUTS);
+
+static ABOUTS: [&About; REGISTRY.len()] = abouts(REGISTRY);
+
+const fn abouts<const N: usize>(registry: &'static [Spec; N]) -> [&'static About; N] {
+    let mut out = [&registry[0].about; N];
+    let mut i = 1;
+    while i < N {
+        out[i] = &registry[i].about;
+        i += 1;
+    }
+    out
+}
+
 /// What the module knows of a collector before it runs.
 pub struct Spec {
-    /// Its name in `collectors=` and in the `collector` label.
-    pub name: &'static str,
-    /// Whether it runs when `collectors=` is not given.
-    pub on_by_default: bool,
-    /// The module arguments that are its own, each checked alone.
-    pub options: &'static [OptionSpec],
+    /// Its name, default, options and needs, as the argument parser
+    /// reads them.
+    pub about: About,
     /// Starts it. The collector stops when the returned value is dropped,
     /// and its section of the state is then forgotten.
     pub start: Start,
@@ -75,10 +88,6 @@ pub struct Spec {
     pub restart_needed: fn(&Settings, &Settings) -> bool,
     /// Its metric families, from its section of the state.
     pub render: Render,
-    /// The collectors it reads what it exports from (the jobflow collector
-    /// follows the journal the users and jobmap collectors read): asking
-    /// for it without them is an error at load.
-    pub needs: &'static [&'static str],
 }
 
 /// How a collector's families are rendered.
@@ -94,14 +103,6 @@ pub enum Render {
 /// How a collector starts: the shared context and its settings in, the
 /// running collector out.
 pub type Start = fn(Rc<Context>, &Settings) -> Result<Box<dyn Collector>, Error>;
-
-/// One module argument a collector owns (`per-node`, `wait-buckets`...).
-pub struct OptionSpec {
-    pub key: &'static str,
-    /// Says what is wrong with a value, if anything (the text that follows
-    /// "KEY=VALUE: " in the error).
-    pub check: fn(&str) -> Result<(), String>,
-}
 
 /// What a collector is started or reconfigured with.
 #[derive(Debug, Clone, Copy)]
@@ -138,17 +139,7 @@ impl<T: Collector + ?Sized> Collector for Rc<T> {
 
 /// The collector named `name`.
 pub fn find(name: &str) -> Option<&'static Spec> {
-    REGISTRY.iter().find(|spec| spec.name == name)
-}
-
-/// The collector that owns option `key`, and the option.
-pub fn find_option(key: &str) -> Option<(&'static Spec, &'static OptionSpec)> {
-    REGISTRY.iter().find_map(|spec| {
-        spec.options
-            .iter()
-            .find(|option| option.key == key)
-            .map(|option| (spec, option))
-    })
+    REGISTRY.iter().find(|spec| spec.about.name == name)
 }
 
 /// For collectors that poll: a new poll interval restarts them.
@@ -181,12 +172,13 @@ pub struct RenderCache(BTreeMap<&'static str, (u64, Arc<Part>, usize)>);
 pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
     let mut parts = Vec::with_capacity(state.collectors.len());
     for spec in REGISTRY {
-        if !state.collectors.iter().any(|c| c.name == spec.name) {
-            cache.0.remove(spec.name);
+        let name = spec.about.name;
+        if !state.collectors.iter().any(|c| c.name == name) {
+            cache.0.remove(name);
             continue;
         }
-        let generation = state.generation(spec.name);
-        let last = cache.0.get(spec.name);
+        let generation = state.generation(name);
+        let last = cache.0.get(name);
         let part = match last {
             Some((made_from, part, _)) if *made_from == generation => Arc::clone(part),
             _ => {
@@ -210,13 +202,11 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
                         None => (Part::ready(Bytes::new()), 0),
                     },
                 };
-                cache
-                    .0
-                    .insert(spec.name, (generation, Arc::clone(&part), len));
+                cache.0.insert(name, (generation, Arc::clone(&part), len));
                 part
             }
         };
-        parts.push((spec.name, part));
+        parts.push((name, part));
     }
     Exposition {
         parts,
@@ -230,18 +220,23 @@ mod tests {
 
     #[test]
     fn names_and_option_keys_are_unique_and_every_option_is_found() {
-        let mut names: Vec<&str> = REGISTRY.iter().map(|s| s.name).collect();
+        let mut names: Vec<&str> = REGISTRY.iter().map(|s| s.about.name).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), REGISTRY.len());
         let keys: Vec<&str> = REGISTRY
             .iter()
-            .flat_map(|s| s.options.iter().map(|o| o.key))
+            .flat_map(|s| s.about.options.iter().map(|o| o.key))
             .collect();
         for key in &keys {
             assert_eq!(keys.iter().filter(|k| *k == key).count(), 1, "{key}");
-            assert!(find_option(key).is_some());
+            assert!(CATALOG.find_option(key).is_some());
         }
         assert!(find("jobs").is_some() && find("nope").is_none());
+        let catalogued: Vec<&str> = CATALOG.0.iter().map(|a| a.name).collect();
+        assert_eq!(
+            catalogued,
+            REGISTRY.iter().map(|s| s.about.name).collect::<Vec<_>>()
+        );
     }
 }

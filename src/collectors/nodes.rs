@@ -24,7 +24,7 @@ use serde_json::value::RawValue;
 
 use super::allocated::AllocatedReader;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use super::{Collector, Context, Render, Settings, Spec};
+use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
 use crate::flux::Error;
 use crate::model::allocations;
@@ -38,13 +38,15 @@ pub const NAME: &str = "nodes";
 pub const SECTION: Section<Arc<NodesView>> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: false,
-    options: &[],
+    about: About {
+        name: NAME,
+        on_by_default: false,
+        options: &[],
+        needs: &[],
+    },
     start,
     restart_needed: super::restart_on_new_interval,
     render: Render::Later(take),
-    needs: &[],
 };
 
 const STATUS: usize = 0;

@@ -7,7 +7,7 @@ use std::rc::{Rc, Weak};
 use serde_json::json;
 
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use super::{Collector, Context, Settings, Spec};
+use super::{About, Collector, Context, Settings, Spec};
 use crate::flux::Error;
 use crate::model::queues::{self, QueueStatus};
 use crate::render::Family;
@@ -17,13 +17,15 @@ pub const NAME: &str = "queues";
 pub const SECTION: Section<Vec<QueueStatus>> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: true,
-    options: &[],
+    about: About {
+        name: NAME,
+        on_by_default: true,
+        options: &[],
+        needs: &[],
+    },
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
-    needs: &[],
 };
 
 impl Collector for Inner {}

@@ -29,7 +29,8 @@ use std::rc::{Rc, Weak};
 
 use super::allocated::AllocatedReader;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use super::{Collector, Context, OptionSpec, Settings, Spec};
+use super::{About, Collector, Context, OptionSpec, Settings, Spec};
+use crate::config::parse_bool;
 use crate::flux::Error;
 use crate::model::allocations::{self, Allocations};
 use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
@@ -40,19 +41,21 @@ pub const NAME: &str = "resources";
 pub const SECTION: Section<ResourcesState> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: true,
-    // Deprecated: per-node=true now turns the nodes collector on (see
-    // crate::config), whose flux_node_drain_info replaces the drained-node
-    // series this collector exported.
-    options: &[OptionSpec {
-        key: "per-node",
-        check: |v| crate::config::parse_bool(v).map(drop),
-    }],
+    about: About {
+        name: NAME,
+        on_by_default: true,
+        // Deprecated: per-node=true now turns the nodes collector on (see
+        // crate::config), whose flux_node_drain_info replaces the drained-node
+        // series this collector exported.
+        options: &[OptionSpec {
+            key: "per-node",
+            check: |v| parse_bool(v).map(drop),
+        }],
+        needs: &[],
+    },
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
-    needs: &[],
 };
 
 /// What the resources collector keeps in the state.

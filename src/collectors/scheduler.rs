@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::cadence::Cadence;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use super::{Collector, Context, Settings, Spec};
+use super::{About, Collector, Context, Settings, Spec};
 use crate::flux::Error;
 use crate::render::Family;
 use crate::state::{Section, State};
@@ -35,13 +35,15 @@ pub const NAME: &str = "scheduler";
 pub const SECTION: Section<Scheduler> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: true,
-    options: &[],
+    about: About {
+        name: NAME,
+        on_by_default: true,
+        options: &[],
+        needs: &[],
+    },
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
-    needs: &[],
 };
 
 /// Fluxion's queue manager and resource modules.

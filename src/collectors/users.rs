@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::roster::{self, Follower, RosterReader};
-use super::{Collector, Context, Render, Settings, Spec};
+use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::flux::{Error, Level, Timer};
 use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
 pub use crate::model::usage::Usage;
@@ -29,14 +29,16 @@ pub const NAME: &str = "users";
 pub const SECTION: Section<UsersState> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    name: NAME,
-    on_by_default: true,
-    // label-limit is the jobflow collector's, and bounds these labels too.
-    options: &[],
+    about: About {
+        name: NAME,
+        on_by_default: true,
+        // label-limit is the jobflow collector's, and bounds these labels too.
+        options: &[],
+        needs: &["jobflow"],
+    },
     start,
     restart_needed: |_, _| false,
     render: Render::Now(render),
-    needs: &["jobflow"],
 };
 
 #[derive(Debug, Clone, Default, PartialEq)]
