@@ -10,7 +10,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use flux_prometheus::collectors::jobmap::Mapper;
 use flux_prometheus::collectors::users::{self, Folded};
-use flux_prometheus::model::jobflow::EventContext;
+use flux_prometheus::model::journal::EventContext;
 use flux_prometheus::model::resources::JobR;
 use flux_prometheus::model::roster::{Changes, Roster};
 use flux_prometheus::model::usage::Tallies;

@@ -301,7 +301,7 @@ pub fn render(map: &JobMap, out: &mut String) {
 mod tests {
     use super::*;
     use crate::model::idset::IdSet;
-    use crate::model::jobflow::EventContext;
+    use crate::model::journal::EventContext;
     use crate::model::resources::JobR;
 
     #[test]

@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::allocations::Allocations;
+use super::journal::EventContext;
 use super::nested::Nested;
 use super::resources::JobR;
 use super::roster::Roster;
@@ -328,48 +329,6 @@ struct Event<'a> {
     timestamp: f64,
     #[serde(default, borrow)]
     context: Option<&'a RawValue>,
-}
-
-/// The fields of an event's context (RFC 21) that the models read, read
-/// once per event for all of them. Everything else in it (Fluxion's
-/// annotations on `alloc`, an exception's note...) is skipped without being
-/// stored: this runs for every event of every job, inside the broker.
-#[derive(Debug, Default, Deserialize)]
-pub struct EventContext<'a> {
-    /// `submit`, `exception`, `urgency`.
-    pub userid: Option<u64>,
-    /// `submit`, `urgency`.
-    pub urgency: Option<i64>,
-    /// `exception`: its type and severity (0 is fatal).
-    #[serde(rename = "type", borrow)]
-    pub kind: Option<Cow<'a, str>>,
-    pub severity: Option<i64>,
-    /// `finish`: the wait status.
-    pub status: Option<i64>,
-    /// `alloc`: resources that bypassed the scheduler.
-    pub bypass: Option<bool>,
-    /// `jobspec-update`: a move to another queue.
-    #[serde(rename = "attributes.system.queue", borrow)]
-    pub queue: Option<Cow<'a, str>>,
-}
-
-impl<'a> EventContext<'a> {
-    /// An event's context; an absent or unreadable one reads as empty, as
-    /// flux-core itself never sends one.
-    pub fn of(context: Option<&'a RawValue>) -> EventContext<'a> {
-        context
-            .and_then(|c| serde_json::from_str(c.get()).ok())
-            .unwrap_or_default()
-    }
-
-    pub fn uid(&self) -> Option<u32> {
-        self.userid.and_then(|u| u32::try_from(u).ok())
-    }
-
-    /// A fatal exception's context.
-    pub fn is_fatal(&self) -> bool {
-        self.severity == Some(0)
-    }
 }
 
 #[derive(Debug, Clone)]

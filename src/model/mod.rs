@@ -6,6 +6,7 @@ pub mod hostlist;
 pub mod idset;
 pub mod jobflow;
 pub mod jobs;
+pub mod journal;
 pub mod nested;
 pub mod nodes;
 pub mod queues;

@@ -15,48 +15,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::idset::IdSet;
-use super::jobflow::EventContext;
+use super::journal::EventContext;
+pub use super::journal::{JobNode, Phase, RosterJob};
 use super::resources::JobR;
 #[cfg(test)]
 use super::usage::Tallies;
 use super::usage::{ByProject, ByUid};
-
-/// A job's state as `flux jobs` filters count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Phase {
-    Pending,
-    Running,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Pending => "pending",
-            Phase::Running => "running",
-        }
-    }
-}
-
-/// One node of a job's allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobNode {
-    pub rank: u32,
-    /// From the job's R `nodelist`; None where R has none (then the rank
-    /// alone names the node).
-    pub host: Option<Arc<str>>,
-    pub cores: u32,
-    pub gpus: IdSet,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RosterJob {
-    pub uid: Option<u32>,
-    /// Jobspec `system.project`, else `system.bank`.
-    pub project: Option<Arc<str>>,
-    pub phase: Phase,
-    /// From `alloc` on, where its R could be read.
-    pub nodes: Option<Arc<[JobNode]>>,
-}
 
 /// Unreadable jobs kept for reporting, at most: where no reader takes
 /// them (the jobmap collector off), they must not pile up.

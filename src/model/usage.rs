@@ -1,6 +1,6 @@
 //! Who uses what: for each owner (a uid, or a project), active jobs by
 //! state and the nodes, cores and GPUs allocated to them, kept as each job
-//! comes, changes and goes ([`super::roster`]). Reading the usage then costs
+//! comes, changes and goes ([`super::journal`]). Reading the usage then costs
 //! one step per owner, not one per job: at 60,000 active jobs counting them
 //! all again took the reactor 14-30 ms (BENCHMARKS.md, "The largest
 //! system").
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use hashbag::HashBag;
 
-use super::roster::{Phase, RosterJob};
+use super::journal::{Phase, RosterJob};
 
 /// Usage by uid (None: the job's owner was not in its submit event).
 pub type ByUid = Tallies<Option<u32>>;
