@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::flux::{Error, Handle, Level, Parent, Rpc};
 use crate::model::nested::{parse_jobid, Descendant, Memo, MEMO_KEY};
+use flux::{Error, Handle, Level, Parent, Rpc};
 
 /// How long the withdrawal at unload may wait for the parent.
 const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(2);
@@ -102,7 +102,7 @@ impl Announcer {
 
     fn answered(self: &Rc<Self>, answer: Result<String, Error>) {
         // Dropping the request from inside its own continuation is safe
-        // (crate::flux::Rpc keeps the closure alive through the call).
+        // (flux::Rpc keeps the closure alive through the call).
         let _done = self.in_flight.take();
         match answer {
             Ok(_) => {

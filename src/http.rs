@@ -83,7 +83,7 @@ impl Server {
                 // nice 10, 3.4 ms at 0, while the scheduler started 10,000
                 // jobs). A short slice keeps its share of the CPU as it
                 // is and shortens only its wait for a core when woken.
-                let slice = crate::flux::request_wakeup_slice(WAKEUP_SLICE)
+                let slice = flux::request_wakeup_slice(WAKEUP_SLICE)
                     .map(|()| WAKEUP_SLICE)
                     .map_err(|err| err.to_string());
                 shared.set_http_wakeup_slice(slice);

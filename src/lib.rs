@@ -1,13 +1,13 @@
 //! flux-prometheus: a Flux broker module that exports job, queue, resource
 //! and broker metrics to Prometheus from an embedded HTTP exporter thread.
 //!
-//! Layout: [`flux`] holds every `unsafe` line and libflux call; the
-//! [`collectors`] gather [`state`] on the reactor thread; [`render`] turns
-//! state into text; [`http`] serves the newest [`exposition`] snapshot.
+//! Layout: the `flux` crate (crates/flux) holds every `unsafe` line and
+//! libflux call; the [`collectors`] gather [`state`] on the reactor thread;
+//! [`render`] turns state into text; [`http`] serves the newest
+//! [`exposition`] snapshot.
 
-// Every `unsafe` line is in src/flux, which hands the rest safe types.
+// Every `unsafe` line is in the flux crate, which hands this one safe types.
 #![deny(unsafe_code)]
-#![deny(unsafe_op_in_unsafe_fn)]
 
 /// The module's and the command's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -29,7 +29,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `malloc_consolidate` and `unlink_chunk`, and a publish's p99 of 38-56 ms
 /// CPU against 0.4-0.7 ms with an arena of its own (BENCHMARKS.md, "The
 /// largest system"). mimalloc's heaps are per thread. Its memory is given
-/// back when the module is unloaded: see `flux::os::release_heap_at_unload`.
+/// back when the module is unloaded (the flux crate's `run_module_main`
+/// sees to it).
 #[global_allocator]
 static HEAP: cap::Cap<Allocator> = cap::Cap::new(ALLOCATOR, usize::MAX);
 
@@ -55,12 +56,9 @@ pub fn hostname() -> String {
 
 pub mod announce;
 pub mod auth;
-pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod exposition;
-#[allow(unsafe_code)]
-pub mod flux;
 pub mod http;
 pub mod model;
 pub mod module;
@@ -70,6 +68,9 @@ pub mod render;
 pub mod state;
 pub mod stats;
 pub mod webconfig;
+
+// `mod_main`, the one symbol the module's shared object exports.
+flux::module_main!(crate::module::start);
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,10 @@ use crate::stats::{CollectorStats, ModuleStats};
 use crate::collectors::{self, Backoff, Collector, Context, Settings, CATALOG};
 use crate::config::Config;
 use crate::exposition::Shared;
-use crate::flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 use crate::http::{Server, METRICS_PATH};
 use crate::names::NameService;
 use crate::webconfig::WebConfig;
+use flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 
 /// What collectors are started or reconfigured with, from `config` and the
 /// broker config's queues.
@@ -56,7 +56,7 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
         } else {
             ""
         };
-        Error::new(errno, format!("cannot listen on {addr}: {}{hint}", crate::flux::strerror(errno)))
+        Error::new(errno, format!("cannot listen on {addr}: {}{hint}", flux::strerror(errno)))
     })
 }
 

@@ -6,8 +6,8 @@
 mod common;
 
 use common::{fixture, samples};
+use flux::Error;
 use flux_prometheus::collectors::internals;
-use flux_prometheus::flux::Error;
 use flux_prometheus::state::State;
 
 fn cli_stats() -> serde_json::Value {

@@ -1,6 +1,6 @@
 //! Shared by the benchmark examples: `WAKEUP_SLICE_US=N` in the
 //! environment has the process's thread ask for an N µs time slice, as the
-//! module's HTTP thread does (`flux_prometheus::flux::request_wakeup_slice`).
+//! module's HTTP thread does (`flux::request_wakeup_slice`).
 //! The scrape client then leaves its own wait for a core out of what it
 //! measures, as a Prometheus on another machine would; the control server
 //! gets what the module's thread gets.
@@ -12,9 +12,7 @@ pub fn slice_from_env(program: &str) {
     };
     match value.parse::<u64>() {
         Ok(us) => {
-            if let Err(err) =
-                flux_prometheus::flux::request_wakeup_slice(std::time::Duration::from_micros(us))
-            {
+            if let Err(err) = flux::request_wakeup_slice(std::time::Duration::from_micros(us)) {
                 eprintln!("{program}: WAKEUP_SLICE_US={value}: {err}");
             }
         }

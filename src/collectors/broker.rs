@@ -15,10 +15,10 @@ use prometheus::proto::MetricType;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::subscription::{StreamEvent, Subscription};
 use super::{About, Collector, Context, Settings, Spec};
-use crate::flux::Error;
 use crate::model::broker::{self, InstanceInfo, ProcessSample};
 use crate::render::Family;
 use crate::state::{Section, State};
+use flux::Error;
 
 pub const NAME: &str = "broker";
 pub const SECTION: Section<BrokerState> = Section::new(NAME);
@@ -170,8 +170,7 @@ fn process_samples(process: &ProcessCollector) -> Vec<ProcessSample> {
         let counter = family.get_field_type() == MetricType::COUNTER;
         for metric in family.get_metric() {
             let value = if family.name() == "process_cpu_seconds_total" {
-                crate::flux::process_cpu_seconds()
-                    .unwrap_or_else(|| metric.get_counter().get_value())
+                flux::process_cpu_seconds().unwrap_or_else(|| metric.get_counter().get_value())
             } else if counter {
                 metric.get_counter().get_value()
             } else {

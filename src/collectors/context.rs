@@ -12,10 +12,10 @@ use super::poll::PollLoop;
 use super::resource_status::{self, ResourceStatusFeed};
 use super::roster::{RosterFeed, RosterReader, RosterWriter};
 use crate::exposition::{Shared, Snapshot};
-use crate::flux::{Error, Handle};
 use crate::names::Names;
 use crate::state::State;
 use crate::stats::{PublishStats, ResourceStatusAsks};
+use flux::{Error, Handle};
 
 pub struct Context {
     pub handle: Handle,
@@ -235,7 +235,7 @@ impl Context {
     /// Renders the state and hands it to the HTTP thread.
     pub fn publish_now(&self) {
         let started = Instant::now();
-        let cpu_started = crate::flux::thread_cpu_seconds();
+        let cpu_started = flux::thread_cpu_seconds();
         self.publish.disarm();
         self.last_publish.set(Some(self.handle.now()));
         let hooks = std::mem::take(&mut *self.before_publish.borrow_mut());
@@ -246,7 +246,7 @@ impl Context {
         self.shared
             .publish_snapshot(Snapshot::of(exposition), state.all_reported());
         let took = started.elapsed().as_secs_f64();
-        let cpu = match (cpu_started, crate::flux::thread_cpu_seconds()) {
+        let cpu = match (cpu_started, flux::thread_cpu_seconds()) {
             (Some(a), Some(b)) => b - a,
             _ => took,
         };
@@ -298,7 +298,7 @@ impl Context {
             .is_none_or(|c| c.up || c.last_error.is_none());
         if first {
             self.handle.log(
-                crate::flux::Level::Warning,
+                flux::Level::Warning,
                 &format!("{collector} collector: {error}"),
             );
         }

@@ -5,7 +5,7 @@
 use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
-use crate::flux::{Error, Handle, Timer};
+use flux::{Error, Handle, Timer};
 
 /// Runs its action once, some time after it is armed. It is inert until
 /// [`start`](Self::start) gives it the action, so that a collector can hold

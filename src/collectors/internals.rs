@@ -22,10 +22,10 @@ use serde_json::Value;
 use super::cadence::Cadence;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, Settings, Spec};
-use crate::flux::Error;
 use crate::model::idset::IdSet;
 use crate::render::Family;
 use crate::state::{Section, State};
+use flux::Error;
 
 pub const NAME: &str = "internals";
 pub const SECTION: Section<Internals> = Section::new(NAME);

@@ -21,13 +21,13 @@ use super::allocated::AllocatedWriter;
 use super::roster::RosterWriter;
 use super::subscription::{StreamEvent, Subscription};
 use super::{About, Collector, Context, OptionSpec, Settings, Spec};
-use crate::flux::Error;
 use crate::model::jobflow::{
     self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, DEFAULT_RUN_BUCKETS,
     DEFAULT_WAIT_BUCKETS,
 };
 use crate::render::Family;
 use crate::state::{Section, State};
+use flux::Error;
 
 pub const NAME: &str = "jobflow";
 pub const SECTION: Section<JobFlowSummary> = Section::new(NAME);

@@ -35,12 +35,12 @@ use imbl::OrdMap;
 use super::roster::{self, Follower, RosterReader};
 use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
-use crate::flux::{Error, Level, Timer};
 use crate::model::nested::f58;
 use crate::model::roster::{Changes, JobNode, Phase, RosterJob};
 use crate::names::Names;
 use crate::render::Family;
 use crate::state::{Section, State};
+use flux::{Error, Level, Timer};
 
 pub const NAME: &str = "jobmap";
 pub const SECTION: Section<Arc<JobMap>> = Section::new(NAME);

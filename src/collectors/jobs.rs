@@ -15,10 +15,10 @@ use super::deferred::Deferred;
 use super::poll::{Opened, PollLoop};
 use super::subscription::{StreamEvent, Subscription};
 use super::{About, Collector, Context, Settings, Spec};
-use crate::flux::Error;
 use crate::model::jobs::{self, JobCounts, JobStats};
 use crate::render::{queue_label, Family};
 use crate::state::{Section, State};
+use flux::Error;
 
 pub const NAME: &str = "jobs";
 pub const SECTION: Section<JobStats> = Section::new(NAME);
@@ -174,7 +174,7 @@ fn on_probe_response(inner: &Rc<Inner>, response: Result<String, Error>) {
 fn verify_stream(inner: &Rc<Inner>) {
     if inner.mismatch_since.get().is_some() {
         inner.ctx.handle.log(
-            crate::flux::Level::Info,
+            flux::Level::Info,
             &format!("{TOPIC}: stream went quiet while counts changed (job-list reloaded?); subscribing again"),
         );
         inner.stream.resubscribe();

@@ -41,8 +41,8 @@ pub use context::Context;
 
 pub use crate::config::{About, Catalog, OptionSpec};
 use crate::exposition::{Exposition, Part, RenderLater};
-use crate::flux::Error;
 use crate::state::{CollectorStatus, State};
+use flux::Error;
 
 /// Every collector, in the order of `collectors=`'s default and of the
 /// exposition.

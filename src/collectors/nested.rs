@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use super::deferred::Deferred;
 use crate::exposition::Shared;
-use crate::flux::{Error, Handle, Level};
 use crate::model::nested::{http_sd, Descendant, Nested};
 use crate::names::Names;
+use flux::{Error, Handle, Level};
 
 /// Memos that arrive within this many seconds are published together (a
 /// `flux batch` of many instances starting at once).

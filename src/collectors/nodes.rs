@@ -26,13 +26,13 @@ use super::allocated::AllocatedReader;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
-use crate::flux::Error;
 use crate::model::allocations;
 use crate::model::idset::IdSet;
 use crate::model::nodes::{self, NodesView};
 use crate::model::resources::ResourceSet;
 use crate::render::Family;
 use crate::state::{Section, State};
+use flux::Error;
 
 pub const NAME: &str = "nodes";
 pub const SECTION: Section<Arc<NodesView>> = Section::new(NAME);

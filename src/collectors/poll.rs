@@ -6,7 +6,7 @@ use std::any::Any;
 use std::cell::{OnceCell, RefCell};
 use std::time::{Duration, Instant};
 
-use crate::flux::{Error, Handle, Timer};
+use flux::{Error, Handle, Timer};
 
 /// A round whose answers have not all come in this long is given up, so a
 /// service that never answers cannot stop a collector for good.

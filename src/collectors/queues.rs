@@ -8,10 +8,10 @@ use serde_json::json;
 
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, Settings, Spec};
-use crate::flux::Error;
 use crate::model::queues::{self, QueueStatus};
 use crate::render::Family;
 use crate::state::{Section, State};
+use flux::Error;
 
 pub const NAME: &str = "queues";
 pub const SECTION: Section<Vec<QueueStatus>> = Section::new(NAME);

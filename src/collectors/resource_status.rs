@@ -52,9 +52,9 @@ use serde_json::value::RawValue;
 
 use super::deferred::Deferred;
 use super::subscription::{StreamEvent, Subscription};
-use crate::flux::{Error, Handle, Rpc};
 use crate::model::resources::Slice;
 use crate::stats::ResourceStatusAsks;
+use flux::{Error, Handle, Rpc};
 
 pub const TOPIC: &str = "resource.status";
 const JOURNAL: &str = "resource.journal";

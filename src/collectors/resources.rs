@@ -31,11 +31,11 @@ use super::allocated::AllocatedReader;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, OptionSpec, Settings, Spec};
 use crate::config::parse_bool;
-use crate::flux::Error;
 use crate::model::allocations::{self, Allocations};
 use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
 use crate::render::{queue_label, Family};
 use crate::state::{Section, State};
+use flux::Error;
 
 pub const NAME: &str = "resources";
 pub const SECTION: Section<ResourcesState> = Section::new(NAME);

@@ -9,8 +9,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::Context;
-use crate::flux::{Error, Timer};
 use crate::model::roster::Roster;
+use flux::{Error, Timer};
 
 /// What the job-manager journal lacks while the roster is not current.
 pub const NOT_CURRENT: &str =

@@ -27,9 +27,9 @@ use serde_json::Value;
 use super::cadence::Cadence;
 use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, Settings, Spec};
-use crate::flux::Error;
 use crate::render::Family;
 use crate::state::{Section, State};
+use flux::Error;
 
 pub const NAME: &str = "scheduler";
 pub const SECTION: Section<Scheduler> = Section::new(NAME);

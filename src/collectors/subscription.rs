@@ -7,7 +7,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::{Rc, Weak};
 
 use super::Backoff;
-use crate::flux::{Error, Handle, Rpc, Timer};
+use flux::{Error, Handle, Rpc, Timer};
 
 /// What a subscription hands its collector.
 pub enum StreamEvent {
@@ -170,7 +170,7 @@ pub fn end_message(topic: &str, service: &str, err: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::end_message;
-    use crate::flux::Error;
+    use flux::Error;
 
     #[test]
     fn an_end_names_a_missing_service_or_the_error() {

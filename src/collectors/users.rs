@@ -17,13 +17,13 @@ use std::time::Instant;
 
 use super::roster::{self, Follower, RosterReader};
 use super::{About, Collector, Context, Render, Settings, Spec};
-use crate::flux::{Error, Level, Timer};
 use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
 pub use crate::model::usage::Usage;
 use crate::model::usage::{ByProject, ByUid};
 use crate::names::Names;
 use crate::render::Family;
 use crate::state::{Section, State};
+use flux::{Error, Level, Timer};
 
 pub const NAME: &str = "users";
 pub const SECTION: Section<UsersState> = Section::new(NAME);

@@ -302,8 +302,8 @@ pub fn recorded_scheduler() -> flux_prometheus::collectors::scheduler::Scheduler
 /// What the internals collector makes of the recorded set: every module's
 /// stats-get and rusage as a round would have them.
 pub fn recorded_internals() -> flux_prometheus::collectors::internals::Internals {
+    use flux::Error;
     use flux_prometheus::collectors::internals;
-    use flux_prometheus::flux::Error;
     let module_stats: serde_json::Value =
         serde_json::from_str(&fixture("module.stats-get.json")).expect("parses");
     let rusage: serde_json::Value =

@@ -4,11 +4,11 @@
 //! the rest of the crate's unsafe code.
 
 extern "C" {
-    /// src/flux/mimalloc_release.c: `mi_option_enable(mi_option_destroy_on_exit)`.
+    /// src/mimalloc_release.c: `mi_option_enable(mi_option_destroy_on_exit)`.
     fn flux_prometheus_release_heap_at_unload();
 }
 
-/// Has the module's heap (mimalloc, the global allocator: see lib.rs) give
+/// Has the module's heap (mimalloc, the global allocator: see the module's src/lib.rs) give
 /// all its memory back to the system when the broker unloads the module.
 ///
 /// mimalloc, linked into the module, is shut down by its destructor at
@@ -19,7 +19,7 @@ extern "C" {
 /// process's own allocator: no code outside the module's allocates from
 /// this heap, the module's threads have all ended by then, and nothing the
 /// module allocated is freed by libflux or the broker (Rust frees what
-/// Rust allocates; src/flux hands libflux no ownership of Rust memory).
+/// Rust allocates; this crate hands libflux no ownership of Rust memory).
 pub fn release_heap_at_unload() {
     // SAFETY: sets one of mimalloc's options (no argument, no state of
     // ours); mimalloc reads it at its destructor.

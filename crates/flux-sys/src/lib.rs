@@ -1,11 +1,14 @@
 //! Raw libflux declarations.
 //!
-//! The crate keeps its own declarations of the few libflux functions it
-//! calls, so that it builds where flux-core is not installed (the broker that
-//! loads the module provides the symbols). Where build.rs found flux-core, the
-//! declarations bindgen generated from `<flux/core.h>` are used instead and the
-//! crate's own are checked against them at compile time: a signature that
-//! drifts from the installed header fails the build.
+//! The crate keeps its own declarations of the few libflux functions
+//! flux-prometheus calls, so that it builds where flux-core is not installed
+//! (the broker that loads the module provides the symbols). Where build.rs
+//! found flux-core, the declarations bindgen generated from `<flux/core.h>`
+//! are used instead and the crate's own are checked against them at compile
+//! time: a signature that drifts from the installed header fails the build.
+//!
+//! Nothing here is safe to call: the `flux` crate beside it wraps these in
+//! safe types, and is the only crate that uses this one.
 #![allow(
     non_camel_case_types,
     dead_code,
@@ -177,12 +180,12 @@ pub mod generated {
     }
 }
 
-/// The library's own unit tests, where no libflux is linked (no flux-core
-/// here): they reach the collectors' libflux calls through the registry but
-/// never make them, and link against these stand-ins, which abort if ever
-/// called. (The integration tests, benches and command get the same from
-/// build.rs; the module itself binds to the broker's libflux.)
-#[cfg(all(test, not(flux_bindgen)))]
+/// For test builds where no libflux is linked (no flux-core here): the
+/// module's tests reach the collectors' libflux calls through the registry
+/// but never make them, and link against these stand-ins, which abort if
+/// ever called. The `stand-ins` feature is a dev-dependency's only, so the
+/// module itself never has them: it binds to the broker's libflux.
+#[cfg(all(feature = "stand-ins", not(flux_bindgen)))]
 mod unit_test_stand_ins {
     use super::fallback::*;
     use std::os::raw::{c_char, c_double, c_int, c_void};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::stats::ModuleStats;
+use flux_prometheus::stats::ModuleStats;
 
 pub const DEFAULT_PROMETHEUS_URL: &str = "http://localhost:9090";
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -167,7 +167,7 @@ fn request(url: &str, method: &str, path: &str) -> Result<(u16, String), Failure
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(TIMEOUT))
-        .user_agent(format!("flux-prometheus/{}", crate::VERSION))
+        .user_agent(format!("flux-prometheus/{}", flux_prometheus::VERSION))
         .build()
         .into();
     let sent = match method {
@@ -440,7 +440,7 @@ pub fn scrape_config_nested(stats: &ModuleStats) -> Outcome {
     }
     out.push_str(&format!(
         "\n  - job_name: flux-nested\n    http_sd_configs:\n      - url: {scheme}://{target}{}\n        refresh_interval: 30s\n",
-        crate::http::TARGETS_PATH
+        flux_prometheus::http::TARGETS_PATH
     ));
     out.push_str(&indent(&auth, "        "));
     out.push_str(&indent(&auth, "    "));
@@ -484,7 +484,7 @@ fn collect_targets(
         uri,
         &["jobs", "-A", "--filter=running", "-no", "{id.f58} {uri}"],
     )?;
-    let here = crate::hostname();
+    let here = flux_prometheus::hostname();
     for line in jobs.lines() {
         let mut words = line.split_whitespace();
         let (Some(id), Some(remote)) = (words.next(), words.next()) else {
@@ -729,10 +729,10 @@ mod tests {
         assert!(!text.contains("publishes"), "{text}");
         assert!(!text.contains("module memory"), "{text}");
         let mut published = stats.clone();
-        published.publish = crate::stats::PublishStats::of(3, &[0.001, 0.002, 0.004]);
-        published.publish_cpu = crate::stats::PublishStats::of(3, &[0.001, 0.001, 0.003]);
+        published.publish = flux_prometheus::stats::PublishStats::of(3, &[0.001, 0.002, 0.004]);
+        published.publish_cpu = flux_prometheus::stats::PublishStats::of(3, &[0.001, 0.001, 0.003]);
         published.heap_bytes = 5 * 1024 * 1024 + 512 * 1024;
-        published.resource_status = crate::stats::ResourceStatusAsks {
+        published.resource_status = flux_prometheus::stats::ResourceStatusAsks {
             sent: 3,
             reused: 117,
             counted: 0,
