@@ -4,16 +4,47 @@
 //! name may repeat (every broker of a test instance on one machine has the
 //! same host name, `vm,vm`), and R's `nodelist` names its ranks one for one.
 
-/// The host names of a hostlist, in order, repeats kept.
+/// Names one hostlist may expand to, at most: R names one host per broker
+/// rank, and an idset of ranks stops at 2^24 (see [`super::idset`]); this
+/// is far beyond any real machine and still bounds what a hostile
+/// `nodelist` can make the module allocate. The count is known before
+/// anything is expanded.
+pub const MAX_HOSTS: u64 = 1 << 20;
+
+/// The host names of a hostlist, in order, repeats kept. A list that
+/// would expand to more than [`MAX_HOSTS`] names is refused before any is
+/// made, with the count.
 pub fn expand(list: &str) -> Result<Vec<String>, String> {
-    let mut hosts = Vec::new();
+    let mut entries = Vec::new();
+    let mut total: u64 = 0;
     for entry in split_top(list)? {
         if entry.is_empty() {
             continue;
         }
-        expand_entry(entry, &mut hosts).map_err(|why| format!("'{list}': {why}"))?;
+        let parsed = parse_entry(entry).map_err(|why| format!("'{}': {why}", shorten(list)))?;
+        total = total.saturating_add(parsed.count());
+        if total > MAX_HOSTS {
+            return Err(format!(
+                "'{}' names more than {MAX_HOSTS} hosts, the most a hostlist may",
+                shorten(list)
+            ));
+        }
+        entries.push(parsed);
+    }
+    let mut hosts = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for entry in &entries {
+        entry.expand_into(&mut hosts);
     }
     Ok(hosts)
+}
+
+/// The start of a long input, for an error message.
+fn shorten(list: &str) -> String {
+    const SHOWN: usize = 64;
+    match list.char_indices().nth(SHOWN) {
+        Some((i, _)) => format!("{}...", &list[..i]),
+        None => list.to_string(),
+    }
 }
 
 /// Splits at the commas outside brackets.
@@ -30,30 +61,109 @@ fn split_top(list: &str) -> Result<Vec<&str>, String> {
             _ => {}
         }
         if !(0..=1).contains(&depth) {
-            return Err(format!("'{list}': unbalanced brackets"));
+            return Err(format!("'{}': unbalanced brackets", shorten(list)));
         }
     }
     if depth != 0 {
-        return Err(format!("'{list}': unbalanced brackets"));
+        return Err(format!("'{}': unbalanced brackets", shorten(list)));
     }
     parts.push(list[start..].trim());
     Ok(parts)
 }
 
-/// `prefix[ranges]rest`: each number of the ranges, zero-padded as written,
-/// between the prefix and each expansion of the rest.
-fn expand_entry(entry: &str, hosts: &mut Vec<String>) -> Result<(), String> {
-    let Some(open) = entry.find('[') else {
-        hosts.push(entry.to_string());
-        return Ok(());
+/// One number range of a bracket group, with the width it was written in
+/// (`08-10` pads to 2).
+#[derive(Debug)]
+struct Range {
+    lo: u64,
+    hi: u64,
+    width: usize,
+}
+
+/// A literal, then bracket groups each followed by a literal:
+/// `r[1-2]-gpu[0,1]` is "r", ([1-2], "-gpu"), ([0,1], "").
+#[derive(Debug)]
+struct Entry<'a> {
+    head: &'a str,
+    groups: Vec<(Vec<Range>, &'a str)>,
+}
+
+impl Entry<'_> {
+    /// How many names it expands to (saturating).
+    fn count(&self) -> u64 {
+        self.groups.iter().fold(1u64, |n, (ranges, _)| {
+            let group: u64 = ranges
+                .iter()
+                .fold(0u64, |m, r| m.saturating_add(r.hi - r.lo + 1));
+            n.saturating_mul(group)
+        })
+    }
+
+    /// Appends its names, the last group varying fastest.
+    fn expand_into(&self, hosts: &mut Vec<String>) {
+        // Each group's numbers in order, then an odometer over them.
+        let numbers: Vec<Vec<(u64, usize)>> = self
+            .groups
+            .iter()
+            .map(|(ranges, _)| {
+                ranges
+                    .iter()
+                    .flat_map(|r| (r.lo..=r.hi).map(move |n| (n, r.width)))
+                    .collect()
+            })
+            .collect();
+        if numbers.iter().any(Vec::is_empty) {
+            return;
+        }
+        let mut at = vec![0usize; numbers.len()];
+        loop {
+            let mut name = String::from(self.head);
+            for (i, (_, tail)) in self.groups.iter().enumerate() {
+                let (n, width) = numbers[i][at[i]];
+                name.push_str(&format!("{n:0width$}"));
+                name.push_str(tail);
+            }
+            hosts.push(name);
+            // Advance the odometer; done when every digit rolled over.
+            let mut i = numbers.len();
+            loop {
+                if i == 0 {
+                    return;
+                }
+                i -= 1;
+                at[i] += 1;
+                if at[i] < numbers[i].len() {
+                    break;
+                }
+                at[i] = 0;
+            }
+        }
+    }
+}
+
+/// Parses `prefix[ranges]rest...` without expanding it.
+fn parse_entry(entry: &str) -> Result<Entry<'_>, String> {
+    let (head, mut rest) = match entry.find('[') {
+        Some(open) => (&entry[..open], &entry[open..]),
+        None => (entry, ""),
     };
-    let close = entry[open..]
-        .find(']')
-        .map(|i| open + i)
-        .ok_or("unbalanced brackets")?;
-    let (prefix, ranges, rest) = (&entry[..open], &entry[open + 1..close], &entry[close + 1..]);
-    let mut tails = Vec::new();
-    expand_entry(rest, &mut tails)?;
+    let mut groups = Vec::new();
+    while let Some(body) = rest.strip_prefix('[') {
+        let close = body.find(']').ok_or("unbalanced brackets")?;
+        let ranges = parse_ranges(&body[..close])?;
+        let after = &body[close + 1..];
+        let tail_end = after.find('[').unwrap_or(after.len());
+        if after[..tail_end].contains(']') {
+            return Err("unbalanced brackets".into());
+        }
+        groups.push((ranges, &after[..tail_end]));
+        rest = &after[tail_end..];
+    }
+    Ok(Entry { head, groups })
+}
+
+fn parse_ranges(ranges: &str) -> Result<Vec<Range>, String> {
+    let mut out = Vec::new();
     for range in ranges.split(',') {
         let (lo, hi) = range.split_once('-').unwrap_or((range, range));
         let width = lo.len();
@@ -63,16 +173,17 @@ fn expand_entry(entry: &str, hosts: &mut Vec<String>) -> Result<(), String> {
                 .map_err(|_| format!("'{range}' is not a number or a range"))
         };
         let (lo, hi) = (number(lo)?, number(hi)?);
-        if hi < lo || hi - lo > 1_000_000 {
+        if hi < lo {
             return Err(format!("'{range}' is not an increasing range"));
         }
-        for n in lo..=hi {
-            for tail in &tails {
-                hosts.push(format!("{prefix}{n:0width$}{tail}"));
-            }
+        if hi - lo >= MAX_HOSTS {
+            return Err(format!(
+                "'{range}' names more than {MAX_HOSTS} hosts, the most a hostlist may"
+            ));
         }
+        out.push(Range { lo, hi, width });
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -102,5 +213,35 @@ mod tests {
             .unwrap_err()
             .contains("'x' is not a number"));
         assert!(expand("node[5-1]").unwrap_err().contains("increasing"));
+        assert!(expand("a]b").unwrap_err().contains("unbalanced"));
+    }
+
+    #[test]
+    fn every_group_varies_and_the_last_fastest() {
+        assert_eq!(
+            expand("r[1-2]g[0,3]x").unwrap(),
+            ["r1g0x", "r1g3x", "r2g0x", "r2g3x"]
+        );
+        assert_eq!(expand("a[1]b[2]c").unwrap(), ["a1b2c"]);
+    }
+
+    #[test]
+    fn a_hostlist_that_would_name_too_many_hosts_is_refused_before_expanding() {
+        // 10^12 names, as a product of two groups: refused by its count.
+        let err = expand("a[0-999999]b[0-999999]").unwrap_err();
+        assert!(err.contains("more than 1048576 hosts"), "{err}");
+        // Many entries whose sum is over the cap.
+        let list = ["n[0-99999]"; 11].join(",");
+        assert!(expand(&list).unwrap_err().contains("more than"));
+        // One range too wide on its own.
+        assert!(expand("n[0-9999999999]").unwrap_err().contains("more than"));
+        // Many bracket groups neither recurse nor multiply out of bounds.
+        let deep = "a[1]".repeat(100_000);
+        assert_eq!(expand(&deep).unwrap().len(), 1);
+        // A long input is named by its start only.
+        let err = expand(&format!("{}x[", "a".repeat(10_000))).unwrap_err();
+        assert!(err.len() < 200, "{err}");
+        // Exactly the cap is fine.
+        assert_eq!(expand("n[0-1048575]").unwrap().len(), 1 << 20);
     }
 }

@@ -40,13 +40,21 @@ impl IdSet {
     }
 
     pub fn parse(s: &str) -> Result<IdSet, String> {
-        let bad = |why: &str| format!("invalid idset '{s}': {why}");
+        let shown = match s.char_indices().nth(64) {
+            Some((i, _)) => format!("{}...", &s[..i]),
+            None => s.to_string(),
+        };
+        let bad = |why: &str| format!("invalid idset '{shown}': {why}");
         let body = s.trim();
         let body = body
             .strip_prefix('[')
             .and_then(|b| b.strip_suffix(']'))
             .unwrap_or(body);
         let mut set = IdSet::new();
+        // Ids named, over all the ranges: a set holds at most MAX_ID, and
+        // ranges that overlap (never in flux's own idsets) may not make the
+        // parse cost more than that.
+        let mut named: u64 = 0;
         for part in body.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (lo, hi) = match part.split_once('-') {
                 Some((a, b)) => (a.parse::<u32>(), b.parse::<u32>()),
@@ -59,7 +67,11 @@ impl IdSet {
                 return Err(bad("range runs backwards"));
             }
             if hi >= MAX_ID {
-                return Err(bad("id too large"));
+                return Err(bad(&format!("id {hi} is over the largest, {}", MAX_ID - 1)));
+            }
+            named += u64::from(hi - lo) + 1;
+            if named > u64::from(MAX_ID) {
+                return Err(bad(&format!("its ranges name more than {MAX_ID} ids")));
             }
             set.insert_range(lo, hi);
         }
@@ -78,11 +90,25 @@ impl IdSet {
         self.words[id as usize / 64] |= 1 << (id % 64);
     }
 
+    /// Inserts `lo..=hi` a word at a time.
     pub fn insert_range(&mut self, lo: u32, hi: u32) {
-        self.grow(hi);
-        for id in lo..=hi {
-            self.words[id as usize / 64] |= 1 << (id % 64);
+        if hi < lo {
+            return;
         }
+        self.grow(hi);
+        let (first, last) = (lo as usize / 64, hi as usize / 64);
+        // The bits from `from` up, and up to `to`, within one word.
+        let from = |bit: u32| u64::MAX << (bit % 64);
+        let to = |bit: u32| u64::MAX >> (63 - bit % 64);
+        if first == last {
+            self.words[first] |= from(lo) & to(hi);
+            return;
+        }
+        self.words[first] |= from(lo);
+        for word in &mut self.words[first + 1..last] {
+            *word = u64::MAX;
+        }
+        self.words[last] |= to(hi);
     }
 
     pub fn contains(&self, id: u32) -> bool {
@@ -178,6 +204,41 @@ mod tests {
             let err = IdSet::parse(bad).unwrap_err();
             assert!(err.contains(&format!("'{bad}'")), "{err}");
         }
+    }
+
+    #[test]
+    fn ranges_are_inserted_exactly_at_word_edges() {
+        for (lo, hi) in [
+            (0, 0),
+            (0, 63),
+            (0, 64),
+            (5, 130),
+            (63, 64),
+            (64, 127),
+            (1, 1000),
+        ] {
+            let mut set = IdSet::new();
+            set.insert_range(lo, hi);
+            assert_eq!(
+                set.iter().collect::<Vec<_>>(),
+                (lo..=hi).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn an_idset_that_names_too_many_ids_is_refused_by_its_cap() {
+        let err = IdSet::parse("16777216").unwrap_err();
+        assert!(err.contains("over the largest, 16777215"), "{err}");
+        // One whole range is fine; the same range again would double the
+        // work, and is refused with the cap named.
+        assert_eq!(IdSet::parse("0-16777215").unwrap().count(), 1 << 24);
+        let err = IdSet::parse("0-16777215,0-16777215").unwrap_err();
+        assert!(err.contains("more than 16777216 ids"), "{err}");
+        // A long input is named by its start only.
+        let long = vec!["1"; 10_000].join(",") + ",x";
+        let err = IdSet::parse(&long).unwrap_err();
+        assert!(err.len() < 200, "{err}");
     }
 
     #[test]

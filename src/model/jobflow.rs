@@ -787,11 +787,15 @@ impl Vertex<'_> {
 
     fn add_to(&self, multiplier: u64, request: &mut Request) {
         let n = multiplier.saturating_mul(self.count());
-        match self.kind.as_deref() {
-            Some("node") => request.nodes += n,
-            Some("core") => request.cores += n,
-            Some("gpu") => request.gpus += n,
-            _ => {}
+        let total = match self.kind.as_deref() {
+            Some("node") => Some(&mut request.nodes),
+            Some("core") => Some(&mut request.cores),
+            Some("gpu") => Some(&mut request.gpus),
+            _ => None,
+        };
+        // Saturating: a hostile count cannot wrap a total around.
+        if let Some(total) = total {
+            *total = total.saturating_add(n);
         }
         // Counts inside a vertex are per instance of it: 2 slots per node on
         // 4 nodes are 8 slots.
@@ -821,6 +825,17 @@ pub fn read_jobspec(raw: &RawValue) -> JobspecSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jobspec_beyond_what_can_be_counted_saturates() {
+        let huge = format!(
+            r#"{{"resources":[{{"type":"node","count":{max},"with":[{{"type":"slot","count":{max},"with":[{{"type":"core","count":2}}]}}]}},{{"type":"core","count":{max}}}]}}"#,
+            max = u64::MAX
+        );
+        let raw = RawValue::from_string(huge).unwrap();
+        let request = read_jobspec(&raw).request;
+        assert_eq!((request.nodes, request.cores), (u64::MAX, u64::MAX));
+    }
 
     #[test]
     fn known_queues_have_zero_series_before_any_job_moves() {
