@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use flux_prometheus::auth::Users;
+use flux_prometheus::http::auth::Users;
 
 fn benches(c: &mut Criterion) {
     let mut hashes = BTreeMap::new();

@@ -10,9 +10,9 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::config::DEFAULT_MAX_REQUEST_RATE;
-use crate::pacing::Pacer;
+use crate::http::pacing::Pacer;
+use crate::http::webconfig::WebConfig;
 use crate::state::CollectorStatus;
-use crate::webconfig::WebConfig;
 
 /// The exposition formats served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -55,7 +55,6 @@ pub fn hostname() -> String {
 }
 
 pub mod announce;
-pub mod auth;
 pub mod collectors;
 pub mod config;
 pub mod exposition;
@@ -63,11 +62,9 @@ pub mod http;
 pub mod model;
 pub mod module;
 pub mod names;
-pub mod pacing;
 pub mod render;
 pub mod state;
 pub mod stats;
-pub mod webconfig;
 
 // `mod_main`, the one symbol the module's shared object exports.
 flux::module_main!(crate::module::start);

@@ -12,9 +12,9 @@ use crate::stats::{CollectorStats, ModuleStats};
 use crate::collectors::{self, Backoff, Collector, Context, Settings, CATALOG};
 use crate::config::Config;
 use crate::exposition::Shared;
+use crate::http::webconfig::WebConfig;
 use crate::http::{Server, METRICS_PATH};
 use crate::names::NameService;
-use crate::webconfig::WebConfig;
 use flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 
 /// What collectors are started or reconfigured with, from `config` and the

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use flux_prometheus::exposition::Shared;
+use flux_prometheus::http::webconfig::WebConfig;
 use flux_prometheus::http::Server;
-use flux_prometheus::webconfig::WebConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
 const METRICS: &str =

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use flux_prometheus::exposition::Shared;
-use flux_prometheus::webconfig::WebConfig;
+use flux_prometheus::http::webconfig::WebConfig;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     });
     // The pure helpers on the same bytes, as header values and as text.
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = flux_prometheus::auth::basic_credentials(text);
+        let _ = flux_prometheus::http::auth::basic_credentials(text);
         let _ = flux_prometheus::exposition::openmetrics(text);
         if let Ok(value) = hyper::header::HeaderValue::from_str(text) {
             let mut headers = hyper::HeaderMap::new();

@@ -17,7 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
-use crate::auth::Users;
+use crate::http::auth::Users;
 
 /// The settings the HTTP thread applies, from one web-config file (or none).
 #[derive(Default)]

@@ -1,5 +1,8 @@
-//! The HTTP exporter thread. It serves the newest published [`Snapshot`] and
-//! knows nothing of Flux.
+//! The HTTP side of the module: the exporter thread (this file), who may
+//! ask ([`auth`]), how often ([`pacing`]), and the exporter-toolkit
+//! web-config that sets both and TLS ([`webconfig`]). Nothing here touches
+//! Flux or a collector: the thread serves the newest published
+//! [`Snapshot`], which the reactor thread hands over.
 //!
 //! One thread runs a single-threaded tokio runtime, so every connection is a
 //! task, not a thread: the thread count is fixed whatever clients do. Every
@@ -24,8 +27,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
-use crate::auth::{basic_credentials, Users};
+pub mod auth;
+pub mod pacing;
+pub mod webconfig;
+
 use crate::exposition::{Format, Selection, Shared};
+use auth::{basic_credentials, Users};
 
 pub const METRICS_PATH: &str = "/metrics";
 /// The nested instances below this one, as Prometheus `http_sd_configs`
