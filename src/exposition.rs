@@ -1,6 +1,7 @@
 //! The hand-off between the reactor thread, which publishes rendered metrics,
 //! and the HTTP thread, which serves them. Nothing here knows Flux.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -157,6 +158,42 @@ fn gzip_member(parts: &[&Deflated]) -> Bytes {
 pub struct Exposition {
     pub parts: Vec<(&'static str, Arc<Part>)>,
     pub statuses: Vec<CollectorStatus>,
+}
+
+/// Each collector's last render, with the generation of its section it was
+/// made from and the length of its text: a collector whose section has not
+/// changed is not rendered again.
+#[derive(Default)]
+pub struct RenderCache(BTreeMap<&'static str, Rendered>);
+
+/// One collector's last render.
+pub struct Rendered {
+    /// The generation of its section the render was made from.
+    pub generation: u64,
+    pub part: Arc<Part>,
+    /// The length of its text (0 for a part rendered on the HTTP thread).
+    pub len: usize,
+}
+
+impl RenderCache {
+    pub fn last(&self, name: &str) -> Option<&Rendered> {
+        self.0.get(name)
+    }
+
+    pub fn keep(&mut self, name: &'static str, generation: u64, part: Arc<Part>, len: usize) {
+        self.0.insert(
+            name,
+            Rendered {
+                generation,
+                part,
+                len,
+            },
+        );
+    }
+
+    pub fn forget(&mut self, name: &str) {
+        self.0.remove(name);
+    }
 }
 
 /// Which collectors a request asks for (node_exporter's `collect[]` and

@@ -62,6 +62,7 @@ pub mod http;
 pub mod model;
 pub mod module;
 pub mod names;
+pub mod reactor;
 pub mod render;
 pub mod state;
 pub mod stats;

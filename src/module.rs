@@ -524,7 +524,13 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
             format!("cannot start the user-name thread: {e}"),
         )
     })?;
-    let ctx = Context::new(h, Arc::clone(&shared), names.names(), &config.collectors)?;
+    let ctx = Context::new(
+        h,
+        Arc::clone(&shared),
+        names.names(),
+        &config.collectors,
+        collectors::render_parts,
+    )?;
     ctx.set_publish_intervals(config.publish_interval, config.busy_publish_interval);
     ctx.publish_now();
     let live = Rc::new(RefCell::new(Live {

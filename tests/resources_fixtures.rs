@@ -436,7 +436,7 @@ fn allocated_and_housekeeping_nodes_equal_flux_resource_status_all() {
 
 #[test]
 fn the_resource_journal_is_read_as_flux_core_streams_it() {
-    use flux_prometheus::collectors::resource_status::{journal_response, JournalResponse};
+    use flux_prometheus::reactor::resource_status::{journal_response, JournalResponse};
     common::each_set(|| {
         // The backlog (resource-define first, with R beside it), the empty
         // response that ends it, then node2 undrained live.

@@ -12,10 +12,10 @@ use prometheus::core::Collector as _;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::proto::MetricType;
 
-use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use super::subscription::{StreamEvent, Subscription};
 use super::{About, Collector, Context, Settings, Spec};
 use crate::model::broker::{self, InstanceInfo, ProcessSample};
+use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use crate::reactor::subscription::{StreamEvent, Subscription};
 use crate::render::Family;
 use crate::state::{Section, State};
 use flux::Error;

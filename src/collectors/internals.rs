@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cadence::Cadence;
-use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, Settings, Spec};
 use crate::model::idset::IdSet;
+use crate::reactor::cadence::Cadence;
+use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::render::Family;
 use crate::state::{Section, State};
 use flux::Error;

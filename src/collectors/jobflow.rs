@@ -17,14 +17,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Instant;
 
-use super::allocated::AllocatedWriter;
-use super::roster::RosterWriter;
-use super::subscription::{StreamEvent, Subscription};
 use super::{About, Collector, Context, OptionSpec, Settings, Spec};
 use crate::model::jobflow::{
     self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, DEFAULT_RUN_BUCKETS,
     DEFAULT_WAIT_BUCKETS,
 };
+use crate::reactor::allocated::AllocatedWriter;
+use crate::reactor::roster::RosterWriter;
+use crate::reactor::subscription::{StreamEvent, Subscription};
 use crate::render::Family;
 use crate::state::{Section, State};
 use flux::Error;

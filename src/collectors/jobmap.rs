@@ -32,12 +32,12 @@ use std::time::Instant;
 
 use imbl::OrdMap;
 
-use super::roster::{self, Follower, RosterReader};
 use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
 use crate::model::nested::f58;
 use crate::model::roster::{Changes, JobNode, Phase, RosterJob};
 use crate::names::Names;
+use crate::reactor::roster::{self, Follower, RosterReader};
 use crate::render::Family;
 use crate::state::{Section, State};
 use flux::{Error, Level, Timer};

@@ -11,11 +11,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Instant;
 
-use super::deferred::Deferred;
-use super::poll::{Opened, PollLoop};
-use super::subscription::{StreamEvent, Subscription};
 use super::{About, Collector, Context, Settings, Spec};
 use crate::model::jobs::{self, JobCounts, JobStats};
+use crate::reactor::deferred::Deferred;
+use crate::reactor::poll::{Opened, PollLoop};
+use crate::reactor::subscription::{StreamEvent, Subscription};
 use crate::render::{queue_label, Family};
 use crate::state::{Section, State};
 use flux::Error;
@@ -160,7 +160,7 @@ fn on_probe_response(inner: &Rc<Inner>, response: Result<String, Error>) {
         }
         // job-list went away: the stream is as good as gone.
         Err(err) if inner.stream.is_open() => {
-            let message = super::subscription::end_message(TOPIC, "job-list", &err);
+            let message = crate::reactor::subscription::end_message(TOPIC, "job-list", &err);
             inner.last_streamed.borrow_mut().take();
             inner.stream.drop_and_retry();
             inner

@@ -6,17 +6,10 @@
 //! Adding a collector is one new file and its line in [`REGISTRY`]: the
 //! `collectors=` argument, the per-collector options, reload decisions,
 //! withdrawal and rendering all come from its [`Spec`].
-
-pub mod allocated;
-pub mod backoff;
-pub mod cadence;
-pub mod context;
-pub mod deferred;
-pub mod nested;
-pub mod poll;
-pub mod resource_status;
-pub mod roster;
-pub mod subscription;
+//!
+//! Only collectors live here, beside the registry. What they share (the
+//! context, subscriptions, poll loops, the journal's feeds) is in
+//! `crate::reactor`; what they parse, in `crate::model`.
 
 pub mod broker;
 pub mod internals;
@@ -36,11 +29,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use backoff::Backoff;
-pub use context::Context;
+pub use crate::reactor::{Backoff, Context};
 
 pub use crate::config::{About, Catalog, OptionSpec};
-use crate::exposition::{Exposition, Part, RenderLater};
+use crate::exposition::{Exposition, Part, RenderCache, RenderLater};
 use crate::state::{CollectorStatus, State};
 use flux::Error;
 
@@ -160,11 +152,6 @@ pub fn render(state: &State) -> String {
     out
 }
 
-/// Each collector's last render, with the generation of its section it was
-/// made from and the length of its text.
-#[derive(Default)]
-pub struct RenderCache(BTreeMap<&'static str, (u64, Arc<Part>, usize)>);
-
 /// Each enabled collector's families, in registry order, apart: a
 /// collector whose section has not changed since the last publish is not
 /// rendered again (a large job map need not be, each time a queue count
@@ -174,13 +161,13 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
     for spec in REGISTRY {
         let name = spec.about.name;
         if !state.collectors.iter().any(|c| c.name == name) {
-            cache.0.remove(name);
+            cache.forget(name);
             continue;
         }
         let generation = state.generation(name);
-        let last = cache.0.get(name);
+        let last = cache.last(name);
         let part = match last {
-            Some((made_from, part, _)) if *made_from == generation => Arc::clone(part),
+            Some(last) if last.generation == generation => Arc::clone(&last.part),
             _ => {
                 let (part, len) = match spec.render {
                     Render::Now(render) => {
@@ -192,7 +179,8 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
                         // makes arenas: 8 per core), each large request
                         // sorts that module's free chunks (BENCHMARKS.md,
                         // "a million jobs").
-                        let mut out = String::with_capacity(last.map_or(1024, |l| l.2 + l.2 / 8));
+                        let mut out =
+                            String::with_capacity(last.map_or(1024, |l| l.len + l.len / 8));
                         render(state, &mut out);
                         let len = out.len();
                         (Part::ready(Bytes::from(out)), len)
@@ -202,7 +190,7 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
                         None => (Part::ready(Bytes::new()), 0),
                     },
                 };
-                cache.0.insert(name, (generation, Arc::clone(&part), len));
+                cache.keep(name, generation, Arc::clone(&part), len);
                 part
             }
         };

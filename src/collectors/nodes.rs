@@ -4,7 +4,7 @@
 //!
 //! Each poll asks `resource.status` (every node, its host and its states;
 //! the answer the resources collector shares, asked of the resource module
-//! only after a change: see [`super::resource_status`]),
+//! only after a change: see [`crate::reactor::resource_status`]),
 //! `job-manager.stats-get` (the ranks in housekeeping, as `flux resource
 //! status` reads them) and `config.get` (whether housekeeping is
 //! configured). The allocated set is the journal's, which the jobflow
@@ -22,14 +22,14 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::allocated::AllocatedReader;
-use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
 use crate::model::allocations;
 use crate::model::idset::IdSet;
 use crate::model::nodes::{self, NodesView};
 use crate::model::resources::ResourceSet;
+use crate::reactor::allocated::AllocatedReader;
+use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::render::Family;
 use crate::state::{Section, State};
 use flux::Error;

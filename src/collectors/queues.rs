@@ -6,9 +6,9 @@ use std::rc::{Rc, Weak};
 
 use serde_json::json;
 
-use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, Settings, Spec};
 use crate::model::queues::{self, QueueStatus};
+use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::render::Family;
 use crate::state::{Section, State};
 use flux::Error;

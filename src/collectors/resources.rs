@@ -9,7 +9,7 @@
 //! cheap sources it depends on: `job-manager.resource-status` (the allocated
 //! set, cached by the job manager until an allocation changes),
 //! `resource.status` (shared with the nodes collector, and asked of the
-//! resource module only after a change: see [`super::resource_status`])
+//! resource module only after a change: see [`crate::reactor::resource_status`])
 //! and `config.get`. When none changed, nothing is
 //! recomputed. When one did, sched-status is computed from them as the
 //! resource module would (see `SchedStatus::derive`), and asked of the
@@ -27,12 +27,12 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use super::allocated::AllocatedReader;
-use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, OptionSpec, Settings, Spec};
 use crate::config::parse_bool;
 use crate::model::allocations::{self, Allocations};
 use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
+use crate::reactor::allocated::AllocatedReader;
+use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::render::{queue_label, Family};
 use crate::state::{Section, State};
 use flux::Error;
@@ -233,7 +233,7 @@ const JOURNAL_SOURCE: &str = "job-manager.events-journal";
 const JOURNAL_KEY: &str = "journal generation ";
 
 /// Asks `topic` for `slot` of the open round; `resource.status` through
-/// the answer the nodes collector shares (see [`super::resource_status`]).
+/// the answer the nodes collector shares (see [`crate::reactor::resource_status`]).
 fn send(inner: &Rc<Inner>, slot: usize, topic: &str) -> Result<(), Error> {
     let weak = Rc::downgrade(inner);
     let on_response = move |response| {

@@ -24,9 +24,9 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cadence::Cadence;
-use super::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use super::{About, Collector, Context, Settings, Spec};
+use crate::reactor::cadence::Cadence;
+use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::render::Family;
 use crate::state::{Section, State};
 use flux::Error;

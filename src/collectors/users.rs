@@ -15,12 +15,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::roster::{self, Follower, RosterReader};
 use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
 pub use crate::model::usage::Usage;
 use crate::model::usage::{ByProject, ByUid};
 use crate::names::Names;
+use crate::reactor::roster::{self, Follower, RosterReader};
 use crate::render::Family;
 use crate::state::{Section, State};
 use flux::{Error, Level, Timer};

@@ -11,11 +11,15 @@ use super::nested::NestedFeed;
 use super::poll::PollLoop;
 use super::resource_status::{self, ResourceStatusFeed};
 use super::roster::{RosterFeed, RosterReader, RosterWriter};
-use crate::exposition::{Shared, Snapshot};
+use crate::exposition::{Exposition, RenderCache, Shared, Snapshot};
 use crate::names::Names;
 use crate::state::State;
 use crate::stats::{PublishStats, ResourceStatusAsks};
 use flux::{Error, Handle};
+
+/// Renders the state's collectors into an exposition, re-using what the
+/// cache holds of the sections that did not change.
+pub type RenderAll = fn(&State, &mut RenderCache) -> Exposition;
 
 pub struct Context {
     pub handle: Handle,
@@ -38,7 +42,9 @@ pub struct Context {
     /// Publishes so far, and the last ones' wall and CPU seconds.
     publishes: RefCell<(u64, Vec<(f64, f64)>)>,
     /// The last render of each collector's families.
-    rendered: RefCell<super::RenderCache>,
+    rendered: RefCell<RenderCache>,
+    /// Renders every collector's families (the registry's).
+    render: RenderAll,
     /// Run before each render; each says whether to keep it (false once its
     /// collector is gone).
     before_publish: RefCell<Vec<Box<dyn Fn() -> bool>>>,
@@ -50,6 +56,7 @@ impl Context {
         shared: Arc<Shared>,
         names: Names,
         collectors: &[&'static str],
+        render: RenderAll,
     ) -> Result<Rc<Context>, Error> {
         // The instance owner's name is wanted first (a nested instance's
         // jobs are mostly the owner's): asked now, it is there by then.
@@ -81,7 +88,8 @@ impl Context {
             nested,
             resource_status: ResourceStatusFeed::new(handle)?,
             names,
-            rendered: RefCell::new(super::RenderCache::default()),
+            rendered: RefCell::new(RenderCache::default()),
+            render,
             publishes: RefCell::new((0, Vec::new())),
             before_publish: RefCell::new(Vec::new()),
         });
@@ -242,7 +250,7 @@ impl Context {
         let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
         self.before_publish.borrow_mut().splice(0..0, kept);
         let state = self.state.borrow();
-        let exposition = super::render_parts(&state, &mut self.rendered.borrow_mut());
+        let exposition = (self.render)(&state, &mut self.rendered.borrow_mut());
         self.shared
             .publish_snapshot(Snapshot::of(exposition), state.all_reported());
         let took = started.elapsed().as_secs_f64();
