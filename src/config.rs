@@ -4,7 +4,6 @@
 //! handed, and imports nothing of the crate.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -118,12 +117,62 @@ pub struct Config {
     pub max_request_rate: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgError(pub String);
+/// What is wrong with the module's arguments or the broker config's
+/// `[prometheus]` table, in the words `flux module load` and `flux config
+/// reload` show. Each names the argument and what a valid one looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("argument '{arg}' is not key=value (valid keys: {keys})")]
+    NotKeyValue { arg: String, keys: String },
+    // flux config reload reports a module's error in 160 bytes: the key
+    // and the suggestion come first, the keys last.
+    #[error("unknown argument '{key}'{suggestion} (valid keys: {keys})")]
+    UnknownKey {
+        key: String,
+        /// "; did you mean 'X'?", or nothing.
+        suggestion: String,
+        keys: String,
+    },
+    /// A known key with a value it does not take; `why` says what it takes.
+    #[error("{key}={value}: {why}")]
+    BadValue {
+        key: String,
+        value: String,
+        why: String,
+    },
+    #[error("unknown collector '{name}'{suggestion} in collectors={value} (known: {known})")]
+    UnknownCollector {
+        name: String,
+        suggestion: String,
+        value: String,
+        known: String,
+    },
+    #[error("collectors={chosen}: {name} needs the {missing} collector, which follows what it reads (add {missing})")]
+    MissingCollector {
+        chosen: String,
+        name: String,
+        missing: String,
+    },
+    /// An error of the broker config's table rather than of the arguments.
+    #[error("[prometheus] in the broker config: {0}")]
+    InBrokerConfig(Box<ConfigError>),
+    #[error("malformed config: {0}")]
+    MalformedBrokerConfig(String),
+    #[error("[prometheus] in the broker config is not a table")]
+    NotATable,
+    #[error("[prometheus] {key}: expected a string, number, boolean or array of them")]
+    NotAScalar { key: String },
+    #[error("flux-core {version} is older than {oldest}, the oldest this module supports; upgrade flux-core")]
+    FluxTooOld { version: String, oldest: String },
+}
 
-impl fmt::Display for ArgError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl ConfigError {
+    fn bad_value(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
+        ConfigError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            why: why.into(),
+        }
     }
 }
 
@@ -164,15 +213,15 @@ impl Config {
         args: &[S],
         instance_level: u32,
         catalog: Catalog,
-    ) -> Result<Config, ArgError> {
+    ) -> Result<Config, ConfigError> {
         let mut config = Config::defaults(instance_level, catalog);
         for arg in args {
             let arg = arg.as_ref();
             let Some((key, value)) = arg.split_once('=') else {
-                return Err(ArgError(format!(
-                    "argument '{arg}' is not key=value (valid keys: {})",
-                    catalog.key_list()
-                )));
+                return Err(ConfigError::NotKeyValue {
+                    arg: arg.to_string(),
+                    keys: catalog.key_list(),
+                });
             };
             match key {
                 "listen" => config.listen = parse_listen(value)?,
@@ -186,23 +235,22 @@ impl Config {
                 "web-config" => config.web_config = Some(value.into()),
                 "max-request-rate" => {
                     config.max_request_rate = value.parse().map_err(|_| {
-                        ArgError(format!(
-                            "max-request-rate={value}: expected a whole number of requests per second (0 for no limit)"
-                        ))
+                        ConfigError::bad_value(
+                            key,
+                            value,
+                            "expected a whole number of requests per second (0 for no limit)",
+                        )
                     })?;
                 }
                 _ => {
                     let Some((_, option)) = catalog.find_option(key) else {
-                        // Flux reports a reload error in 160 bytes: the key
-                        // and the suggestion come first, the keys last.
-                        return Err(ArgError(format!(
-                            "unknown argument '{key}'{} (valid keys: {})",
-                            did_you_mean(key, catalog.keys()),
-                            catalog.key_list()
-                        )));
+                        return Err(ConfigError::UnknownKey {
+                            key: key.to_string(),
+                            suggestion: did_you_mean(key, catalog.keys()),
+                            keys: catalog.key_list(),
+                        });
                     };
-                    (option.check)(value)
-                        .map_err(|why| ArgError(format!("{key}={value}: {why}")))?;
+                    (option.check)(value).map_err(|why| ConfigError::bad_value(key, value, why))?;
                     config.options.insert(option.key, value.to_string());
                 }
             }
@@ -223,10 +271,11 @@ impl Config {
                 continue;
             };
             if let Some(missing) = about.needs.iter().find(|n| !config.collectors.contains(n)) {
-                return Err(ArgError(format!(
-                    "collectors={}: {name} needs the {missing} collector, which follows what it reads (add {missing})",
-                    config.collectors.join(",")
-                )));
+                return Err(ConfigError::MissingCollector {
+                    chosen: config.collectors.join(","),
+                    name: name.to_string(),
+                    missing: missing.to_string(),
+                });
             }
         }
         Ok(config)
@@ -245,6 +294,81 @@ impl Config {
     }
 }
 
+/// The `[prometheus]` table of a broker config (a `config.get` answer or a
+/// config-reload request) as module arguments, which it mirrors key for key.
+pub fn table_args(config: &str) -> Result<Vec<String>, ConfigError> {
+    let config: serde_json::Value = serde_json::from_str(config)
+        .map_err(|e| ConfigError::MalformedBrokerConfig(e.to_string()))?;
+    let Some(table) = config.get("prometheus") else {
+        return Ok(Vec::new());
+    };
+    let table = table.as_object().ok_or(ConfigError::NotATable)?;
+    let scalar = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    table
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(scalar)
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| v.join(",")),
+                other => scalar(other),
+            };
+            text.map(|t| format!("{key}={t}"))
+                .ok_or_else(|| ConfigError::NotAScalar { key: key.clone() })
+        })
+        .collect()
+}
+
+/// The oldest flux-core this module supports: the oldest that flux-sched
+/// 0.54 (Fluxion) supports, and the oldest the test suite was run against
+/// (README, "Supported flux-core versions").
+pub const MIN_FLUX_CORE: (u32, u32, u32) = (0, 78, 0);
+
+/// Refuses a broker older than [`MIN_FLUX_CORE`], naming both versions. A
+/// version that does not parse (a development build, say) is let through.
+pub fn check_flux_version(version: &str) -> Result<(), ConfigError> {
+    let numbers: Vec<u32> = version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .map_while(|n| n.parse().ok())
+        .collect();
+    let [major, minor, patch] = numbers[..] else {
+        return Ok(());
+    };
+    let (a, b, c) = MIN_FLUX_CORE;
+    if (major, minor, patch) < MIN_FLUX_CORE {
+        return Err(ConfigError::FluxTooOld {
+            version: version.to_string(),
+            oldest: format!("{a}.{b}.{c}"),
+        });
+    }
+    Ok(())
+}
+
+/// The configuration in force: the broker config's `[prometheus]` table
+/// (its `table_args`), overridden by the module's arguments. An error of
+/// the table's own is named as the table's.
+pub fn effective_config(
+    table: &[String],
+    args: &[String],
+    level: u32,
+    catalog: Catalog,
+) -> Result<Config, ConfigError> {
+    Config::from_args(table, level, catalog)
+        .map_err(|e| ConfigError::InBrokerConfig(Box::new(e)))?;
+    let all: Vec<&String> = table.iter().chain(args).collect();
+    Config::from_args(&all, level, catalog)
+}
+
 /// A boolean argument: true, yes, 1 or on; false, no, 0 or off.
 pub fn parse_bool(value: &str) -> Result<bool, String> {
     match value {
@@ -256,9 +380,13 @@ pub fn parse_bool(value: &str) -> Result<bool, String> {
 
 /// Parses `HOST:PORT`: an IPv4 address, a bracketed IPv6 address, a host
 /// name, or `*` for every address.
-pub fn parse_listen(value: &str) -> Result<SocketAddr, ArgError> {
+pub fn parse_listen(value: &str) -> Result<SocketAddr, ConfigError> {
     let bad = |why: &str| {
-        ArgError(format!("listen={value}: {why} (expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT}, 127.0.0.1:0 or [::1]:{DEFAULT_PORT})"))
+        ConfigError::bad_value(
+            "listen",
+            value,
+            format!("{why} (expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT}, 127.0.0.1:0 or [::1]:{DEFAULT_PORT})"),
+        )
     };
     let Some((host, port)) = value.rsplit_once(':') else {
         return Err(bad("no port"));
@@ -288,11 +416,13 @@ pub fn parse_listen(value: &str) -> Result<SocketAddr, ArgError> {
 
 /// Parses a duration in Flux's FSD style: a number with an optional unit
 /// (ms, s, m, h); a bare number is seconds.
-pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ArgError> {
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     let bad = || {
-        ArgError(format!(
-            "{key}={value}: expected a positive duration such as 5, 5s, 500ms or 1m"
-        ))
+        ConfigError::bad_value(
+            key,
+            value,
+            "expected a positive duration such as 5, 5s, 500ms or 1m",
+        )
     };
     let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
         (n, 0.001)
@@ -324,15 +454,16 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -
         .unwrap_or_default()
 }
 
-fn parse_collectors(value: &str, catalog: Catalog) -> Result<Vec<&'static str>, ArgError> {
+fn parse_collectors(value: &str, catalog: Catalog) -> Result<Vec<&'static str>, ConfigError> {
     let mut chosen = Vec::new();
     for name in value.split(',').filter(|s| !s.is_empty()) {
         let Some(known) = catalog.find(name) else {
-            return Err(ArgError(format!(
-                "unknown collector '{name}'{} in collectors={value} (known: {})",
-                did_you_mean(name, catalog.names()),
-                catalog.names().collect::<Vec<_>>().join(", ")
-            )));
+            return Err(ConfigError::UnknownCollector {
+                name: name.to_string(),
+                suggestion: did_you_mean(name, catalog.names()),
+                value: value.to_string(),
+                known: catalog.names().collect::<Vec<_>>().join(", "),
+            });
         };
         if !chosen.contains(&known.name) {
             chosen.push(known.name);
@@ -374,7 +505,7 @@ mod tests {
         assert_eq!(c.busy_publish_interval, Duration::from_millis(250));
         let err = Config::from_args(&["busy-publish-interval=soon"], 0, CATALOG)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(err.starts_with("busy-publish-interval=soon: "), "{err}");
     }
 
@@ -386,14 +517,14 @@ mod tests {
         assert_eq!(c.publish_interval, Duration::from_secs(2));
         let err = Config::from_args(&["publish-interval=0"], 0, CATALOG)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             err.starts_with("publish-interval=0: expected a positive duration"),
             "{err}"
         );
         let err = Config::from_args(&["publish-intervall=1s"], 0, CATALOG)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(err.contains("did you mean 'publish-interval'"), "{err}");
     }
 
@@ -408,7 +539,9 @@ mod tests {
             "max-request-rate=1.5",
             "max-request-rate=",
         ] {
-            let err = Config::from_args(&[bad], 0, CATALOG).unwrap_err().0;
+            let err = Config::from_args(&[bad], 0, CATALOG)
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with(bad) && err.contains("per second"), "{err}");
         }
     }
@@ -428,12 +561,16 @@ mod tests {
 
     #[test]
     fn bad_arguments_name_the_problem() {
-        let err = Config::from_args(&["bogus=1"], 0, CATALOG).unwrap_err().0;
+        let err = Config::from_args(&["bogus=1"], 0, CATALOG)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("unknown argument 'bogus'") && err.contains("listen"),
             "{err}"
         );
-        let err = Config::from_args(&["listen"], 0, CATALOG).unwrap_err().0;
+        let err = Config::from_args(&["listen"], 0, CATALOG)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not key=value"), "{err}");
         for bad in [
             "listen=1.2.3:x",
@@ -443,7 +580,9 @@ mod tests {
             "listen=a b:80",
             "listen=300.1.2.3:80",
         ] {
-            let err = Config::from_args(&[bad], 0, CATALOG).unwrap_err().0;
+            let err = Config::from_args(&[bad], 0, CATALOG)
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.starts_with(bad) && err.contains("expected HOST:PORT"),
                 "{bad}: {err}"
@@ -451,15 +590,15 @@ mod tests {
         }
         let err = Config::from_args(&["poll-interval=-1"], 0, CATALOG)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(err.contains("poll-interval=-1"), "{err}");
         let err = Config::from_args(&["collectors=jobs,nope"], 0, CATALOG)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(err.contains("unknown collector 'nope'"), "{err}");
         let err = Config::from_args(&["collectors=jobs,queus"], 0, CATALOG)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             err.starts_with("unknown collector 'queus'; did you mean 'queues'?"),
             "{err}"
@@ -472,14 +611,16 @@ mod tests {
         // broker-config prefix the module adds.
         let err = Config::from_args(&["colectors=jobs"], 0, CATALOG)
             .unwrap_err()
-            .0;
+            .to_string();
         let shown = format!("[prometheus] in the broker config: {err}");
         let cut: String = shown.chars().take(159).collect();
         assert!(
             cut.contains("unknown argument 'colectors'; did you mean 'collectors'?"),
             "{cut}"
         );
-        let err = Config::from_args(&["zzz=1"], 0, CATALOG).unwrap_err().0;
+        let err = Config::from_args(&["zzz=1"], 0, CATALOG)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("did you mean"), "{err}");
     }
 
@@ -516,8 +657,60 @@ mod tests {
             ("run-buckets=10,1", "run-buckets=10,1: bounds must increase"),
             ("per-node=maybe", "per-node=maybe: expected true or false"),
         ] {
-            let err = Config::from_args(&[bad], 0, CATALOG).unwrap_err().0;
+            let err = Config::from_args(&[bad], 0, CATALOG)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(names), "{err}");
         }
+    }
+
+    #[test]
+    fn a_broker_older_than_the_minimum_is_refused_by_version() {
+        let err = check_flux_version("0.77.0").unwrap_err().to_string();
+        assert!(
+            err.starts_with("flux-core 0.77.0 is older than 0.78.0"),
+            "{err}"
+        );
+        assert!(check_flux_version("0.60.0-12-gabc").is_err());
+        for fine in ["0.78.0", "0.88.0-59-g4a5e79f56", "1.0.0", "unknown"] {
+            assert_eq!(check_flux_version(fine), Ok(()), "{fine}");
+        }
+    }
+
+    #[test]
+    fn the_broker_config_table_becomes_arguments_and_its_errors_are_its_own() {
+        let args = table_args(r#"{"prometheus": {"listen": "127.0.0.1:0", "collectors": ["jobs", "queues"], "per-node": true}}"#).unwrap();
+        assert_eq!(
+            args,
+            [
+                "collectors=jobs,queues",
+                "listen=127.0.0.1:0",
+                "per-node=true"
+            ]
+        );
+        assert_eq!(table_args("{}").unwrap(), Vec::<String>::new());
+        let err = table_args(r#"{"prometheus": 5}"#).unwrap_err().to_string();
+        assert_eq!(err, "[prometheus] in the broker config is not a table");
+        let err = table_args(r#"{"prometheus": {"listen": {}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("[prometheus] listen: expected a string"),
+            "{err}"
+        );
+        let table = ["poll-interval=never".to_string()];
+        let err = effective_config(&table, &[], 0, CATALOG)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("[prometheus] in the broker config: poll-interval=never"),
+            "{err}"
+        );
+        // The arguments override the table.
+        let config = effective_config(&table, &["poll-interval=2s".into()], 0, CATALOG);
+        assert!(config.is_err(), "the table's own error still stands");
+        let table = ["poll-interval=1s".to_string()];
+        let config = effective_config(&table, &["poll-interval=2s".into()], 0, CATALOG).unwrap();
+        assert_eq!(config.poll_interval, Duration::from_secs(2));
     }
 }

@@ -1,5 +1,8 @@
-//! The module's life: parse arguments, bind, start the HTTP thread and the
-//! collectors, run the reactor, and take everything down again.
+//! The module's life, in order: [`start`] reads the arguments, binds,
+//! starts the HTTP and user-name threads and the collectors, and answers
+//! the module's own requests; the reactor runs; [`Module`]'s one teardown
+//! path takes everything down again. A `flux config reload` in between is
+//! [`Live::reload`].
 
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -10,10 +13,11 @@ use crate::announce::Announcer;
 use crate::stats::{CollectorStats, ModuleStats};
 
 use crate::collectors::{self, Backoff, Collector, Context, Settings, CATALOG};
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::exposition::Shared;
 use crate::http::webconfig::WebConfig;
 use crate::http::{Server, METRICS_PATH};
+use crate::model::resources::queue_names;
 use crate::names::NameService;
 use flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 
@@ -176,17 +180,38 @@ struct Live {
     names: Option<NameService>,
 }
 
-impl Drop for Module {
-    fn drop(&mut self) {
-        // Handlers and collectors first (they hold futures and watchers on
-        // the still-open handle), then the HTTP thread is stopped and joined.
-        self.handlers.take();
+/// How the module is taken down: in order, on the reactor thread with the
+/// handle still open (`flux module remove`), or abandoned after the broker
+/// cancelled the module thread and closed the handle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Teardown {
+    Orderly,
+    Abandoned,
+}
+
+impl Module {
+    /// The one teardown path. Handlers and collectors go first (they hold
+    /// futures and watchers on the handle), then the HTTP and user-name
+    /// threads are stopped and joined: no thread of the module may outlive
+    /// it. Abandoned, every Flux object is leaked instead of destroyed,
+    /// since destroying a future or watcher then would touch freed memory.
+    fn teardown(&mut self, how: Teardown) {
+        fn release<T>(value: T, how: Teardown) {
+            match how {
+                Teardown::Orderly => drop(value),
+                Teardown::Abandoned => std::mem::forget(value),
+            }
+        }
+        release(self.handlers.take(), how);
         let mut live = self.live.borrow_mut();
-        live.collectors.clear();
-        live.ctx.take();
-        live.bind_retry.take();
+        release(std::mem::take(&mut live.collectors), how);
+        release(live.ctx.take(), how);
+        release(live.bind_retry.take(), how);
         if let Some(announcer) = live.announcer.take() {
-            announcer.withdraw();
+            match how {
+                Teardown::Orderly => announcer.withdraw(),
+                Teardown::Abandoned => announcer.abandon(),
+            }
         }
         if let Some(server) = live.server.as_mut() {
             server.shutdown();
@@ -194,117 +219,20 @@ impl Drop for Module {
         if let Some(names) = live.names.as_mut() {
             names.shutdown();
         }
+    }
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        self.teardown(Teardown::Orderly);
     }
 }
 
 impl ModuleInstance for Module {
     fn abandon(mut self: Box<Self>) {
-        // The broker has closed the handle: destroying a future or watcher
-        // now would touch freed memory, so they are leaked. The HTTP thread
-        // must still end before the broker unloads this code.
-        std::mem::forget(self.handlers.take());
-        let mut live = self.live.borrow_mut();
-        std::mem::forget(std::mem::take(&mut live.collectors));
-        std::mem::forget(live.ctx.take());
-        std::mem::forget(live.bind_retry.take());
-        if let Some(announcer) = live.announcer.take() {
-            announcer.abandon();
-        }
-        if let Some(server) = live.server.as_mut() {
-            server.shutdown();
-        }
-        if let Some(names) = live.names.as_mut() {
-            names.shutdown();
-        }
+        self.teardown(Teardown::Abandoned);
+        // Drop then finds nothing left to release.
     }
-}
-
-/// The `[prometheus]` table of a broker config (a `config.get` answer or a
-/// config-reload request) as module arguments, which it mirrors key for key.
-pub fn table_args(config: &str) -> Result<Vec<String>, String> {
-    let config: serde_json::Value =
-        serde_json::from_str(config).map_err(|e| format!("malformed config: {e}"))?;
-    let Some(table) = config.get("prometheus") else {
-        return Ok(Vec::new());
-    };
-    let table = table
-        .as_object()
-        .ok_or("[prometheus] in the broker config is not a table")?;
-    let scalar = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    table
-        .iter()
-        .map(|(key, value)| {
-            let text = match value {
-                serde_json::Value::Array(items) => items
-                    .iter()
-                    .map(scalar)
-                    .collect::<Option<Vec<_>>>()
-                    .map(|v| v.join(",")),
-                other => scalar(other),
-            };
-            text.map(|t| format!("{key}={t}")).ok_or_else(|| {
-                format!("[prometheus] {key}: expected a string, number, boolean or array of them")
-            })
-        })
-        .collect()
-}
-
-/// The oldest flux-core this module supports: the oldest that flux-sched
-/// 0.54 (Fluxion) supports, and the oldest the test suite was run against
-/// (README, "Supported flux-core versions").
-pub const MIN_FLUX_CORE: (u32, u32, u32) = (0, 78, 0);
-
-/// Refuses a broker older than [`MIN_FLUX_CORE`], naming both versions. A
-/// version that does not parse (a development build, say) is let through.
-pub fn check_flux_version(version: &str) -> Result<(), String> {
-    let numbers: Vec<u32> = version
-        .split(['-', '+'])
-        .next()
-        .unwrap_or("")
-        .split('.')
-        .map_while(|n| n.parse().ok())
-        .collect();
-    let [major, minor, patch] = numbers[..] else {
-        return Ok(());
-    };
-    let (a, b, c) = MIN_FLUX_CORE;
-    if (major, minor, patch) < MIN_FLUX_CORE {
-        return Err(format!(
-            "flux-core {version} is older than {a}.{b}.{c}, the oldest this module supports; upgrade flux-core"
-        ));
-    }
-    Ok(())
-}
-
-/// The queues a broker config defines, by name; "" alone for the anonymous
-/// queue of an instance with none (or an unreadable config).
-pub fn queue_names(config: &str) -> Vec<String> {
-    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(config)
-        .map(|c| {
-            crate::model::resources::configured_queues(&c)
-                .into_keys()
-                .collect()
-        })
-        .unwrap_or_default();
-    if names.is_empty() {
-        vec![String::new()]
-    } else {
-        names
-    }
-}
-
-/// The configuration in force: the broker config's `[prometheus]` table,
-/// overridden by the module's arguments.
-fn effective_config(table: &[String], args: &[String], level: u32) -> Result<Config, String> {
-    Config::from_args(table, level, CATALOG)
-        .map_err(|e| format!("[prometheus] in the broker config: {e}"))?;
-    let all: Vec<&String> = table.iter().chain(args).collect();
-    Config::from_args(&all, level, CATALOG).map_err(|e| e.0)
 }
 
 fn load_web(config: &Config) -> Result<WebConfig, String> {
@@ -326,9 +254,10 @@ impl Live {
     /// Applies a new broker config (`flux config reload`). Everything that
     /// can fail is done first, so a bad config changes nothing.
     fn reload(&mut self, payload: &str) -> Result<(), String> {
-        let table = table_args(payload)?;
+        let table = config::table_args(payload).map_err(|e| e.to_string())?;
         let queues = queue_names(payload);
-        let config = effective_config(&table, &self.args, self.level)?;
+        let config = config::effective_config(&table, &self.args, self.level, CATALOG)
+            .map_err(|e| e.to_string())?;
         let web = load_web(&config)?;
         let scheme = if web.tls.is_some() { "https" } else { "http" };
         let listener = if config.listen != self.config.listen {
@@ -456,34 +385,61 @@ fn at_instance_start(h: &Handle) -> bool {
         .is_some_and(|state| state == "join" || state == "init")
 }
 
-/// Starts the module, as `mod_main` does: read the broker config and the
-/// arguments, bind, start the HTTP thread and the collectors. The reactor
-/// then runs until removal.
-pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Error> {
-    let level: u32 = h
-        .attr("instance-level")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let invalid = |e: String| Error::new(libc::EINVAL, e);
-    if let Some(version) = h.attr("version") {
-        check_flux_version(&version).map_err(|e| Error::new(libc::ENOTSUP, e))?;
+/// What the module starts with: the configuration in force, and the web
+/// settings and broker config it came from.
+struct Arguments {
+    args: Vec<String>,
+    level: u32,
+    config: Config,
+    web: WebConfig,
+    /// The broker config's queues.
+    queues: Vec<String>,
+}
+
+impl Arguments {
+    /// Checks the broker's version, then reads the module's arguments and
+    /// the broker config's `[prometheus]` table; the arguments alone
+    /// first, so that their errors are named as theirs.
+    fn read(h: &Handle, args: Vec<String>) -> Result<Arguments, Error> {
+        let invalid = |e: String| Error::new(libc::EINVAL, e);
+        let level: u32 = h
+            .attr("instance-level")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if let Some(version) = h.attr("version") {
+            config::check_flux_version(&version)
+                .map_err(|e| Error::new(libc::ENOTSUP, e.to_string()))?;
+        }
+        Config::from_args(&args, level, CATALOG).map_err(|e| invalid(e.to_string()))?;
+        let broker_config = h.rpc_wait("config.get", "{}")?;
+        let table = config::table_args(&broker_config).map_err(|e| invalid(e.to_string()))?;
+        let config = config::effective_config(&table, &args, level, CATALOG)
+            .map_err(|e| invalid(e.to_string()))?;
+        for said in config.deprecations() {
+            h.log(Level::Warning, &said);
+        }
+        let web = load_web(&config).map_err(invalid)?;
+        Ok(Arguments {
+            args,
+            level,
+            config,
+            web,
+            queues: queue_names(&broker_config),
+        })
     }
-    // The arguments alone first, so that their errors are named as theirs.
-    Config::from_args(&args, level, CATALOG).map_err(|e| invalid(e.0))?;
-    let broker_config = h.rpc_wait("config.get", "{}")?;
-    let table = table_args(&broker_config).map_err(invalid)?;
-    let config = effective_config(&table, &args, level).map_err(invalid)?;
-    for said in config.deprecations() {
-        h.log(Level::Warning, &said);
-    }
-    let web = load_web(&config).map_err(invalid)?;
-    let scheme = if web.tls.is_some() { "https" } else { "http" };
-    // At instance start a port that is taken must not fail the instance:
-    // the module stays loaded, says why, and binds once the port frees. A
-    // person's `flux module load` fails at once instead.
-    let (listener, listen_error) = match bind(config.listen) {
-        Ok(listener) => (Some(listener), None),
-        Err(e) if at_instance_start(&h) => {
+}
+
+/// Binds the listen address. At instance start a port that is taken must
+/// not fail the instance: the module stays loaded, says why, and binds
+/// once the port frees (the error is then returned beside no listener). A
+/// person's `flux module load` fails at once instead.
+fn bind_or_defer(
+    h: &Handle,
+    addr: SocketAddr,
+) -> Result<(Option<TcpListener>, Option<String>), Error> {
+    match bind(addr) {
+        Ok(listener) => Ok((Some(listener), None)),
+        Err(e) if at_instance_start(h) => {
             h.log(
                 Level::Err,
                 &format!(
@@ -493,10 +449,36 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
                     Backoff::MAX
                 ),
             );
-            (None, Some(e.message))
+            Ok((None, Some(e.message)))
         }
-        Err(e) => return Err(e),
-    };
+        Err(e) => Err(e),
+    }
+}
+
+/// An error of a thread the module could not start.
+fn thread_error(what: &str, e: std::io::Error) -> Error {
+    Error::new(
+        e.raw_os_error().unwrap_or(libc::EIO),
+        format!("cannot start the {what} thread: {e}"),
+    )
+}
+
+/// Starts the module, as `mod_main` does, in the order of its life:
+/// arguments, bind, the HTTP and user-name threads, the collectors, the
+/// module's own requests, and (nested) the announcement to the parent.
+/// The reactor then runs until removal; [`Module`]'s teardown undoes all
+/// of it, also when a step here fails.
+pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Error> {
+    let Arguments {
+        args,
+        level,
+        config,
+        web,
+        queues,
+    } = Arguments::read(&h, args)?;
+
+    let (listener, listen_error) = bind_or_defer(&h, config.listen)?;
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
     let shared = Shared::new(instance_description(&h));
     shared.set_web(web);
     shared.set_known_collectors(
@@ -506,24 +488,15 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
             .collect(),
     );
     shared.pacer.set_rate(config.max_request_rate);
-    let server = match listener {
-        Some(listener) => Some(Server::start(listener, Arc::clone(&shared)).map_err(|e| {
-            Error::new(
-                e.raw_os_error().unwrap_or(libc::EIO),
-                format!("cannot start the HTTP thread: {e}"),
-            )
-        })?),
-        None => None,
-    };
+    let server = listener
+        .map(|listener| Server::start(listener, Arc::clone(&shared)))
+        .transpose()
+        .map_err(|e| thread_error("HTTP", e))?;
     let url = server
         .as_ref()
         .map(|s| metrics_url(scheme, s.local_addr(), &crate::hostname()));
-    let names = NameService::start().map_err(|e| {
-        Error::new(
-            e.raw_os_error().unwrap_or(libc::EIO),
-            format!("cannot start the user-name thread: {e}"),
-        )
-    })?;
+    let names = NameService::start().map_err(|e| thread_error("user-name", e))?;
+
     let ctx = Context::new(
         h,
         Arc::clone(&shared),
@@ -546,44 +519,65 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         bind_backoff: Backoff::new(),
         ctx: Some(Rc::clone(&ctx)),
         collectors: Vec::new(),
-        queues: queue_names(&broker_config),
+        queues: queues.clone(),
         announcer: None,
         names: Some(names),
     }));
-    if live.borrow().server.is_none() {
-        let weak = Rc::downgrade(&live);
-        let timer = h.timer(Backoff::FIRST, 0.0, move || {
-            if let Some(live) = weak.upgrade() {
-                live.borrow_mut().retry_bind();
-            }
-        })?;
-        timer.start();
-        let mut live = live.borrow_mut();
-        live.bind_backoff.next_delay();
-        live.listen_error = live
-            .listen_error
-            .take()
-            .map(|e| format!("{e}; trying again in {} s", Backoff::FIRST));
-        live.bind_retry = Some(timer);
-    }
-    // From here a failure drops `module`, which stops whatever started.
+    // From here a failure drops `module`, whose teardown stops whatever
+    // started.
     let mut module = Module {
         live: Rc::clone(&live),
         handlers: None,
     };
-    let queues = queue_names(&broker_config);
+    if live.borrow().server.is_none() {
+        retry_bind_later(&h, &live)?;
+    }
     for name in &config.collectors {
         let running = start_collector(name, &ctx, &settings(&config, &queues))?;
         live.borrow_mut().collectors.push((name, running));
     }
+    module.handlers = Some(handle_requests(&h, &live)?);
+    if level > 0 {
+        announce_to_parent(&h, &ctx, &live);
+    }
+    if let Some(url) = &live.borrow().url {
+        h.log(Level::Info, &format!("serving metrics at {url}"));
+    }
+    Ok(Box::new(module))
+}
+
+/// After a failed bind at instance start: tries again on a timer, with
+/// backoff, until the address is free.
+fn retry_bind_later(h: &Handle, live: &Rc<RefCell<Live>>) -> Result<(), Error> {
+    let weak = Rc::downgrade(live);
+    let timer = h.timer(Backoff::FIRST, 0.0, move || {
+        if let Some(live) = weak.upgrade() {
+            live.borrow_mut().retry_bind();
+        }
+    })?;
+    timer.start();
+    let mut live = live.borrow_mut();
+    live.bind_backoff.next_delay();
+    live.listen_error = live
+        .listen_error
+        .take()
+        .map(|e| format!("{e}; trying again in {} s", Backoff::FIRST));
+    live.bind_retry = Some(timer);
+    Ok(())
+}
+
+/// The module's own requests: `NAME.stats-get` (`flux module stats`),
+/// `NAME.config-reload` (`flux config reload`) and `NAME.stats-clear`
+/// (`flux module stats --clear`).
+fn handle_requests(h: &Handle, live: &Rc<RefCell<Live>>) -> Result<Vec<MsgHandler>, Error> {
     let name = h.module_name().unwrap_or_else(|| "prometheus".into());
-    let weak = Rc::downgrade(&live);
+    let weak = Rc::downgrade(live);
     let stats = h.handle_requests(&format!("{name}.stats-get"), true, move |request| {
         if let Some(live) = weak.upgrade() {
             request.respond(&stats_json(&live.borrow()));
         }
     })?;
-    let weak = Rc::downgrade(&live);
+    let weak = Rc::downgrade(live);
     let reload = h.handle_requests(&format!("{name}.config-reload"), false, move |request| {
         let Some(live) = weak.upgrade() else { return };
         let outcome = request
@@ -600,71 +594,47 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
             }
         }
     })?;
-    // `flux module stats --clear prometheus`: the publish times start over
-    // (the collectors' counters are Prometheus's, and never go back).
-    let weak = Rc::downgrade(&live);
+    // The publish times start over (the collectors' counters are
+    // Prometheus's, and never go back).
+    let weak = Rc::downgrade(live);
     let clear = h.handle_requests(&format!("{name}.stats-clear"), true, move |request| {
         if let Some(ctx) = weak.upgrade().and_then(|live| live.borrow().ctx.clone()) {
             ctx.clear_publish_stats();
         }
         request.respond("{}");
     })?;
-    module.handlers = Some(vec![stats, reload, clear]);
-    if level > 0 {
-        match Announcer::open(&h) {
-            Ok(announcer) => live.borrow_mut().announcer = announcer,
-            // The module serves all the same; only the parent's
-            // /-/targets will not list this instance.
-            Err(e) => h.log(
-                Level::Warning,
-                &format!(
-                    "cannot reach the parent instance to publish this instance's URL: {}",
-                    e.message
-                ),
+    Ok(vec![stats, reload, clear])
+}
+
+/// In a nested instance: tells the parent where this one serves, and again
+/// whenever the instances below it change.
+fn announce_to_parent(h: &Handle, ctx: &Rc<Context>, live: &Rc<RefCell<Live>>) {
+    match Announcer::open(h) {
+        Ok(announcer) => live.borrow_mut().announcer = announcer,
+        // The module serves all the same; only the parent's /-/targets
+        // will not list this instance.
+        Err(e) => h.log(
+            Level::Warning,
+            &format!(
+                "cannot reach the parent instance to publish this instance's URL: {}",
+                e.message
             ),
-        }
-        let weak = Rc::downgrade(&live);
-        ctx.nested().listen(move |_| {
-            if let Some(live) = weak.upgrade() {
-                if let Ok(live) = live.try_borrow() {
-                    live.announce();
-                }
+        ),
+    }
+    let weak = Rc::downgrade(live);
+    ctx.nested().listen(move |_| {
+        if let Some(live) = weak.upgrade() {
+            if let Ok(live) = live.try_borrow() {
+                live.announce();
             }
-        });
-        live.borrow().announce();
-    }
-    if let Some(url) = &live.borrow().url {
-        h.log(Level::Info, &format!("serving metrics at {url}"));
-    }
-    Ok(Box::new(module))
+        }
+    });
+    live.borrow().announce();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_broker_older_than_the_minimum_is_refused_by_version() {
-        let err = check_flux_version("0.77.0").unwrap_err();
-        assert!(
-            err.starts_with("flux-core 0.77.0 is older than 0.78.0"),
-            "{err}"
-        );
-        assert!(check_flux_version("0.60.0-12-gabc").is_err());
-        for fine in ["0.78.0", "0.88.0-59-g4a5e79f56", "1.0.0", "unknown"] {
-            assert_eq!(check_flux_version(fine), Ok(()), "{fine}");
-        }
-    }
-
-    #[test]
-    fn queues_come_from_the_broker_config_or_are_the_anonymous_one() {
-        assert_eq!(
-            queue_names(r#"{"queues": {"debug": {}, "batch": {"requires": ["b"]}}}"#),
-            ["batch", "debug"]
-        );
-        assert_eq!(queue_names("{}"), [""]);
-        assert_eq!(queue_names("not json"), [""]);
-    }
 
     #[test]
     fn the_landing_page_counts_brokers_in_english() {

@@ -739,3 +739,31 @@ pub fn summarize_counted(
         health,
     })
 }
+
+/// The queues a broker config defines, by name; "" alone for the anonymous
+/// queue of an instance with none (or an unreadable config).
+pub fn queue_names(config: &str) -> Vec<String> {
+    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(config)
+        .map(|c| configured_queues(&c).into_keys().collect())
+        .unwrap_or_default();
+    if names.is_empty() {
+        vec![String::new()]
+    } else {
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queue_names;
+
+    #[test]
+    fn queues_come_from_the_broker_config_or_are_the_anonymous_one() {
+        assert_eq!(
+            queue_names(r#"{"queues": {"debug": {}, "batch": {"requires": ["b"]}}}"#),
+            ["batch", "debug"]
+        );
+        assert_eq!(queue_names("{}"), [""]);
+        assert_eq!(queue_names("not json"), [""]);
+    }
+}

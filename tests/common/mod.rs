@@ -183,7 +183,7 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         flux_prometheus::collectors::broker::BrokerState { instance, process },
     );
     let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
-    flow.know_queues(&flux_prometheus::module::queue_names(&config));
+    flow.know_queues(&flux_prometheus::model::resources::queue_names(&config));
     flow.begin_backlog();
     let journal: Vec<serde_json::Value> =
         serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("parses");
