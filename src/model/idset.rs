@@ -13,13 +13,8 @@ pub struct IdSet {
 /// prints idsets.
 impl std::fmt::Display for IdSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut ids = self.iter().peekable();
         let mut first = true;
-        while let Some(lo) = ids.next() {
-            let mut hi = lo;
-            while ids.next_if(|&next| next == hi + 1).is_some() {
-                hi += 1;
-            }
+        for (lo, hi) in self.runs() {
             if !first {
                 f.write_str(",")?;
             }
@@ -140,6 +135,40 @@ impl IdSet {
             })
     }
 
+    /// The set's runs of consecutive ids, as inclusive ranges in ascending
+    /// order. Whole words are skipped at a time, so a set of one long range
+    /// costs a step per 64 ids, not one per id.
+    pub fn runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let bits = self.words.len() * 64;
+        let mut at = 0usize;
+        std::iter::from_fn(move || {
+            let lo = self.next_with(at, bits, false)?;
+            // The run ends before the next id not in the set.
+            let end = self.next_with(lo, bits, true).unwrap_or(bits);
+            at = end;
+            Some((lo as u32, (end - 1) as u32))
+        })
+    }
+
+    /// The first bit at or after `from` that is set (`clear` false) or
+    /// clear (`clear` true), below `bits`.
+    fn next_with(&self, from: usize, bits: usize, clear: bool) -> Option<usize> {
+        let mut i = from / 64;
+        let mut word = self.words.get(i)?;
+        let flip = if clear { u64::MAX } else { 0 };
+        // The bits of the first word below `from` do not count.
+        let mut rest = (word ^ flip) & (u64::MAX << (from % 64));
+        loop {
+            if rest != 0 {
+                let bit = i * 64 + rest.trailing_zeros() as usize;
+                return (bit < bits).then_some(bit);
+            }
+            i += 1;
+            word = self.words.get(i)?;
+            rest = word ^ flip;
+        }
+    }
+
     /// How many ids are in `self` but in neither `a` nor `b`.
     pub fn count_minus(&self, a: &IdSet, b: &IdSet) -> u64 {
         self.words
@@ -204,6 +233,35 @@ mod tests {
             let err = IdSet::parse(bad).unwrap_err();
             assert!(err.contains(&format!("'{bad}'")), "{err}");
         }
+    }
+
+    #[test]
+    fn runs_are_found_across_and_within_words() {
+        for text in [
+            "",
+            "0",
+            "63",
+            "64",
+            "0-63",
+            "0-64",
+            "62-65",
+            "1,3,5-6,100-102",
+            "0-200,256-319,500",
+        ] {
+            let set = IdSet::parse(text).unwrap();
+            let mut expect = Vec::new();
+            let ids: Vec<u32> = set.iter().collect();
+            for &id in &ids {
+                match expect.last_mut() {
+                    Some((_, hi)) if *hi + 1 == id => *hi = id,
+                    _ => expect.push((id, id)),
+                }
+            }
+            assert_eq!(set.runs().collect::<Vec<_>>(), expect, "{text}");
+        }
+        let all = IdSet::parse("0-16777215").unwrap();
+        assert_eq!(all.runs().collect::<Vec<_>>(), [(0, 16_777_215)]);
+        assert_eq!(all.to_string(), "0-16777215");
     }
 
     #[test]
