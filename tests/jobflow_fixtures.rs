@@ -243,7 +243,10 @@ fn a_bad_response_is_refused_by_name_and_loses_nothing() {
     common::each_set(|| {
         let mut flow = replay(0.0);
         let before = rendered(&flow);
-        let err = flow.apply("{\"id\": 1, \"events\": 7}").unwrap_err();
+        let err = flow
+            .apply("{\"id\": 1, \"events\": 7}")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("job-manager.events-journal: malformed response"),
             "{err}"

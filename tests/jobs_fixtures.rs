@@ -114,7 +114,7 @@ fn active_states_match_the_job_listing() {
 #[test]
 fn malformed_payload_is_refused_with_a_message() {
     common::each_set(|| {
-        let err = jobs::parse("{\"job_states\": 3}").unwrap_err();
+        let err = jobs::parse("{\"job_states\": 3}").unwrap_err().to_string();
         assert!(
             err.contains("job-list.job-stats") && err.contains("malformed"),
             "{err}"

@@ -54,9 +54,13 @@ fn the_anonymous_queue_has_no_queue_label_and_bad_payloads_are_named() {
         let s = samples(&flux_prometheus::collectors::render(&state));
         assert_eq!(value(&s, "flux_queue_enabled"), 1.0);
         assert_eq!(value(&s, "flux_queue_started"), 0.0);
-        let err = queues::parse_status(Some("batch"), "{}").unwrap_err();
+        let err = queues::parse_status(Some("batch"), "{}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("queue-status batch: malformed"), "{err}");
-        let err = queues::parse_list(r#"{"queues": 3}"#).unwrap_err();
+        let err = queues::parse_list(r#"{"queues": 3}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("queue-list: malformed"), "{err}");
     });
 }

@@ -178,7 +178,9 @@ fn node_health_equals_flux_resource_status() {
 #[test]
 fn bad_payloads_are_refused_with_a_message_naming_them() {
     common::each_set(|| {
-        let err = resources::summarize("{\"all\": {\"version\": 2}}", "{}", "{}").unwrap_err();
+        let err = resources::summarize("{\"all\": {\"version\": 2}}", "{}", "{}")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("resource.sched-status: all: unsupported R version"),
             "{err}"
@@ -188,7 +190,8 @@ fn bad_payloads_are_refused_with_a_message_naming_them() {
             "{\"offline\": \"x\"}",
             "{}",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("resource.status") && err.contains("invalid idset 'x'"),
             "{err}"
@@ -467,7 +470,7 @@ fn the_resource_journal_is_read_as_flux_core_streams_it() {
             "the undrain, live"
         );
     });
-    let err = journal_response("{\"event\": []}").unwrap_err();
+    let err = journal_response("{\"event\": []}").unwrap_err().to_string();
     assert!(
         err.starts_with("resource.journal: malformed response"),
         "{err}"

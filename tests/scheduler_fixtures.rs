@@ -115,6 +115,8 @@ fn a_scheduler_without_statistics_of_its_own_is_no_error() {
     let mut counters = Monotonic::default();
     let generic = r#"{"tx-request": 3, "rx-response": 3}"#;
     assert_eq!(scheduler::parse_passes(generic, &mut counters), Ok(None));
-    let err = scheduler::parse_passes("[1,2", &mut counters).unwrap_err();
+    let err = scheduler::parse_passes("[1,2", &mut counters)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("malformed response"), "{err}");
 }

@@ -115,7 +115,7 @@ fn on_online(inner: &Rc<Inner>, event: StreamEvent) {
         Ok(n) => n,
         Err(msg) => {
             inner.online_stream.drop_and_retry();
-            return online_lost(inner, msg);
+            return online_lost(inner, msg.to_string());
         }
     };
     inner.online_stream.healthy();
@@ -194,7 +194,7 @@ fn finish(inner: &Rc<Inner>, answer: Result<String, Error>) {
     let started = round.started;
     let overlay = answer
         .map_err(|e| e.message)
-        .and_then(|p| broker::parse_overlay_status(&p));
+        .and_then(|p| broker::parse_overlay_status(&p).map_err(|e| e.to_string()));
     let mut info = inner.info.clone();
     let mut errors = Vec::new();
     match overlay {

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{About, Collector, Context, Settings, Spec};
+use crate::model::error::ParseError;
 use crate::model::idset::IdSet;
 use crate::reactor::cadence::Cadence;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
@@ -266,7 +267,7 @@ fn start_round(inner: &Rc<Inner>) {
 fn on_list(inner: &Rc<Inner>, sent_at: Instant, answer: Result<String, Error>) {
     let modules = match answer
         .map_err(|e| e.message)
-        .and_then(|p| parse_module_list(&p))
+        .and_then(|p| parse_module_list(&p).map_err(|e| e.to_string()))
     {
         Ok(modules) => modules,
         Err(msg) => {
@@ -445,7 +446,7 @@ pub fn combine(
             _ => None,
         })
         .collect();
-    let mut note = |module: &str, r: Result<(), String>| {
+    let mut note = |module: &str, r: Result<(), ParseError>| {
         if let Err(e) = r {
             errors.push(format!("{module}.stats-get: {e}"));
         }
@@ -483,12 +484,12 @@ pub fn combine(
     (found, errors)
 }
 
-fn malformed(e: serde_json::Error) -> String {
-    format!("malformed response: {e}")
+fn malformed(e: serde_json::Error) -> ParseError {
+    ParseError::invalid(format!("malformed response: {e}"))
 }
 
 /// `module.list`: every loaded module with its idle time and queues.
-pub fn parse_module_list(payload: &str) -> Result<Vec<ModuleRow>, String> {
+pub fn parse_module_list(payload: &str) -> Result<Vec<ModuleRow>, ParseError> {
     #[derive(Deserialize)]
     struct List {
         mods: Vec<Module>,
@@ -504,7 +505,7 @@ pub fn parse_module_list(payload: &str) -> Result<Vec<ModuleRow>, String> {
         recvqueue: u64,
     }
     let list: List =
-        serde_json::from_str(payload).map_err(|e| format!("module.list: {}", malformed(e)))?;
+        serde_json::from_str(payload).map_err(|e| ParseError::malformed("module.list", e))?;
     let mut rows: Vec<ModuleRow> = list
         .mods
         .into_iter()
@@ -521,7 +522,7 @@ pub fn parse_module_list(payload: &str) -> Result<Vec<ModuleRow>, String> {
 }
 
 /// `MODULE.rusage` with `who: thread`: the thread's user and system CPU.
-pub fn parse_rusage(payload: &str) -> Result<(f64, f64), String> {
+pub fn parse_rusage(payload: &str) -> Result<(f64, f64), ParseError> {
     #[derive(Deserialize)]
     struct Usage {
         utime: f64,
@@ -531,7 +532,7 @@ pub fn parse_rusage(payload: &str) -> Result<(f64, f64), String> {
     Ok((u.utime, u.stime))
 }
 
-pub fn parse_content(payload: &str) -> Result<ContentCache, String> {
+pub fn parse_content(payload: &str) -> Result<ContentCache, ParseError> {
     #[derive(Deserialize)]
     struct Stats {
         count: u64,
@@ -546,7 +547,7 @@ pub fn parse_content(payload: &str) -> Result<ContentCache, String> {
     })
 }
 
-pub fn parse_content_sqlite(payload: &str) -> Result<ContentStore, String> {
+pub fn parse_content_sqlite(payload: &str) -> Result<ContentStore, ParseError> {
     // content-sqlite keeps its times in milliseconds (flux's monotime).
     #[derive(Deserialize)]
     struct Tstat {
@@ -577,20 +578,23 @@ pub fn parse_content_sqlite(payload: &str) -> Result<ContentStore, String> {
     })
 }
 
-pub fn parse_kvs(payload: &str) -> Result<KvsCache, String> {
+pub fn parse_kvs(payload: &str) -> Result<KvsCache, ParseError> {
     let v: Value = serde_json::from_str(payload).map_err(malformed)?;
-    let cache = v.get("cache").ok_or("no cache statistics")?;
+    let cache = v
+        .get("cache")
+        .ok_or_else(|| ParseError::invalid("no cache statistics"))?;
     let number = |key: &str| {
-        cache
-            .get(key)
-            .and_then(Value::as_f64)
-            .ok_or_else(|| format!("cache.\"{key}\" is missing or not a number"))
+        cache.get(key).and_then(Value::as_f64).ok_or_else(|| {
+            ParseError::invalid(format!("cache.\"{key}\" is missing or not a number"))
+        })
     };
     let objects = cache
         .get("obj size (KiB)")
         .and_then(|s| s.get("count"))
         .and_then(Value::as_u64)
-        .ok_or("cache.\"obj size (KiB)\".count is missing or not a number")?;
+        .ok_or_else(|| {
+            ParseError::invalid("cache.\"obj size (KiB)\".count is missing or not a number")
+        })?;
     Ok(KvsCache {
         objects,
         bytes: number("obj size total (MiB)")? * 1024.0 * 1024.0,
@@ -598,7 +602,7 @@ pub fn parse_kvs(payload: &str) -> Result<KvsCache, String> {
     })
 }
 
-pub fn parse_job_manager(payload: &str) -> Result<JobManager, String> {
+pub fn parse_job_manager(payload: &str) -> Result<JobManager, ParseError> {
     #[derive(Deserialize)]
     struct Journal {
         listeners: u64,
@@ -629,13 +633,15 @@ pub fn parse_job_manager(payload: &str) -> Result<JobManager, String> {
 
 /// The ranks in housekeeping: the union of every housekeeping job's
 /// `allocated` idset, as `flux resource status` takes them.
-pub fn housekeeping_ranks(running: &serde_json::Map<String, Value>) -> Result<IdSet, String> {
+pub fn housekeeping_ranks(running: &serde_json::Map<String, Value>) -> Result<IdSet, ParseError> {
     let mut ranks = IdSet::new();
     for (job, info) in running {
         let allocated = info
             .get("allocated")
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("housekeeping job {job}: no allocated idset"))?;
+            .ok_or_else(|| {
+                ParseError::invalid(format!("housekeeping job {job}: no allocated idset"))
+            })?;
         ranks.union_with(&IdSet::parse(allocated)?);
     }
     Ok(ranks)

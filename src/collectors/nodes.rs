@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::exposition::RenderLater;
 use crate::model::allocations;
+use crate::model::error::ParseError;
 use crate::model::idset::IdSet;
 use crate::model::nodes::{self, NodesView};
 use crate::model::resources::ResourceSet;
@@ -203,12 +204,15 @@ fn finish(inner: &Rc<Inner>) {
 
 /// The view the answers make, or None where they are what the exported
 /// view was made from.
-fn view(inner: &Inner, answers: &Answers) -> Result<Option<NodesView>, String> {
-    let answer = |slot: usize| -> Result<&str, String> {
+fn view(inner: &Inner, answers: &Answers) -> Result<Option<NodesView>, ParseError> {
+    let answer = |slot: usize| -> Result<&str, ParseError> {
         match &answers[slot] {
             Some(Ok(payload)) => Ok(payload),
-            Some(Err(e)) => Err(format!("{}: {}", TOPICS[slot], e.message)),
-            None => Err(format!("{}: no answer", TOPICS[slot])),
+            Some(Err(e)) => Err(ParseError::invalid(format!(
+                "{}: {}",
+                TOPICS[slot], e.message
+            ))),
+            None => Err(ParseError::invalid(format!("{}: no answer", TOPICS[slot]))),
         }
     };
     let status = answer(STATUS)?;
@@ -222,9 +226,9 @@ fn view(inner: &Inner, answers: &Answers) -> Result<Option<NodesView>, String> {
     let allocated_from = if answers[ALLOCATED].is_some() {
         AllocatedFrom::Asked(answer(ALLOCATED)?.to_string())
     } else {
-        let (generation, _) = allocations
-            .current()
-            .ok_or("the job-manager journal is no longer read to the present")?;
+        let (generation, _) = allocations.current().ok_or_else(|| {
+            ParseError::invalid("the job-manager journal is no longer read to the present")
+        })?;
         AllocatedFrom::Journal(generation)
     };
     let inputs = Inputs {
@@ -242,9 +246,9 @@ fn view(inner: &Inner, answers: &Answers) -> Result<Option<NodesView>, String> {
             nodes::rows(status, &allocated, &inputs.housekeeping, &mut hosts)?
         }
         AllocatedFrom::Journal(_) => {
-            let (_, allocated) = allocations
-                .current()
-                .ok_or("the job-manager journal is no longer read to the present")?;
+            let (_, allocated) = allocations.current().ok_or_else(|| {
+                ParseError::invalid("the job-manager journal is no longer read to the present")
+            })?;
             nodes::rows(status, allocated, &inputs.housekeeping, &mut hosts)?
         }
     };
@@ -252,8 +256,9 @@ fn view(inner: &Inner, answers: &Answers) -> Result<Option<NodesView>, String> {
     Ok(Some(view))
 }
 
-fn housekeeping(stats: &str) -> Result<IdSet, String> {
-    let v: serde_json::Value = serde_json::from_str(stats).map_err(|e| e.to_string())?;
+fn housekeeping(stats: &str) -> Result<IdSet, ParseError> {
+    let v: serde_json::Value =
+        serde_json::from_str(stats).map_err(|e| ParseError::invalid(e.to_string()))?;
     match v["housekeeping"]["running"].as_object() {
         Some(running) => super::internals::housekeeping_ranks(running),
         None => Ok(IdSet::new()),
@@ -261,16 +266,16 @@ fn housekeeping(stats: &str) -> Result<IdSet, String> {
 }
 
 /// The allocated set of a `job-manager.resource-status` answer.
-fn allocated_of(payload: &str) -> Result<ResourceSet, String> {
+fn allocated_of(payload: &str) -> Result<ResourceSet, ParseError> {
     #[derive(serde::Deserialize)]
     struct Answer<'a> {
         #[serde(borrow)]
         allocated: Option<&'a RawValue>,
     }
     let answer: Answer = serde_json::from_str(payload)
-        .map_err(|e| format!("job-manager.resource-status: malformed response: {e}"))?;
+        .map_err(|e| ParseError::malformed("job-manager.resource-status", e))?;
     ResourceSet::from_rv1_json(answer.allocated)
-        .map_err(|e| format!("job-manager.resource-status: {e}"))
+        .map_err(|e| e.within("job-manager.resource-status"))
 }
 
 fn take(state: &State) -> Option<RenderLater> {

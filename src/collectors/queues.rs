@@ -7,6 +7,7 @@ use std::rc::{Rc, Weak};
 use serde_json::json;
 
 use super::{About, Collector, Context, Settings, Spec};
+use crate::model::error::ParseError;
 use crate::model::queues::{self, QueueStatus};
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::render::Family;
@@ -34,7 +35,7 @@ struct Inner {
     ctx: Rc<Context>,
     /// A round keeps one slot per queue asked about, filled as answers
     /// arrive.
-    poll: PollLoop<Vec<Option<Result<QueueStatus, String>>>>,
+    poll: PollLoop<Vec<Option<Result<QueueStatus, ParseError>>>>,
 }
 
 fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
@@ -89,7 +90,7 @@ fn start_round(inner: &Rc<Inner>) {
 fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
     let names = match answer
         .map_err(|e| e.message)
-        .and_then(|payload| queues::parse_list(&payload))
+        .and_then(|payload| queues::parse_list(&payload).map_err(|e| e.to_string()))
     {
         Ok(names) => names,
         Err(msg) => return fail(inner, &msg),
@@ -114,7 +115,7 @@ fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
             .send("job-manager.queue-status", &payload, move |answer| {
                 if let Some(inner) = weak.upgrade() {
                     let status = answer
-                        .map_err(|e| e.message)
+                        .map_err(|e| ParseError::invalid(e.message))
                         .and_then(|p| queues::parse_status(name.as_deref(), &p));
                     on_status(&inner, slot, status);
                 }
@@ -125,7 +126,7 @@ fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
     }
 }
 
-fn on_status(inner: &Rc<Inner>, slot: usize, status: Result<QueueStatus, String>) {
+fn on_status(inner: &Rc<Inner>, slot: usize, status: Result<QueueStatus, ParseError>) {
     let complete = inner.poll.with(|answers| {
         if let Some(entry) = answers.get_mut(slot) {
             *entry = Some(status);
@@ -139,7 +140,7 @@ fn on_status(inner: &Rc<Inner>, slot: usize, status: Result<QueueStatus, String>
         return;
     };
     let started = round.started;
-    let outcome: Result<Vec<QueueStatus>, String> =
+    let outcome: Result<Vec<QueueStatus>, ParseError> =
         round.into_data().into_iter().flatten().collect();
     match outcome {
         Ok(list) => inner

@@ -30,6 +30,7 @@ use std::rc::{Rc, Weak};
 use super::{About, Collector, Context, OptionSpec, Settings, Spec};
 use crate::config::parse_bool;
 use crate::model::allocations::{self, Allocations};
+use crate::model::error::ParseError;
 use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
 use crate::reactor::allocated::AllocatedReader;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
@@ -114,7 +115,7 @@ fn summarize_journal(
     (generation, allocated): (u64, &ResourceSet),
     status: &String,
     config: &str,
-) -> Option<Result<ResourceSummary, String>> {
+) -> Option<Result<ResourceSummary, ParseError>> {
     let mut cache = inner.status_sets.borrow_mut();
     if cache.as_ref().is_none_or(|c| &c.status != status) {
         *cache = match resources::StatusSets::derive(status) {
@@ -148,7 +149,7 @@ fn summarize_journal(
 struct Round {
     answers: [Option<Result<String, Error>>; 5],
     /// The summary as computed here, when that was possible.
-    computed: Option<Result<resources::ResourceSummary, String>>,
+    computed: Option<Result<resources::ResourceSummary, ParseError>>,
     /// The allocated set is the journal's, not the job manager's answer.
     from_journal: bool,
 }
@@ -283,7 +284,9 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
         return;
     }
     let answer = if slot == HOUSEKEEPING_SLOT {
-        answer.and_then(|p| housekeeping_key(&p).map_err(|msg| Error::new(libc::EPROTO, msg)))
+        answer.and_then(|p| {
+            housekeeping_key(&p).map_err(|msg| Error::new(libc::EPROTO, msg.to_string()))
+        })
     } else {
         answer
     };
@@ -333,7 +336,7 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
                 summary.health.housekeeping = in_housekeeping;
                 Some(summary)
             })
-            .map_err(|msg| Error::new(libc::EPROTO, msg))
+            .map_err(|msg| Error::new(libc::EPROTO, msg.to_string()))
     })();
     match outcome {
         Ok(summary) => {
@@ -393,7 +396,7 @@ fn take_allocated_from_journal(inner: &Rc<Inner>) -> bool {
 
 /// The ranks in housekeeping from a `job-manager.stats-get` answer, as
 /// the idset text that is compared between polls.
-fn housekeeping_key(payload: &str) -> Result<String, String> {
+fn housekeeping_key(payload: &str) -> Result<String, ParseError> {
     #[derive(serde::Deserialize)]
     struct Stats {
         housekeeping: Option<Housekeeping>,
@@ -404,11 +407,11 @@ fn housekeeping_key(payload: &str) -> Result<String, String> {
         running: serde_json::Map<String, serde_json::Value>,
     }
     let stats: Stats = serde_json::from_str(payload)
-        .map_err(|e| format!("job-manager.stats-get: malformed response: {e}"))?;
+        .map_err(|e| ParseError::malformed("job-manager.stats-get", e))?;
     let running = stats.housekeeping.map(|h| h.running).unwrap_or_default();
     super::internals::housekeeping_ranks(&running)
         .map(|ranks| ranks.to_string())
-        .map_err(|e| format!("job-manager.stats-get: {e}"))
+        .map_err(|e| e.within("job-manager.stats-get"))
 }
 
 /// How many ranks a housekeeping key names (none for an error: the job

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{About, Collector, Context, Settings, Spec};
+use crate::model::error::ParseError;
 use crate::reactor::cadence::Cadence;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::render::Family;
@@ -261,7 +262,10 @@ fn ask_module_list(inner: &Rc<Inner>) {
 }
 
 fn on_list(inner: &Rc<Inner>, answer: Result<String, Error>) {
-    let module = match answer.map_err(|e| e.message).and_then(|p| sched_module(&p)) {
+    let module = match answer
+        .map_err(|e| e.message)
+        .and_then(|p| sched_module(&p).map_err(|e| e.to_string()))
+    {
         Ok(module) => module,
         Err(msg) => return fail(inner, &msg),
     };
@@ -456,7 +460,7 @@ fn finish(inner: &Rc<Inner>) {
 }
 
 /// The module that provides the `sched` service, from `module.list`.
-pub fn sched_module(payload: &str) -> Result<Option<String>, String> {
+pub fn sched_module(payload: &str) -> Result<Option<String>, ParseError> {
     #[derive(Deserialize)]
     struct List {
         mods: Vec<Module>,
@@ -467,8 +471,8 @@ pub fn sched_module(payload: &str) -> Result<Option<String>, String> {
         #[serde(default)]
         services: Vec<String>,
     }
-    let list: List = serde_json::from_str(payload)
-        .map_err(|e| format!("module.list: malformed response: {e}"))?;
+    let list: List =
+        serde_json::from_str(payload).map_err(|e| ParseError::malformed("module.list", e))?;
     Ok(list
         .mods
         .into_iter()
@@ -481,7 +485,7 @@ pub fn sched_module(payload: &str) -> Result<Option<String>, String> {
 pub fn parse_qmanager(
     payload: &str,
     counters: &mut Monotonic,
-) -> Result<Vec<FluxionQueue>, String> {
+) -> Result<Vec<FluxionQueue>, ParseError> {
     #[derive(Deserialize)]
     struct Stats {
         queues: BTreeMap<String, Queue>,
@@ -507,8 +511,8 @@ pub fn parse_qmanager(
         #[serde(default)]
         queue_parameters: BTreeMap<String, Value>,
     }
-    let stats: Stats =
-        serde_json::from_str(payload).map_err(|e| format!("malformed response: {e}"))?;
+    let stats: Stats = serde_json::from_str(payload)
+        .map_err(|e| ParseError::invalid(format!("malformed response: {e}")))?;
     let count = |lists: &BTreeMap<String, Vec<IgnoredAny>>, name: &str| {
         lists.get(name).map_or(0, |l| l.len() as u64)
     };
@@ -556,7 +560,7 @@ pub fn parse_qmanager(
 pub fn parse_fluxion_resource(
     payload: &str,
     counters: &mut Monotonic,
-) -> Result<FluxionResource, String> {
+) -> Result<FluxionResource, ParseError> {
     #[derive(Deserialize)]
     struct Stats {
         #[serde(rename = "V")]
@@ -587,8 +591,8 @@ pub fn parse_fluxion_resource(
         max: f64,
         avg: f64,
     }
-    let stats: Stats =
-        serde_json::from_str(payload).map_err(|e| format!("malformed response: {e}"))?;
+    let stats: Stats = serde_json::from_str(payload)
+        .map_err(|e| ParseError::invalid(format!("malformed response: {e}")))?;
     let mut matches = |result: &str, k: Kind| Matches {
         total: counters.adjust(&format!("matches {result}"), k.njobs),
         // After stats-clear Fluxion reports zeros and -1 until the next
@@ -609,9 +613,9 @@ pub fn parse_fluxion_resource(
 
 /// The stats of flux-core's schedulers; None where the answer has none of
 /// their fields (a module's generic message counters, say).
-pub fn parse_passes(payload: &str, counters: &mut Monotonic) -> Result<Option<Passes>, String> {
-    let v: serde_json::Map<String, Value> =
-        serde_json::from_str(payload).map_err(|e| format!("malformed response: {e}"))?;
+pub fn parse_passes(payload: &str, counters: &mut Monotonic) -> Result<Option<Passes>, ParseError> {
+    let v: serde_json::Map<String, Value> = serde_json::from_str(payload)
+        .map_err(|e| ParseError::invalid(format!("malformed response: {e}")))?;
     let number = |key: &str| v.get(key).and_then(Value::as_f64);
     if number("sched_passes").is_none() {
         return Ok(None);

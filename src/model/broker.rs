@@ -1,6 +1,7 @@
 //! The broker and the instance: attributes, `groups.get` and
 //! `overlay.health` responses.
 
+use super::error::ParseError;
 use serde::Deserialize;
 
 use super::idset::IdSet;
@@ -30,25 +31,25 @@ pub struct ProcessSample {
 }
 
 /// Number of members of a broker group (`groups.get` response).
-pub fn parse_group_count(payload: &str) -> Result<u64, String> {
+pub fn parse_group_count(payload: &str) -> Result<u64, ParseError> {
     #[derive(Deserialize)]
     struct Group {
         members: String,
     }
-    let g: Group = serde_json::from_str(payload)
-        .map_err(|e| format!("groups.get: malformed response: {e}"))?;
+    let g: Group =
+        serde_json::from_str(payload).map_err(|e| ParseError::malformed("groups.get", e))?;
     Ok(IdSet::parse(&g.members)
-        .map_err(|e| format!("groups.get: {e}"))?
+        .map_err(|e| ParseError::invalid(format!("groups.get: {e}")))?
         .count())
 }
 
 /// The overlay status of this broker's subtree (`overlay.health` response).
-pub fn parse_overlay_status(payload: &str) -> Result<String, String> {
+pub fn parse_overlay_status(payload: &str) -> Result<String, ParseError> {
     #[derive(Deserialize)]
     struct Health {
         status: String,
     }
-    let h: Health = serde_json::from_str(payload)
-        .map_err(|e| format!("overlay.health: malformed response: {e}"))?;
+    let h: Health =
+        serde_json::from_str(payload).map_err(|e| ParseError::malformed("overlay.health", e))?;
     Ok(h.status)
 }

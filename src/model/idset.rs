@@ -1,5 +1,7 @@
 //! RFC 22 idsets ("0-3,7", optionally in brackets) as bitsets.
 
+use super::error::ParseError;
+
 /// Ids above this are refused, so a bad payload cannot make us allocate
 /// gigabytes (16 Mi ranks or cores is far beyond any real instance).
 const MAX_ID: u32 = 1 << 24;
@@ -34,12 +36,12 @@ impl IdSet {
         IdSet::default()
     }
 
-    pub fn parse(s: &str) -> Result<IdSet, String> {
+    pub fn parse(s: &str) -> Result<IdSet, ParseError> {
         let shown = match s.char_indices().nth(64) {
             Some((i, _)) => format!("{}...", &s[..i]),
             None => s.to_string(),
         };
-        let bad = |why: &str| format!("invalid idset '{shown}': {why}");
+        let bad = |why: &str| ParseError::invalid(format!("invalid idset '{shown}': {why}"));
         let body = s.trim();
         let body = body
             .strip_prefix('[')
@@ -230,7 +232,7 @@ mod tests {
     #[test]
     fn refuses_bad_idsets_by_name() {
         for bad in ["a", "3-1", "1-", "99999999999"] {
-            let err = IdSet::parse(bad).unwrap_err();
+            let err = IdSet::parse(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("'{bad}'")), "{err}");
         }
     }
@@ -286,16 +288,18 @@ mod tests {
 
     #[test]
     fn an_idset_that_names_too_many_ids_is_refused_by_its_cap() {
-        let err = IdSet::parse("16777216").unwrap_err();
+        let err = IdSet::parse("16777216").unwrap_err().to_string();
         assert!(err.contains("over the largest, 16777215"), "{err}");
         // One whole range is fine; the same range again would double the
         // work, and is refused with the cap named.
         assert_eq!(IdSet::parse("0-16777215").unwrap().count(), 1 << 24);
-        let err = IdSet::parse("0-16777215,0-16777215").unwrap_err();
+        let err = IdSet::parse("0-16777215,0-16777215")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than 16777216 ids"), "{err}");
         // A long input is named by its start only.
         let long = vec!["1"; 10_000].join(",") + ",x";
-        let err = IdSet::parse(&long).unwrap_err();
+        let err = IdSet::parse(&long).unwrap_err().to_string();
         assert!(err.len() < 200, "{err}");
     }
 

@@ -9,6 +9,7 @@
 //! resubscription therefore counts what happened while the stream was down,
 //! and nothing twice.
 
+use super::error::ParseError;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -78,18 +79,18 @@ impl Histogram {
 }
 
 /// Parses bucket bounds: increasing positive numbers, comma separated.
-pub fn parse_buckets(value: &str) -> Result<Vec<f64>, String> {
+pub fn parse_buckets(value: &str) -> Result<Vec<f64>, ParseError> {
     let mut out = Vec::new();
     for part in value.split(',') {
         let v: f64 = part
             .trim()
             .parse()
-            .map_err(|_| format!("'{part}' is not a number"))?;
+            .map_err(|_| ParseError::invalid(format!("'{part}' is not a number")))?;
         if !v.is_finite() || v <= 0.0 {
-            return Err(format!("{v} is not a positive bound"));
+            return Err(ParseError::invalid(format!("{v} is not a positive bound")));
         }
         if out.last().is_some_and(|&last| v <= last) {
-            return Err("bounds must increase".into());
+            return Err(ParseError::invalid("bounds must increase"));
         }
         out.push(v);
     }
@@ -395,7 +396,7 @@ impl JobFlow {
     }
 
     /// Applies one journal response.
-    pub fn apply(&mut self, payload: &str) -> Result<Applied, String> {
+    pub fn apply(&mut self, payload: &str) -> Result<Applied, ParseError> {
         self.apply_tracking(payload, None, None, None)
     }
 
@@ -412,9 +413,9 @@ impl JobFlow {
         mut allocations: Option<&mut Allocations>,
         mut nested: Option<&mut Nested>,
         mut roster: Option<&mut Roster>,
-    ) -> Result<Applied, String> {
+    ) -> Result<Applied, ParseError> {
         let r: Response = serde_json::from_str(payload)
-            .map_err(|e| format!("job-manager.events-journal: malformed response: {e}"))?;
+            .map_err(|e| ParseError::malformed("job-manager.events-journal", e))?;
         if r.id == -1 {
             self.watermark = self.newest;
             if let Some(named) = self.backlog_jobs.take() {
@@ -449,7 +450,7 @@ impl JobFlow {
             // R, the largest part of an alloc event, is read once: the
             // roster reads it, then the allocated set keeps it.
             let job_r = (event.name == "alloc").then(|| {
-                r.r.ok_or_else(|| "its alloc event came without R".to_string())
+                r.r.ok_or_else(|| ParseError::invalid("its alloc event came without R"))
                     .and_then(JobR::read)
             });
             let live = !in_backlog || event.timestamp > watermark;
@@ -460,7 +461,7 @@ impl JobFlow {
                 match &spec {
                     Some(spec) => roster.submit(r.id, context.uid(), spec.project.as_deref()),
                     None => {
-                        let job_r = job_r.as_ref().map(|r| r.as_ref().map_err(String::as_str));
+                        let job_r = job_r.as_ref().map(Result::as_ref);
                         roster.event(r.id, event.name, &context, job_r)
                     }
                 }
@@ -879,9 +880,15 @@ mod tests {
     #[test]
     fn bucket_lists_name_what_is_wrong() {
         assert_eq!(parse_buckets("1, 5,30"), Ok(vec![1.0, 5.0, 30.0]));
-        assert!(parse_buckets("5,1").unwrap_err().contains("increase"));
-        assert!(parse_buckets("a").unwrap_err().contains("'a'"));
-        assert!(parse_buckets("0").unwrap_err().contains("positive"));
+        assert!(parse_buckets("5,1")
+            .unwrap_err()
+            .to_string()
+            .contains("increase"));
+        assert!(parse_buckets("a").unwrap_err().to_string().contains("'a'"));
+        assert!(parse_buckets("0")
+            .unwrap_err()
+            .to_string()
+            .contains("positive"));
     }
 
     #[test]

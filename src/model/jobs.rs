@@ -1,5 +1,6 @@
 //! `job-list.job-stats` responses.
 
+use super::error::ParseError;
 use serde::Deserialize;
 
 /// Job counts as job-list keeps them, for the instance or one queue.
@@ -63,7 +64,6 @@ impl JobCounts {
     }
 }
 
-pub fn parse(payload: &str) -> Result<JobStats, String> {
-    serde_json::from_str(payload)
-        .map_err(|e| format!("job-list.job-stats: malformed response: {e}"))
+pub fn parse(payload: &str) -> Result<JobStats, ParseError> {
+    serde_json::from_str(payload).map_err(|e| ParseError::malformed("job-list.job-stats", e))
 }

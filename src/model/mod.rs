@@ -2,6 +2,7 @@
 
 pub mod allocations;
 pub mod broker;
+pub mod error;
 pub mod hostlist;
 pub mod idset;
 pub mod jobflow;

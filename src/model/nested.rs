@@ -17,6 +17,7 @@
 //! with the child's owner, since a user's instance runs only that user's
 //! jobs.
 
+use super::error::ParseError;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -84,16 +85,20 @@ impl Target {
 /// and a plain path: no user info, query, fragment or escapes, nothing
 /// outside printable ASCII, at most 256 characters. A URL that passes is
 /// safe to hand to Prometheus as a target and to write into a memo.
-pub fn check_url(url: &str) -> Result<(&'static str, String, String), String> {
+pub fn check_url(url: &str) -> Result<(&'static str, String, String), ParseError> {
     if url.len() > MAX_URL_LEN {
-        return Err(format!("URL longer than {MAX_URL_LEN} characters"));
+        return Err(ParseError::invalid(format!(
+            "URL longer than {MAX_URL_LEN} characters"
+        )));
     }
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
         ("http", rest)
     } else if let Some(rest) = url.strip_prefix("https://") {
         ("https", rest)
     } else {
-        return Err(format!("{url:?}: not an http:// or https:// URL"));
+        return Err(ParseError::invalid(format!(
+            "{url:?}: not an http:// or https:// URL"
+        )));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -103,41 +108,47 @@ pub fn check_url(url: &str) -> Result<(&'static str, String, String), String> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
     if !path_ok {
-        return Err(format!(
+        return Err(ParseError::invalid(format!(
             "{url:?}: the path may hold only letters, digits and / - . _ ~"
-        ));
+        )));
     }
     let (host, port) = match authority.strip_prefix('[') {
         Some(v6) => {
             let (addr, port) = v6
                 .split_once("]:")
-                .ok_or_else(|| format!("{url:?}: no port"))?;
+                .ok_or_else(|| ParseError::invalid(format!("{url:?}: no port")))?;
             if addr.is_empty()
                 || !addr
                     .bytes()
                     .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
             {
-                return Err(format!("{url:?}: not an IPv6 address"));
+                return Err(ParseError::invalid(format!("{url:?}: not an IPv6 address")));
             }
             (format!("[{addr}]"), port)
         }
         None => {
             let (host, port) = authority
                 .rsplit_once(':')
-                .ok_or_else(|| format!("{url:?}: no port"))?;
+                .ok_or_else(|| ParseError::invalid(format!("{url:?}: no port")))?;
             let host_ok = !host.is_empty()
                 && host
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
             if !host_ok {
-                return Err(format!("{url:?}: not a host name or address"));
+                return Err(ParseError::invalid(format!(
+                    "{url:?}: not a host name or address"
+                )));
             }
             (host.to_string(), port)
         }
     };
     match port.parse::<u16>() {
         Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => {}
-        _ => return Err(format!("{url:?}: {port:?} is not a port")),
+        _ => {
+            return Err(ParseError::invalid(format!(
+                "{url:?}: {port:?} is not a port"
+            )))
+        }
     }
     Ok((scheme, format!("{host}:{port}"), path.to_string()))
 }
@@ -325,7 +336,7 @@ impl Nested {
             .filter_map(|d| match check_descendant(d, self.level + 1, user) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    refused.push(e);
+                    refused.push(e.to_string());
                     None
                 }
             })
@@ -425,7 +436,7 @@ fn dropped(change: &Change) -> &'static str {
 
 /// A descendant a child passed up, checked: its URL, and a level below the
 /// child's.
-fn check_descendant(d: &Descendant, child_level: u32, user: &str) -> Result<Target, String> {
+fn check_descendant(d: &Descendant, child_level: u32, user: &str) -> Result<Target, ParseError> {
     let (scheme, address, path) = check_url(&d.url)?;
     let id_ok = |s: &str| {
         !s.is_empty()
@@ -433,16 +444,16 @@ fn check_descendant(d: &Descendant, child_level: u32, user: &str) -> Result<Targ
             && s.chars().all(|c| c == 'ƒ' || c.is_ascii_alphanumeric())
     };
     if !id_ok(&d.jobid) || !id_ok(&d.parent) {
-        return Err(format!(
+        return Err(ParseError::invalid(format!(
             "{:?}: not a job ID",
             if id_ok(&d.jobid) { &d.parent } else { &d.jobid }
-        ));
+        )));
     }
     if d.level <= child_level || d.level > child_level + 64 {
-        return Err(format!(
+        return Err(ParseError::invalid(format!(
             "{}: level {} is not below its ancestor's {child_level}",
             d.jobid, d.level
-        ));
+        )));
     }
     Ok(Target {
         scheme,
@@ -537,7 +548,7 @@ mod tests {
             ("http://node\n:1/metrics", "not a host"),
             ("http://[zz]:1/metrics", "IPv6"),
         ] {
-            let err = check_url(url).expect_err(url);
+            let err = check_url(url).expect_err(url).to_string();
             assert!(err.contains(why), "{url}: {err}");
         }
         let long = format!("http://node:1/{}", "a".repeat(300));

@@ -4,6 +4,7 @@
 //! (python/flux/resource/status.py) from `resource.status`, the allocated
 //! set and the ranks in housekeeping.
 
+use super::error::ParseError;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -79,12 +80,12 @@ pub fn rows(
     allocated: &ResourceSet,
     housekeeping: &IdSet,
     hosts: &mut Vec<Arc<str>>,
-) -> Result<NodesView, String> {
-    let bad = |e: String| format!("resource.status: {e}");
+) -> Result<NodesView, ParseError> {
+    let bad = |e: ParseError| e.within("resource.status");
     let v: Value =
-        serde_json::from_str(status).map_err(|e| bad(format!("malformed response: {e}")))?;
+        serde_json::from_str(status).map_err(|e| ParseError::malformed("resource.status", e))?;
     let with_r: Status =
-        serde_json::from_str(status).map_err(|e| bad(format!("malformed response: {e}")))?;
+        serde_json::from_str(status).map_err(|e| ParseError::malformed("resource.status", e))?;
     let all = ResourceSet::from_rv1_json(with_r.r).map_err(bad)?;
     let StatusIdsets {
         offline,
@@ -134,7 +135,7 @@ pub fn rows(
 
 /// The host of each rank of R, in rank order (RFC 20's `nodelist`); the
 /// rank's number where R names none.
-fn host_names(r: Option<&RawValue>, ranks: usize) -> Result<Vec<String>, String> {
+fn host_names(r: Option<&RawValue>, ranks: usize) -> Result<Vec<String>, ParseError> {
     #[derive(Deserialize)]
     struct R {
         execution: Option<Execution>,
@@ -148,19 +149,22 @@ fn host_names(r: Option<&RawValue>, ranks: usize) -> Result<Vec<String>, String>
         return Ok(Vec::new());
     };
     let lists = serde_json::from_str::<R>(r.get())
-        .map_err(|e| format!("R: {e}"))?
+        .map_err(|e| ParseError::invalid(format!("R: {e}")))?
         .execution
         .map(|e| e.nodelist)
         .unwrap_or_default();
     let mut names = Vec::with_capacity(ranks);
     for list in &lists {
-        names.extend(super::hostlist::expand(list).map_err(|e| format!("R nodelist: {e}"))?);
+        names.extend(
+            super::hostlist::expand(list)
+                .map_err(|e| ParseError::invalid(format!("R nodelist: {e}")))?,
+        );
     }
     if names.len() != ranks {
-        return Err(format!(
+        return Err(ParseError::invalid(format!(
             "R nodelist names {} hosts for {ranks} ranks",
             names.len()
-        ));
+        )));
     }
     Ok(names)
 }
@@ -216,7 +220,8 @@ mod tests {
             &IdSet::new(),
             &mut Vec::new(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("names 1 hosts for 2 ranks"), "{err}");
     }
 }

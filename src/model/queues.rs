@@ -1,5 +1,6 @@
 //! `job-manager.queue-list` and `job-manager.queue-status` responses.
 
+use super::error::ParseError;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,17 +22,17 @@ struct Status {
     start: bool,
 }
 
-pub fn parse_list(payload: &str) -> Result<Vec<String>, String> {
+pub fn parse_list(payload: &str) -> Result<Vec<String>, ParseError> {
     serde_json::from_str::<QueueList>(payload)
         .map(|l| l.queues)
-        .map_err(|e| format!("job-manager.queue-list: malformed response: {e}"))
+        .map_err(|e| ParseError::malformed("job-manager.queue-list", e))
 }
 
-pub fn parse_status(name: Option<&str>, payload: &str) -> Result<QueueStatus, String> {
+pub fn parse_status(name: Option<&str>, payload: &str) -> Result<QueueStatus, ParseError> {
     let s: Status = serde_json::from_str(payload).map_err(|e| {
-        format!(
-            "job-manager.queue-status {}: malformed response: {e}",
-            name.unwrap_or("(anonymous)")
+        ParseError::malformed(
+            format!("job-manager.queue-status {}", name.unwrap_or("(anonymous)")),
+            e,
         )
     })?;
     Ok(QueueStatus {

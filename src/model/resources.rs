@@ -2,6 +2,7 @@
 //! `resource.status`, and the counts `flux resource list` and `flux resource
 //! status` print from them.
 
+use super::error::ParseError;
 use std::collections::BTreeMap;
 
 use std::borrow::Cow;
@@ -93,7 +94,7 @@ fn sum_rows(per_rank: &RankCounts, only: Option<&IdSet>) -> [(&'static str, Coun
 fn children_idset(
     children: &BTreeMap<Cow<'_, str>, Cow<'_, str>>,
     name: &str,
-) -> Result<IdSet, String> {
+) -> Result<IdSet, ParseError> {
     match children.get(name) {
         Some(ids) => IdSet::parse(ids),
         None => Ok(IdSet::new()),
@@ -101,10 +102,14 @@ fn children_idset(
 }
 
 /// The ranks of an Rv1 object, without reading what each holds.
-fn rv1_ranks(raw: Option<&RawValue>) -> Result<IdSet, String> {
+fn rv1_ranks(raw: Option<&RawValue>) -> Result<IdSet, ParseError> {
     let mut ranks = IdSet::new();
     if let Some(r) = parse_rv1(raw)? {
-        for entry in r.execution.ok_or("R has no execution object")?.r_lite {
+        for entry in r
+            .execution
+            .ok_or_else(|| ParseError::invalid("R has no execution object"))?
+            .r_lite
+        {
             ranks.union_with(&IdSet::parse(&entry.rank)?);
         }
     }
@@ -217,7 +222,7 @@ struct RLiteEntry<'a> {
 }
 
 /// Deserializes an Rv1 object, where JSON null or `{}` is the empty set.
-fn parse_rv1<'a>(raw: Option<&'a RawValue>) -> Result<Option<Rv1<'a>>, String> {
+fn parse_rv1<'a>(raw: Option<&'a RawValue>) -> Result<Option<Rv1<'a>>, ParseError> {
     let Some(raw) = raw else { return Ok(None) };
     let text = raw.get().trim();
     let empty_object = text
@@ -226,9 +231,13 @@ fn parse_rv1<'a>(raw: Option<&'a RawValue>) -> Result<Option<Rv1<'a>>, String> {
     if text == "null" || empty_object {
         return Ok(None);
     }
-    let r: Rv1 = serde_json::from_str(text).map_err(|e| format!("malformed R: {e}"))?;
+    let r: Rv1 =
+        serde_json::from_str(text).map_err(|e| ParseError::invalid(format!("malformed R: {e}")))?;
     if r.version != 1 {
-        return Err(format!("unsupported R version {} (expected 1)", r.version));
+        return Err(ParseError::invalid(format!(
+            "unsupported R version {} (expected 1)",
+            r.version
+        )));
     }
     Ok(Some(r))
 }
@@ -242,7 +251,7 @@ pub struct Slice {
 }
 
 impl Slice {
-    fn read(entry: &RLiteEntry) -> Result<Slice, String> {
+    fn read(entry: &RLiteEntry) -> Result<Slice, ParseError> {
         let child = |name: &str| children_idset(&entry.children, name);
         Ok(Slice {
             ranks: IdSet::parse(&entry.rank)?,
@@ -252,7 +261,7 @@ impl Slice {
     }
 
     /// The `R_lite` entries of an Rv1 object, as they are.
-    pub fn all_of(raw: &RawValue) -> Result<Vec<Slice>, String> {
+    pub fn all_of(raw: &RawValue) -> Result<Vec<Slice>, ParseError> {
         Ok(JobR::read(raw)?.slices)
     }
 }
@@ -268,11 +277,13 @@ pub struct JobR {
 
 impl JobR {
     /// JSON null or `{}` is an empty allocation.
-    pub fn read(raw: &RawValue) -> Result<JobR, String> {
+    pub fn read(raw: &RawValue) -> Result<JobR, ParseError> {
         let Some(r) = parse_rv1(Some(raw))? else {
             return Ok(JobR::default());
         };
-        let execution = r.execution.ok_or("R has no execution object")?;
+        let execution = r
+            .execution
+            .ok_or_else(|| ParseError::invalid("R has no execution object"))?;
         Ok(JobR {
             slices: execution
                 .r_lite
@@ -290,12 +301,14 @@ impl JobR {
 
 impl ResourceSet {
     /// Parses an Rv1 object (`{"version": 1, "execution": {...}}`).
-    pub fn from_rv1_json(raw: Option<&RawValue>) -> Result<ResourceSet, String> {
+    pub fn from_rv1_json(raw: Option<&RawValue>) -> Result<ResourceSet, ParseError> {
         let mut set = ResourceSet::default();
         let Some(r) = parse_rv1(raw)? else {
             return Ok(set);
         };
-        let execution = r.execution.ok_or("R has no execution object")?;
+        let execution = r
+            .execution
+            .ok_or_else(|| ParseError::invalid("R has no execution object"))?;
         for entry in &execution.r_lite {
             let slice = Slice::read(entry)?;
             for rank in slice.ranks.iter() {
@@ -329,7 +342,7 @@ pub struct SchedStatus {
 }
 
 impl SchedStatus {
-    pub fn parse(payload: &str) -> Result<SchedStatus, String> {
+    pub fn parse(payload: &str) -> Result<SchedStatus, ParseError> {
         #[derive(Deserialize)]
         struct Raw<'a> {
             #[serde(borrow)]
@@ -340,9 +353,10 @@ impl SchedStatus {
             allocated: Option<&'a RawValue>,
         }
         let raw: Raw = serde_json::from_str(payload)
-            .map_err(|e| format!("resource.sched-status: malformed response: {e}"))?;
+            .map_err(|e| ParseError::malformed("resource.sched-status", e))?;
         let set = |name: &str, r| {
-            ResourceSet::from_rv1_json(r).map_err(|e| format!("resource.sched-status: {name}: {e}"))
+            ResourceSet::from_rv1_json(r)
+                .map_err(|e| ParseError::invalid(format!("resource.sched-status: {name}: {e}")))
         };
         Ok(SchedStatus {
             all: set("all", raw.all)?,
@@ -361,16 +375,16 @@ impl SchedStatus {
     /// None when some rank is offline: an instance whose resources were
     /// discovered rather than configured then drops lost ranks from all,
     /// which `resource.status` does not show, so only sched-status can say.
-    pub fn derive(status: &str, allocated: &str) -> Result<Option<SchedStatus>, String> {
+    pub fn derive(status: &str, allocated: &str) -> Result<Option<SchedStatus>, ParseError> {
         #[derive(Deserialize)]
         struct Allocated<'a> {
             #[serde(borrow)]
             allocated: Option<&'a RawValue>,
         }
         let alloc: Allocated = serde_json::from_str(allocated)
-            .map_err(|e| format!("job-manager.resource-status: malformed response: {e}"))?;
+            .map_err(|e| ParseError::malformed("job-manager.resource-status", e))?;
         let allocated = ResourceSet::from_rv1_json(alloc.allocated)
-            .map_err(|e| format!("job-manager.resource-status: {e}"))?;
+            .map_err(|e| ParseError::invalid(format!("job-manager.resource-status: {e}")))?;
         SchedStatus::derive_with(status, allocated)
     }
 
@@ -379,7 +393,7 @@ impl SchedStatus {
     pub fn derive_with(
         status: &str,
         allocated: ResourceSet,
-    ) -> Result<Option<SchedStatus>, String> {
+    ) -> Result<Option<SchedStatus>, ParseError> {
         Ok(StatusSets::derive(status)?.map(|sets| SchedStatus {
             all: sets.all,
             down: sets.down,
@@ -408,7 +422,7 @@ impl StatusSets {
     /// All is R without the excluded ranks, down is every node of it that
     /// is torpid or drained; None when a rank is offline (see
     /// [`SchedStatus::derive`]).
-    pub fn derive(status: &str) -> Result<Option<StatusSets>, String> {
+    pub fn derive(status: &str) -> Result<Option<StatusSets>, ParseError> {
         #[derive(Deserialize)]
         struct Status<'a> {
             #[serde(rename = "R", borrow)]
@@ -422,9 +436,9 @@ impl StatusSets {
             #[serde(default, borrow)]
             drain: BTreeMap<Cow<'a, str>, &'a RawValue>,
         }
-        let bad = |e: String| format!("resource.status: {e}");
-        let st: Status =
-            serde_json::from_str(status).map_err(|e| bad(format!("malformed response: {e}")))?;
+        let bad = |e: ParseError| e.within("resource.status");
+        let st: Status = serde_json::from_str(status)
+            .map_err(|e| ParseError::malformed("resource.status", e))?;
         if !IdSet::parse(&st.offline).map_err(bad)?.is_empty() {
             return Ok(None);
         }
@@ -561,11 +575,13 @@ pub struct StatusIdsets {
 impl StatusIdsets {
     /// From a parsed `resource.status` answer; a set that is missing is
     /// empty (older flux-core has no `torpid`).
-    pub fn read(v: &Value) -> Result<StatusIdsets, String> {
+    pub fn read(v: &Value) -> Result<StatusIdsets, ParseError> {
         let idset = |name: &str| match v.get(name) {
             Some(Value::String(s)) => IdSet::parse(s),
             None => Ok(IdSet::new()),
-            Some(_) => Err(format!("{name} is not an idset string")),
+            Some(_) => Err(ParseError::invalid(format!(
+                "{name} is not an idset string"
+            ))),
         };
         let mut drained = IdSet::new();
         let mut drains = Vec::new();
@@ -629,10 +645,10 @@ impl NodeHealth {
     /// From a `resource.status` response and the allocated ranks: drained
     /// ranks that still run a job are "draining"; avail is every rank not
     /// excluded, drained, draining or torpid (offline ones included).
-    pub fn parse(payload: &str, allocated: &IdSet) -> Result<NodeHealth, String> {
-        let bad = |e: String| format!("resource.status: {e}");
-        let v: Value =
-            serde_json::from_str(payload).map_err(|e| bad(format!("malformed response: {e}")))?;
+    pub fn parse(payload: &str, allocated: &IdSet) -> Result<NodeHealth, ParseError> {
+        let bad = |e: ParseError| e.within("resource.status");
+        let v: Value = serde_json::from_str(payload)
+            .map_err(|e| ParseError::malformed("resource.status", e))?;
         let all = {
             #[derive(Deserialize)]
             struct WithR<'a> {
@@ -640,7 +656,7 @@ impl NodeHealth {
                 r: Option<&'a RawValue>,
             }
             let with_r: WithR = serde_json::from_str(payload)
-                .map_err(|e| bad(format!("malformed response: {e}")))?;
+                .map_err(|e| ParseError::malformed("resource.status", e))?;
             rv1_ranks(with_r.r).map_err(bad)?
         };
         let StatusIdsets {
@@ -693,7 +709,7 @@ pub fn summarize(
     sched_status: &str,
     status: &str,
     config: &str,
-) -> Result<ResourceSummary, String> {
+) -> Result<ResourceSummary, ParseError> {
     summarize_from(SchedStatus::parse(sched_status)?, status, config)
 }
 
@@ -702,7 +718,7 @@ pub fn summarize_from(
     sched: SchedStatus,
     status: &str,
     config: &str,
-) -> Result<ResourceSummary, String> {
+) -> Result<ResourceSummary, ParseError> {
     summarize_view(sched.view(), status, config)
 }
 
@@ -711,7 +727,7 @@ pub fn summarize_view(
     sched: SchedView,
     status: &str,
     config: &str,
-) -> Result<ResourceSummary, String> {
+) -> Result<ResourceSummary, ParseError> {
     summarize_counted(sched, &sched.rank_counts(), status, config)
 }
 
@@ -722,9 +738,9 @@ pub fn summarize_counted(
     per_rank: &RankCounts,
     status: &str,
     config: &str,
-) -> Result<ResourceSummary, String> {
+) -> Result<ResourceSummary, ParseError> {
     let config: Value =
-        serde_json::from_str(config).map_err(|e| format!("config.get: malformed response: {e}"))?;
+        serde_json::from_str(config).map_err(|e| ParseError::malformed("config.get", e))?;
     let health = NodeHealth::parse(status, &sched.allocated.ranks())?;
     let queues = configured_queues(&config)
         .into_iter()

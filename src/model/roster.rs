@@ -10,6 +10,7 @@
 //! too from then on, as CLEANUP is. Its resources are held from `alloc` to
 //! `clean`, as [`super::allocations`] counts them.
 
+use super::error::ParseError;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -196,16 +197,16 @@ impl Roster {
         id: i64,
         name: &str,
         context: &EventContext,
-        r: Option<Result<&JobR, &str>>,
+        r: Option<Result<&JobR, &ParseError>>,
     ) {
         match name {
             "alloc" => {
                 let hosts = &mut self.hosts;
-                let read = r.map(|r| r.map_err(str::to_string).and_then(|r| nodes_of(r, hosts)));
+                let read = r.map(|r| r.map_err(Clone::clone).and_then(|r| nodes_of(r, hosts)));
                 let nodes = match read {
                     Some(Ok(nodes)) => Some(nodes),
                     Some(Err(why)) => {
-                        self.unreadable_job(id, why);
+                        self.unreadable_job(id, why.to_string());
                         None
                     }
                     None => {
@@ -259,7 +260,7 @@ fn intern(table: &mut HashMap<String, Arc<str>>, value: &str) -> Arc<str> {
 
 /// The nodes of a job's R, each with its host name: RFC 20's `nodelist`
 /// names the ranks of `R_lite` in ascending order.
-fn nodes_of(r: &JobR, hosts: &mut HashMap<String, Arc<str>>) -> Result<Arc<[JobNode]>, String> {
+fn nodes_of(r: &JobR, hosts: &mut HashMap<String, Arc<str>>) -> Result<Arc<[JobNode]>, ParseError> {
     let mut by_rank: BTreeMap<u32, JobNode> = BTreeMap::new();
     for slice in &r.slices {
         let cores = u32::try_from(slice.cores.count()).unwrap_or(u32::MAX);
@@ -278,14 +279,17 @@ fn nodes_of(r: &JobR, hosts: &mut HashMap<String, Arc<str>>) -> Result<Arc<[JobN
     if !r.nodelist.is_empty() {
         let mut names = Vec::with_capacity(nodes.len());
         for list in &r.nodelist {
-            names.extend(super::hostlist::expand(list).map_err(|e| format!("R nodelist: {e}"))?);
+            names.extend(
+                super::hostlist::expand(list)
+                    .map_err(|e| ParseError::invalid(format!("R nodelist: {e}")))?,
+            );
         }
         if names.len() != nodes.len() {
-            return Err(format!(
+            return Err(ParseError::invalid(format!(
                 "R nodelist names {} hosts for {} ranks",
                 names.len(),
                 nodes.len()
-            ));
+            )));
         }
         for (node, name) in nodes.iter_mut().zip(names) {
             node.host = Some(intern(hosts, &name));

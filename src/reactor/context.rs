@@ -230,7 +230,12 @@ impl Context {
 
     /// Records that `collector` has nothing true to export, scheduling no
     /// publish (as [`succeeded_in_publish`](Self::succeeded_in_publish)).
-    pub fn failed_in_publish(&self, collector: &str, why: &str, change: impl FnOnce(&mut State)) {
+    pub fn failed_in_publish(
+        &self,
+        collector: &str,
+        why: &(impl std::fmt::Display + ?Sized),
+        change: impl FnOnce(&mut State),
+    ) {
         self.update_in_publish(|state| {
             change(state);
             if let Some(c) = state.collector_mut(collector) {
@@ -297,7 +302,12 @@ impl Context {
 
     /// Records a failed update; `change` drops whatever is no longer true.
     /// The first failure after a success is logged, naming the collector.
-    pub fn failed(&self, collector: &str, error: &str, change: impl FnOnce(&mut State)) {
+    pub fn failed(
+        &self,
+        collector: &str,
+        error: &(impl std::fmt::Display + ?Sized),
+        change: impl FnOnce(&mut State),
+    ) {
         let first = self
             .state()
             .collectors

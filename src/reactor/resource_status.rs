@@ -52,6 +52,7 @@ use serde_json::value::RawValue;
 
 use super::deferred::Deferred;
 use super::subscription::{StreamEvent, Subscription};
+use crate::model::error::ParseError;
 use crate::model::resources::Slice;
 use crate::stats::ResourceStatusAsks;
 use flux::{Error, Handle, Rpc};
@@ -265,7 +266,7 @@ fn count_requests(inner: &Rc<Inner>, alone: bool) -> Result<(), Error> {
         let quiet = match (
             answer
                 .map_err(|e| e.message)
-                .and_then(|p| requests_received(&p)),
+                .and_then(|p| requests_received(&p).map_err(|e| e.to_string())),
             sent,
         ) {
             (Ok(received), Some(sent)) => inner.requests.borrow_mut().counted(received, sent),
@@ -422,7 +423,7 @@ impl RequestCount {
 
 /// The requests a module has received, from its `stats-get` answer
 /// (`{"tx": {...}, "rx": {"request": N, ...}}`, flux-core's method.c).
-pub fn requests_received(payload: &str) -> Result<u32, String> {
+pub fn requests_received(payload: &str) -> Result<u32, ParseError> {
     #[derive(Deserialize)]
     struct Counters {
         rx: Received,
@@ -435,7 +436,7 @@ pub fn requests_received(payload: &str) -> Result<u32, String> {
     }
     serde_json::from_str::<Counters>(payload)
         .map(|c| c.rx.request as u32)
-        .map_err(|e| format!("{REQUEST_COUNT}: malformed response: {e}"))
+        .map_err(|e| ParseError::malformed(REQUEST_COUNT, e))
 }
 
 /// What one response of `resource.journal` says.
@@ -450,21 +451,21 @@ pub enum JournalResponse {
 
 /// Reads one response: `{"events": [...]}`, with `R` beside a
 /// `resource-define` event.
-pub fn journal_response(payload: &str) -> Result<JournalResponse, String> {
+pub fn journal_response(payload: &str) -> Result<JournalResponse, ParseError> {
     #[derive(Deserialize)]
     struct Response<'a> {
         events: Vec<IgnoredAny>,
         #[serde(rename = "R", borrow)]
         r: Option<&'a RawValue>,
     }
-    let bad = |e: String| format!("{JOURNAL}: malformed response: {e}");
-    let response: Response = serde_json::from_str(payload).map_err(|e| bad(e.to_string()))?;
+    let response: Response =
+        serde_json::from_str(payload).map_err(|e| ParseError::malformed(JOURNAL, e))?;
     if response.events.is_empty() {
         return Ok(JournalResponse::BacklogEnd);
     }
     let highest_rank = match response.r {
         Some(r) => Slice::all_of(r)
-            .map_err(bad)?
+            .map_err(|e| e.within(JOURNAL))?
             .iter()
             .filter_map(|slice| slice.ranks.iter().last())
             .max(),
@@ -561,7 +562,7 @@ mod tests {
         assert_eq!(requests_received(answer), Ok(131));
         let wrapped = r#"{"tx": {}, "rx": {"request": -2147483647}}"#;
         assert_eq!(requests_received(wrapped), Ok(2_147_483_649));
-        let err = requests_received(r#"{"tx": {}}"#).unwrap_err();
+        let err = requests_received(r#"{"tx": {}}"#).unwrap_err().to_string();
         assert!(
             err.starts_with("resource.stats-get: malformed response: missing field `rx`"),
             "{err}"
