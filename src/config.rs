@@ -32,8 +32,8 @@ pub struct About {
 pub struct OptionSpec {
     pub key: &'static str,
     /// Says what is wrong with a value, if anything (the text that follows
-    /// "KEY=VALUE: " in the error).
-    pub check: fn(&str) -> Result<(), String>,
+    /// "KEY=VALUE: " in the error): each collector has its own error type.
+    pub check: fn(&str) -> Result<(), Box<dyn std::error::Error>>,
 }
 
 /// Every collector the module has, in the order of `collectors=`'s
@@ -250,7 +250,8 @@ impl Config {
                             keys: catalog.key_list(),
                         });
                     };
-                    (option.check)(value).map_err(|why| ConfigError::bad_value(key, value, why))?;
+                    (option.check)(value)
+                        .map_err(|why| ConfigError::bad_value(key, value, why.to_string()))?;
                     config.options.insert(option.key, value.to_string());
                 }
             }
@@ -369,12 +370,17 @@ pub fn effective_config(
     Config::from_args(&all, level, catalog)
 }
 
+/// A boolean argument that is none of the words [`parse_bool`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected true or false")]
+pub struct NotABool;
+
 /// A boolean argument: true, yes, 1 or on; false, no, 0 or off.
-pub fn parse_bool(value: &str) -> Result<bool, String> {
+pub fn parse_bool(value: &str) -> Result<bool, NotABool> {
     match value {
         "true" | "yes" | "1" | "on" => Ok(true),
         "false" | "no" | "0" | "off" => Ok(false),
-        _ => Err("expected true or false".into()),
+        _ => Err(NotABool),
     }
 }
 

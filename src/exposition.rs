@@ -196,6 +196,25 @@ impl RenderCache {
     }
 }
 
+/// Why a `/metrics` query cannot be served (a 400 with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    #[error("unknown query parameter '{0}' (expected collect[]=COLLECTOR or exclude[]=COLLECTOR)")]
+    UnknownParameter(String),
+    #[error("{0}= names no collector")]
+    NoCollector(String),
+    #[error("collect[] and exclude[] cannot be used together")]
+    Both,
+    /// A collector that is unknown, or known but not enabled.
+    #[error("{param}={name}: collector '{name}' {} (enabled collectors: {})", if *.known { "is not enabled" } else { "is unknown" }, .enabled.join(", "))]
+    NotServed {
+        param: &'static str,
+        name: String,
+        known: bool,
+        enabled: Vec<String>,
+    },
+}
+
 /// Which collectors a request asks for (node_exporter's `collect[]` and
 /// `exclude[]`); empty lists ask for every enabled one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -373,8 +392,14 @@ pub struct Shared {
     pub instance: String,
     /// The time slice the HTTP thread got from the kernel, or why not
     /// (`flux module stats`); None before the thread has started.
-    http_wakeup_slice: Mutex<Option<Result<Duration, String>>>,
+    http_wakeup_slice: Mutex<Option<Result<Duration, SliceRefused>>>,
 }
+
+/// The kernel's refusal of a short time slice for the HTTP thread, as it
+/// said it (kept for `flux module stats`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SliceRefused(pub String);
 
 impl Shared {
     pub fn new(instance: String) -> Arc<Shared> {
@@ -391,14 +416,14 @@ impl Shared {
     }
 
     /// Set by the HTTP thread as it starts (again at each restart).
-    pub fn set_http_wakeup_slice(&self, slice: Result<Duration, String>) {
+    pub fn set_http_wakeup_slice(&self, slice: Result<Duration, SliceRefused>) {
         *self
             .http_wakeup_slice
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(slice);
     }
 
-    pub fn http_wakeup_slice(&self) -> Option<Result<Duration, String>> {
+    pub fn http_wakeup_slice(&self) -> Option<Result<Duration, SliceRefused>> {
         self.http_wakeup_slice
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -423,7 +448,7 @@ impl Shared {
 
     /// Checks a selection against the collectors of the current snapshot:
     /// the message names the first collector that cannot be served.
-    pub fn check_selection(&self, selection: &Selection) -> Result<(), String> {
+    pub fn check_selection(&self, selection: &Selection) -> Result<(), SelectionError> {
         let snapshot = self.snapshot();
         let enabled: Vec<&str> = snapshot
             .exposition
@@ -446,15 +471,12 @@ impl Shared {
                 {
                     continue;
                 }
-                let why = if is_known {
-                    "is not enabled"
-                } else {
-                    "is unknown"
-                };
-                return Err(format!(
-                    "{param}={name}: collector '{name}' {why} (enabled collectors: {})",
-                    enabled.join(", ")
-                ));
+                return Err(SelectionError::NotServed {
+                    param,
+                    name: name.clone(),
+                    known: is_known,
+                    enabled: enabled.iter().map(|e| e.to_string()).collect(),
+                });
             }
         }
         Ok(())

@@ -13,8 +13,9 @@ use crate::announce::Announcer;
 use crate::stats::{CollectorStats, ModuleStats};
 
 use crate::collectors::{self, Backoff, Collector, Context, Settings, CATALOG};
-use crate::config::{self, Config};
+use crate::config::{self, Config, ConfigError};
 use crate::exposition::Shared;
+use crate::http::error::WebConfigError;
 use crate::http::webconfig::WebConfig;
 use crate::http::{Server, METRICS_PATH};
 use crate::model::resources::queue_names;
@@ -138,7 +139,7 @@ fn stats_json(live: &Live) -> String {
             .as_ref()
             .and_then(|s| s.as_ref().ok())
             .map(|d| d.as_micros() as u64),
-        http_wakeup_slice_error: slice.and_then(Result::err),
+        http_wakeup_slice_error: slice.and_then(Result::err).map(|refused| refused.0),
     };
     serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into())
 }
@@ -235,7 +236,29 @@ impl ModuleInstance for Module {
     }
 }
 
-fn load_web(config: &Config) -> Result<WebConfig, String> {
+/// Why a `flux config reload`, or binding again after a failed bind, did
+/// not take: the configuration in force stays as it was.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Web(#[from] WebConfigError),
+    /// The request itself could not be read.
+    #[error("{0}")]
+    Request(Error),
+    #[error("{0}")]
+    Listen(Error),
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("the module is stopping")]
+    Stopping,
+}
+
+fn load_web(config: &Config) -> Result<WebConfig, WebConfigError> {
     match &config.web_config {
         Some(path) => WebConfig::load(path),
         None => Ok(WebConfig::default()),
@@ -253,15 +276,14 @@ impl Live {
 
     /// Applies a new broker config (`flux config reload`). Everything that
     /// can fail is done first, so a bad config changes nothing.
-    fn reload(&mut self, payload: &str) -> Result<(), String> {
-        let table = config::table_args(payload).map_err(|e| e.to_string())?;
+    fn reload(&mut self, payload: &str) -> Result<(), ReloadError> {
+        let table = config::table_args(payload)?;
         let queues = queue_names(payload);
-        let config = config::effective_config(&table, &self.args, self.level, CATALOG)
-            .map_err(|e| e.to_string())?;
+        let config = config::effective_config(&table, &self.args, self.level, CATALOG)?;
         let web = load_web(&config)?;
         let scheme = if web.tls.is_some() { "https" } else { "http" };
         let listener = if config.listen != self.config.listen {
-            Some(bind(config.listen).map_err(|e| e.message)?)
+            Some(bind(config.listen).map_err(ReloadError::Listen)?)
         } else {
             None
         };
@@ -274,7 +296,7 @@ impl Live {
         } else if let Some(server) = &self.server {
             self.url = Some(metrics_url(scheme, server.local_addr(), &crate::hostname()));
         }
-        let ctx = self.ctx.clone().ok_or("the module is stopping")?;
+        let ctx = self.ctx.clone().ok_or(ReloadError::Stopping)?;
         ctx.set_publish_intervals(config.publish_interval, config.busy_publish_interval);
         // Collectors whose options are unchanged keep running (and their
         // counters); the others are stopped, and started again if wanted.
@@ -324,9 +346,13 @@ impl Live {
 
     /// Serves on `listener` from a new HTTP thread, replacing the old one
     /// (if any) only once the new one runs.
-    fn serve(&mut self, listener: TcpListener, scheme: &str) -> Result<(), String> {
-        let server = Server::start(listener, Arc::clone(&self.shared))
-            .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
+    fn serve(&mut self, listener: TcpListener, scheme: &str) -> Result<(), ReloadError> {
+        let server = Server::start(listener, Arc::clone(&self.shared)).map_err(|source| {
+            ReloadError::Thread {
+                what: "HTTP",
+                source,
+            }
+        })?;
         self.url = Some(metrics_url(scheme, server.local_addr(), &crate::hostname()));
         if let Some(mut old) = self.server.replace(server) {
             old.shutdown();
@@ -350,7 +376,7 @@ impl Live {
             "http"
         };
         let outcome = bind(self.config.listen)
-            .map_err(|e| e.message)
+            .map_err(ReloadError::Listen)
             .and_then(|listener| self.serve(listener, scheme));
         match outcome {
             Ok(()) => {
@@ -418,7 +444,7 @@ impl Arguments {
         for said in config.deprecations() {
             h.log(Level::Warning, &said);
         }
-        let web = load_web(&config).map_err(invalid)?;
+        let web = load_web(&config).map_err(|e| invalid(e.to_string()))?;
         Ok(Arguments {
             args,
             level,
@@ -582,11 +608,12 @@ fn handle_requests(h: &Handle, live: &Rc<RefCell<Live>>) -> Result<Vec<MsgHandle
         let Some(live) = weak.upgrade() else { return };
         let outcome = request
             .payload()
-            .map_err(|e| e.message)
+            .map_err(ReloadError::Request)
             .and_then(|p| live.borrow_mut().reload(&p.unwrap_or_else(|| "{}".into())));
         match outcome {
             Ok(()) => request.respond("{}"),
-            Err(msg) => {
+            Err(err) => {
+                let msg = err.to_string();
                 live.borrow()
                     .h
                     .log(Level::Err, &format!("config reload refused: {msg}"));

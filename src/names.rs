@@ -194,6 +194,8 @@ fn run(inner: &Inner, command: &[String]) {
                 }
             }
             Err(why) => {
+                // Said once in the log until it changes (`said`).
+                let why = why.to_string();
                 for uid in batch {
                     // A name known before is kept until the directory is
                     // back; it is asked again later.
@@ -217,13 +219,33 @@ fn run(inner: &Inner, command: &[String]) {
     }
 }
 
+/// User names by uid, as a lookup found them.
+type NamesByUid = HashMap<u32, String>;
+
+/// Why a lookup of user names gave none.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    #[error("no lookup command")]
+    NoCommand,
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program}: {source}")]
+    Wait {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("stopped")]
+    Stopped,
+    #[error("{command} did not answer within {} s (is the user directory, LDAP or sssd, down?); uids are shown as numbers meanwhile", LOOKUP_TIMEOUT.as_secs())]
+    Timeout { command: String },
+}
+
 /// Runs the lookup command for `uids`: the names it printed, by uid.
-fn lookup(
-    command: &[String],
-    uids: &[u32],
-    stop: &AtomicBool,
-) -> Result<HashMap<u32, String>, String> {
-    let (program, args) = command.split_first().ok_or("no lookup command")?;
+fn lookup(command: &[String], uids: &[u32], stop: &AtomicBool) -> Result<NamesByUid, LookupError> {
+    let (program, args) = command.split_first().ok_or(LookupError::NoCommand)?;
     let mut child = Command::new(program)
         .args(args)
         .args(uids.iter().map(u32::to_string))
@@ -231,7 +253,10 @@ fn lookup(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|source| LookupError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
     let deadline = Instant::now() + LOOKUP_TIMEOUT;
     loop {
         match child.try_wait() {
@@ -241,19 +266,20 @@ fn lookup(
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => break,
             Err(e) => {
                 kill(&mut child);
-                return Err(format!("{program}: {e}"));
+                return Err(LookupError::Wait {
+                    program: program.clone(),
+                    source: e,
+                });
             }
             Ok(None) if stop.load(Ordering::Acquire) => {
                 kill(&mut child);
-                return Err("stopped".into());
+                return Err(LookupError::Stopped);
             }
             Ok(None) if Instant::now() >= deadline => {
                 kill(&mut child);
-                return Err(format!(
-                    "{program} {} did not answer within {} s (is the user directory, LDAP or sssd, down?); uids are shown as numbers meanwhile",
-                    args.join(" "),
-                    LOOKUP_TIMEOUT.as_secs()
-                ));
+                return Err(LookupError::Timeout {
+                    command: format!("{program} {}", args.join(" ")),
+                });
             }
             Ok(None) => std::thread::sleep(TICK),
         }

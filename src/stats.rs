@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::error::ParseError;
+
 /// How one collector is doing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -108,9 +110,10 @@ impl PublishStats {
 }
 
 impl ModuleStats {
-    pub fn parse(json: &str) -> Result<ModuleStats, String> {
-        serde_json::from_str(json)
-            .map_err(|e| format!("prometheus.stats-get: unreadable answer: {e}"))
+    pub fn parse(json: &str) -> Result<ModuleStats, ParseError> {
+        serde_json::from_str(json).map_err(|e| {
+            ParseError::invalid(format!("unreadable answer: {e}")).within("prometheus.stats-get")
+        })
     }
 }
 
@@ -138,7 +141,7 @@ mod tests {
         );
         let json = serde_json::to_string(&stats).unwrap();
         assert_eq!(ModuleStats::parse(&json), Ok(stats));
-        let err = ModuleStats::parse("{\"url\": 5}").unwrap_err();
+        let err = ModuleStats::parse("{\"url\": 5}").unwrap_err().to_string();
         assert!(
             err.starts_with("prometheus.stats-get: unreadable answer"),
             "{err}"

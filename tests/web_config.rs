@@ -27,7 +27,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn parse(yaml: &str) -> Result<WebConfig, String> {
-    WebConfig::parse(yaml, Path::new("/nonexistent"))
+    WebConfig::parse(yaml, Path::new("/nonexistent")).map_err(|e| e.to_string())
 }
 
 fn serve(web: WebConfig) -> (Server, SocketAddr) {
@@ -96,7 +96,9 @@ fn bad_files_are_refused_naming_the_problem() {
             ),
         }
     }
-    let e = WebConfig::load(Path::new("/nonexistent/web.yml")).unwrap_err();
+    let e = WebConfig::load(Path::new("/nonexistent/web.yml"))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("/nonexistent/web.yml") && e.contains("cannot read"),
         "{e}"
@@ -278,7 +280,8 @@ fn mutual_tls_requires_a_client_certificate_signed_by_the_ca() {
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n",
         &dir,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("needs client_ca_file"), "{e}");
     std::fs::remove_dir_all(dir).ok();
     std::fs::remove_dir_all(other).ok();
@@ -296,7 +299,8 @@ fn min_version_turns_older_clients_away() {
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n",
         &dir,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("TLS10 is not supported"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }

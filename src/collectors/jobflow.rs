@@ -18,6 +18,7 @@ use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 use super::{About, Collector, Context, OptionSpec, Settings, Spec};
+use crate::model::error::ParseError;
 use crate::model::jobflow::{
     self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, DEFAULT_RUN_BUCKETS,
     DEFAULT_WAIT_BUCKETS,
@@ -39,19 +40,19 @@ pub const SPEC: Spec = Spec {
         options: &[
             OptionSpec {
                 key: "wait-buckets",
-                check: |v| parse_buckets(v).map(drop),
+                check: |v| Ok(parse_buckets(v).map(drop)?),
             },
             OptionSpec {
                 key: "run-buckets",
-                check: |v| parse_buckets(v).map(drop),
+                check: |v| Ok(parse_buckets(v).map(drop)?),
             },
             OptionSpec {
                 key: "jobflow-labels",
-                check: |v| parse_labels(v, &mut LabelOptions::default()),
+                check: |v| Ok(parse_labels(v, &mut LabelOptions::default())?),
             },
             OptionSpec {
                 key: "label-limit",
-                check: |v| parse_limit(v).map(drop),
+                check: |v| Ok(parse_limit(v).map(drop)?),
             },
         ],
         needs: &[],
@@ -71,8 +72,19 @@ struct Options {
     labels: LabelOptions,
 }
 
+/// What is wrong with one of this collector's options.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum OptionError {
+    #[error("{0} (expected increasing seconds, e.g. 1,10,60,600)")]
+    Buckets(ParseError),
+    #[error("unknown label '{0}' (expected user, project or both, comma separated)")]
+    UnknownLabel(String),
+    #[error("expected a positive number of distinct values")]
+    NotALimit,
+}
+
 impl Options {
-    fn from(settings: &Settings) -> Result<Options, String> {
+    fn from(settings: &Settings) -> Result<Options, OptionError> {
         let buckets = |key, default: &[f64]| {
             settings
                 .option(key)
@@ -93,33 +105,28 @@ impl Options {
     }
 }
 
-fn parse_buckets(value: &str) -> Result<Vec<f64>, String> {
-    jobflow::parse_buckets(value)
-        .map_err(|why| format!("{why} (expected increasing seconds, e.g. 1,10,60,600)"))
+fn parse_buckets(value: &str) -> Result<Vec<f64>, OptionError> {
+    jobflow::parse_buckets(value).map_err(OptionError::Buckets)
 }
 
-fn parse_labels(value: &str, labels: &mut LabelOptions) -> Result<(), String> {
+fn parse_labels(value: &str, labels: &mut LabelOptions) -> Result<(), OptionError> {
     (labels.user, labels.project) = (false, false);
     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match name {
             "user" => labels.user = true,
             "project" => labels.project = true,
-            other => {
-                return Err(format!(
-                    "unknown label '{other}' (expected user, project or both, comma separated)"
-                ))
-            }
+            other => return Err(OptionError::UnknownLabel(other.to_string())),
         }
     }
     Ok(())
 }
 
-fn parse_limit(value: &str) -> Result<usize, String> {
+fn parse_limit(value: &str) -> Result<usize, OptionError> {
     value
         .parse::<usize>()
         .ok()
         .filter(|&n| n > 0)
-        .ok_or_else(|| "expected a positive number of distinct values".to_string())
+        .ok_or(OptionError::NotALimit)
 }
 
 const TOPIC: &str = "job-manager.events-journal";
@@ -171,7 +178,7 @@ struct Inner {
 }
 
 fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
-    let options = Options::from(settings).map_err(|e| Error::new(libc::EINVAL, e))?;
+    let options = Options::from(settings).map_err(|e| Error::new(libc::EINVAL, e.to_string()))?;
     let since = ctx.handle.now();
     let handle = ctx.handle;
     let inner = Rc::new(Inner {

@@ -50,7 +50,7 @@ pub const SPEC: Spec = Spec {
         // series this collector exported.
         options: &[OptionSpec {
             key: "per-node",
-            check: |v| parse_bool(v).map(drop),
+            check: |v| Ok(parse_bool(v).map(drop)?),
         }],
         needs: &[],
     },

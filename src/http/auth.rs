@@ -5,6 +5,7 @@
 //! scraping every second does not pay a bcrypt run (tens of milliseconds)
 //! each time.
 
+use super::error::WebConfigError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
@@ -40,18 +41,22 @@ pub fn basic_credentials(header: &str) -> Option<(String, String)> {
 impl Users {
     /// Checks every hash: a value that is not a bcrypt hash is refused,
     /// naming the user (not the hash).
-    pub fn new(hashes: BTreeMap<String, String>) -> Result<Users, String> {
+    pub fn new(hashes: BTreeMap<String, String>) -> Result<Users, WebConfigError> {
         let mut cost = None;
         for (user, hash) in &hashes {
             let parts: bcrypt::HashParts = hash.parse().map_err(|e| {
-                format!("basic_auth_users: the password of '{user}' is not a bcrypt hash ({e})")
+                WebConfigError::key(
+                    "basic_auth_users",
+                    format!("the password of '{user}' is not a bcrypt hash ({e})"),
+                )
             })?;
             cost = cost.max(Some(parts.get_cost()));
         }
         // The users' own cost, not a default: a dearer dummy would make
         // unknown names slower than wrong passwords, and so detectable.
         let cost = cost.unwrap_or(bcrypt::DEFAULT_COST);
-        let dummy = bcrypt::hash("", cost).map_err(|e| format!("basic_auth_users: {e}"))?;
+        let dummy = bcrypt::hash("", cost)
+            .map_err(|e| WebConfigError::key("basic_auth_users", e.to_string()))?;
         Ok(Users {
             hashes,
             dummy,

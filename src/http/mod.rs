@@ -28,10 +28,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
 pub mod auth;
+pub mod error;
 pub mod pacing;
 pub mod webconfig;
 
-use crate::exposition::{Format, Selection, Shared};
+use crate::exposition::{Format, Selection, SelectionError, Shared, SliceRefused};
 use auth::{basic_credentials, Users};
 
 pub const METRICS_PATH: &str = "/metrics";
@@ -92,7 +93,7 @@ impl Server {
                 // is and shortens only its wait for a core when woken.
                 let slice = flux::request_wakeup_slice(WAKEUP_SLICE)
                     .map(|()| WAKEUP_SLICE)
-                    .map_err(|err| err.to_string());
+                    .map_err(|err| SliceRefused(err.to_string()));
                 shared.set_http_wakeup_slice(slice);
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
@@ -345,25 +346,21 @@ pub fn negotiate(headers: &HeaderMap) -> Format {
 /// `collect[]=NAME` (only these) and `exclude[]=NAME` (all but these),
 /// each repeatable. Other parameters are refused, so that a mistyped one
 /// is not silently served as everything.
-pub fn selection(query: Option<&str>) -> Result<Selection, String> {
+pub fn selection(query: Option<&str>) -> Result<Selection, SelectionError> {
     let mut selection = Selection::default();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let list = match &*key {
             "collect[]" => &mut selection.collect,
             "exclude[]" => &mut selection.exclude,
-            other => {
-                return Err(format!(
-                    "unknown query parameter '{other}' (expected collect[]=COLLECTOR or exclude[]=COLLECTOR)"
-                ))
-            }
+            other => return Err(SelectionError::UnknownParameter(other.to_string())),
         };
         if value.is_empty() {
-            return Err(format!("{key}= names no collector"));
+            return Err(SelectionError::NoCollector(key.into_owned()));
         }
         list.push(value.into_owned());
     }
     if !selection.collect.is_empty() && !selection.exclude.is_empty() {
-        return Err("collect[] and exclude[] cannot be used together".into());
+        return Err(SelectionError::Both);
     }
     Ok(selection)
 }
@@ -429,10 +426,10 @@ pub fn respond(
         METRICS_PATH => {
             let selection = match selection(query) {
                 Ok(selection) => selection,
-                Err(why) => return bad_request(why),
+                Err(why) => return bad_request(why.to_string()),
             };
             if let Err(why) = shared.check_selection(&selection) {
-                return bad_request(why);
+                return bad_request(why.to_string());
             }
             let snapshot = shared.snapshot().select(&selection);
             let format = negotiate(headers);

@@ -18,6 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
 use crate::http::auth::Users;
+use crate::http::error::WebConfigError;
 
 /// The settings the HTTP thread applies, from one web-config file (or none).
 #[derive(Default)]
@@ -90,22 +91,26 @@ const SETTABLE_HEADERS: [&str; 5] = [
 impl WebConfig {
     /// Reads and checks a web-config file. Relative paths in it are taken
     /// from the file's own directory, as exporter-toolkit takes them.
-    pub fn load(path: &Path) -> Result<WebConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("web-config {}: cannot read: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut config = WebConfig::parse(&text, dir)
-            .map_err(|e| format!("web-config {}: {e}", path.display()))?;
+        let mut config = WebConfig::parse(&text, dir).map_err(|e| WebConfigError::In {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
         config.source = Some(path.to_path_buf());
         Ok(config)
     }
 
     /// Parses web-config YAML; `dir` resolves relative file names.
-    pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
+    pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, WebConfigError> {
         let file: File = if text.trim().is_empty() {
             File::default()
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?
+            serde_yaml_ng::from_str(text).map_err(|e| WebConfigError::Yaml(e.to_string()))?
         };
         let users = match file.basic_auth_users {
             Some(users) if !users.is_empty() => Some(Arc::new(Users::new(users)?)),
@@ -125,12 +130,16 @@ impl WebConfig {
                 .iter()
                 .any(|h| h.eq_ignore_ascii_case(&name))
             {
-                return Err(format!(
-                    "http_server_config.headers: {name} cannot be set (only {})",
-                    SETTABLE_HEADERS.join(", ")
+                return Err(WebConfigError::key(
+                    "http_server_config.headers",
+                    format!(
+                        "{name} cannot be set (only {})",
+                        SETTABLE_HEADERS.join(", ")
+                    ),
                 ));
             }
-            let bad = |e: String| format!("http_server_config.headers.{name}: {e}");
+            let bad =
+                |e: String| WebConfigError::key(format!("http_server_config.headers.{name}"), e);
             headers.push((
                 HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?,
                 HeaderValue::from_str(&value).map_err(|e| bad(e.to_string()))?,
@@ -157,15 +166,17 @@ fn resolve(dir: &Path, name: &str) -> PathBuf {
 fn tls_version(
     field: &str,
     value: &str,
-) -> Result<&'static rustls::SupportedProtocolVersion, String> {
+) -> Result<&'static rustls::SupportedProtocolVersion, WebConfigError> {
     match value {
         "TLS13" => Ok(&rustls::version::TLS13),
         "TLS12" => Ok(&rustls::version::TLS12),
-        "TLS10" | "TLS11" => Err(format!(
-            "tls_server_config.{field}: {value} is not supported (TLS 1.0 and 1.1 are obsolete; use TLS12 or TLS13)"
+        "TLS10" | "TLS11" => Err(WebConfigError::key(
+            format!("tls_server_config.{field}"),
+            format!("{value} is not supported (TLS 1.0 and 1.1 are obsolete; use TLS12 or TLS13)"),
         )),
-        _ => Err(format!(
-            "tls_server_config.{field}: unknown TLS version '{value}' (expected TLS12 or TLS13)"
+        _ => Err(WebConfigError::key(
+            format!("tls_server_config.{field}"),
+            format!("unknown TLS version '{value}' (expected TLS12 or TLS13)"),
         )),
     }
 }
@@ -199,17 +210,28 @@ fn curve(name: &str) -> Option<&'static dyn rustls::crypto::SupportedKxGroup> {
     }
 }
 
-fn pem_certs(field: &str, from: Either) -> Result<Vec<CertificateDer<'static>>, String> {
+fn pem_certs(field: &str, from: Either) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
     let certs: Result<Vec<_>, _> = match &from {
         Either::File(path) => CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("tls_server_config.{field}: {}: {e}", path.display()))?
+            .map_err(|e| {
+                WebConfigError::key(
+                    format!("tls_server_config.{field}"),
+                    format!("{}: {e}", path.display()),
+                )
+            })?
             .collect(),
         Either::Inline(text) => CertificateDer::pem_slice_iter(text.as_bytes()).collect(),
     };
-    let certs = certs.map_err(|e| format!("tls_server_config.{field}: {}: {e}", from))?;
+    let certs = certs.map_err(|e| {
+        WebConfigError::key(
+            format!("tls_server_config.{field}"),
+            format!("{}: {e}", from),
+        )
+    })?;
     if certs.is_empty() {
-        return Err(format!(
-            "tls_server_config.{field}: {from}: no PEM certificate found"
+        return Err(WebConfigError::key(
+            format!("tls_server_config.{field}"),
+            format!("{from}: no PEM certificate found"),
         ));
     }
     Ok(certs)
@@ -235,27 +257,36 @@ fn file_or_inline(
     field: &str,
     file: Option<String>,
     inline: Option<String>,
-) -> Result<Either, String> {
+) -> Result<Either, WebConfigError> {
     match (file, inline) {
         (Some(f), None) => Ok(Either::File(resolve(dir, &f))),
         (None, Some(i)) => Ok(Either::Inline(i)),
-        (Some(_), Some(_)) => Err(format!(
-            "tls_server_config: give {field}_file or {field}, not both"
+        (Some(_), Some(_)) => Err(WebConfigError::key(
+            "tls_server_config",
+            format!("give {field}_file or {field}, not both"),
         )),
-        (None, None) => Err(format!("tls_server_config: {field}_file is missing")),
+        (None, None) => Err(WebConfigError::key(
+            "tls_server_config",
+            format!("{field}_file is missing"),
+        )),
     }
 }
 
-fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, String> {
+fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, WebConfigError> {
     let certs = pem_certs(
         "cert_file",
         file_or_inline(dir, "cert", tls.cert_file, tls.cert)?,
     )?;
     let key = match file_or_inline(dir, "key", tls.key_file, tls.key)? {
-        Either::File(path) => PrivateKeyDer::from_pem_file(&path)
-            .map_err(|e| format!("tls_server_config.key_file: {}: {e}", path.display()))?,
-        Either::Inline(text) => PrivateKeyDer::from_pem_slice(text.as_bytes())
-            .map_err(|e| format!("tls_server_config.key: inline PEM: {e}"))?,
+        Either::File(path) => PrivateKeyDer::from_pem_file(&path).map_err(|e| {
+            WebConfigError::key(
+                "tls_server_config.key_file",
+                format!("{}: {e}", path.display()),
+            )
+        })?,
+        Either::Inline(text) => PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| {
+            WebConfigError::key("tls_server_config.key", format!("inline PEM: {e}"))
+        })?,
     };
 
     let mut provider = provider::default_provider();
@@ -268,7 +299,10 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, String> 
             .collect();
         for name in names {
             suites.push(cipher_suite(name).ok_or_else(|| {
-                format!("tls_server_config.cipher_suites: '{name}' is not a supported TLS 1.2 cipher suite")
+                WebConfigError::key(
+                    "tls_server_config.cipher_suites",
+                    format!("'{name}' is not a supported TLS 1.2 cipher suite"),
+                )
             })?);
         }
         provider.cipher_suites = suites;
@@ -278,7 +312,10 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, String> 
             .iter()
             .map(|name| {
                 curve(name).ok_or_else(|| {
-                    format!("tls_server_config.curve_preferences: '{name}' is not supported (X25519, CurveP256, CurveP384)")
+                    WebConfigError::key(
+                        "tls_server_config.curve_preferences",
+                        format!("'{name}' is not supported (X25519, CurveP256, CurveP384)"),
+                    )
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -298,11 +335,14 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, String> 
             })
             .collect();
     if versions.is_empty() {
-        return Err("tls_server_config: min_version is above max_version".into());
+        return Err(WebConfigError::key(
+            "tls_server_config",
+            "min_version is above max_version",
+        ));
     }
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
+        .map_err(|e| WebConfigError::key("tls_server_config", format!("{e}")))?;
 
     let auth_type = tls.client_auth_type.as_deref().unwrap_or("NoClientCert");
     let ca = match (tls.client_ca_file, tls.client_ca) {
@@ -313,13 +353,13 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, String> 
         "NoClientCert" => builder.with_no_client_auth(),
         "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" => {
             let ca = ca.ok_or_else(|| {
-                format!("tls_server_config: client_auth_type {auth_type} needs client_ca_file")
+                WebConfigError::key("tls_server_config", format!("client_auth_type {auth_type} needs client_ca_file"))
             })?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in pem_certs("client_ca_file", ca)? {
                 roots
                     .add(cert)
-                    .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?;
+                    .map_err(|e| WebConfigError::key("tls_server_config.client_ca_file", format!("{e}")))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
@@ -333,23 +373,24 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, String> 
             builder.with_client_cert_verifier(
                 verifier
                     .build()
-                    .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?,
+                    .map_err(|e| WebConfigError::key("tls_server_config.client_ca_file", format!("{e}")))?,
             )
         }
         "RequestClientCert" | "RequireAnyClientCert" => {
-            return Err(format!(
-                "tls_server_config.client_auth_type: {auth_type} is not supported: an unverified client certificate proves nothing (use VerifyClientCertIfGiven or RequireAndVerifyClientCert with client_ca_file)"
-            ))
+            return Err(WebConfigError::key("tls_server_config.client_auth_type", format!("{auth_type} is not supported: an unverified client certificate proves nothing (use VerifyClientCertIfGiven or RequireAndVerifyClientCert with client_ca_file)"
+            )))
         }
         other => {
-            return Err(format!(
-                "tls_server_config.client_auth_type: unknown value '{other}'"
-            ))
+            return Err(WebConfigError::key("tls_server_config.client_auth_type", format!("unknown value '{other}'"
+            )))
         }
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("tls_server_config: certificate and key do not go together: {e}"))?;
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        WebConfigError::key(
+            "tls_server_config",
+            format!("certificate and key do not go together: {e}"),
+        )
+    })?;
     config.ignore_client_order = tls.prefer_server_cipher_suites.unwrap_or(false);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)

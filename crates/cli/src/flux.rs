@@ -12,7 +12,7 @@ use crate::Failure;
 /// (FLUX_URI's when None).
 pub fn module_stats(uri: Option<&str>) -> Result<ModuleStats, Failure> {
     let out = flux_command(uri, &["module", "stats", "prometheus"])?;
-    ModuleStats::parse(&out).map_err(Failure)
+    ModuleStats::parse(&out).map_err(|e| Failure(e.to_string()))
 }
 
 /// What `flux ARGS` printed, in the instance at `uri`; its last error line
