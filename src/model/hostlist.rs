@@ -4,6 +4,8 @@
 //! name may repeat (every broker of a test instance on one machine has the
 //! same host name, `vm,vm`), and R's `nodelist` names its ranks one for one.
 
+use std::fmt::Write;
+
 use super::error::ParseError;
 
 /// Names one hostlist may expand to, at most: R names one host per broker
@@ -125,14 +127,17 @@ impl Entry<'_> {
             return;
         }
         let mut at = vec![0usize; numbers.len()];
+        let mut name = String::new();
         loop {
-            let mut name = String::from(self.head);
+            name.clear();
+            name.push_str(self.head);
             for (i, (_, tail)) in self.groups.iter().enumerate() {
                 let (n, width) = numbers[i][at[i]];
-                name.push_str(&format!("{n:0width$}"));
+                // Written into the name, not into a string of its own.
+                let _ = write!(name, "{n:0width$}");
                 name.push_str(tail);
             }
-            hosts.push(name);
+            hosts.push(name.as_str().into());
             // Advance the odometer; done when every digit rolled over.
             let mut i = numbers.len();
             loop {
