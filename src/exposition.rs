@@ -13,6 +13,7 @@ use bytes::Bytes;
 use crate::config::DEFAULT_MAX_REQUEST_RATE;
 use crate::http::pacing::Pacer;
 use crate::http::webconfig::WebConfig;
+use crate::render::{FamilyIndex, Rendered};
 use crate::state::CollectorStatus;
 
 /// The exposition formats served.
@@ -28,7 +29,7 @@ pub enum Format {
 /// for the per-node and per-job families, whose text grows with the
 /// cluster, so that the reactor thread only hands over what they are made
 /// from, and a snapshot nobody scrapes costs nothing to render.
-pub type RenderLater = Box<dyn Fn(&mut String) + Send + Sync>;
+pub type RenderLater = Box<dyn Fn(&mut Rendered) + Send + Sync>;
 
 /// One collector's families, with the forms derived from them, each made
 /// once: a part that did not change is handed from snapshot to snapshot
@@ -39,7 +40,8 @@ pub type RenderLater = Box<dyn Fn(&mut String) + Send + Sync>;
 /// blocks; the member's CRC is combined from the parts'.
 pub struct Part {
     later: Option<RenderLater>,
-    text: OnceLock<Bytes>,
+    /// The text format, and the index of its families.
+    rendered: OnceLock<(Bytes, Vec<FamilyIndex>)>,
     openmetrics: OnceLock<Bytes>,
     deflated: [OnceLock<Deflated>; 2],
 }
@@ -55,15 +57,16 @@ struct Deflated {
 impl std::fmt::Debug for Part {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Part")
-            .field("rendered", &self.text.get().map(Bytes::len))
+            .field("rendered", &self.rendered.get().map(|(text, _)| text.len()))
             .finish()
     }
 }
 
 impl Part {
-    pub fn ready(text: Bytes) -> Arc<Part> {
+    pub fn ready(rendered: Rendered) -> Arc<Part> {
         let part = Part::empty(None);
-        let _ = part.text.set(text);
+        let (text, families) = rendered.into_parts();
+        let _ = part.rendered.set((Bytes::from(text), families));
         Arc::new(part)
     }
 
@@ -74,27 +77,35 @@ impl Part {
     fn empty(later: Option<RenderLater>) -> Part {
         Part {
             later,
-            text: OnceLock::new(),
+            rendered: OnceLock::new(),
             openmetrics: OnceLock::new(),
             deflated: [OnceLock::new(), OnceLock::new()],
         }
     }
 
-    pub fn text(&self) -> &Bytes {
-        self.text.get_or_init(|| {
-            let mut out = String::new();
+    fn rendered(&self) -> &(Bytes, Vec<FamilyIndex>) {
+        self.rendered.get_or_init(|| {
+            let mut out = Rendered::default();
             if let Some(render) = &self.later {
                 render(&mut out);
             }
-            Bytes::from(out)
+            let (text, families) = out.into_parts();
+            (Bytes::from(text), families)
         })
+    }
+
+    pub fn text(&self) -> &Bytes {
+        &self.rendered().0
     }
 
     fn body(&self, format: Format) -> &Bytes {
         match format {
             Format::Text => self.text(),
             Format::OpenMetrics => self.openmetrics.get_or_init(|| {
-                Bytes::from(openmetrics_families(&String::from_utf8_lossy(self.text())))
+                let (text, families) = self.rendered();
+                // The text is the renderer's own, so UTF-8.
+                let text = std::str::from_utf8(text).unwrap_or_default();
+                Bytes::from(crate::render::openmetrics(text, families))
             }),
         }
     }
@@ -164,10 +175,10 @@ pub struct Exposition {
 /// made from and the length of its text: a collector whose section has not
 /// changed is not rendered again.
 #[derive(Default)]
-pub struct RenderCache(BTreeMap<&'static str, Rendered>);
+pub struct RenderCache(BTreeMap<&'static str, CachedPart>);
 
 /// One collector's last render.
-pub struct Rendered {
+pub struct CachedPart {
     /// The generation of its section the render was made from.
     pub generation: u64,
     pub part: Arc<Part>,
@@ -176,14 +187,14 @@ pub struct Rendered {
 }
 
 impl RenderCache {
-    pub fn last(&self, name: &str) -> Option<&Rendered> {
+    pub fn last(&self, name: &str) -> Option<&CachedPart> {
         self.0.get(name)
     }
 
     pub fn keep(&mut self, name: &'static str, generation: u64, part: Arc<Part>, len: usize) {
         self.0.insert(
             name,
-            Rendered {
+            CachedPart {
                 generation,
                 part,
                 len,
@@ -311,10 +322,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// A snapshot of one ready text, with no collector of its own.
-    pub fn new(text: String) -> Snapshot {
+    /// A snapshot of one rendered part, with no collector of its own.
+    pub fn new(rendered: Rendered) -> Snapshot {
         Snapshot::of(Exposition {
-            parts: vec![("", Part::ready(Bytes::from(text)))],
+            parts: vec![("", Part::ready(rendered))],
             statuses: Vec::new(),
         })
     }
@@ -359,9 +370,9 @@ impl Snapshot {
             .filter(|c| selection.wants(c.name))
             .collect();
         if !self.exposition.statuses.is_empty() {
-            let mut own = String::new();
+            let mut own = Rendered::default();
             crate::render::exporter_families(&statuses, &mut own);
-            parts.push(Part::ready(Bytes::from(own)));
+            parts.push(Part::ready(own));
         }
         Body::new(parts)
     }
@@ -430,8 +441,9 @@ impl Shared {
             .clone()
     }
 
-    pub fn publish(&self, text: String, ready: bool) {
-        self.publish_snapshot(Snapshot::new(text), ready);
+    /// Publishes rendered families alone (no collector's).
+    pub fn publish(&self, rendered: Rendered, ready: bool) {
+        self.publish_snapshot(Snapshot::new(rendered), ready);
     }
 
     pub fn publish_snapshot(&self, snapshot: Snapshot, ready: bool) {
@@ -512,68 +524,6 @@ impl Shared {
     }
 }
 
-/// The OpenMetrics 1.0.0 form of a text-format exposition as `render`
-/// writes it (HELP then TYPE before each family's samples). Samples are the
-/// same; what differs is in the metadata: a counter family is named without
-/// its `_total` suffix (which its samples keep), a gauge family named
-/// `_info` whose every sample is 1 is an info family named without the
-/// suffix, HELP escapes double quotes, and the exposition ends in `# EOF`.
-pub fn openmetrics(text: &str) -> String {
-    let mut out = openmetrics_families(text);
-    out.push_str("# EOF\n");
-    out
-}
-
-/// The OpenMetrics form of some families, without the end of exposition.
-fn openmetrics_families(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut lines = text.lines().filter(|l| !l.is_empty()).peekable();
-    while let Some(line) = lines.next() {
-        let Some(help) = line.strip_prefix("# HELP ") else {
-            if !line.starts_with('#') {
-                out.push_str(line);
-                out.push('\n');
-            }
-            continue;
-        };
-        let (name, doc) = help.split_once(' ').unwrap_or((help, ""));
-        let kind = lines
-            .next_if(|l| l.starts_with("# TYPE "))
-            .and_then(|t| t.rsplit_once(' ').map(|(_, kind)| kind))
-            .unwrap_or("unknown");
-        let mut samples = Vec::new();
-        while let Some(sample) = lines.next_if(|l| !l.starts_with('#')) {
-            samples.push(sample);
-        }
-        let all_ones = || {
-            samples
-                .iter()
-                .all(|l| l.rsplit_once(' ').is_some_and(|(_, v)| v == "1"))
-        };
-        let (family, kind) = match kind {
-            "counter" => (name.strip_suffix("_total").unwrap_or(name), kind),
-            "gauge" if name.ends_with("_info") && all_ones() => {
-                (name.strip_suffix("_info").unwrap_or(name), "info")
-            }
-            _ => (name, kind),
-        };
-        out.push_str("# HELP ");
-        out.push_str(family);
-        out.push(' ');
-        out.push_str(&doc.replace('"', "\\\""));
-        out.push_str("\n# TYPE ");
-        out.push_str(family);
-        out.push(' ');
-        out.push_str(kind);
-        out.push('\n');
-        for sample in samples {
-            out.push_str(sample);
-            out.push('\n');
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,9 +531,13 @@ mod tests {
 
     #[test]
     fn parts_compressed_apart_make_one_gzip_member_that_any_reader_reads_whole() {
-        let a = Part::ready(Bytes::from("# HELP a A.\n# TYPE a gauge\na 1\n".repeat(50)));
-        let empty = Part::ready(Bytes::new());
-        let b = Part::later(Box::new(|out: &mut String| out.push_str("b_total 2\n")));
+        let a = Part::ready(Rendered::verbatim(
+            "# HELP a A.\n# TYPE a gauge\na 1\n".repeat(50),
+        ));
+        let empty = Part::ready(Rendered::default());
+        let b = Part::later(Box::new(|out: &mut Rendered| {
+            crate::render::Family::counter(out, "b_total", "B.").sample(&[], 2.0);
+        }));
         let body = Body::new(vec![a, empty, b]);
         for format in [Format::Text, Format::OpenMetrics] {
             let gz = body.gzip(format);
@@ -596,6 +550,6 @@ mod tests {
         }
         assert!(body
             .body(Format::OpenMetrics)
-            .ends_with(b"b_total 2\n# EOF\n"));
+            .ends_with(b"# HELP b B.\n# TYPE b counter\nb_total 2\n# EOF\n"));
     }
 }

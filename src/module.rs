@@ -1,8 +1,8 @@
 //! The module's life, in order: [`start`] reads the arguments, binds,
 //! starts the HTTP and user-name threads and the collectors, and answers
-//! the module's own requests; the reactor runs; [`Module`]'s one teardown
+//! the module's own requests; the reactor runs; `Module`'s one teardown
 //! path takes everything down again. A `flux config reload` in between is
-//! [`Live::reload`].
+//! `Live::reload`.
 
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -492,7 +492,7 @@ fn thread_error(what: &str, e: std::io::Error) -> Error {
 /// Starts the module, as `mod_main` does, in the order of its life:
 /// arguments, bind, the HTTP and user-name threads, the collectors, the
 /// module's own requests, and (nested) the announcement to the parent.
-/// The reactor then runs until removal; [`Module`]'s teardown undoes all
+/// The reactor then runs until removal; `Module`'s teardown undoes all
 /// of it, also when a step here fails.
 pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Error> {
     let Arguments {

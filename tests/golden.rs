@@ -8,8 +8,6 @@
 
 mod common;
 
-use flux_prometheus::exposition::openmetrics;
-
 fn compare(name: &str, rendered: &str) {
     let path = common::fixture_dir().join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -45,8 +43,10 @@ fn the_text_exposition_of_each_recorded_set_is_as_committed() {
 #[test]
 fn the_openmetrics_exposition_of_each_recorded_set_is_as_committed() {
     common::each_set(|| {
-        let text = flux_prometheus::collectors::render(&common::recorded_state());
-        compare("exposition.openmetrics.txt", &openmetrics(&text));
+        compare(
+            "exposition.openmetrics.txt",
+            &flux_prometheus::collectors::render_openmetrics(&common::recorded_state()),
+        );
     });
 }
 

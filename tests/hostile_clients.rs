@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use flux_prometheus::exposition::Shared;
 use flux_prometheus::http::{Server, BCRYPT_THREADS};
+use flux_prometheus::render::Rendered;
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
@@ -50,7 +51,7 @@ fn idle_and_slow_clients_neither_slow_a_scrape_nor_add_threads() {
     let before = threads();
     let shared = Shared::new("test".into());
     shared.publish(
-        format!("{}\n", "flux_jobs{state=\"run\"} 3\n".repeat(2000)),
+        Rendered::verbatim(format!("{}\n", "flux_jobs{state=\"run\"} 3\n".repeat(2000))),
         true,
     );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use flux_prometheus::exposition::Shared;
 use flux_prometheus::http::{Server, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use flux_prometheus::render::{Family, Rendered};
 
 const METRICS: &str =
     "# HELP flux_jobs Active jobs.\n# TYPE flux_jobs gauge\nflux_jobs{state=\"run\"} 3\n";
 
 fn start() -> (Server, Arc<Shared>, SocketAddr) {
     let shared = Shared::new("test instance <1>".into());
-    shared.publish(METRICS.into(), false);
+    shared.publish(Rendered::verbatim(METRICS.into()), false);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = Server::start(listener, Arc::clone(&shared)).unwrap();
     let addr = server.local_addr();
@@ -62,7 +63,10 @@ fn metrics_are_served_with_the_prometheus_text_content_type() {
 #[test]
 fn a_new_snapshot_is_served_as_soon_as_it_is_published() {
     let (_server, shared, addr) = start();
-    shared.publish("flux_jobs{state=\"run\"} 7\n".into(), true);
+    shared.publish(
+        Rendered::verbatim("flux_jobs{state=\"run\"} 7\n".into()),
+        true,
+    );
     assert!(get(addr, "/metrics", "").ends_with("flux_jobs{state=\"run\"} 7\n"));
 }
 
@@ -122,7 +126,7 @@ fn landing_page_health_and_readiness() {
     );
     assert!(get(addr, "/-/healthy", "").starts_with("HTTP/1.1 200"));
     assert!(get(addr, "/-/ready", "").starts_with("HTTP/1.1 503"));
-    shared.publish(METRICS.into(), true);
+    shared.publish(Rendered::verbatim(METRICS.into()), true);
     assert!(get(addr, "/-/ready", "").starts_with("HTTP/1.1 200"));
 }
 
@@ -210,10 +214,14 @@ fn shutdown_joins_the_thread_and_closes_the_socket_with_clients_connected() {
 #[test]
 fn openmetrics_is_served_when_the_scraper_asks_for_it() {
     let (_server, shared, addr) = start();
-    shared.publish(
-        "# HELP flux_jobs_submitted_total Jobs submitted.\n# TYPE flux_jobs_submitted_total counter\nflux_jobs_submitted_total 5\n".into(),
-        true,
-    );
+    let mut rendered = Rendered::default();
+    Family::counter(
+        &mut rendered,
+        "flux_jobs_submitted_total",
+        "Jobs submitted.",
+    )
+    .sample(&[], 5.0);
+    shared.publish(rendered, true);
     // What Prometheus 2 and 3 send by default.
     let prometheus = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
     let r = get(addr, "/metrics", prometheus);
@@ -305,7 +313,7 @@ fn requests_over_the_rate_wait_their_turn_and_all_succeed() {
         .unwrap();
     runtime.block_on(async {
         let shared = Shared::new("paced".into());
-        shared.publish(METRICS.into(), true);
+        shared.publish(Rendered::verbatim(METRICS.into()), true);
         shared.pacer.set_rate(10);
         let start = tokio::time::Instant::now();
         let clients: Vec<_> = (0..30)

@@ -6,8 +6,6 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use flux_prometheus::exposition::openmetrics;
-
 /// The sample name of a sample line.
 fn sample_name(line: &str) -> &str {
     line.split(['{', ' ']).next().unwrap_or("")
@@ -16,8 +14,9 @@ fn sample_name(line: &str) -> &str {
 #[test]
 fn every_family_is_typed_and_named_as_openmetrics_requires() {
     common::each_set(|| {
-        let text = flux_prometheus::collectors::render(&common::recorded_state());
-        let om = openmetrics(&text);
+        let state = common::recorded_state();
+        let text = flux_prometheus::collectors::render(&state);
+        let om = flux_prometheus::collectors::render_openmetrics(&state);
         assert!(om.ends_with("\n# EOF\n"), "no # EOF at the end");
         assert_eq!(om.matches("# EOF").count(), 1);
         assert!(!om.contains("\n\n"), "OpenMetrics allows no blank lines");

@@ -15,6 +15,7 @@ use flux_prometheus::model::nested::f58;
 use flux_prometheus::model::nodes;
 use flux_prometheus::model::resources::ResourceSet;
 use flux_prometheus::model::roster::Roster;
+use flux_prometheus::render::Rendered;
 use serde_json::Value;
 
 /// The recorded journal replayed into a roster, as the jobflow collector
@@ -107,8 +108,9 @@ fn the_job_map_has_every_node_of_every_running_job_as_flux_jobs_shows_it() {
     common::each_set(|| {
         let mut roster = roster();
         let map = common::recorded_jobmap(&mut roster);
-        let mut out = String::new();
-        jobmap::render(&map, &mut out);
+        let mut rendered = Rendered::default();
+        jobmap::render(&map, &mut rendered);
+        let out = rendered.text();
         let running: Vec<Value> = active_cli_jobs().into_iter().filter(is_running).collect();
         assert!(!running.is_empty());
         let mut expected_gpus = 0;
@@ -208,9 +210,9 @@ fn every_nodes_states_are_those_of_flux_resource_status_s_all() {
         // Totals as flux resource list -s all counts them, per node.
         let rlist = fixture("cli.resource-rlist.txt");
         assert!(!rlist.is_empty());
-        let mut out = String::new();
-        nodes_collector::render(&view, &mut out);
-        let s = samples(&out);
+        let mut rendered = Rendered::default();
+        nodes_collector::render(&view, &mut rendered);
+        let s = samples(rendered.text());
         let drained = want["drained"].iter().next().expect("a drained node");
         let host = view.host(drained).unwrap();
         assert_eq!(

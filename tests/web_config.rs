@@ -11,6 +11,7 @@ use base64::Engine;
 use flux_prometheus::exposition::Shared;
 use flux_prometheus::http::webconfig::WebConfig;
 use flux_prometheus::http::Server;
+use flux_prometheus::render::Rendered;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
 const METRICS: &str =
@@ -32,7 +33,7 @@ fn parse(yaml: &str) -> Result<WebConfig, String> {
 
 fn serve(web: WebConfig) -> (Server, SocketAddr) {
     let shared = Shared::new("test".into());
-    shared.publish(METRICS.into(), true);
+    shared.publish(Rendered::verbatim(METRICS.into()), true);
     shared.set_web(web);
     let server = Server::start(
         TcpListener::bind("127.0.0.1:0").unwrap(),

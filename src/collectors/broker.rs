@@ -16,7 +16,7 @@ use super::{About, Collector, Context, Settings, Spec};
 use crate::model::broker::{self, InstanceInfo, ProcessSample};
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::reactor::subscription::{StreamEvent, Subscription};
-use crate::render::Family;
+use crate::render::{Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -234,7 +234,7 @@ fn finish(inner: &Rc<Inner>, answer: Result<String, Error>) {
     }
 }
 
-fn render(state: &State, out: &mut String) {
+fn render(state: &State, out: &mut Rendered) {
     let Some(BrokerState { instance, process }) = state.get(SECTION) else {
         return;
     };
@@ -246,7 +246,7 @@ fn render(state: &State, out: &mut String) {
     if let Some(jobid) = &info.jobid {
         labels.push(("jobid", jobid));
     }
-    Family::gauge(
+    Family::info(
         out,
         "flux_instance_info",
         "The Flux instance: version, nesting level and, when nested, the enclosing job; always 1.",

@@ -24,7 +24,7 @@ use crate::model::error::ParseError;
 use crate::model::idset::IdSet;
 use crate::reactor::cadence::Cadence;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::Family;
+use crate::render::{Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -647,7 +647,7 @@ pub fn housekeeping_ranks(running: &serde_json::Map<String, Value>) -> Result<Id
     Ok(ranks)
 }
 
-fn render(state: &State, out: &mut String) {
+fn render(state: &State, out: &mut Rendered) {
     let Some(found) = state.get(SECTION) else {
         return;
     };

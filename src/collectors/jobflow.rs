@@ -26,7 +26,7 @@ use crate::model::jobflow::{
 use crate::reactor::allocated::AllocatedWriter;
 use crate::reactor::roster::RosterWriter;
 use crate::reactor::subscription::{StreamEvent, Subscription};
-use crate::render::Family;
+use crate::render::{Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -334,7 +334,7 @@ fn with_queue<'a>(key: &'a FlowKey, rest: &[(&'a str, &'a str)]) -> Vec<(&'a str
     labels
 }
 
-fn render(state: &State, out: &mut String) {
+fn render(state: &State, out: &mut Rendered) {
     let Some(flow) = state.get(SECTION) else {
         return;
     };

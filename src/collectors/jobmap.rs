@@ -38,7 +38,7 @@ use crate::model::nested::f58;
 use crate::model::roster::{Changes, JobNode, Phase, RosterJob};
 use crate::names::Names;
 use crate::reactor::roster::{self, Follower, RosterReader};
-use crate::render::Family;
+use crate::render::{Family, Rendered};
 use crate::state::{Section, State};
 use flux::{Error, Level, Timer};
 
@@ -240,7 +240,7 @@ impl Inner {
 /// What the HTTP thread renders the map from: the map itself, shared.
 fn take(state: &State) -> Option<RenderLater> {
     let map = Arc::clone(state.get(SECTION)?);
-    Some(Box::new(move |out: &mut String| render(&map, out)))
+    Some(Box::new(move |out: &mut Rendered| render(&map, out)))
 }
 
 /// The node label: the host name, or `rank N` where R named no hosts.
@@ -255,9 +255,9 @@ fn node_label<'a>(node: &'a JobNode, scratch: &'a mut String) -> &'a str {
     }
 }
 
-pub fn render(map: &JobMap, out: &mut String) {
+pub fn render(map: &JobMap, out: &mut Rendered) {
     let mut scratch = String::new();
-    let mut f = Family::gauge(
+    let mut f = Family::info(
         out,
         "flux_job_node_info",
         "A node of a running job; always 1. Join on node with node_exporter's series (relabelled to the host name) to see a job's nodes.",
@@ -271,7 +271,7 @@ pub fn render(map: &JobMap, out: &mut String) {
             );
         }
     }
-    let mut f = Family::gauge(
+    let mut f = Family::info(
         out,
         "flux_job_gpu_info",
         "A GPU of a running job, labelled as dcgm-exporter labels it (Hostname, gpu); always 1.",
@@ -331,8 +331,9 @@ mod tests {
                 },
             ),
         };
-        let mut out = String::new();
-        render(&map, &mut out);
+        let mut rendered = Rendered::default();
+        render(&map, &mut rendered);
+        let out = rendered.text();
         assert!(
             out.contains(
                 "flux_job_node_info{jobid=\"ƒ2u7\\\"x\",user=\"alice\",node=\"node3\"} 1\n"

@@ -16,7 +16,7 @@ use crate::model::jobs::{self, JobCounts, JobStats};
 use crate::reactor::deferred::Deferred;
 use crate::reactor::poll::{Opened, PollLoop};
 use crate::reactor::subscription::{StreamEvent, Subscription};
-use crate::render::{queue_label, Family};
+use crate::render::{queue_label, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -181,7 +181,7 @@ fn verify_stream(inner: &Rc<Inner>) {
     }
 }
 
-fn render(state: &State, out: &mut String) {
+fn render(state: &State, out: &mut Rendered) {
     let Some(jobs) = state.get(SECTION) else {
         return;
     };

@@ -27,13 +27,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 pub use crate::reactor::{Backoff, Context};
 
 pub use crate::config::{About, Catalog, OptionSpec};
-use crate::exposition::{Exposition, Part, RenderCache, RenderLater};
-use crate::state::{CollectorStatus, State};
+use crate::exposition::{Exposition, Format, Part, RenderCache, RenderLater, Selection, Snapshot};
+use crate::render::Rendered;
+use crate::state::State;
 use flux::Error;
 
 /// Every collector, in the order of `collectors=`'s default and of the
@@ -85,7 +84,7 @@ pub struct Spec {
 /// How a collector's families are rendered.
 pub enum Render {
     /// On the reactor thread, at the publish after its section changed.
-    Now(fn(&State, &mut String)),
+    Now(fn(&State, &mut Rendered)),
     /// On the HTTP thread, when a scrape first asks for them: the function
     /// takes from the section what the text is made of (shared, not
     /// copied), or None while there is nothing to export.
@@ -142,14 +141,17 @@ pub fn restart_on_new_interval(a: &Settings, b: &Settings) -> bool {
 /// The Prometheus text format (0.0.4) of `state`: every collector's
 /// families in registry order, then the exporter's own.
 pub fn render(state: &State) -> String {
-    let exposition = render_parts(state, &mut RenderCache::default());
-    let mut out = String::with_capacity(4096);
-    for (_, part) in &exposition.parts {
-        out.push_str(&String::from_utf8_lossy(part.text()));
-    }
-    let statuses: Vec<&CollectorStatus> = exposition.statuses.iter().collect();
-    crate::render::exporter_families(&statuses, &mut out);
-    out
+    let body = Snapshot::of(render_parts(state, &mut RenderCache::default())).text();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The OpenMetrics form of the same, with its `# EOF`.
+pub fn render_openmetrics(state: &State) -> String {
+    let snapshot = Snapshot::of(render_parts(state, &mut RenderCache::default()));
+    let body = snapshot
+        .select(&Selection::default())
+        .body(Format::OpenMetrics);
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// Each enabled collector's families, in registry order, apart: a
@@ -180,14 +182,14 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
                         // sorts that module's free chunks (BENCHMARKS.md,
                         // "a million jobs").
                         let mut out =
-                            String::with_capacity(last.map_or(1024, |l| l.len + l.len / 8));
+                            Rendered::with_capacity(last.map_or(1024, |l| l.len + l.len / 8));
                         render(state, &mut out);
                         let len = out.len();
-                        (Part::ready(Bytes::from(out)), len)
+                        (Part::ready(out), len)
                     }
                     Render::Later(take) => match take(state) {
                         Some(later) => (Part::later(later), 0),
-                        None => (Part::ready(Bytes::new()), 0),
+                        None => (Part::ready(Rendered::default()), 0),
                     },
                 };
                 cache.keep(name, generation, Arc::clone(&part), len);

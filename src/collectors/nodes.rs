@@ -31,7 +31,7 @@ use crate::model::nodes::{self, NodesView};
 use crate::model::resources::ResourceSet;
 use crate::reactor::allocated::AllocatedReader;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::Family;
+use crate::render::{Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -280,10 +280,10 @@ fn allocated_of(payload: &str) -> Result<ResourceSet, ParseError> {
 
 fn take(state: &State) -> Option<RenderLater> {
     let view = Arc::clone(state.get(SECTION)?);
-    Some(Box::new(move |out: &mut String| render(&view, out)))
+    Some(Box::new(move |out: &mut Rendered| render(&view, out)))
 }
 
-pub fn render(view: &NodesView, out: &mut String) {
+pub fn render(view: &NodesView, out: &mut Rendered) {
     let mut rank = String::new();
     let mut f = Family::gauge(
         out,
@@ -331,7 +331,7 @@ pub fn render(view: &NodesView, out: &mut String) {
             f.sample(&[("node", &node.host), ("rank", &rank)], pick(node) as f64);
         }
     }
-    let mut f = Family::gauge(
+    let mut f = Family::info(
         out,
         "flux_node_drain_info",
         "A drained or draining node and the reason given to flux resource drain; always 1.",

@@ -10,7 +10,7 @@ use super::{About, Collector, Context, Settings, Spec};
 use crate::model::error::ParseError;
 use crate::model::queues::{self, QueueStatus};
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::Family;
+use crate::render::{Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -150,7 +150,7 @@ fn on_status(inner: &Rc<Inner>, slot: usize, status: Result<QueueStatus, ParseEr
     }
 }
 
-fn render(state: &State, out: &mut String) {
+fn render(state: &State, out: &mut Rendered) {
     let Some(queues) = state.get(SECTION) else {
         return;
     };

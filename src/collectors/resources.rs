@@ -34,7 +34,7 @@ use crate::model::error::ParseError;
 use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
 use crate::reactor::allocated::AllocatedReader;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::{queue_label, Family};
+use crate::render::{queue_label, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -491,7 +491,7 @@ fn ask_in_round(inner: &Rc<Inner>, slot: usize, topic: &str) -> bool {
 /// How current the resource rows are, said in their help.
 const FRESHNESS: &str = "Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.";
 
-fn render(state: &State, out: &mut String) {
+fn render(state: &State, out: &mut Rendered) {
     let Some(ResourcesState { summary: res }) = state.get(SECTION) else {
         return;
     };

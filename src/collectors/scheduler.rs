@@ -28,7 +28,7 @@ use super::{About, Collector, Context, Settings, Spec};
 use crate::model::error::ParseError;
 use crate::reactor::cadence::Cadence;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::Family;
+use crate::render::{Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -646,12 +646,12 @@ pub fn parse_passes(payload: &str, counters: &mut Monotonic) -> Result<Option<Pa
     }))
 }
 
-fn render(state: &State, out: &mut String) {
+fn render(state: &State, out: &mut Rendered) {
     let Some(found) = state.get(SECTION) else {
         return;
     };
     let Some(module) = &found.module else { return };
-    Family::gauge(
+    Family::info(
         out,
         "flux_scheduler_info",
         "The loaded scheduler: the module that provides the sched service; always 1.",
@@ -666,7 +666,7 @@ fn render(state: &State, out: &mut String) {
     }
 }
 
-fn render_fluxion_queues(queues: &[FluxionQueue], out: &mut String) {
+fn render_fluxion_queues(queues: &[FluxionQueue], out: &mut Rendered) {
     let mut f = Family::gauge(
         out,
         "flux_scheduler_queue_depth",
@@ -703,7 +703,7 @@ fn render_fluxion_queues(queues: &[FluxionQueue], out: &mut String) {
             f.sample(&[("queue", &q.name), ("action", action)], *n);
         }
     }
-    let mut f = Family::gauge(
+    let mut f = Family::info(
         out,
         "flux_scheduler_policy_info",
         "The queue's Fluxion policy and its parameters; always 1.",
@@ -721,7 +721,7 @@ fn render_fluxion_queues(queues: &[FluxionQueue], out: &mut String) {
     }
 }
 
-fn render_fluxion_resource(r: &FluxionResource, out: &mut String) {
+fn render_fluxion_resource(r: &FluxionResource, out: &mut Rendered) {
     let kinds = [("succeeded", &r.succeeded), ("failed", &r.failed)];
     let mut f = Family::counter(
         out,
@@ -777,7 +777,7 @@ fn render_fluxion_resource(r: &FluxionResource, out: &mut String) {
     .sample(&[], r.load_seconds);
 }
 
-fn render_passes(p: &Passes, out: &mut String) {
+fn render_passes(p: &Passes, out: &mut Rendered) {
     let mut f = Family::counter(
         out,
         "flux_scheduler_passes_total",

@@ -21,7 +21,7 @@ pub use crate::model::usage::Usage;
 use crate::model::usage::{ByProject, ByUid};
 use crate::names::Names;
 use crate::reactor::roster::{self, Follower, RosterReader};
-use crate::render::Family;
+use crate::render::{Family, Rendered};
 use crate::state::{Section, State};
 use flux::{Error, Level, Timer};
 
@@ -216,7 +216,7 @@ impl Collector for Inner {
     }
 }
 
-fn render(state: &State, out: &mut String) {
+fn render(state: &State, out: &mut Rendered) {
     let Some(found) = state.get(SECTION) else {
         return;
     };
@@ -324,10 +324,11 @@ mod tests {
         // The same users folded again are not new.
         let again = count_jobs(&jobs, 2, &mut folded);
         assert_eq!(again.folded_users, 3);
-        let mut out = String::new();
+        let mut rendered = Rendered::default();
         let mut state = State::with_collectors(&[NAME]);
         state.set(SECTION, again);
-        render(&state, &mut out);
+        render(&state, &mut rendered);
+        let out = rendered.text();
         assert!(
             out.contains("flux_user_jobs{user=\"other\",state=\"running\"} 3\n"),
             "{out}"
