@@ -11,7 +11,7 @@ use super::error::ParseError;
 /// Names one hostlist may expand to, at most: R names one host per broker
 /// rank, and 262,144 nodes is over twenty times the largest Flux system
 /// today, while a hostile `nodelist` can make the module allocate no more
-/// than a few MB and spend no more than a few ms on the reactor thread.
+/// than about 10 MB and tens of ms of the reactor thread.
 /// The count is known before anything is expanded.
 pub const MAX_HOSTS: u64 = 1 << 18;
 
