@@ -79,11 +79,6 @@ pub fn target_of(stats: &ModuleStats) -> Result<Target, Failure> {
 }
 
 #[derive(Serialize)]
-struct PrometheusConfig {
-    scrape_configs: Vec<ScrapeJob>,
-}
-
-#[derive(Serialize)]
 struct ScrapeJob {
     job_name: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,10 +194,21 @@ fn jobs(stats: &ModuleStats, target: &Target, auth: &Auth) -> Vec<ScrapeJob> {
     vec![job("flux", BTreeMap::from([("exclude[]", detail)])), slower]
 }
 
-fn write(config: &PrometheusConfig, notes: String) -> Outcome {
-    let yaml = serde_yaml_ng::to_string(config)
+/// The jobs under `scrape_configs:`, each item indented by two spaces as
+/// Prometheus's own examples are, so that a job of the site's can be
+/// pasted after them (`  - job_name: ...`). Indenting every line of a
+/// YAML block alike keeps its meaning.
+fn write(jobs: &[ScrapeJob], notes: String) -> Outcome {
+    let jobs = serde_yaml_ng::to_string(jobs)
         .map_err(|e| Failure(format!("cannot write the scrape configuration: {e}")))?;
-    Ok(format!("{notes}{yaml}").trim_end().to_string())
+    let mut out = notes;
+    out.push_str("scrape_configs:\n");
+    for line in jobs.lines() {
+        out.push_str("  ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out.trim_end().to_string())
 }
 
 /// The comments above the YAML: what a person fills in, and why there is
@@ -225,10 +231,7 @@ fn notes(stats: &ModuleStats, auth: &Auth) -> String {
 pub fn scrape_config(stats: &ModuleStats) -> Outcome {
     let target = target_of(stats)?;
     let auth = Auth::of(stats, &target);
-    let config = PrometheusConfig {
-        scrape_configs: jobs(stats, &target, &auth),
-    };
-    write(&config, notes(stats, &auth))
+    write(&jobs(stats, &target, &auth), notes(stats, &auth))
 }
 
 /// The scrape jobs for this instance, and one for every nested instance
@@ -262,7 +265,7 @@ pub fn scrape_config_nested(stats: &ModuleStats) -> Outcome {
         scheme: None,
         auth: auth.clone(),
     });
-    write(&PrometheusConfig { scrape_configs }, notes(stats, &auth))
+    write(&scrape_configs, notes(stats, &auth))
 }
 
 #[cfg(test)]
@@ -278,6 +281,15 @@ mod tests {
         };
         let yaml = scrape_config(&stats).unwrap();
         let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).expect(&yaml);
+        // A site's own job pastes after them at Prometheus's indentation.
+        let pasted =
+            format!("{yaml}\n  - job_name: site\n    static_configs: [{{targets: [\"x:1\"]}}]\n");
+        let with_site: serde_yaml_ng::Value = serde_yaml_ng::from_str(&pasted).expect(&pasted);
+        assert_eq!(
+            with_site["scrape_configs"][1]["job_name"].as_str(),
+            Some("site"),
+            "{pasted}"
+        );
         let job = &config["scrape_configs"][0];
         assert_eq!(
             job["static_configs"][0]["targets"][0].as_str(),
