@@ -1,7 +1,9 @@
 //! The crate's files import one another without circles: each file can be
 //! read knowing only the files below it. A file's imports are the `crate::`,
-//! `super::` and `self::` paths it names outside its `#[cfg(test)]` module;
-//! each is taken to the deepest module file it reaches.
+//! `super::`, `self::` and child-module paths it names outside its
+//! `#[cfg(test)]` module, each taken to the deepest module file it reaches.
+//! A child reading its folder's shared items (`super::Spec`) does not
+//! count; a folder naming its child (`jobs::SPEC`) does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
