@@ -536,7 +536,8 @@ mod tests {
         ));
         let empty = Part::ready(Rendered::default());
         let b = Part::later(Box::new(|out: &mut Rendered| {
-            crate::render::Family::counter(out, "b_total", "B.").sample(&[], 2.0);
+            const B: crate::render::Doc = crate::render::Doc::counter("b_total", "B.", &[]);
+            crate::render::Family::of(out, &B).sample(&[], 2.0);
         }));
         let body = Body::new(vec![a, empty, b]);
         for format in [Format::Text, Format::OpenMetrics] {

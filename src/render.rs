@@ -24,6 +24,94 @@ pub enum Kind {
     Info,
 }
 
+/// A metric family as its collector declares it: what [`Family::of`]
+/// writes and what the metrics reference (`flux prometheus metrics`)
+/// documents, so the two cannot differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Doc {
+    /// The name as the text format writes it (with `_total` or `_info`).
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    /// Every label any of its samples may carry, in the order they are
+    /// written (`le` of a histogram's buckets aside).
+    pub labels: &'static [&'static str],
+}
+
+impl Doc {
+    pub const fn gauge(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Doc {
+        Doc {
+            name,
+            kind: Kind::Gauge,
+            help,
+            labels,
+        }
+    }
+
+    pub const fn counter(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Doc {
+        Doc {
+            name,
+            kind: Kind::Counter,
+            help,
+            labels,
+        }
+    }
+
+    pub const fn histogram(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Doc {
+        Doc {
+            name,
+            kind: Kind::Histogram,
+            help,
+            labels,
+        }
+    }
+
+    pub const fn info(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Doc {
+        Doc {
+            name,
+            kind: Kind::Info,
+            help,
+            labels,
+        }
+    }
+
+    /// The base unit the name ends in, as the exporter guide names them.
+    pub fn unit(&self) -> Option<&'static str> {
+        let name = self.name.strip_suffix("_total").unwrap_or(self.name);
+        ["seconds", "bytes", "ratio", "celsius", "joules", "watts"]
+            .into_iter()
+            .find(|unit| name.ends_with(&format!("_{unit}")))
+    }
+}
+
+impl Kind {
+    /// As the text format's TYPE line names it (OpenMetrics's for info).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+            Kind::Info => "info",
+        }
+    }
+}
+
 /// Where one family lies in a rendered text, and its type: what the
 /// OpenMetrics writer needs besides the sample lines, which the two
 /// formats share.
@@ -128,38 +216,18 @@ pub fn openmetrics(text: &str, families: &[FamilyIndex]) -> String {
 /// with the first sample, so a family without samples leaves no trace.
 pub struct Family<'a> {
     out: &'a mut Rendered,
-    name: &'a str,
-    help: &'a str,
-    kind: Kind,
+    doc: &'a Doc,
     started: bool,
 }
 
 impl<'a> Family<'a> {
-    fn new(out: &'a mut Rendered, kind: Kind, name: &'a str, help: &'a str) -> Family<'a> {
+    /// The declared family `doc`, to be written into `out`.
+    pub fn of(out: &'a mut Rendered, doc: &'a Doc) -> Family<'a> {
         Family {
             out,
-            name,
-            help,
-            kind,
+            doc,
             started: false,
         }
-    }
-
-    pub fn gauge(out: &'a mut Rendered, name: &'a str, help: &'a str) -> Family<'a> {
-        Family::new(out, Kind::Gauge, name, help)
-    }
-
-    pub fn counter(out: &'a mut Rendered, name: &'a str, help: &'a str) -> Family<'a> {
-        Family::new(out, Kind::Counter, name, help)
-    }
-
-    pub fn histogram(out: &'a mut Rendered, name: &'a str, help: &'a str) -> Family<'a> {
-        Family::new(out, Kind::Histogram, name, help)
-    }
-
-    /// A family of 1s whose labels say something (`NAME_info`).
-    pub fn info(out: &'a mut Rendered, name: &'a str, help: &'a str) -> Family<'a> {
-        Family::new(out, Kind::Info, name, help)
     }
 
     /// One histogram's `_bucket` (cumulative, `le` last), `_sum` and
@@ -181,7 +249,7 @@ impl<'a> Family<'a> {
     fn header(&mut self) {
         if !self.started {
             self.started = true;
-            let kind = match self.kind {
+            let kind = match self.doc.kind {
                 Kind::Counter => "counter",
                 Kind::Gauge | Kind::Info => "gauge",
                 Kind::Histogram => "histogram",
@@ -189,20 +257,20 @@ impl<'a> Family<'a> {
             let out = &mut self.out.text;
             out.push_str("# HELP ");
             let name_start = out.len();
-            out.push_str(self.name);
+            out.push_str(self.doc.name);
             let name = name_start..out.len();
             out.push(' ');
             let help_start = out.len();
-            escape_help(out, self.help);
+            escape_help(out, self.doc.help);
             let help = help_start..out.len();
             out.push_str("\n# TYPE ");
-            out.push_str(self.name);
+            out.push_str(self.doc.name);
             out.push(' ');
             out.push_str(kind);
             out.push('\n');
             let at = out.len();
             self.out.families.push(FamilyIndex {
-                kind: self.kind,
+                kind: self.doc.kind,
                 name,
                 help,
                 samples: at..at,
@@ -217,8 +285,17 @@ impl<'a> Family<'a> {
     }
 
     fn line(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
+        debug_assert!(
+            labels
+                .iter()
+                .all(|(l, _)| self.doc.labels.contains(l) || (*l == "le" && suffix == "_bucket")),
+            "{} declares labels {:?}, and a sample has {:?}",
+            self.doc.name,
+            self.doc.labels,
+            labels
+        );
         let out = &mut self.out.text;
-        out.push_str(self.name);
+        out.push_str(self.doc.name);
         out.push_str(suffix);
         if !labels.is_empty() {
             out.push('{');
@@ -297,39 +374,54 @@ fn write_value(out: &mut String, v: f64) {
 /// The exporter about itself: node_exporter's `_success` and `_duration`
 /// for every collector in `statuses` alike.
 pub fn exporter_families(statuses: &[&CollectorStatus], out: &mut Rendered) {
-    Family::info(
-        out,
-        "flux_prometheus_build_info",
-        "The exporter's version; the value is always 1.",
-    )
-    .sample(&[("version", crate::VERSION)], 1.0);
-    let mut up = Family::gauge(
-        out,
-        "flux_prometheus_collector_up",
-        "Whether the collector's last update succeeded (1) or not (0).",
-    );
+    Family::of(out, &PROMETHEUS_BUILD_INFO).sample(&[("version", crate::VERSION)], 1.0);
+    let mut up = Family::of(out, &PROMETHEUS_COLLECTOR_UP);
     for c in statuses {
         up.sample(&[("collector", c.name)], if c.up { 1.0 } else { 0.0 });
     }
-    let mut last = Family::gauge(
-        out,
-        "flux_prometheus_collector_last_success_timestamp_seconds",
-        "When the collector last updated successfully, in seconds since the epoch.",
-    );
+    let mut last = Family::of(out, &PROMETHEUS_COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS);
     for c in statuses {
         if let Some(t) = c.last_success {
             last.sample(&[("collector", c.name)], t);
         }
     }
-    let mut duration = Family::gauge(
-        out,
-        "flux_prometheus_collector_duration_seconds",
-        "How long the collector's last update took.",
-    );
+    let mut duration = Family::of(out, &PROMETHEUS_COLLECTOR_DURATION_SECONDS);
     for c in statuses {
         duration.sample(&[("collector", c.name)], c.duration);
     }
 }
+
+/// The exporter's own families, written in every exposition.
+pub const EXPORTER_FAMILIES: &[Doc] = &[
+    PROMETHEUS_BUILD_INFO,
+    PROMETHEUS_COLLECTOR_UP,
+    PROMETHEUS_COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    PROMETHEUS_COLLECTOR_DURATION_SECONDS,
+];
+
+const PROMETHEUS_BUILD_INFO: Doc = Doc::info(
+    "flux_prometheus_build_info",
+    "The exporter's version; the value is always 1.",
+    &["version"],
+);
+
+const PROMETHEUS_COLLECTOR_UP: Doc = Doc::gauge(
+    "flux_prometheus_collector_up",
+    "Whether the collector's last update succeeded (1) or not (0).",
+    &["collector"],
+);
+
+const PROMETHEUS_COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS: Doc = Doc::gauge(
+    "flux_prometheus_collector_last_success_timestamp_seconds",
+    "When the collector last updated successfully, in seconds since the epoch.",
+    &["collector"],
+);
+
+const PROMETHEUS_COLLECTOR_DURATION_SECONDS: Doc = Doc::gauge(
+    "flux_prometheus_collector_duration_seconds",
+    "How long the collector's last update took.",
+    &["collector"],
+);
 
 #[cfg(test)]
 mod tests {
@@ -338,14 +430,15 @@ mod tests {
     #[test]
     fn a_family_without_samples_writes_nothing() {
         let mut out = Rendered::default();
-        Family::gauge(&mut out, "x", "help");
+        Family::of(&mut out, &Doc::gauge("x", "help", &[]));
         assert_eq!(out.text(), "");
     }
 
     #[test]
     fn help_and_type_come_once_before_the_samples() {
         let mut out = Rendered::default();
-        Family::counter(&mut out, "flux_x_total", "Things done.")
+        let doc = Doc::counter("flux_x_total", "Things done.", &["queue", "state"]);
+        Family::of(&mut out, &doc)
             .sample(&[], 3.0)
             .sample(&[("queue", "batch"), ("state", "run")], 0.5);
         assert_eq!(
@@ -357,8 +450,8 @@ mod tests {
     #[test]
     fn labels_and_help_are_escaped() {
         let mut out = Rendered::default();
-        Family::gauge(&mut out, "g", "a \\ b\nc \"q\"")
-            .sample(&[("reason", "say \"hi\"\\\n")], 1.0);
+        let doc = Doc::gauge("g", "a \\ b\nc \"q\"", &["reason"]);
+        Family::of(&mut out, &doc).sample(&[("reason", "say \"hi\"\\\n")], 1.0);
         assert_eq!(
             out.text(),
             "# HELP g a \\\\ b\\nc \"q\"\n# TYPE g gauge\ng{reason=\"say \\\"hi\\\"\\\\\\n\"} 1\n"
@@ -393,7 +486,8 @@ mod tests {
         h.observe(5.0);
         h.observe(50.0);
         let mut out = Rendered::default();
-        Family::histogram(&mut out, "w_seconds", "Wait.").observations(&[("queue", "q")], &h);
+        let doc = Doc::histogram("w_seconds", "Wait.", &["queue"]);
+        Family::of(&mut out, &doc).observations(&[("queue", "q")], &h);
         assert_eq!(
             out.text(),
             "# HELP w_seconds Wait.\n# TYPE w_seconds histogram\n\

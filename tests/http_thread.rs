@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use flux_prometheus::exposition::Shared;
 use flux_prometheus::http::{Server, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
-use flux_prometheus::render::{Family, Rendered};
+use flux_prometheus::render::{Doc, Family, Rendered};
 
 const METRICS: &str =
     "# HELP flux_jobs Active jobs.\n# TYPE flux_jobs gauge\nflux_jobs{state=\"run\"} 3\n";
@@ -215,12 +215,8 @@ fn shutdown_joins_the_thread_and_closes_the_socket_with_clients_connected() {
 fn openmetrics_is_served_when_the_scraper_asks_for_it() {
     let (_server, shared, addr) = start();
     let mut rendered = Rendered::default();
-    Family::counter(
-        &mut rendered,
-        "flux_jobs_submitted_total",
-        "Jobs submitted.",
-    )
-    .sample(&[], 5.0);
+    let doc = Doc::counter("flux_jobs_submitted_total", "Jobs submitted.", &[]);
+    Family::of(&mut rendered, &doc).sample(&[], 5.0);
     shared.publish(rendered, true);
     // What Prometheus 2 and 3 send by default.
     let prometheus = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";

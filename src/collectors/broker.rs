@@ -13,10 +13,10 @@ use prometheus::process_collector::ProcessCollector;
 use prometheus::proto::MetricType;
 
 use super::{About, Collector, Context, Settings, Spec};
-use crate::model::broker::{self, InstanceInfo, ProcessSample};
+use crate::model::broker::{self, InstanceInfo};
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::reactor::subscription::{StreamEvent, Subscription};
-use crate::render::{Family, Rendered};
+use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -24,6 +24,7 @@ pub const NAME: &str = "broker";
 pub const SECTION: Section<BrokerState> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "The instance (version, size, online brokers, start time, overlay health) and the broker process's CPU, memory, descriptors and threads.",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -33,6 +34,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
+    families: FAMILIES,
 };
 
 /// What the broker collector keeps in the state.
@@ -41,6 +43,13 @@ pub struct BrokerState {
     pub instance: InstanceInfo,
     /// The broker process's samples, named and described for export.
     pub process: Vec<ProcessSample>,
+}
+
+/// One sample of the broker process (CPU, memory, descriptors, threads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSample {
+    pub doc: &'static Doc,
+    pub value: f64,
 }
 
 impl Collector for Inner {}
@@ -168,6 +177,9 @@ fn process_samples(process: &ProcessCollector) -> Vec<ProcessSample> {
     let mut out = Vec::new();
     for family in process.collect() {
         let counter = family.get_field_type() == MetricType::COUNTER;
+        let Some(doc) = process_family(family.name()) else {
+            continue;
+        };
         for metric in family.get_metric() {
             let value = if family.name() == "process_cpu_seconds_total" {
                 flux::process_cpu_seconds().unwrap_or_else(|| metric.get_counter().get_value())
@@ -176,12 +188,7 @@ fn process_samples(process: &ProcessCollector) -> Vec<ProcessSample> {
             } else {
                 metric.get_gauge().get_value()
             };
-            out.push(ProcessSample {
-                name: format!("flux_broker_{}", family.name()),
-                help: format!("{} (the broker process)", family.help()),
-                counter,
-                value,
-            });
+            out.push(ProcessSample { doc, value });
         }
     }
     out
@@ -246,50 +253,141 @@ fn render(state: &State, out: &mut Rendered) {
     if let Some(jobid) = &info.jobid {
         labels.push(("jobid", jobid));
     }
-    Family::info(
-        out,
-        "flux_instance_info",
-        "The Flux instance: version, nesting level and, when nested, the enclosing job; always 1.",
-    )
-    .sample(&labels, 1.0);
-    Family::gauge(
-        out,
-        "flux_instance_brokers",
-        "Brokers in the instance (its size).",
-    )
-    .sample(&[], f64::from(info.size));
+    Family::of(out, &INSTANCE_INFO).sample(&labels, 1.0);
+    Family::of(out, &INSTANCE_BROKERS).sample(&[], f64::from(info.size));
     if let Some(n) = info.online {
-        Family::gauge(
-            out,
-            "flux_instance_online_brokers",
-            "Brokers online (members of the broker.online group).",
-        )
-        .sample(&[], n as f64);
+        Family::of(out, &INSTANCE_ONLINE_BROKERS).sample(&[], n as f64);
     }
     if let Some(t) = info.start_time {
-        Family::gauge(
-            out,
-            "flux_instance_start_time_seconds",
-            "When the rank 0 broker started, in seconds since the epoch.",
-        )
-        .sample(&[], t);
+        Family::of(out, &INSTANCE_START_TIME_SECONDS).sample(&[], t);
     }
     if let Some(status) = &info.overlay_status {
-        let mut f = Family::gauge(
-            out,
-            "flux_overlay_status",
-            "The overlay network's health as overlay.health reports it: 1 for the current status.",
-        );
+        let mut f = Family::of(out, &OVERLAY_STATUS);
         for st in crate::model::broker::OVERLAY_STATES {
             f.sample(&[("status", st)], if st == status { 1.0 } else { 0.0 });
         }
     }
     for p in process {
-        let mut f = if p.counter {
-            Family::counter(out, &p.name, &p.help)
-        } else {
-            Family::gauge(out, &p.name, &p.help)
-        };
-        f.sample(&[], p.value);
+        Family::of(out, p.doc).sample(&[], p.value);
+    }
+}
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[
+    INSTANCE_INFO,
+    INSTANCE_BROKERS,
+    INSTANCE_ONLINE_BROKERS,
+    INSTANCE_START_TIME_SECONDS,
+    OVERLAY_STATUS,
+    PROCESS[0],
+    PROCESS[1],
+    PROCESS[2],
+    PROCESS[3],
+    PROCESS[4],
+    PROCESS[5],
+    PROCESS[6],
+    PROCESS[7],
+];
+
+/// The broker process's families, by the name the prometheus crate's
+/// process collector gives them; the help is the crate's, said of the
+/// broker.
+const PROCESS: [Doc; 8] = [
+    Doc::counter(
+        "flux_broker_process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds. (the broker process)",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_broker_process_open_fds",
+        "Number of open file descriptors. (the broker process)",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_broker_process_max_fds",
+        "Maximum number of open file descriptors. (the broker process)",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_broker_process_virtual_memory_bytes",
+        "Virtual memory size in bytes. (the broker process)",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_broker_process_virtual_memory_max_bytes",
+        "Maximum amount of virtual memory available in bytes. (the broker process)",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_broker_process_resident_memory_bytes",
+        "Resident memory size in bytes. (the broker process)",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_broker_process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds. (the broker process)",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_broker_process_threads",
+        "Number of OS threads in the process. (the broker process)",
+        &[],
+    ),
+];
+
+/// The declared family of the process collector's family `name`
+/// (`process_threads`, say).
+pub fn process_family(name: &str) -> Option<&'static Doc> {
+    static DOCS: [Doc; 8] = PROCESS;
+    DOCS.iter()
+        .find(|doc| doc.name.strip_prefix("flux_broker_") == Some(name))
+}
+
+const INSTANCE_INFO: Doc = Doc::info(
+    "flux_instance_info",
+    "The Flux instance: version, nesting level and, when nested, the enclosing job; always 1.",
+    &["version", "level", "jobid"],
+);
+
+const INSTANCE_BROKERS: Doc = Doc::gauge(
+    "flux_instance_brokers",
+    "Brokers in the instance (its size).",
+    &[],
+);
+
+const INSTANCE_ONLINE_BROKERS: Doc = Doc::gauge(
+    "flux_instance_online_brokers",
+    "Brokers online (members of the broker.online group).",
+    &[],
+);
+
+const INSTANCE_START_TIME_SECONDS: Doc = Doc::gauge(
+    "flux_instance_start_time_seconds",
+    "When the rank 0 broker started, in seconds since the epoch.",
+    &[],
+);
+
+const OVERLAY_STATUS: Doc = Doc::gauge(
+    "flux_overlay_status",
+    "The overlay network's health as overlay.health reports it: 1 for the current status.",
+    &["status"],
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Kind;
+
+    #[test]
+    fn every_process_family_is_declared_as_the_crate_describes_it() {
+        let families = ProcessCollector::for_self().collect();
+        assert!(families.len() >= 6, "{families:?}");
+        for family in families {
+            let doc = process_family(family.name())
+                .unwrap_or_else(|| panic!("{} is not declared", family.name()));
+            assert_eq!(doc.help, format!("{} (the broker process)", family.help()));
+            let counter = family.get_field_type() == MetricType::COUNTER;
+            assert_eq!(doc.kind == Kind::Counter, counter, "{}", doc.name);
+        }
     }
 }

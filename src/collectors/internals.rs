@@ -24,7 +24,7 @@ use crate::model::error::ParseError;
 use crate::model::idset::IdSet;
 use crate::reactor::cadence::Cadence;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::{Family, Rendered};
+use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -32,6 +32,7 @@ pub const NAME: &str = "internals";
 pub const SECTION: Section<Internals> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "Broker internals: each module's idle time, message queues and thread CPU; the content cache and store, the KVS cache, and the job manager.",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -41,6 +42,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
+    families: FAMILIES,
 };
 
 /// What the internals collector keeps in the state.
@@ -651,19 +653,11 @@ fn render(state: &State, out: &mut Rendered) {
     let Some(found) = state.get(SECTION) else {
         return;
     };
-    let mut f = Family::gauge(
-        out,
-        "flux_module_idle_seconds",
-        "Seconds since the broker module last sent a message, as flux module list shows (Idle).",
-    );
+    let mut f = Family::of(out, &MODULE_IDLE_SECONDS);
     for m in &found.modules {
         f.sample(&[("module", &m.name)], m.idle_seconds);
     }
-    let mut f = Family::gauge(
-        out,
-        "flux_module_queue_messages",
-        "Messages waiting in the broker module's send and receive queues; a queue that keeps growing means the module is falling behind.",
-    );
+    let mut f = Family::of(out, &MODULE_QUEUE_MESSAGES);
     for m in &found.modules {
         f.sample(
             &[("module", &m.name), ("queue", "send")],
@@ -674,11 +668,7 @@ fn render(state: &State, out: &mut Rendered) {
             m.recv_queue as f64,
         );
     }
-    let mut f = Family::counter(
-        out,
-        "flux_module_cpu_seconds_total",
-        "CPU time of the broker module's thread, as flux module stats --rusage=thread shows (it starts again when the module is reloaded).",
-    );
+    let mut f = Family::of(out, &MODULE_CPU_SECONDS_TOTAL);
     for m in &found.modules {
         if let Some((user, system)) = m.cpu {
             f.sample(&[("module", &m.name), ("mode", "user")], user);
@@ -686,111 +676,172 @@ fn render(state: &State, out: &mut Rendered) {
         }
     }
     if let Some(c) = &found.content_cache {
-        Family::gauge(
-            out,
-            "flux_content_cache_objects",
-            "Objects in the broker's content cache (flux module stats content: count).",
-        )
-        .sample(&[], c.objects as f64);
-        Family::gauge(
-            out,
-            "flux_content_cache_bytes",
-            "Bytes held by the broker's content cache (flux module stats content: size).",
-        )
-        .sample(&[], c.bytes as f64);
-        Family::gauge(
-            out,
-            "flux_content_cache_dirty_objects",
-            "Content cache objects not yet written to the backing store; a count that keeps growing means the store is falling behind.",
-        )
-        .sample(&[], c.dirty as f64);
+        Family::of(out, &CONTENT_CACHE_OBJECTS).sample(&[], c.objects as f64);
+        Family::of(out, &CONTENT_CACHE_BYTES).sample(&[], c.bytes as f64);
+        Family::of(out, &CONTENT_CACHE_DIRTY_OBJECTS).sample(&[], c.dirty as f64);
     }
     if let Some(s) = &found.content_store {
-        Family::gauge(
-            out,
-            "flux_content_store_size_bytes",
-            "Size of the content store's sqlite file (flux module stats content-sqlite: dbfile_size).",
-        )
-        .sample(&[], s.size_bytes as f64);
-        Family::gauge(
-            out,
-            "flux_content_store_free_bytes",
-            "Free space on the filesystem that holds the content store (dbfile_free).",
-        )
-        .sample(&[], s.free_bytes as f64);
-        Family::gauge(
-            out,
-            "flux_content_store_objects",
-            "Objects in the content store (object_count).",
-        )
-        .sample(&[], s.objects as f64);
+        Family::of(out, &CONTENT_STORE_SIZE_BYTES).sample(&[], s.size_bytes as f64);
+        Family::of(out, &CONTENT_STORE_FREE_BYTES).sample(&[], s.free_bytes as f64);
+        Family::of(out, &CONTENT_STORE_OBJECTS).sample(&[], s.objects as f64);
         let ops = [("store", &s.store), ("load", &s.load)];
-        let mut f = Family::counter(
-            out,
-            "flux_content_store_operations_total",
-            "Objects stored in and loaded from the content store since content-sqlite loaded.",
-        );
+        let mut f = Family::of(out, &CONTENT_STORE_OPERATIONS_TOTAL);
         for (op, t) in ops {
             f.sample(&[("operation", op)], t.count as f64);
         }
-        let mut f = Family::gauge(
-            out,
-            "flux_content_store_operation_max_seconds",
-            "Longest content store operation since content-sqlite loaded.",
-        );
+        let mut f = Family::of(out, &CONTENT_STORE_OPERATION_MAX_SECONDS);
         for (op, t) in ops {
             f.sample(&[("operation", op)], t.max);
         }
-        let mut f = Family::gauge(
-            out,
-            "flux_content_store_operation_mean_seconds",
-            "Mean content store operation time since content-sqlite loaded.",
-        );
+        let mut f = Family::of(out, &CONTENT_STORE_OPERATION_MEAN_SECONDS);
         for (op, t) in ops {
             f.sample(&[("operation", op)], t.mean);
         }
     }
     if let Some(k) = &found.kvs_cache {
-        Family::gauge(
-            out,
-            "flux_kvs_cache_objects",
-            "Objects in the KVS cache (flux module stats kvs).",
-        )
-        .sample(&[], k.objects as f64);
-        Family::gauge(out, "flux_kvs_cache_bytes", "Bytes in the KVS cache.")
-            .sample(&[], k.bytes.round());
-        Family::gauge(
-            out,
-            "flux_kvs_cache_dirty_objects",
-            "KVS cache objects not yet stored.",
-        )
-        .sample(&[], k.dirty as f64);
+        Family::of(out, &KVS_CACHE_OBJECTS).sample(&[], k.objects as f64);
+        Family::of(out, &KVS_CACHE_BYTES).sample(&[], k.bytes.round());
+        Family::of(out, &KVS_CACHE_DIRTY_OBJECTS).sample(&[], k.dirty as f64);
     }
     if let Some(j) = &found.job_manager {
-        let mut f = Family::gauge(
-            out,
-            "flux_jobmanager_jobs",
-            "Jobs the job manager holds, active and inactive (flux module stats job-manager).",
-        );
+        let mut f = Family::of(out, &JOBMANAGER_JOBS);
         f.sample(&[("state", "active")], j.active_jobs as f64);
         f.sample(&[("state", "inactive")], j.inactive_jobs as f64);
-        Family::gauge(
-            out,
-            "flux_jobmanager_journal_listeners",
-            "Clients following the job-manager journal (this module is one).",
-        )
-        .sample(&[], j.journal_listeners as f64);
-        Family::gauge(
-            out,
-            "flux_jobmanager_housekeeping_jobs",
-            "Jobs whose housekeeping is running.",
-        )
-        .sample(&[], j.housekeeping_jobs as f64);
-        Family::gauge(
-            out,
-            "flux_jobmanager_housekeeping_nodes",
-            "Nodes in housekeeping, as flux resource status counts them.",
-        )
-        .sample(&[], j.housekeeping_nodes as f64);
+        Family::of(out, &JOBMANAGER_JOURNAL_LISTENERS).sample(&[], j.journal_listeners as f64);
+        Family::of(out, &JOBMANAGER_HOUSEKEEPING_JOBS).sample(&[], j.housekeeping_jobs as f64);
+        Family::of(out, &JOBMANAGER_HOUSEKEEPING_NODES).sample(&[], j.housekeeping_nodes as f64);
     }
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[
+    MODULE_IDLE_SECONDS,
+    MODULE_QUEUE_MESSAGES,
+    MODULE_CPU_SECONDS_TOTAL,
+    CONTENT_CACHE_OBJECTS,
+    CONTENT_CACHE_BYTES,
+    CONTENT_CACHE_DIRTY_OBJECTS,
+    CONTENT_STORE_SIZE_BYTES,
+    CONTENT_STORE_FREE_BYTES,
+    CONTENT_STORE_OBJECTS,
+    CONTENT_STORE_OPERATIONS_TOTAL,
+    CONTENT_STORE_OPERATION_MAX_SECONDS,
+    CONTENT_STORE_OPERATION_MEAN_SECONDS,
+    KVS_CACHE_OBJECTS,
+    KVS_CACHE_BYTES,
+    KVS_CACHE_DIRTY_OBJECTS,
+    JOBMANAGER_JOBS,
+    JOBMANAGER_JOURNAL_LISTENERS,
+    JOBMANAGER_HOUSEKEEPING_JOBS,
+    JOBMANAGER_HOUSEKEEPING_NODES,
+];
+
+const MODULE_IDLE_SECONDS: Doc = Doc::gauge(
+    "flux_module_idle_seconds",
+    "Seconds since the broker module last sent a message, as flux module list shows (Idle).",
+    &["module"],
+);
+
+const MODULE_QUEUE_MESSAGES: Doc = Doc::gauge(
+    "flux_module_queue_messages",
+    "Messages waiting in the broker module's send and receive queues; a queue that keeps growing means the module is falling behind.",
+    &["module", "queue"],
+);
+
+const MODULE_CPU_SECONDS_TOTAL: Doc = Doc::counter(
+    "flux_module_cpu_seconds_total",
+    "CPU time of the broker module's thread, as flux module stats --rusage=thread shows (it starts again when the module is reloaded).",
+    &["module", "mode"],
+);
+
+const CONTENT_CACHE_OBJECTS: Doc = Doc::gauge(
+    "flux_content_cache_objects",
+    "Objects in the broker's content cache (flux module stats content: count).",
+    &[],
+);
+
+const CONTENT_CACHE_BYTES: Doc = Doc::gauge(
+    "flux_content_cache_bytes",
+    "Bytes held by the broker's content cache (flux module stats content: size).",
+    &[],
+);
+
+const CONTENT_CACHE_DIRTY_OBJECTS: Doc = Doc::gauge(
+    "flux_content_cache_dirty_objects",
+    "Content cache objects not yet written to the backing store; a count that keeps growing means the store is falling behind.",
+    &[],
+);
+
+const CONTENT_STORE_SIZE_BYTES: Doc = Doc::gauge(
+    "flux_content_store_size_bytes",
+    "Size of the content store's sqlite file (flux module stats content-sqlite: dbfile_size).",
+    &[],
+);
+
+const CONTENT_STORE_FREE_BYTES: Doc = Doc::gauge(
+    "flux_content_store_free_bytes",
+    "Free space on the filesystem that holds the content store (dbfile_free).",
+    &[],
+);
+
+const CONTENT_STORE_OBJECTS: Doc = Doc::gauge(
+    "flux_content_store_objects",
+    "Objects in the content store (object_count).",
+    &[],
+);
+
+const CONTENT_STORE_OPERATIONS_TOTAL: Doc = Doc::counter(
+    "flux_content_store_operations_total",
+    "Objects stored in and loaded from the content store since content-sqlite loaded.",
+    &["operation"],
+);
+
+const CONTENT_STORE_OPERATION_MAX_SECONDS: Doc = Doc::gauge(
+    "flux_content_store_operation_max_seconds",
+    "Longest content store operation since content-sqlite loaded.",
+    &["operation"],
+);
+
+const CONTENT_STORE_OPERATION_MEAN_SECONDS: Doc = Doc::gauge(
+    "flux_content_store_operation_mean_seconds",
+    "Mean content store operation time since content-sqlite loaded.",
+    &["operation"],
+);
+
+const KVS_CACHE_OBJECTS: Doc = Doc::gauge(
+    "flux_kvs_cache_objects",
+    "Objects in the KVS cache (flux module stats kvs).",
+    &[],
+);
+
+const KVS_CACHE_BYTES: Doc = Doc::gauge("flux_kvs_cache_bytes", "Bytes in the KVS cache.", &[]);
+
+const KVS_CACHE_DIRTY_OBJECTS: Doc = Doc::gauge(
+    "flux_kvs_cache_dirty_objects",
+    "KVS cache objects not yet stored.",
+    &[],
+);
+
+const JOBMANAGER_JOBS: Doc = Doc::gauge(
+    "flux_jobmanager_jobs",
+    "Jobs the job manager holds, active and inactive (flux module stats job-manager).",
+    &["state"],
+);
+
+const JOBMANAGER_JOURNAL_LISTENERS: Doc = Doc::gauge(
+    "flux_jobmanager_journal_listeners",
+    "Clients following the job-manager journal (this module is one).",
+    &[],
+);
+
+const JOBMANAGER_HOUSEKEEPING_JOBS: Doc = Doc::gauge(
+    "flux_jobmanager_housekeeping_jobs",
+    "Jobs whose housekeeping is running.",
+    &[],
+);
+
+const JOBMANAGER_HOUSEKEEPING_NODES: Doc = Doc::gauge(
+    "flux_jobmanager_housekeeping_nodes",
+    "Nodes in housekeeping, as flux resource status counts them.",
+    &[],
+);

@@ -26,7 +26,7 @@ use crate::model::jobflow::{
 use crate::reactor::allocated::AllocatedWriter;
 use crate::reactor::roster::RosterWriter;
 use crate::reactor::subscription::{StreamEvent, Subscription};
-use crate::render::{Family, Rendered};
+use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -34,6 +34,7 @@ pub const NAME: &str = "jobflow";
 pub const SECTION: Section<JobFlowSummary> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "Counters and histograms of job flow from the job-manager journal (submitted, started, finished, exceptions, queue wait, run time), and what pending jobs ask for.",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -62,6 +63,7 @@ pub const SPEC: Spec = Spec {
     // counted warrants one.
     restart_needed: |a, b| Options::from(a) != Options::from(b),
     render: super::Render::Now(render),
+    families: FAMILIES,
 };
 
 /// This collector's options, parsed.
@@ -338,71 +340,51 @@ fn render(state: &State, out: &mut Rendered) {
     let Some(flow) = state.get(SECTION) else {
         return;
     };
-    let mut f = Family::counter(
-        out,
-        "flux_jobs_submitted_total",
-        "Jobs submitted since the module loaded (job-manager journal).",
-    );
+    let mut f = Family::of(out, &JOBS_SUBMITTED_TOTAL);
     for (q, qf) in &flow.queues {
         f.sample(&with_queue(q, &[]), qf.submitted as f64);
     }
-    let mut f = Family::counter(
-        out,
-        "flux_jobs_started_total",
-        "Jobs that started running (were allocated resources, flux jobs' t_run) since the module loaded.",
-    );
+    let mut f = Family::of(out, &JOBS_STARTED_TOTAL);
     for (q, qf) in &flow.queues {
         f.sample(&with_queue(q, &[]), qf.started as f64);
     }
-    let mut f = Family::counter(
-        out,
-        "flux_jobs_finished_total",
-        "Jobs that became inactive since the module loaded, by result as flux jobs shows it.",
-    );
+    let mut f = Family::of(out, &JOBS_FINISHED_TOTAL);
     for (q, qf) in &flow.queues {
         for (result, n) in &qf.finished {
             f.sample(&with_queue(q, &[("result", result)]), *n as f64);
         }
     }
-    let mut f = Family::counter(
-        out,
-        "flux_jobs_exceptions_total",
-        "Job exceptions raised since the module loaded, by type.",
-    );
+    let mut f = Family::of(out, &JOBS_EXCEPTIONS_TOTAL);
     for (q, qf) in &flow.queues {
         for (kind, n) in &qf.exceptions {
             f.sample(&with_queue(q, &[("type", kind)]), *n as f64);
         }
     }
-    let mut f = Family::histogram(
-        out,
-        "flux_jobs_queue_wait_seconds",
-        "Time from submit to allocation (flux jobs' t_run - t_submit) of jobs that started running since the module loaded.",
-    );
+    let mut f = Family::of(out, &JOBS_QUEUE_WAIT_SECONDS);
     for (q, qf) in &flow.queues {
         f.observations(&with_queue(q, &[]), &qf.wait);
     }
-    let mut f = Family::histogram(
-        out,
-        "flux_jobs_run_seconds",
-        "Run time (flux jobs' t_cleanup - t_run) of jobs that became inactive since the module loaded, by result.",
-    );
+    let mut f = Family::of(out, &JOBS_RUN_SECONDS);
     for (q, qf) in &flow.queues {
         for (result, h) in &qf.run {
             f.observations(&with_queue(q, &[("result", result)]), h);
         }
     }
     type Pick = fn(&crate::model::jobflow::Demand) -> Option<f64>;
-    let demand_families: [(&str, &str, Pick); 6] = [
-        ("flux_queue_pending_jobs", "Pending jobs by status: eligible to run, held (urgency 0), or blocked on dependencies.", |d| Some(d.jobs as f64)),
-        ("flux_queue_pending_requested_nodes", "Nodes requested by pending jobs (jobs that ask for slots only count none).", |d| Some(d.nodes as f64)),
-        ("flux_queue_pending_requested_cores", "Cores requested by pending jobs (slots times cores per slot).", |d| Some(d.cores as f64)),
-        ("flux_queue_pending_requested_gpus", "GPUs requested by pending jobs.", |d| Some(d.gpus as f64)),
-        ("flux_queue_pending_largest_job_nodes", "Nodes requested by the largest pending job.", |d| Some(d.largest_nodes as f64)),
-        ("flux_queue_pending_oldest_submit_timestamp_seconds", "Submit time of the oldest pending job; its age is time() minus this.", |d| d.oldest_submit),
+    let demand_families: [(&Doc, Pick); 6] = [
+        (&QUEUE_PENDING_JOBS, |d| Some(d.jobs as f64)),
+        (&QUEUE_PENDING_REQUESTED_NODES, |d| Some(d.nodes as f64)),
+        (&QUEUE_PENDING_REQUESTED_CORES, |d| Some(d.cores as f64)),
+        (&QUEUE_PENDING_REQUESTED_GPUS, |d| Some(d.gpus as f64)),
+        (&QUEUE_PENDING_LARGEST_JOB_NODES, |d| {
+            Some(d.largest_nodes as f64)
+        }),
+        (&QUEUE_PENDING_OLDEST_SUBMIT_TIMESTAMP_SECONDS, |d| {
+            d.oldest_submit
+        }),
     ];
-    for (name, help, pick) in demand_families {
-        let mut f = Family::gauge(out, name, help);
+    for (doc, pick) in demand_families {
+        let mut f = Family::of(out, doc);
         for ((q, status), d) in &flow.demand {
             if let Some(v) = pick(d) {
                 f.sample(&with_queue(q, &[("status", status)]), v);
@@ -410,3 +392,90 @@ fn render(state: &State, out: &mut Rendered) {
         }
     }
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[
+    JOBS_SUBMITTED_TOTAL,
+    JOBS_STARTED_TOTAL,
+    JOBS_FINISHED_TOTAL,
+    JOBS_EXCEPTIONS_TOTAL,
+    JOBS_QUEUE_WAIT_SECONDS,
+    JOBS_RUN_SECONDS,
+    QUEUE_PENDING_JOBS,
+    QUEUE_PENDING_REQUESTED_NODES,
+    QUEUE_PENDING_REQUESTED_CORES,
+    QUEUE_PENDING_REQUESTED_GPUS,
+    QUEUE_PENDING_LARGEST_JOB_NODES,
+    QUEUE_PENDING_OLDEST_SUBMIT_TIMESTAMP_SECONDS,
+];
+const QUEUE_PENDING_JOBS: Doc = Doc::gauge(
+    "flux_queue_pending_jobs",
+    "Pending jobs by status: eligible to run, held (urgency 0), or blocked on dependencies.",
+    &["queue", "user", "project", "status"],
+);
+
+const QUEUE_PENDING_REQUESTED_NODES: Doc = Doc::gauge(
+    "flux_queue_pending_requested_nodes",
+    "Nodes requested by pending jobs (jobs that ask for slots only count none).",
+    &["queue", "user", "project", "status"],
+);
+
+const QUEUE_PENDING_REQUESTED_CORES: Doc = Doc::gauge(
+    "flux_queue_pending_requested_cores",
+    "Cores requested by pending jobs (slots times cores per slot).",
+    &["queue", "user", "project", "status"],
+);
+
+const QUEUE_PENDING_REQUESTED_GPUS: Doc = Doc::gauge(
+    "flux_queue_pending_requested_gpus",
+    "GPUs requested by pending jobs.",
+    &["queue", "user", "project", "status"],
+);
+
+const QUEUE_PENDING_LARGEST_JOB_NODES: Doc = Doc::gauge(
+    "flux_queue_pending_largest_job_nodes",
+    "Nodes requested by the largest pending job.",
+    &["queue", "user", "project", "status"],
+);
+
+const QUEUE_PENDING_OLDEST_SUBMIT_TIMESTAMP_SECONDS: Doc = Doc::gauge(
+    "flux_queue_pending_oldest_submit_timestamp_seconds",
+    "Submit time of the oldest pending job; its age is time() minus this.",
+    &["queue", "user", "project", "status"],
+);
+
+const JOBS_SUBMITTED_TOTAL: Doc = Doc::counter(
+    "flux_jobs_submitted_total",
+    "Jobs submitted since the module loaded (job-manager journal).",
+    &["queue", "user", "project"],
+);
+
+const JOBS_STARTED_TOTAL: Doc = Doc::counter(
+    "flux_jobs_started_total",
+    "Jobs that started running (were allocated resources, flux jobs' t_run) since the module loaded.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_FINISHED_TOTAL: Doc = Doc::counter(
+    "flux_jobs_finished_total",
+    "Jobs that became inactive since the module loaded, by result as flux jobs shows it.",
+    &["queue", "user", "project", "result"],
+);
+
+const JOBS_EXCEPTIONS_TOTAL: Doc = Doc::counter(
+    "flux_jobs_exceptions_total",
+    "Job exceptions raised since the module loaded, by type.",
+    &["queue", "user", "project", "type"],
+);
+
+const JOBS_QUEUE_WAIT_SECONDS: Doc = Doc::histogram(
+    "flux_jobs_queue_wait_seconds",
+    "Time from submit to allocation (flux jobs' t_run - t_submit) of jobs that started running since the module loaded.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_RUN_SECONDS: Doc = Doc::histogram(
+    "flux_jobs_run_seconds",
+    "Run time (flux jobs' t_cleanup - t_run) of jobs that became inactive since the module loaded, by result.",
+    &["queue", "user", "project", "result"],
+);

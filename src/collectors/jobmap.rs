@@ -38,7 +38,7 @@ use crate::model::nested::f58;
 use crate::model::roster::{Changes, JobNode, Phase, RosterJob};
 use crate::names::Names;
 use crate::reactor::roster::{self, Follower, RosterReader};
-use crate::render::{Family, Rendered};
+use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::{Error, Level, Timer};
 
@@ -46,6 +46,7 @@ pub const NAME: &str = "jobmap";
 pub const SECTION: Section<Arc<JobMap>> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "Which nodes and which GPUs each running job holds, as info series that join with node_exporter's and dcgm-exporter's.",
     about: About {
         name: NAME,
         on_by_default: false,
@@ -55,6 +56,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: |_, _| false,
     render: Render::Later(take),
+    families: FAMILIES,
 };
 
 /// One running job, as mapped.
@@ -257,11 +259,7 @@ fn node_label<'a>(node: &'a JobNode, scratch: &'a mut String) -> &'a str {
 
 pub fn render(map: &JobMap, out: &mut Rendered) {
     let mut scratch = String::new();
-    let mut f = Family::info(
-        out,
-        "flux_job_node_info",
-        "A node of a running job; always 1. Join on node with node_exporter's series (relabelled to the host name) to see a job's nodes.",
-    );
+    let mut f = Family::of(out, &JOB_NODE_INFO);
     for job in map.jobs.values() {
         for node in job.nodes.iter() {
             let name = node_label(node, &mut scratch);
@@ -271,11 +269,7 @@ pub fn render(map: &JobMap, out: &mut Rendered) {
             );
         }
     }
-    let mut f = Family::info(
-        out,
-        "flux_job_gpu_info",
-        "A GPU of a running job, labelled as dcgm-exporter labels it (Hostname, gpu); always 1.",
-    );
+    let mut f = Family::of(out, &JOB_GPU_INFO);
     let mut gpu = String::new();
     for job in map.jobs.values() {
         for node in job.nodes.iter() {
@@ -296,6 +290,21 @@ pub fn render(map: &JobMap, out: &mut Rendered) {
         }
     }
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[JOB_NODE_INFO, JOB_GPU_INFO];
+
+const JOB_NODE_INFO: Doc = Doc::info(
+    "flux_job_node_info",
+    "A node of a running job; always 1. Join on node with node_exporter's series (relabelled to the host name) to see a job's nodes.",
+    &["jobid", "user", "node"],
+);
+
+const JOB_GPU_INFO: Doc = Doc::info(
+    "flux_job_gpu_info",
+    "A GPU of a running job, labelled as dcgm-exporter labels it (Hostname, gpu); always 1.",
+    &["jobid", "user", "Hostname", "gpu"],
+);
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use crate::model::jobs::{self, JobCounts, JobStats};
 use crate::reactor::deferred::Deferred;
 use crate::reactor::poll::{Opened, PollLoop};
 use crate::reactor::subscription::{StreamEvent, Subscription};
-use crate::render::{queue_label, Family, Rendered};
+use crate::render::{queue_label, Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -24,6 +24,7 @@ pub const NAME: &str = "jobs";
 pub const SECTION: Section<JobStats> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "Job counts by state and result, for the instance and each queue, as flux jobs --stats-only -a counts them (a streaming job-list.job-stats).",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -33,6 +34,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
+    families: FAMILIES,
 };
 
 const TOPIC: &str = "job-list.job-stats";
@@ -214,52 +216,65 @@ fn render(state: &State, out: &mut Rendered) {
             };
         }
     };
-    active(
-        &mut Family::gauge(
-            out,
-            "flux_jobs",
-            "Active jobs by state, as flux jobs --stats-only counts them.",
-        ),
-        &jobs.all,
-        None,
-    );
-    inactive(
-        &mut Family::gauge(
-            out,
-            "flux_jobs_inactive",
-            "Retained inactive jobs by result; goes down when jobs are purged.",
-        ),
-        &jobs.all,
-        None,
-    );
-    Family::counter(
-        out,
-        "flux_jobs_purged_total",
-        "Inactive jobs purged from job-list.",
-    )
-    .sample(&[], jobs.all.inactive_purged as f64);
-    let mut f = Family::gauge(
-        out,
-        "flux_queue_jobs",
-        "Active jobs by queue and state; an instance without named queues has one anonymous queue, without a queue label.",
-    );
+    active(&mut Family::of(out, &JOBS), &jobs.all, None);
+    inactive(&mut Family::of(out, &JOBS_INACTIVE), &jobs.all, None);
+    Family::of(out, &JOBS_PURGED_TOTAL).sample(&[], jobs.all.inactive_purged as f64);
+    let mut f = Family::of(out, &QUEUE_JOBS);
     for (name, counts) in queues() {
         active(&mut f, counts, Some(name));
     }
-    let mut f = Family::gauge(
-        out,
-        "flux_queue_jobs_inactive",
-        "Retained inactive jobs by queue and result (the anonymous queue has no queue label).",
-    );
+    let mut f = Family::of(out, &QUEUE_JOBS_INACTIVE);
     for (name, counts) in queues() {
         inactive(&mut f, counts, Some(name));
     }
-    let mut f = Family::counter(
-        out,
-        "flux_queue_jobs_purged_total",
-        "Inactive jobs purged from job-list, by queue (the anonymous queue has no queue label).",
-    );
+    let mut f = Family::of(out, &QUEUE_JOBS_PURGED_TOTAL);
     for (name, counts) in queues() {
         f.sample(queue_label(name).as_slice(), counts.inactive_purged as f64);
     }
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[
+    JOBS,
+    JOBS_INACTIVE,
+    JOBS_PURGED_TOTAL,
+    QUEUE_JOBS,
+    QUEUE_JOBS_INACTIVE,
+    QUEUE_JOBS_PURGED_TOTAL,
+];
+
+const JOBS: Doc = Doc::gauge(
+    "flux_jobs",
+    "Active jobs by state, as flux jobs --stats-only counts them.",
+    &["state"],
+);
+
+const JOBS_INACTIVE: Doc = Doc::gauge(
+    "flux_jobs_inactive",
+    "Retained inactive jobs by result; goes down when jobs are purged.",
+    &["result"],
+);
+
+const JOBS_PURGED_TOTAL: Doc = Doc::counter(
+    "flux_jobs_purged_total",
+    "Inactive jobs purged from job-list.",
+    &[],
+);
+
+const QUEUE_JOBS: Doc = Doc::gauge(
+    "flux_queue_jobs",
+    "Active jobs by queue and state; an instance without named queues has one anonymous queue, without a queue label.",
+    &["queue", "state"],
+);
+
+const QUEUE_JOBS_INACTIVE: Doc = Doc::gauge(
+    "flux_queue_jobs_inactive",
+    "Retained inactive jobs by queue and result (the anonymous queue has no queue label).",
+    &["queue", "result"],
+);
+
+const QUEUE_JOBS_PURGED_TOTAL: Doc = Doc::counter(
+    "flux_queue_jobs_purged_total",
+    "Inactive jobs purged from job-list, by queue (the anonymous queue has no queue label).",
+    &["queue"],
+);

@@ -31,7 +31,7 @@ pub use crate::reactor::{Backoff, Context};
 
 pub use crate::config::{About, Catalog, OptionSpec};
 use crate::exposition::{Exposition, Format, Part, RenderCache, RenderLater, Selection, Snapshot};
-use crate::render::Rendered;
+use crate::render::{Doc, Rendered};
 use crate::state::State;
 use flux::Error;
 
@@ -67,6 +67,8 @@ const fn abouts<const N: usize>(registry: &'static [Spec; N]) -> [&'static About
 
 /// What the module knows of a collector before it runs.
 pub struct Spec {
+    /// What it exports, in one sentence (the metrics reference's).
+    pub summary: &'static str,
     /// Its name, default, options and needs, as the argument parser
     /// reads them.
     pub about: About,
@@ -79,6 +81,9 @@ pub struct Spec {
     pub restart_needed: fn(&Settings, &Settings) -> bool,
     /// Its metric families, from its section of the state.
     pub render: Render,
+    /// Every family it may write: what `render` writes them from, and
+    /// what the metrics reference lists.
+    pub families: &'static [Doc],
 }
 
 /// How a collector's families are rendered.

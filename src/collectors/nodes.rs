@@ -31,7 +31,7 @@ use crate::model::nodes::{self, NodesView};
 use crate::model::resources::ResourceSet;
 use crate::reactor::allocated::AllocatedReader;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::{Family, Rendered};
+use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -39,6 +39,7 @@ pub const NAME: &str = "nodes";
 pub const SECTION: Section<Arc<NodesView>> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "One series per node: its states, its cores and GPUs (total and allocated), and why it is drained.",
     about: About {
         name: NAME,
         on_by_default: false,
@@ -48,6 +49,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: Render::Later(take),
+    families: FAMILIES,
 };
 
 const STATUS: usize = 0;
@@ -285,11 +287,7 @@ fn take(state: &State) -> Option<RenderLater> {
 
 pub fn render(view: &NodesView, out: &mut Rendered) {
     let mut rank = String::new();
-    let mut f = Family::gauge(
-        out,
-        "flux_node_state",
-        "1 for each state a node is in, with the state names of flux resource status -s all (avail, exclude, allocated, torpid, housekeeping, draining, drained), and offline where the node's broker is down.",
-    );
+    let mut f = Family::of(out, &NODE_STATE);
     for node in &view.nodes {
         rank.clear();
         let _ = write!(rank, "{}", node.rank);
@@ -301,41 +299,21 @@ pub fn render(view: &NodesView, out: &mut Rendered) {
         }
     }
     type Pick = fn(&nodes::NodeRow) -> u64;
-    let families: [(&str, &str, Pick); 4] = [
-        (
-            "flux_node_cores",
-            "Cores of a node, as flux resource list -s all counts them.",
-            |n| n.cores,
-        ),
-        (
-            "flux_node_gpus",
-            "GPUs of a node, as flux resource list -s all counts them.",
-            |n| n.gpus,
-        ),
-        (
-            "flux_node_allocated_cores",
-            "Cores of a node allocated to jobs.",
-            |n| n.allocated_cores,
-        ),
-        (
-            "flux_node_allocated_gpus",
-            "GPUs of a node allocated to jobs.",
-            |n| n.allocated_gpus,
-        ),
+    let families: [(&Doc, Pick); 4] = [
+        (&NODE_CORES, |n| n.cores),
+        (&NODE_GPUS, |n| n.gpus),
+        (&NODE_ALLOCATED_CORES, |n| n.allocated_cores),
+        (&NODE_ALLOCATED_GPUS, |n| n.allocated_gpus),
     ];
-    for (name, help, pick) in families {
-        let mut f = Family::gauge(out, name, help);
+    for (doc, pick) in families {
+        let mut f = Family::of(out, doc);
         for node in &view.nodes {
             rank.clear();
             let _ = write!(rank, "{}", node.rank);
             f.sample(&[("node", &node.host), ("rank", &rank)], pick(node) as f64);
         }
     }
-    let mut f = Family::info(
-        out,
-        "flux_node_drain_info",
-        "A drained or draining node and the reason given to flux resource drain; always 1.",
-    );
+    let mut f = Family::of(out, &NODE_DRAIN_INFO);
     for (r, reason) in &view.drains {
         rank.clear();
         let _ = write!(rank, "{r}");
@@ -343,3 +321,48 @@ pub fn render(view: &NodesView, out: &mut Rendered) {
         f.sample(&[("node", host), ("rank", &rank), ("reason", reason)], 1.0);
     }
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[
+    NODE_STATE,
+    NODE_DRAIN_INFO,
+    NODE_CORES,
+    NODE_GPUS,
+    NODE_ALLOCATED_CORES,
+    NODE_ALLOCATED_GPUS,
+];
+const NODE_CORES: Doc = Doc::gauge(
+    "flux_node_cores",
+    "Cores of a node, as flux resource list -s all counts them.",
+    &["node", "rank"],
+);
+
+const NODE_GPUS: Doc = Doc::gauge(
+    "flux_node_gpus",
+    "GPUs of a node, as flux resource list -s all counts them.",
+    &["node", "rank"],
+);
+
+const NODE_ALLOCATED_CORES: Doc = Doc::gauge(
+    "flux_node_allocated_cores",
+    "Cores of a node allocated to jobs.",
+    &["node", "rank"],
+);
+
+const NODE_ALLOCATED_GPUS: Doc = Doc::gauge(
+    "flux_node_allocated_gpus",
+    "GPUs of a node allocated to jobs.",
+    &["node", "rank"],
+);
+
+const NODE_STATE: Doc = Doc::gauge(
+    "flux_node_state",
+    "1 for each state a node is in, with the state names of flux resource status -s all (avail, exclude, allocated, torpid, housekeeping, draining, drained), and offline where the node's broker is down.",
+    &["node", "rank", "state"],
+);
+
+const NODE_DRAIN_INFO: Doc = Doc::info(
+    "flux_node_drain_info",
+    "A drained or draining node and the reason given to flux resource drain; always 1.",
+    &["node", "rank", "reason"],
+);

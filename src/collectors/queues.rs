@@ -10,7 +10,7 @@ use super::{About, Collector, Context, Settings, Spec};
 use crate::model::error::ParseError;
 use crate::model::queues::{self, QueueStatus};
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::{Family, Rendered};
+use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -18,6 +18,7 @@ pub const NAME: &str = "queues";
 pub const SECTION: Section<Vec<QueueStatus>> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "Whether each queue is enabled and started, as flux queue list shows it.",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -27,6 +28,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
+    families: FAMILIES,
 };
 
 impl Collector for Inner {}
@@ -154,19 +156,8 @@ fn render(state: &State, out: &mut Rendered) {
     let Some(queues) = state.get(SECTION) else {
         return;
     };
-    for (metric, help, started) in [
-        (
-            "flux_queue_enabled",
-            "Whether the queue accepts jobs (1) or not (0), as flux queue list shows (EN).",
-            false,
-        ),
-        (
-            "flux_queue_started",
-            "Whether the queue schedules jobs (1) or not (0), as flux queue list shows (ST).",
-            true,
-        ),
-    ] {
-        let mut f = Family::gauge(out, metric, help);
+    for (doc, started) in [(&QUEUE_ENABLED, false), (&QUEUE_STARTED, true)] {
+        let mut f = Family::of(out, doc);
         for q in queues {
             let v = f64::from(u8::from(if started { q.started } else { q.enabled }));
             match &q.name {
@@ -176,3 +167,18 @@ fn render(state: &State, out: &mut Rendered) {
         }
     }
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[QUEUE_ENABLED, QUEUE_STARTED];
+
+const QUEUE_ENABLED: Doc = Doc::gauge(
+    "flux_queue_enabled",
+    "Whether the queue accepts jobs (1) or not (0), as flux queue list shows (EN).",
+    &["queue"],
+);
+
+const QUEUE_STARTED: Doc = Doc::gauge(
+    "flux_queue_started",
+    "Whether the queue schedules jobs (1) or not (0), as flux queue list shows (ST).",
+    &["queue"],
+);

@@ -34,7 +34,7 @@ use crate::model::error::ParseError;
 use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
 use crate::reactor::allocated::AllocatedReader;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::{queue_label, Family, Rendered};
+use crate::render::{queue_label, Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -42,6 +42,7 @@ pub const NAME: &str = "resources";
 pub const SECTION: Section<ResourcesState> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "Nodes, cores and GPUs by scheduler state and capacity, for the instance and each queue, as flux resource list counts them; node states as flux resource status -s all lists them.",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -57,6 +58,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
+    families: FAMILIES,
 };
 
 /// What the resources collector keeps in the state.
@@ -488,9 +490,6 @@ fn ask_in_round(inner: &Rc<Inner>, slot: usize, topic: &str) -> bool {
     }
 }
 
-/// How current the resource rows are, said in their help.
-const FRESHNESS: &str = "Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.";
-
 fn render(state: &State, out: &mut Rendered) {
     let Some(ResourcesState { summary: res }) = state.get(SECTION) else {
         return;
@@ -504,37 +503,13 @@ fn render(state: &State, out: &mut Rendered) {
         &res.queues[..]
     };
     type Pick = fn(&Counts) -> u64;
-    let kinds: [(&str, &str, &str, Pick); 3] = [
-        (
-            "flux_resource_nodes",
-            "flux_queue_resource_nodes",
-            "Nodes",
-            |c| c.nnodes,
-        ),
-        (
-            "flux_resource_cores",
-            "flux_queue_resource_cores",
-            "Cores",
-            |c| c.ncores,
-        ),
-        (
-            "flux_resource_gpus",
-            "flux_queue_resource_gpus",
-            "GPUs",
-            |c| c.ngpus,
-        ),
-    ];
-    for (total_name, queue_name, what, pick) in kinds {
-        let help = format!(
-            "{what} by scheduler state, as flux resource list counts them. The states overlap (a node both allocated and down is in both), so they do not add up to the instance: flux_resource_capacity_{} does. {FRESHNESS}",
-            what.to_lowercase()
-        );
-        let mut total = Family::gauge(out, total_name, &help);
+    let picks: [Pick; 3] = [|c| c.nnodes, |c| c.ncores, |c| c.ngpus];
+    for (i, pick) in picks.into_iter().enumerate() {
+        let mut total = Family::of(out, &BY_STATE[i]);
         for (st, c) in res.totals.iter().filter(|(st, _)| *st != ALL) {
             total.sample(&[("state", st)], pick(c) as f64);
         }
-        let help = format!("{what} of a queue by scheduler state, as flux resource list -q QUEUE counts them (states overlap; the anonymous queue has no queue label). {FRESHNESS}");
-        let mut queue = Family::gauge(out, queue_name, &help);
+        let mut queue = Family::of(out, &QUEUE_BY_STATE[i]);
         for (name, rows) in queues {
             for (st, c) in rows.iter().filter(|(st, _)| *st != ALL) {
                 let mut labels: Vec<_> = queue_label(name).into_iter().collect();
@@ -543,31 +518,118 @@ fn render(state: &State, out: &mut Rendered) {
             }
         }
     }
-    for (what, pick) in kinds.map(|(_, _, what, pick)| (what, pick)) {
-        let name = format!("flux_resource_capacity_{}", what.to_lowercase());
-        let help = format!("All {} of the instance, down ones included, as flux resource list -s all counts them (excluded ones are not).", what.to_lowercase());
-        let mut f = Family::gauge(out, &name, &help);
+    for (i, pick) in picks.into_iter().enumerate() {
+        let mut f = Family::of(out, &CAPACITY[i]);
         for (_, c) in res.totals.iter().filter(|(st, _)| *st == ALL) {
             f.sample(&[], pick(c) as f64);
         }
-        let name = format!("flux_queue_resource_capacity_{}", what.to_lowercase());
-        let help = format!(
-            "All {} of a queue, down ones included, as flux resource list -q QUEUE -s all counts them (the anonymous queue has no queue label).",
-            what.to_lowercase()
-        );
-        let mut f = Family::gauge(out, &name, &help);
+        let mut f = Family::of(out, &QUEUE_CAPACITY[i]);
         for (queue, rows) in queues {
             for (_, c) in rows.iter().filter(|(st, _)| *st == ALL) {
                 f.sample(queue_label(queue).as_slice(), pick(c) as f64);
             }
         }
     }
-    let mut health = Family::gauge(
-        out,
-        "flux_resource_status_nodes",
-        "Nodes by state as flux resource status counts them (avail includes offline nodes that are not drained).",
-    );
+    let mut health = Family::of(out, &RESOURCE_STATUS_NODES);
     for (st, n) in res.health.by_state() {
         health.sample(&[("state", st)], n as f64);
     }
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[
+    BY_STATE[0],
+    BY_STATE[1],
+    BY_STATE[2],
+    QUEUE_BY_STATE[0],
+    QUEUE_BY_STATE[1],
+    QUEUE_BY_STATE[2],
+    CAPACITY[0],
+    CAPACITY[1],
+    CAPACITY[2],
+    QUEUE_CAPACITY[0],
+    QUEUE_CAPACITY[1],
+    QUEUE_CAPACITY[2],
+    RESOURCE_STATUS_NODES,
+];
+
+// Nodes, cores and GPUs, in that order, in each of the four below.
+
+/// By scheduler state. Their help says how current they are.
+const BY_STATE: [Doc; 3] = [
+    Doc::gauge(
+        "flux_resource_nodes",
+        "Nodes by scheduler state, as flux resource list counts them. The states overlap (a node both allocated and down is in both), so they do not add up to the instance: flux_resource_capacity_nodes does. Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.",
+        &["state"],
+    ),
+    Doc::gauge(
+        "flux_resource_cores",
+        "Cores by scheduler state, as flux resource list counts them. The states overlap (a node both allocated and down is in both), so they do not add up to the instance: flux_resource_capacity_cores does. Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.",
+        &["state"],
+    ),
+    Doc::gauge(
+        "flux_resource_gpus",
+        "GPUs by scheduler state, as flux resource list counts them. The states overlap (a node both allocated and down is in both), so they do not add up to the instance: flux_resource_capacity_gpus does. Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.",
+        &["state"],
+    ),
+];
+
+const QUEUE_BY_STATE: [Doc; 3] = [
+    Doc::gauge(
+        "flux_queue_resource_nodes",
+        "Nodes of a queue by scheduler state, as flux resource list -q QUEUE counts them (states overlap; the anonymous queue has no queue label). Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.",
+        &["queue", "state"],
+    ),
+    Doc::gauge(
+        "flux_queue_resource_cores",
+        "Cores of a queue by scheduler state, as flux resource list -q QUEUE counts them (states overlap; the anonymous queue has no queue label). Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.",
+        &["queue", "state"],
+    ),
+    Doc::gauge(
+        "flux_queue_resource_gpus",
+        "GPUs of a queue by scheduler state, as flux resource list -q QUEUE counts them (states overlap; the anonymous queue has no queue label). Allocations follow the job-manager journal within a publish; with housekeeping configured, or the jobflow collector off, they are polled every poll-interval.",
+        &["queue", "state"],
+    ),
+];
+
+const CAPACITY: [Doc; 3] = [
+    Doc::gauge(
+        "flux_resource_capacity_nodes",
+        "All nodes of the instance, down ones included, as flux resource list -s all counts them (excluded ones are not).",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_resource_capacity_cores",
+        "All cores of the instance, down ones included, as flux resource list -s all counts them (excluded ones are not).",
+        &[],
+    ),
+    Doc::gauge(
+        "flux_resource_capacity_gpus",
+        "All gpus of the instance, down ones included, as flux resource list -s all counts them (excluded ones are not).",
+        &[],
+    ),
+];
+
+const QUEUE_CAPACITY: [Doc; 3] = [
+    Doc::gauge(
+        "flux_queue_resource_capacity_nodes",
+        "All nodes of a queue, down ones included, as flux resource list -q QUEUE -s all counts them (the anonymous queue has no queue label).",
+        &["queue"],
+    ),
+    Doc::gauge(
+        "flux_queue_resource_capacity_cores",
+        "All cores of a queue, down ones included, as flux resource list -q QUEUE -s all counts them (the anonymous queue has no queue label).",
+        &["queue"],
+    ),
+    Doc::gauge(
+        "flux_queue_resource_capacity_gpus",
+        "All gpus of a queue, down ones included, as flux resource list -q QUEUE -s all counts them (the anonymous queue has no queue label).",
+        &["queue"],
+    ),
+];
+
+const RESOURCE_STATUS_NODES: Doc = Doc::gauge(
+    "flux_resource_status_nodes",
+    "Nodes by state as flux resource status counts them (avail includes offline nodes that are not drained).",
+    &["state"],
+);

@@ -28,7 +28,7 @@ use super::{About, Collector, Context, Settings, Spec};
 use crate::model::error::ParseError;
 use crate::reactor::cadence::Cadence;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
-use crate::render::{Family, Rendered};
+use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
 
@@ -36,6 +36,7 @@ pub const NAME: &str = "scheduler";
 pub const SECTION: Section<Scheduler> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "The loaded scheduler as flux module stats shows it: Fluxion's queues, matches and resource graph, or the passes of sched-simple, sched-fifo and sched-backfill.",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -45,6 +46,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
+    families: FAMILIES,
 };
 
 /// Fluxion's queue manager and resource modules.
@@ -651,12 +653,7 @@ fn render(state: &State, out: &mut Rendered) {
         return;
     };
     let Some(module) = &found.module else { return };
-    Family::info(
-        out,
-        "flux_scheduler_info",
-        "The loaded scheduler: the module that provides the sched service; always 1.",
-    )
-    .sample(&[("name", module)], 1.0);
+    Family::of(out, &SCHEDULER_INFO).sample(&[("name", module)], 1.0);
     render_fluxion_queues(&found.queues, out);
     if let Some(r) = &found.resource {
         render_fluxion_resource(r, out);
@@ -667,47 +664,27 @@ fn render(state: &State, out: &mut Rendered) {
 }
 
 fn render_fluxion_queues(queues: &[FluxionQueue], out: &mut Rendered) {
-    let mut f = Family::gauge(
-        out,
-        "flux_scheduler_queue_depth",
-        "Jobs Fluxion considers per scheduling loop in the queue (queue-depth).",
-    );
+    let mut f = Family::of(out, &SCHEDULER_QUEUE_DEPTH);
     for q in queues {
         f.sample(&[("queue", &q.name)], q.depth);
     }
-    let mut f = Family::gauge(
-        out,
-        "flux_scheduler_queue_max_depth",
-        "The largest queue depth Fluxion allows (max-queue-depth).",
-    );
+    let mut f = Family::of(out, &SCHEDULER_QUEUE_MAX_DEPTH);
     for q in queues {
         f.sample(&[("queue", &q.name)], q.max_depth);
     }
-    let mut f = Family::gauge(
-        out,
-        "flux_scheduler_queue_jobs",
-        "Jobs in Fluxion's queue lists: pending, pending_provisional, blocked, running.",
-    );
+    let mut f = Family::of(out, &SCHEDULER_QUEUE_JOBS);
     for q in queues {
         for (list, n) in &q.jobs {
             f.sample(&[("queue", &q.name), ("state", list)], *n as f64);
         }
     }
-    let mut f = Family::counter(
-        out,
-        "flux_scheduler_actions_total",
-        "Fluxion queue actions since this module loaded (pending, running, reserved, rejected, complete, cancelled, reprioritized); Fluxion's own resets are not seen.",
-    );
+    let mut f = Family::of(out, &SCHEDULER_ACTIONS_TOTAL);
     for q in queues {
         for (action, n) in &q.actions {
             f.sample(&[("queue", &q.name), ("action", action)], *n);
         }
     }
-    let mut f = Family::info(
-        out,
-        "flux_scheduler_policy_info",
-        "The queue's Fluxion policy and its parameters; always 1.",
-    );
+    let mut f = Family::of(out, &SCHEDULER_POLICY_INFO);
     for q in queues {
         f.sample(
             &[
@@ -723,105 +700,186 @@ fn render_fluxion_queues(queues: &[FluxionQueue], out: &mut Rendered) {
 
 fn render_fluxion_resource(r: &FluxionResource, out: &mut Rendered) {
     let kinds = [("succeeded", &r.succeeded), ("failed", &r.failed)];
-    let mut f = Family::counter(
-        out,
-        "flux_scheduler_matches_total",
-        "Fluxion match attempts since this module loaded, by result.",
-    );
+    let mut f = Family::of(out, &SCHEDULER_MATCHES_TOTAL);
     for (result, m) in kinds {
         f.sample(&[("result", result)], m.total);
     }
     type Pick = fn(&Matches) -> Option<f64>;
-    let stats: [(&str, &str, Pick); 3] = [
-        (
-            "flux_scheduler_match_max_seconds",
-            "Longest Fluxion match since its statistics were last reset, by result.",
-            |m| m.max_seconds,
-        ),
-        (
-            "flux_scheduler_match_mean_seconds",
-            "Mean Fluxion match time since its statistics were last reset, by result.",
-            |m| m.mean_seconds,
-        ),
-        (
-            "flux_scheduler_match_max_iterations",
-            "Match iterations of the longest Fluxion match since its statistics were last reset, by result.",
-            |m| m.max_iterations,
-        ),
+    let stats: [(&Doc, Pick); 3] = [
+        (&SCHEDULER_MATCH_MAX_SECONDS, |m| m.max_seconds),
+        (&SCHEDULER_MATCH_MEAN_SECONDS, |m| m.mean_seconds),
+        (&SCHEDULER_MATCH_MAX_ITERATIONS, |m| m.max_iterations),
     ];
-    for (name, help, pick) in stats {
-        let mut f = Family::gauge(out, name, help);
+    for (doc, pick) in stats {
+        let mut f = Family::of(out, doc);
         for (result, m) in kinds {
             if let Some(v) = pick(m) {
                 f.sample(&[("result", result)], v);
             }
         }
     }
-    Family::gauge(
-        out,
-        "flux_scheduler_graph_vertices",
-        "Vertices of Fluxion's resource graph.",
-    )
-    .sample(&[], r.vertices);
-    Family::gauge(
-        out,
-        "flux_scheduler_graph_edges",
-        "Edges of Fluxion's resource graph.",
-    )
-    .sample(&[], r.edges);
-    Family::gauge(
-        out,
-        "flux_scheduler_graph_load_seconds",
-        "How long Fluxion took to load its resource graph.",
-    )
-    .sample(&[], r.load_seconds);
+    Family::of(out, &SCHEDULER_GRAPH_VERTICES).sample(&[], r.vertices);
+    Family::of(out, &SCHEDULER_GRAPH_EDGES).sample(&[], r.edges);
+    Family::of(out, &SCHEDULER_GRAPH_LOAD_SECONDS).sample(&[], r.load_seconds);
 }
 
 fn render_passes(p: &Passes, out: &mut Rendered) {
-    let mut f = Family::counter(
-        out,
-        "flux_scheduler_passes_total",
-        "Scheduling and forecast passes since this module loaded (sched_passes, forecast_passes).",
-    );
+    let mut f = Family::of(out, &SCHEDULER_PASSES_TOTAL);
     for (kind, n) in &p.passes {
         f.sample(&[("kind", kind)], *n);
     }
-    let mut f = Family::counter(
-        out,
-        "flux_scheduler_yields_total",
-        "Passes that yielded to the reactor before finishing, since this module loaded.",
-    );
+    let mut f = Family::of(out, &SCHEDULER_YIELDS_TOTAL);
     for (kind, n) in &p.yields {
         f.sample(&[("kind", kind)], *n);
     }
-    let gauges: [(&str, &str, Option<f64>); 4] = [
-        (
-            "flux_scheduler_pending_jobs",
-            "Jobs the scheduler holds pending.",
-            p.pending_jobs,
-        ),
-        (
-            "flux_scheduler_delay_seconds",
-            "The scheduler's current delay before its next pass (sched_delay).",
-            p.delay_seconds,
-        ),
-        (
-            "flux_scheduler_pass_duration_seconds",
-            "Moving average of a scheduling pass's duration (sched_duration_ewma).",
-            p.duration_seconds,
-        ),
-        (
-            "flux_scheduler_pass_interval_seconds",
-            "Moving average of the time between scheduling passes (sched_interval_ewma).",
-            p.interval_seconds,
-        ),
+    let gauges: [(&Doc, Option<f64>); 4] = [
+        (&SCHEDULER_PENDING_JOBS, p.pending_jobs),
+        (&SCHEDULER_DELAY_SECONDS, p.delay_seconds),
+        (&SCHEDULER_PASS_DURATION_SECONDS, p.duration_seconds),
+        (&SCHEDULER_PASS_INTERVAL_SECONDS, p.interval_seconds),
     ];
-    for (name, help, value) in gauges {
+    for (doc, value) in gauges {
         if let Some(v) = value {
-            Family::gauge(out, name, help).sample(&[], v);
+            Family::of(out, doc).sample(&[], v);
         }
     }
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[
+    SCHEDULER_INFO,
+    SCHEDULER_QUEUE_DEPTH,
+    SCHEDULER_QUEUE_MAX_DEPTH,
+    SCHEDULER_QUEUE_JOBS,
+    SCHEDULER_ACTIONS_TOTAL,
+    SCHEDULER_POLICY_INFO,
+    SCHEDULER_MATCHES_TOTAL,
+    SCHEDULER_GRAPH_VERTICES,
+    SCHEDULER_GRAPH_EDGES,
+    SCHEDULER_GRAPH_LOAD_SECONDS,
+    SCHEDULER_PASSES_TOTAL,
+    SCHEDULER_YIELDS_TOTAL,
+    SCHEDULER_MATCH_MAX_SECONDS,
+    SCHEDULER_MATCH_MEAN_SECONDS,
+    SCHEDULER_MATCH_MAX_ITERATIONS,
+    SCHEDULER_PENDING_JOBS,
+    SCHEDULER_DELAY_SECONDS,
+    SCHEDULER_PASS_DURATION_SECONDS,
+    SCHEDULER_PASS_INTERVAL_SECONDS,
+];
+const SCHEDULER_MATCH_MAX_SECONDS: Doc = Doc::gauge(
+    "flux_scheduler_match_max_seconds",
+    "Longest Fluxion match since its statistics were last reset, by result.",
+    &["result"],
+);
+
+const SCHEDULER_MATCH_MEAN_SECONDS: Doc = Doc::gauge(
+    "flux_scheduler_match_mean_seconds",
+    "Mean Fluxion match time since its statistics were last reset, by result.",
+    &["result"],
+);
+
+const SCHEDULER_MATCH_MAX_ITERATIONS: Doc = Doc::gauge(
+    "flux_scheduler_match_max_iterations",
+    "Match iterations of the longest Fluxion match since its statistics were last reset, by result.",
+    &["result"],
+);
+
+const SCHEDULER_PENDING_JOBS: Doc = Doc::gauge(
+    "flux_scheduler_pending_jobs",
+    "Jobs the scheduler holds pending.",
+    &[],
+);
+
+const SCHEDULER_DELAY_SECONDS: Doc = Doc::gauge(
+    "flux_scheduler_delay_seconds",
+    "The scheduler's current delay before its next pass (sched_delay).",
+    &[],
+);
+
+const SCHEDULER_PASS_DURATION_SECONDS: Doc = Doc::gauge(
+    "flux_scheduler_pass_duration_seconds",
+    "Moving average of a scheduling pass's duration (sched_duration_ewma).",
+    &[],
+);
+
+const SCHEDULER_PASS_INTERVAL_SECONDS: Doc = Doc::gauge(
+    "flux_scheduler_pass_interval_seconds",
+    "Moving average of the time between scheduling passes (sched_interval_ewma).",
+    &[],
+);
+
+const SCHEDULER_INFO: Doc = Doc::info(
+    "flux_scheduler_info",
+    "The loaded scheduler: the module that provides the sched service; always 1.",
+    &["name"],
+);
+
+const SCHEDULER_QUEUE_DEPTH: Doc = Doc::gauge(
+    "flux_scheduler_queue_depth",
+    "Jobs Fluxion considers per scheduling loop in the queue (queue-depth).",
+    &["queue"],
+);
+
+const SCHEDULER_QUEUE_MAX_DEPTH: Doc = Doc::gauge(
+    "flux_scheduler_queue_max_depth",
+    "The largest queue depth Fluxion allows (max-queue-depth).",
+    &["queue"],
+);
+
+const SCHEDULER_QUEUE_JOBS: Doc = Doc::gauge(
+    "flux_scheduler_queue_jobs",
+    "Jobs in Fluxion's queue lists: pending, pending_provisional, blocked, running.",
+    &["queue", "state"],
+);
+
+const SCHEDULER_ACTIONS_TOTAL: Doc = Doc::counter(
+    "flux_scheduler_actions_total",
+    "Fluxion queue actions since this module loaded (pending, running, reserved, rejected, complete, cancelled, reprioritized); Fluxion's own resets are not seen.",
+    &["queue", "action"],
+);
+
+const SCHEDULER_POLICY_INFO: Doc = Doc::info(
+    "flux_scheduler_policy_info",
+    "The queue's Fluxion policy and its parameters; always 1.",
+    &["queue", "policy", "policy_parameters", "queue_parameters"],
+);
+
+const SCHEDULER_MATCHES_TOTAL: Doc = Doc::counter(
+    "flux_scheduler_matches_total",
+    "Fluxion match attempts since this module loaded, by result.",
+    &["result"],
+);
+
+const SCHEDULER_GRAPH_VERTICES: Doc = Doc::gauge(
+    "flux_scheduler_graph_vertices",
+    "Vertices of Fluxion's resource graph.",
+    &[],
+);
+
+const SCHEDULER_GRAPH_EDGES: Doc = Doc::gauge(
+    "flux_scheduler_graph_edges",
+    "Edges of Fluxion's resource graph.",
+    &[],
+);
+
+const SCHEDULER_GRAPH_LOAD_SECONDS: Doc = Doc::gauge(
+    "flux_scheduler_graph_load_seconds",
+    "How long Fluxion took to load its resource graph.",
+    &[],
+);
+
+const SCHEDULER_PASSES_TOTAL: Doc = Doc::counter(
+    "flux_scheduler_passes_total",
+    "Scheduling and forecast passes since this module loaded (sched_passes, forecast_passes).",
+    &["kind"],
+);
+
+const SCHEDULER_YIELDS_TOTAL: Doc = Doc::counter(
+    "flux_scheduler_yields_total",
+    "Passes that yielded to the reactor before finishing, since this module loaded.",
+    &["kind"],
+);
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ pub use crate::model::usage::Usage;
 use crate::model::usage::{ByProject, ByUid};
 use crate::names::Names;
 use crate::reactor::roster::{self, Follower, RosterReader};
-use crate::render::{Family, Rendered};
+use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::{Error, Level, Timer};
 
@@ -29,6 +29,7 @@ pub const NAME: &str = "users";
 pub const SECTION: Section<UsersState> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
+    summary: "Active jobs and allocated nodes, cores and GPUs of each user and each project, as flux jobs -A counts them; at most label-limit of each.",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -39,6 +40,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: |_, _| false,
     render: Render::Now(render),
+    families: FAMILIES,
 };
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -221,15 +223,13 @@ fn render(state: &State, out: &mut Rendered) {
         return;
     };
     type Pick = fn(&Usage) -> u64;
-    let families: [(&str, &str, Pick); 3] = [
-        ("nodes", "Nodes", |u| u.nodes),
-        ("cores", "Cores", |u| u.cores),
-        ("gpus", "GPUs", |u| u.gpus),
+    let picks: [Pick; 3] = [|u| u.nodes, |u| u.cores, |u| u.gpus];
+    let by = [
+        ("user", &found.users, &USER_JOBS, USER_ALLOCATED),
+        ("project", &found.projects, &PROJECT_JOBS, PROJECT_ALLOCATED),
     ];
-    for (label, rows) in [("user", &found.users), ("project", &found.projects)] {
-        let name = format!("flux_{label}_jobs");
-        let help = format!("Active jobs of a {label} by state, as flux jobs -A counts them (running includes jobs in CLEANUP). Beyond label-limit {label}s, the least busy are summed as {label}=\"other\".");
-        let mut f = Family::gauge(out, &name, &help);
+    for (label, rows, jobs, allocated) in by {
+        let mut f = Family::of(out, jobs);
         for (value, usage) in rows {
             f.sample(
                 &[(label, value), ("state", "pending")],
@@ -240,27 +240,86 @@ fn render(state: &State, out: &mut Rendered) {
                 usage.running as f64,
             );
         }
-        for (what, title, pick) in families {
-            let name = format!("flux_{label}_allocated_{what}");
-            let help = if what == "nodes" {
-                format!("Nodes allocated to the running jobs of a {label}, each node counted once.")
-            } else {
-                format!("{title} allocated to the running jobs of a {label}.")
-            };
-            let mut f = Family::gauge(out, &name, &help);
+        for (doc, pick) in allocated.iter().zip(picks) {
+            let mut f = Family::of(out, doc);
             for (value, usage) in rows {
                 f.sample(&[(label, value)], pick(usage) as f64);
             }
         }
     }
-    let mut f = Family::counter(
-        out,
-        "flux_usage_folded_total",
-        "Distinct users or projects counted as \"other\" since the module loaded, because label-limit others were busier.",
-    );
+    let mut f = Family::of(out, &USAGE_FOLDED_TOTAL);
     f.sample(&[("label", "user")], found.folded_users as f64);
     f.sample(&[("label", "project")], found.folded_projects as f64);
 }
+
+/// The families this collector writes.
+pub const FAMILIES: &[Doc] = &[
+    USER_JOBS,
+    USER_ALLOCATED[0],
+    USER_ALLOCATED[1],
+    USER_ALLOCATED[2],
+    PROJECT_JOBS,
+    PROJECT_ALLOCATED[0],
+    PROJECT_ALLOCATED[1],
+    PROJECT_ALLOCATED[2],
+    USAGE_FOLDED_TOTAL,
+];
+
+const USER_JOBS: Doc = Doc::gauge(
+    "flux_user_jobs",
+    "Active jobs of a user by state, as flux jobs -A counts them (running includes jobs in CLEANUP). Beyond label-limit users, the least busy are summed as user=\"other\".",
+    &["user", "state"],
+);
+
+/// Nodes, cores and GPUs.
+const USER_ALLOCATED: [Doc; 3] = [
+    Doc::gauge(
+        "flux_user_allocated_nodes",
+        "Nodes allocated to the running jobs of a user, each node counted once.",
+        &["user"],
+    ),
+    Doc::gauge(
+        "flux_user_allocated_cores",
+        "Cores allocated to the running jobs of a user.",
+        &["user"],
+    ),
+    Doc::gauge(
+        "flux_user_allocated_gpus",
+        "GPUs allocated to the running jobs of a user.",
+        &["user"],
+    ),
+];
+
+const PROJECT_JOBS: Doc = Doc::gauge(
+    "flux_project_jobs",
+    "Active jobs of a project by state, as flux jobs -A counts them (running includes jobs in CLEANUP). Beyond label-limit projects, the least busy are summed as project=\"other\".",
+    &["project", "state"],
+);
+
+/// Nodes, cores and GPUs.
+const PROJECT_ALLOCATED: [Doc; 3] = [
+    Doc::gauge(
+        "flux_project_allocated_nodes",
+        "Nodes allocated to the running jobs of a project, each node counted once.",
+        &["project"],
+    ),
+    Doc::gauge(
+        "flux_project_allocated_cores",
+        "Cores allocated to the running jobs of a project.",
+        &["project"],
+    ),
+    Doc::gauge(
+        "flux_project_allocated_gpus",
+        "GPUs allocated to the running jobs of a project.",
+        &["project"],
+    ),
+];
+
+const USAGE_FOLDED_TOTAL: Doc = Doc::counter(
+    "flux_usage_folded_total",
+    "Distinct users or projects counted as \"other\" since the module loaded, because label-limit others were busier.",
+    &["label"],
+);
 
 #[cfg(test)]
 mod tests {

@@ -21,15 +21,6 @@ pub struct InstanceInfo {
     pub overlay_status: Option<String>,
 }
 
-/// One sample of the broker process (CPU, memory, descriptors, threads).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcessSample {
-    pub name: String,
-    pub help: String,
-    pub counter: bool,
-    pub value: f64,
-}
-
 /// Number of members of a broker group (`groups.get` response).
 pub fn parse_group_count(payload: &str) -> Result<u64, ParseError> {
     #[derive(Deserialize)]

@@ -105,7 +105,8 @@ pub fn parse_stats_line(line: &str) -> [u64; 5] {
 /// status and the process samples are fixed, so the result is the same on
 /// every run.
 pub fn recorded_state() -> flux_prometheus::state::State {
-    use flux_prometheus::model::broker::{InstanceInfo, ProcessSample};
+    use flux_prometheus::collectors::broker::ProcessSample;
+    use flux_prometheus::model::broker::InstanceInfo;
     use flux_prometheus::model::jobflow::{JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS};
     use flux_prometheus::model::{jobs, queues, resources};
     use flux_prometheus::state::State;
@@ -173,9 +174,8 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         overlay_status: overlay["status"].as_str().map(str::to_string),
     };
     let process = vec![ProcessSample {
-        name: "flux_broker_process_cpu_seconds_total".into(),
-        help: "Broker \"process\" CPU time.".into(),
-        counter: true,
+        doc: flux_prometheus::collectors::broker::process_family("process_cpu_seconds_total")
+            .expect("a declared process family"),
         value: 1.5,
     }];
     state.set(
