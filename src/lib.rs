@@ -63,6 +63,7 @@ pub mod model;
 pub mod module;
 pub mod names;
 pub mod reactor;
+pub mod reference;
 pub mod render;
 pub mod state;
 pub mod stats;

@@ -31,6 +31,10 @@ module.
                   module through this one's /-/targets, as it changes)
   targets         file_sd JSON for this instance and every nested instance
                   that runs the module
+  metrics [--format=markdown|rst]
+                  the reference of every metric family the module can
+                  export, by collector (rst: flux-prometheus-metrics(7)'s
+                  source)
 
 URL defaults to $PROMETHEUS_URL, then http://localhost:9090.";
 
@@ -54,9 +58,33 @@ pub fn run(args: &[String]) -> Outcome {
             "scrape-config" => scrape_config::run(rest),
             "targets" if rest.is_empty() => targets::run(),
             "targets" => Err(Failure("targets takes no arguments".into())),
+            "metrics" => metrics(rest),
             other => Err(Failure(format!("unknown command '{other}'\n{USAGE}"))),
         },
     }
+}
+
+/// `metrics [--format=markdown|rst]`: the metrics reference.
+fn metrics(args: &[String]) -> Outcome {
+    use flux_prometheus::reference::{self, Format};
+    let format = match args {
+        [] => Format::Markdown,
+        [arg] => {
+            let value = arg.strip_prefix("--format=").ok_or_else(|| {
+                Failure(format!(
+                    "metrics takes only --format=markdown|rst, not '{arg}'"
+                ))
+            })?;
+            value
+                .parse()
+                .map_err(|e: reference::UnknownFormat| Failure(e.to_string()))?
+        }
+        _ => return Err(Failure("metrics takes only --format=markdown|rst".into())),
+    };
+    let mut text = reference::write(format);
+    // The command prints a newline after what it is given.
+    text.truncate(text.trim_end().len());
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -72,5 +100,18 @@ mod tests {
         assert!(msg.contains("too many arguments"));
         let Failure(msg) = run(&args(&["status", "x"])).unwrap_err();
         assert!(msg.contains("status takes no arguments but --json"));
+        let Failure(msg) = run(&args(&["metrics", "--format=html"])).unwrap_err();
+        assert_eq!(
+            msg,
+            "unknown format 'html': the reference is written as markdown or rst"
+        );
+    }
+
+    #[test]
+    fn metrics_prints_the_reference_docs_metrics_md_holds() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let printed = run(&args(&["metrics"])).unwrap();
+        let committed = include_str!("../../../docs/metrics.md");
+        assert_eq!(format!("{printed}\n"), committed);
     }
 }
