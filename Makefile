@@ -1,8 +1,12 @@
 # Convenience targets; cargo does the building.
-.PHONY: all check demo bench install uninstall
+.PHONY: all man check demo bench install uninstall
 
 all:
 	cargo build --release
+
+# The man pages, from doc/ with Sphinx, into target/man.
+man:
+	scripts/man
 
 # The test command: what CI runs.
 check:
@@ -17,7 +21,7 @@ bench:
 
 # Into flux-core's directories (pkg-config), honouring PREFIX and DESTDIR:
 # see scripts/install.
-install: all
+install: all man
 	scripts/install install
 
 uninstall:

@@ -17,10 +17,13 @@ moddir=$(pkg-config --variable=fluxmoddir flux-core)
 cmddir=$(pkg-config --variable=fluxcmddir flux-core)
 confdir=$(pkg-config --variable=fluxconfdir flux-core)
 datadir=$(pkg-config --variable=datarootdir flux-core)/flux-prometheus
+mandir=$(pkg-config --variable=mandir flux-core)
 # The files every package must carry, where flux looks for them.
 expected=$(printf '%s\n' "$moddir/prometheus.so" "$cmddir/flux-prometheus" \
     "$confdir/modprobe/modprobe.d/prometheus.toml" "$confdir/modprobe/rc1.d/prometheus.py" \
-    "$datadir/grafana/flux-dashboard.json" "$datadir/prometheus/flux-alerts.yml" | sort)
+    "$datadir/grafana/flux-dashboard.json" "$datadir/prometheus/flux-alerts.yml" \
+    "$mandir/man1/flux-prometheus.1" "$mandir/man5/flux-config-prometheus.5" \
+    "$mandir/man7/flux-prometheus-metrics.7" | sort)
 work=$(mktemp -d)
 installed_deb=""
 # Whatever happens, a .deb this test installed does not stay installed.
@@ -40,7 +43,7 @@ if command -v rpmbuild >/dev/null; then
     ok "rpmbuild -bb builds the RPM" test -f "$rpm"
     [ -f "$rpm" ] || diag "$(tail -20 "$work/rpmbuild.log")"
     got=$(rpm -qlp "$rpm" 2>/dev/null | grep -xF -f <(echo "$expected") | sort)
-    is "$got" "$expected" "the RPM puts the module, command, modprobe entry and kit in flux-core's directories"
+    is "$got" "$expected" "the RPM puts the module, command, modprobe entry, kit and man pages in flux-core's directories"
     ok "the RPM requires flux-core" bash -c "rpm -qp --requires '$rpm' 2>/dev/null | grep -q '^flux-core >= 0.78.0'"
     ok "the debuginfo RPM carries the split debug info" bash -c \
         "rpm -qlp '$work'/rpm/RPMS/*/flux-prometheus-debuginfo-*.rpm | grep -q 'prometheus.so.debug\$'"
@@ -55,7 +58,7 @@ if command -v dpkg-buildpackage >/dev/null; then
     ok "dpkg-buildpackage builds the .deb" test -f "$deb"
     [ -f "$deb" ] || diag "$(tail -20 "$work/dpkg.log")"
     got=$(dpkg-deb -c "$deb" 2>/dev/null | awk '{ print substr($6, 2) }' | grep -xF -f <(echo "$expected") | sort)
-    is "$got" "$expected" "the .deb puts the module, command, modprobe entry and kit in flux-core's directories"
+    is "$got" "$expected" "the .deb puts the module, command, modprobe entry, kit and man pages in flux-core's directories"
     ok "the .deb depends on flux-core" bash -c "dpkg-deb -f '$deb' Depends | grep -q 'flux-core (>= 0.78.0)'"
     # Installed on this machine: only as root, only where flux-core lives in
     # /usr (where the package puts its files), and only where no

@@ -30,6 +30,7 @@ class FluxPrometheus(MakefilePackage):
     depends_on("llvm", type="build")  # libclang, for bindgen
     depends_on("pkgconfig", type="build")
     depends_on("binutils", type="build")
+    depends_on("py-sphinx", type="build")  # the man pages
     depends_on("flux-core@0.78:", type=("build", "link", "run"))
 
     def build(self, spec, prefix):
