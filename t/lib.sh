@@ -6,6 +6,8 @@
 T_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$T_DIR/.." && pwd)
 MODULE_SO=${FLUX_PROMETHEUS_SO:-$REPO/target/release/libflux_prometheus.so}
+# flux-core in a prefix of its own: pkg-config finds it as flux does.
+. "$REPO/scripts/flux-core-env"
 
 find_flux() {
     if command -v flux >/dev/null 2>&1; then

@@ -4,14 +4,15 @@
 # its debug info beside it, a new instance that searches the DESTDIR loads
 # the module by name through its modprobe entry, `flux prometheus status`
 # and `flux module reload prometheus` work there, and uninstall removes
-# exactly what install put there. Without flux-core, make install refuses
-# with a message naming pkg-config and PKG_CONFIG_PATH.
+# exactly what install put there. Where pkg-config does not know flux-core,
+# the flux on PATH leads to it; without either, make install refuses with a
+# message naming pkg-config and PKG_CONFIG_PATH.
 . "$(dirname "$0")/lib.sh"
 if ! flux=$(find_flux); then
     echo "1..0 # SKIP flux-core is not installed (no flux on PATH or via pkg-config)"
     exit 0
 fi
-plan 13
+plan 14
 cd "$REPO" || exit 1
 dest=$(mktemp -d)
 conf=$(mktemp -d)
@@ -55,7 +56,22 @@ left=$(cd "$dest" && find . -type f | sort)
 is "$left" "./${moddir#/}/someone-elses.so" "make uninstall removes what make install put there, and nothing else"
 ok "and leaves no directory of its own" test ! -e "$dest$(pkg-config --variable=datarootdir flux-core)/flux-prometheus"
 
-err=$(PKG_CONFIG_PATH=/nonexistent PKG_CONFIG_LIBDIR=/nonexistent scripts/install install 2>&1 >/dev/null)
+# pkg-config told nothing: the flux on PATH leads to flux-core.pc in its
+# prefix, as for a flux-core installed in a prefix of its own.
+listed=$(PATH=$(dirname "$flux"):$PATH PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/nonexistent scripts/install list 2>&1)
+ok "with pkg-config blind to flux-core, install finds it through the flux on PATH" \
+    grep -qx "$moddir/prometheus.so" <<<"$listed"
+[ "$FAILED" = 0 ] || diag "$listed"
+
+# Neither pkg-config nor a flux on PATH: a PATH of the system's own
+# commands without flux.
+nopath=$(mktemp -d)
+for f in /usr/local/bin/* /usr/bin/* /bin/*; do
+    name=${f##*/}
+    [ "$name" = flux ] || [ -e "$nopath/$name" ] || ln -s "$f" "$nopath/$name"
+done
+err=$(PATH=$nopath PKG_CONFIG_PATH=/nonexistent PKG_CONFIG_LIBDIR=/nonexistent scripts/install install 2>&1 >/dev/null)
+rm -rf "$nopath"
 ok "without flux-core found, install refuses naming pkg-config and PKG_CONFIG_PATH" \
     bash -c '[[ "$1" == *pkg-config* && "$1" == *PKG_CONFIG_PATH* ]]' _ "$err"
 done_testing

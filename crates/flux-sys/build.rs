@@ -1,6 +1,9 @@
 //! Chooses where the libflux declarations come from.
 //!
-//! Where pkg-config finds flux-core, bindgen generates the declarations from
+//! flux-core is found by pkg-config, or else, as the user's `flux` finds
+//! it, in the prefix of the `flux` on PATH.
+//!
+//! Where flux-core is found, bindgen generates the declarations from
 //! the installed `<flux/core.h>` and the crate links libflux-core; its own
 //! fallback declarations are then type-checked against bindgen's (see
 //! src/lib.rs). Where flux-core is missing, or FLUX_PROMETHEUS_NO_BINDGEN is
@@ -20,6 +23,7 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(flux_bindgen)");
     println!("cargo:rerun-if-env-changed=FLUX_PROMETHEUS_NO_BINDGEN");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/lib.rs");
     let declared = declared_functions();
@@ -30,11 +34,27 @@ fn main() {
         println!("cargo:linked=0");
         return;
     }
-    let lib = match pkg_config::Config::new()
-        .atleast_version("0.88")
-        .cargo_metadata(true)
-        .probe("flux-core")
-    {
+    let probe = || {
+        pkg_config::Config::new()
+            .atleast_version("0.88")
+            .cargo_metadata(true)
+            .probe("flux-core")
+    };
+    let found = probe().or_else(|err| match prefix_of_flux_on_path() {
+        // As the user's `flux` finds it: a flux-core installed in a prefix
+        // of its own (a site build, spack) that pkg-config was not told of.
+        Some(dir) => {
+            let mut path = dir.into_os_string();
+            if let Some(old) = env::var_os("PKG_CONFIG_PATH").filter(|p| !p.is_empty()) {
+                path.push(":");
+                path.push(old);
+            }
+            env::set_var("PKG_CONFIG_PATH", path);
+            probe()
+        }
+        None => Err(err),
+    });
+    let lib = match found {
         Ok(lib) => lib,
         Err(err) => {
             println!("cargo:warning=flux-core >= 0.88 not found by pkg-config ({err}); using the crate's own libflux declarations");
@@ -80,6 +100,20 @@ fn main() {
 }
 
 /// The names of the libflux functions src/lib.rs declares.
+/// The pkg-config directory of the flux-core that the `flux` on PATH
+/// belongs to (`PREFIX/bin/flux` and `PREFIX/lib/pkgconfig/flux-core.pc`),
+/// if there is one.
+fn prefix_of_flux_on_path() -> Option<PathBuf> {
+    let flux = env::split_paths(&env::var_os("PATH")?)
+        .map(|dir| dir.join("flux"))
+        .find(|f| f.is_file())?;
+    let prefix = flux.canonicalize().ok()?.parent()?.parent()?.to_path_buf();
+    ["lib/pkgconfig", "lib64/pkgconfig", "share/pkgconfig"]
+        .iter()
+        .map(|d| prefix.join(d))
+        .find(|d| d.join("flux-core.pc").is_file())
+}
+
 fn declared_functions() -> Vec<String> {
     let sys = std::fs::read_to_string("src/lib.rs").unwrap_or_default();
     let mut names: Vec<String> = sys
