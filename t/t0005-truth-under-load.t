@@ -52,15 +52,16 @@ load() {
     flux queue start debug >/dev/null 2>&1
 }
 
-# One pass over every comparison; prints the ones that never agreed.
+# One pass over every comparison; prints the ones that never agreed, each
+# with what was scraped and what flux printed on the last try.
 compare_all() {
-    local q
+    local q out
     for q in "" batch debug; do
-        agree_with_cli "$url" "$q" "$AGREE_TRIES" >/dev/null || echo "jobs${q:+ -q $q}"
-        resources_agree "$q" >/dev/null || echo "resources${q:+ -q $q}"
+        out=$(agree_with_cli "$url" "$q" "$AGREE_TRIES") || echo "jobs${q:+ -q $q} [$out] "
+        out=$(resources_agree "$q") || echo "resources${q:+ -q $q} [${out#\# }] "
     done
-    status_agrees >/dev/null || echo "resource status"
-    queues_agree >/dev/null || echo "queue list"
+    out=$(status_agrees) || echo "resource status [${out#\# }] "
+    out=$(queues_agree) || echo "queue list [${out#\# }] "
 }
 
 submitted() { awk '{ n += $1 } END { print n + 0 }' "$SUBMITTED"; }
