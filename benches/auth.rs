@@ -1,4 +1,4 @@
-//! Basic-auth cost (BENCHMARKS.md, HTTP exporter issue): a wrong user name
+//! Basic-auth cost (BENCHMARKS.md, "Basic authentication"): a wrong user name
 //! must cost what a wrong password costs (bcrypt either way), and a scrape
 //! with cached credentials must cost next to nothing.
 

@@ -28,7 +28,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// minute: 87 % of the thread's time in `_int_malloc`,
 /// `malloc_consolidate` and `unlink_chunk`, and a publish's p99 of 38-56 ms
 /// CPU against 0.4-0.7 ms with an arena of its own (BENCHMARKS.md, "The
-/// largest system"). mimalloc's heaps are per thread. Its memory is given
+/// module's own heap"). mimalloc's heaps are per thread. Its memory is given
 /// back when the module is unloaded (the flux crate's `run_module_main`
 /// sees to it).
 #[global_allocator]

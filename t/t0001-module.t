@@ -1,6 +1,6 @@
 #!/bin/bash
 # Loading, arguments, stats, removal and reloading of the module in a real
-# broker (issue: the broker module).
+# broker.
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 2
 

@@ -57,8 +57,8 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 /// The time slice the HTTP thread asks the kernel for: the shortest Linux
 /// allows. With it, the thread runs as soon as a request wakes it, where
 /// with the default slice (0.7-3 ms, by the number of cores) it waits for
-/// a busy broker thread's slice to end first (BENCHMARKS.md, "The largest
-/// system": scrapes while the scheduler starts 10,000 jobs).
+/// a busy broker thread's slice to end first (BENCHMARKS.md, "The busy
+/// broker": scrapes while the scheduler starts 10,000 jobs).
 pub const WAKEUP_SLICE: Duration = Duration::from_micros(100);
 
 pub struct Server {
@@ -87,7 +87,7 @@ impl Server {
                 // scrapes; the request pacing bounds what a flood costs
                 // instead (BENCHMARKS.md, "50 concurrent scrapers"), and at
                 // nice 10 a busy broker delayed scrapes by tens of ms
-                // (BENCHMARKS.md, "The largest system": p99 21.6 ms at
+                // (measured as in BENCHMARKS.md, "The busy broker": p99 21.6 ms at
                 // nice 10, 3.4 ms at 0, while the scheduler started 10,000
                 // jobs). A short slice keeps its share of the CPU as it
                 // is and shortens only its wait for a core when woken.

@@ -36,8 +36,8 @@ impl Node {
 /// a change of the allocated set only the ranks it touched are counted
 /// again ([`SchedView::recount`]): at 16,384 ranks, counting every rank
 /// before each publish was a quarter of the reactor thread's time while
-/// the scheduler started jobs (BENCHMARKS.md, "The HTTP thread's time
-/// slice").
+/// the scheduler started jobs (measured as in BENCHMARKS.md, "The busy
+/// broker").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RankCounts {
     ranks: Vec<Option<[Counts; 4]>>,

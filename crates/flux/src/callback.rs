@@ -33,7 +33,7 @@ pub(super) unsafe fn owned_string(s: *const c_char) -> Option<String> {
         // Every response comes through here, journal events included.
         // `to_str` checks UTF-8 a word at a time where it is ASCII; the
         // lossy path walks every byte, and was 5.7 % of the reactor
-        // thread's instructions (BENCHMARKS.md, "thread by thread").
+        // thread's instructions (BENCHMARKS.md, "Broker instructions per job").
         Some(match text.to_str() {
             Ok(valid) => valid.to_owned(),
             Err(_) => text.to_string_lossy().into_owned(),
