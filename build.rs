@@ -14,8 +14,10 @@
 //!
 //! With libflux linked from a directory the dynamic loader does not search
 //! (flux-core in a prefix of its own, found through PKG_CONFIG_PATH or the
-//! prefix of the `flux` on PATH), the executables carry that directory as
-//! their run path. The module does not: it binds to the broker's libflux.
+//! prefix of the `flux` on PATH), everything linked carries that directory
+//! as its run path, as libtool gives flux-core's own programs and modules:
+//! the executables find libflux there, and the module, loaded by a broker
+//! that has libflux loaded already, binds to the broker's.
 
 use std::env;
 use std::path::Path;
@@ -45,10 +47,10 @@ fn main() {
     let linked = env::var("DEP_FLUX_CORE_LINKED").is_ok_and(|v| v == "1");
     if linked {
         let dirs = env::var("DEP_FLUX_CORE_LIBDIRS").unwrap_or_default();
+        // Every target: the unit tests' harness has no link-argument kind
+        // of its own.
         for dir in dirs.split(':').filter(|d| !d.is_empty() && !is_system(d)) {
-            for kind in kinds() {
-                println!("cargo:rustc-link-arg-{kind}=-Wl,-rpath,{dir}");
-            }
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
         }
         return;
     }
