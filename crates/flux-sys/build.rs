@@ -64,10 +64,15 @@ fn main() {
     };
 
     let mut builder = bindgen::Builder::default()
-        .header_contents("wrapper.h", "#include <flux/core.h>\n")
+        .header_contents(
+            "wrapper.h",
+            // shell.h insists on a plugin name for its logging macros.
+            "#include <flux/core.h>\n#define FLUX_SHELL_PLUGIN_NAME \"flux-rs\"\n#include <flux/shell.h>\n",
+        )
         .allowlist_function("flux_.*")
         .allowlist_type("flux_.*")
         .allowlist_var("FLUX_.*")
+        .allowlist_type("kvs_op")
         .prepend_enum_name(false)
         .override_abi(bindgen::Abi::CUnwind, "flux_reactor_run")
         .layout_tests(false)
@@ -99,7 +104,6 @@ fn main() {
     println!("cargo:libdirs={}", dirs.join(":"));
 }
 
-/// The names of the libflux functions src/lib.rs declares.
 /// The pkg-config directory of the flux-core that the `flux` on PATH
 /// belongs to (`PREFIX/bin/flux` and `PREFIX/lib/pkgconfig/flux-core.pc`),
 /// if there is one.
@@ -114,6 +118,7 @@ fn prefix_of_flux_on_path() -> Option<PathBuf> {
         .find(|d| d.join("flux-core.pc").is_file())
 }
 
+/// The names of the libflux functions src/lib.rs declares.
 fn declared_functions() -> Vec<String> {
     let sys = std::fs::read_to_string("src/lib.rs").unwrap_or_default();
     let mut names: Vec<String> = sys

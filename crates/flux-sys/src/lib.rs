@@ -52,6 +52,33 @@ macro_rules! with_libflux_functions {
             fn flux_close(h: *mut flux_t);
             fn flux_set_reactor(h: *mut flux_t, r: *mut flux_reactor_t) -> c_int;
             fn flux_future_wait_for(f: *mut flux_future_t, timeout: c_double) -> c_int;
+            fn flux_future_get(f: *mut flux_future_t, result: *mut *const c_void) -> c_int;
+            fn flux_kvs_txn_create() -> *mut flux_kvs_txn_t;
+            fn flux_kvs_txn_destroy(txn: *mut flux_kvs_txn_t);
+            fn flux_kvs_txn_put(txn: *mut flux_kvs_txn_t, flags: c_int, key: *const c_char, value: *const c_char) -> c_int;
+            fn flux_kvs_commit(h: *mut flux_t, ns: *const c_char, flags: c_int, txn: *mut flux_kvs_txn_t) -> *mut flux_future_t;
+            fn flux_plugin_set_name(p: *mut flux_plugin_t, name: *const c_char) -> c_int;
+            fn flux_plugin_add_handler(p: *mut flux_plugin_t, topic: *const c_char, cb: flux_plugin_f, arg: *mut c_void) -> c_int;
+            fn flux_plugin_aux_set(p: *mut flux_plugin_t, key: *const c_char, val: *mut c_void, free_fn: flux_free_f) -> c_int;
+        }
+    };
+}
+
+/// The job shell's plugin interface (`<flux/shell.h>`): its functions are
+/// the `flux-shell` executable's, which loads the plugin, not libflux's.
+macro_rules! with_shell_functions {
+    ($expand:ident) => {
+        $expand! {
+            fn flux_plugin_get_shell(p: *mut flux_plugin_t) -> *mut flux_shell_t;
+            fn flux_shell_get_flux(shell: *mut flux_shell_t) -> *mut flux_t;
+            fn flux_shell_aux_set(shell: *mut flux_shell_t, name: *const c_char, aux: *mut c_void, free_fn: flux_free_f) -> c_int;
+            fn flux_shell_getopt(shell: *mut flux_shell_t, name: *const c_char, json_str: *mut *mut c_char) -> c_int;
+            fn flux_shell_get_info(shell: *mut flux_shell_t, json_str: *mut *mut c_char) -> c_int;
+            fn flux_shell_get_rank_info(shell: *mut flux_shell_t, shell_rank: c_int, json_str: *mut *mut c_char) -> c_int;
+            fn flux_shell_service_register(shell: *mut flux_shell_t, method: *const c_char, cb: flux_msg_handler_f, arg: *mut c_void) -> c_int;
+            fn flux_shell_task_first(shell: *mut flux_shell_t) -> *mut flux_shell_task_t;
+            fn flux_shell_task_next(shell: *mut flux_shell_t) -> *mut flux_shell_task_t;
+            fn flux_shell_task_get_info(task: *mut flux_shell_task_t, json_str: *mut *mut c_char) -> c_int;
         }
     };
 }
@@ -67,6 +94,29 @@ macro_rules! declare_functions {
         extern "C-unwind" {
             pub fn flux_reactor_run(r: *mut flux_reactor_t, flags: c_int) -> c_int;
         }
+    };
+}
+
+macro_rules! declare_shell_functions {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+        extern "C" {
+            $(pub fn $name($($arg: $ty),*) $(-> $ret)?;)*
+            pub fn flux_shell_add_completion_ref(shell: *mut flux_shell_t, fmt: *const c_char, ...) -> c_int;
+            pub fn flux_shell_remove_completion_ref(shell: *mut flux_shell_t, fmt: *const c_char, ...) -> c_int;
+            pub fn flux_shell_rpc_pack(shell: *mut flux_shell_t, method: *const c_char, shell_rank: c_int, flags: c_int, fmt: *const c_char, ...) -> *mut flux_future_t;
+            pub fn flux_shell_log(component: *const c_char, level: c_int, file: *const c_char, line: c_int, fmt: *const c_char, ...);
+        }
+    };
+}
+
+#[cfg(flux_bindgen)]
+macro_rules! assert_shell_functions_agree {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+        $(const _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = $name;)*
+        const _: unsafe extern "C" fn(*mut flux_shell_t, *const c_char, ...) -> c_int = flux_shell_add_completion_ref;
+        const _: unsafe extern "C" fn(*mut flux_shell_t, *const c_char, ...) -> c_int = flux_shell_remove_completion_ref;
+        const _: unsafe extern "C" fn(*mut flux_shell_t, *const c_char, c_int, c_int, *const c_char, ...) -> *mut flux_future_t = flux_shell_rpc_pack;
+        const _: unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char, ...) = flux_shell_log;
     };
 }
 
@@ -108,6 +158,35 @@ pub mod fallback {
         _opaque: [u8; 0],
     }
     #[repr(C)]
+    pub struct flux_kvs_txn_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_plugin_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_plugin_arg_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_shell_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_shell_task_t {
+        _opaque: [u8; 0],
+    }
+    pub type flux_free_f = Option<unsafe extern "C" fn(arg: *mut c_void)>;
+    pub type flux_plugin_f = Option<
+        unsafe extern "C" fn(
+            p: *mut flux_plugin_t,
+            topic: *const c_char,
+            args: *mut flux_plugin_arg_t,
+            data: *mut c_void,
+        ) -> c_int,
+    >;
+    #[repr(C)]
     #[derive(Clone, Copy)]
     pub struct flux_match {
         pub typemask: c_int,
@@ -138,11 +217,19 @@ pub mod fallback {
     pub const FLUX_MSGTYPE_REQUEST: c_int = 1;
     pub const FLUX_MATCHTAG_NONE: u32 = 0;
     pub const FLUX_ROLE_USER: u32 = 2;
+    pub const FLUX_KVS_APPEND: c_int = 32;
+    /// Shell log levels (`FLUX_SHELL_ERROR`...), syslog's numbers.
+    pub const FLUX_SHELL_ERROR: c_int = 3;
+    pub const FLUX_SHELL_WARN: c_int = 4;
+    pub const FLUX_SHELL_NOTICE: c_int = 5;
+    pub const FLUX_SHELL_DEBUG: c_int = 6;
 
     // With bindgen, its declarations are the ones linked; these are then
     // only checked against them (below), not declared a second time.
     #[cfg(not(flux_bindgen))]
     with_libflux_functions!(declare_functions);
+    #[cfg(not(flux_bindgen))]
+    with_shell_functions!(declare_shell_functions);
 }
 
 #[cfg(flux_bindgen)]
@@ -161,6 +248,7 @@ pub mod generated {
         use std::os::raw::{c_char, c_double, c_int, c_void};
 
         with_libflux_functions!(assert_functions_agree);
+        with_shell_functions!(assert_shell_functions_agree);
 
         const _: () = {
             use super::super::fallback as own;
@@ -169,6 +257,11 @@ pub mod generated {
             assert!(FLUX_MSGTYPE_REQUEST as i64 == own::FLUX_MSGTYPE_REQUEST as i64);
             assert!(FLUX_MATCHTAG_NONE as i64 == own::FLUX_MATCHTAG_NONE as i64);
             assert!(FLUX_ROLE_USER as i64 == own::FLUX_ROLE_USER as i64);
+            assert!(FLUX_KVS_APPEND as i64 == own::FLUX_KVS_APPEND as i64);
+            assert!(FLUX_SHELL_ERROR as i64 == own::FLUX_SHELL_ERROR as i64);
+            assert!(FLUX_SHELL_WARN as i64 == own::FLUX_SHELL_WARN as i64);
+            assert!(FLUX_SHELL_NOTICE as i64 == own::FLUX_SHELL_NOTICE as i64);
+            assert!(FLUX_SHELL_DEBUG as i64 == own::FLUX_SHELL_DEBUG as i64);
             assert!(std::mem::size_of::<flux_match>() == std::mem::size_of::<own::flux_match>());
         };
         #[allow(clippy::no_effect)]
@@ -210,6 +303,35 @@ mod unit_test_stand_ins {
     }
 
     with_libflux_functions!(stand_ins);
+
+    macro_rules! shell_stand_ins {
+        ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+            $(
+                #[no_mangle]
+                pub extern "C" fn $name($(_: $ty),*) $(-> $ret)? {
+                    std::process::abort()
+                }
+            )*
+            #[no_mangle]
+            pub extern "C" fn flux_shell_add_completion_ref() -> c_int {
+                std::process::abort()
+            }
+            #[no_mangle]
+            pub extern "C" fn flux_shell_remove_completion_ref() -> c_int {
+                std::process::abort()
+            }
+            #[no_mangle]
+            pub extern "C" fn flux_shell_rpc_pack() -> *mut flux_future_t {
+                std::process::abort()
+            }
+            #[no_mangle]
+            pub extern "C" fn flux_shell_log() {
+                std::process::abort()
+            }
+        };
+    }
+
+    with_shell_functions!(shell_stand_ins);
 }
 
 #[cfg(flux_bindgen)]
@@ -221,7 +343,8 @@ pub use fallback::*;
 // The fallback's own constants are used everywhere, so that both paths share
 // one spelling of each (bindgen's enum constants have per-enum types).
 pub use fallback::{
-    FLUX_MATCHTAG_NONE, FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY, FLUX_ROLE_USER, FLUX_RPC_STREAMING,
+    FLUX_KVS_APPEND, FLUX_MATCHTAG_NONE, FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY, FLUX_ROLE_USER,
+    FLUX_RPC_STREAMING, FLUX_SHELL_DEBUG, FLUX_SHELL_ERROR, FLUX_SHELL_NOTICE, FLUX_SHELL_WARN,
 };
 
 // POSIX thread cancellation, which the libc crate does not declare on Linux.

@@ -109,6 +109,16 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
+    /// # Safety
+    /// `msg` must be a request valid for the life of the returned value.
+    pub(super) unsafe fn new(handle: Handle, msg: *const sys::flux_msg_t) -> Self {
+        Request {
+            handle,
+            msg,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
     /// The request's JSON payload, if it has one.
     pub fn payload(&self) -> Result<Option<String>, Error> {
         let mut s: *const c_char = ptr::null();

@@ -1,5 +1,6 @@
-//! The operating-system calls the module makes that are not libflux: the
-//! process's and the calling thread's CPU time, and the heap's release at
+//! The operating-system calls the module and the shell plugin make that
+//! are not libflux: the process's, its children's and the calling
+//! thread's CPU time, the system's units, and the heap's release at
 //! unload. They need `unsafe` (libc, mimalloc), so they live here, beside
 //! the rest of the crate's unsafe code.
 
@@ -143,4 +144,58 @@ mod tests {
         .join()
         .expect("the thread");
     }
+}
+
+/// What `getrusage` says of a process or of its children.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rusage {
+    pub user_seconds: f64,
+    pub system_seconds: f64,
+    /// The largest resident set: of the process, or of the largest child.
+    pub max_rss_bytes: u64,
+}
+
+fn rusage(who: libc::c_int) -> Option<Rusage> {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: ru is a valid out pointer for one struct rusage.
+    if unsafe { libc::getrusage(who, ru.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: getrusage succeeded and filled it.
+    let ru = unsafe { ru.assume_init() };
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    Some(Rusage {
+        user_seconds: secs(ru.ru_utime),
+        system_seconds: secs(ru.ru_stime),
+        max_rss_bytes: u64::try_from(ru.ru_maxrss).unwrap_or(0) * 1024,
+    })
+}
+
+/// This process's children that have ended and were waited for, and
+/// their own waited-for descendants (`RUSAGE_CHILDREN`).
+pub fn children_rusage() -> Option<Rusage> {
+    rusage(libc::RUSAGE_CHILDREN)
+}
+
+/// This process itself (`RUSAGE_SELF`).
+pub fn self_rusage() -> Option<Rusage> {
+    rusage(libc::RUSAGE_SELF)
+}
+
+/// Clock ticks per second, the unit of `/proc/PID/stat`'s CPU times.
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 {
+        n as f64
+    } else {
+        100.0
+    }
+}
+
+/// The page size, the unit of `/proc/PID/stat`'s resident set.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }

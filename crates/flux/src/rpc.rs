@@ -57,15 +57,37 @@ impl Handle {
         on_response: impl FnMut(Result<String, Error>) + 'static,
     ) -> Result<Rpc, Error> {
         let f = self.send(topic, payload, streaming)?;
+        // SAFETY: f is a new RPC future of ours.
+        unsafe { self.then(f, topic, Response::Payload, on_response) }
+    }
+
+    /// Calls `on_response` from the reactor when future `f` is fulfilled:
+    /// with the response's payload for an RPC, with "" for a future that
+    /// carries none (a KVS commit). The returned [`Rpc`] owns `f`.
+    ///
+    /// # Safety
+    /// `f` must be a valid future nobody else destroys or continues, and an
+    /// RPC future where `response` is [`Response::Payload`].
+    pub(super) unsafe fn then(
+        &self,
+        f: *mut sys::flux_future_t,
+        topic: &str,
+        response: Response,
+        on_response: impl FnMut(Result<String, Error>) + 'static,
+    ) -> Result<Rpc, Error> {
         let callback: Rc<ResponseCallback> = Rc::new(Callback {
             handle: *self,
             topic: topic.to_string(),
             f: RefCell::new(on_response),
         });
         let arg = Box::into_raw(Box::new(callback));
+        let continuation = match response {
+            Response::Payload => rpc_continuation as unsafe extern "C" fn(_, _),
+            Response::Fulfilled => fulfilled_continuation,
+        };
         // SAFETY: f is valid; arg stays valid until Rpc::drop, which destroys
         // the future (and so its continuation) before freeing arg.
-        if unsafe { sys::flux_future_then(f, -1.0, Some(rpc_continuation), arg.cast()) } < 0 {
+        if unsafe { sys::flux_future_then(f, -1.0, Some(continuation), arg.cast()) } < 0 {
             let err = Error::last_os("flux_future_then");
             // SAFETY: the continuation was not registered; both are ours.
             unsafe {
@@ -98,14 +120,57 @@ unsafe fn future_result(f: *mut sys::flux_future_t, topic: &str) -> Result<Strin
     Ok(unsafe { owned_string(s) }.unwrap_or_default())
 }
 
+/// What a future's continuation hands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Response {
+    /// An RPC's response payload (`flux_rpc_get`).
+    Payload,
+    /// Only that the future was fulfilled (`flux_future_get`), as "".
+    Fulfilled,
+}
+
+/// # Safety
+/// `f` must be a valid, fulfilled future.
+unsafe fn fulfilled(f: *mut sys::flux_future_t, topic: &str) -> Result<String, Error> {
+    // SAFETY: f is valid and fulfilled (the caller's promise); the result
+    // pointer may be NULL when it is not wanted.
+    if unsafe { sys::flux_future_get(f, ptr::null_mut()) } < 0 {
+        let errno = current_errno();
+        // SAFETY: the error string is NULL or owned by f, copied at once.
+        let detail = unsafe { owned_string(sys::flux_future_error_string(f)) }
+            .unwrap_or_else(|| strerror(errno));
+        return Err(Error::new(errno, format!("{topic}: {detail}")));
+    }
+    Ok(String::new())
+}
+
+unsafe extern "C" fn fulfilled_continuation(f: *mut sys::flux_future_t, arg: *mut c_void) {
+    // SAFETY: as for rpc_continuation, with a future whose result is read
+    // by flux_future_get.
+    unsafe { continue_with(f, arg, Response::Fulfilled) }
+}
+
 unsafe extern "C" fn rpc_continuation(f: *mut sys::flux_future_t, arg: *mut c_void) {
+    // SAFETY: libflux calls this with the future and the argument
+    // Handle::then registered.
+    unsafe { continue_with(f, arg, Response::Payload) }
+}
+
+/// # Safety
+/// `f` must be the fulfilled future and `arg` the argument Handle::then
+/// registered with it.
+unsafe fn continue_with(f: *mut sys::flux_future_t, arg: *mut c_void, response: Response) {
     let _no_cancel = CancelGuard::new();
     // Keep the closure alive through the call, even if it drops its own Rpc.
-    // SAFETY: arg is the Rc<ResponseCallback> Handle::rpc boxed; it lives
+    // SAFETY: arg is the Rc<ResponseCallback> Handle::then boxed; it lives
     // until Rpc::drop destroys the future, so while this runs.
     let callback = Rc::clone(unsafe { &*(arg as *const Rc<ResponseCallback>) });
-    // SAFETY: libflux calls this with the future whose response arrived.
-    let result = unsafe { future_result(f, &callback.topic) };
+    let result = match response {
+        // SAFETY: libflux calls this with the future whose response arrived.
+        Response::Payload => unsafe { future_result(f, &callback.topic) },
+        // SAFETY: the same future, fulfilled.
+        Response::Fulfilled => unsafe { fulfilled(f, &callback.topic) },
+    };
     // Re-arm for the next streamed response before user code may destroy f.
     if result.is_ok() {
         // SAFETY: f is valid until the closure below runs.

@@ -1,0 +1,57 @@
+//! KVS writes: appending to a key (an eventlog), committed from the reactor.
+
+use std::ptr;
+
+use super::callback::cstring;
+use super::rpc::Response;
+use super::{sys, Error, Handle, Rpc};
+
+impl Handle {
+    /// Appends `value` to `key` in the handle's KVS namespace (in a job
+    /// shell, the job's own), and calls `on_done` from the reactor once the
+    /// commit is done or has failed. Dropping the returned [`Rpc`] before
+    /// then abandons the wait, not the commit.
+    pub fn kvs_append(
+        &self,
+        key: &str,
+        value: &str,
+        on_done: impl FnOnce(Result<(), Error>) + 'static,
+    ) -> Result<Rpc, Error> {
+        let ckey = cstring(key)?;
+        let cvalue = cstring(value)?;
+        // SAFETY: creates a transaction of our own, destroyed below.
+        let txn = unsafe { sys::flux_kvs_txn_create() };
+        if txn.is_null() {
+            return Err(Error::last_os("flux_kvs_txn_create"));
+        }
+        // SAFETY: txn is valid; key and value are NUL-terminated and copied.
+        let f = if unsafe {
+            sys::flux_kvs_txn_put(txn, sys::FLUX_KVS_APPEND, ckey.as_ptr(), cvalue.as_ptr())
+        } < 0
+        {
+            Err(Error::last_os("flux_kvs_txn_put"))
+        } else {
+            // SAFETY: valid handle and transaction; a NULL namespace is the
+            // handle's own. The request is encoded before this returns.
+            let f = unsafe { sys::flux_kvs_commit(self.raw.as_ptr(), ptr::null(), 0, txn) };
+            if f.is_null() {
+                Err(Error::last_os("flux_kvs_commit"))
+            } else {
+                Ok(f)
+            }
+        };
+        // SAFETY: txn is ours, and the commit no longer needs it.
+        unsafe { sys::flux_kvs_txn_destroy(txn) };
+        let f = f?;
+        let mut once = Some(on_done);
+        let topic = format!("kvs commit of {key}");
+        // SAFETY: f is a new future of ours, read by flux_future_get.
+        unsafe {
+            self.then(f, &topic, Response::Fulfilled, move |result| {
+                if let Some(on_done) = once.take() {
+                    on_done(result.map(|_| ()));
+                }
+            })
+        }
+    }
+}
