@@ -12,7 +12,7 @@ if ! flux=$(find_flux); then
     echo "1..0 # SKIP flux-core is not installed (no flux on PATH or via pkg-config)"
     exit 0
 fi
-plan 14
+plan 15
 cd "$REPO" || exit 1
 dest=$(mktemp -d)
 conf=$(mktemp -d)
@@ -27,6 +27,8 @@ mkdir -p "$dest$moddir" && touch "$dest$moddir/someone-elses.so"
 ok "make install DESTDIR=… succeeds" bash -c "make -s install DESTDIR='$dest' >/dev/null"
 ok "the module is in fluxmoddir as prometheus.so" test -x "$dest$moddir/prometheus.so"
 ok "the command is in fluxcmddir" test -x "$dest$cmddir/flux-prometheus"
+plugindir=$(pkg-config --variable=fluxshellpluginpath flux-core | cut -d: -f1)
+ok "the job-shell plugin is in the shell's plugin path as prometheus.so" test -x "$dest$plugindir/prometheus.so"
 ok "the modprobe entry is in fluxconfdir" \
     test -f "$dest$confdir/modprobe/modprobe.d/prometheus.toml" -a -f "$dest$confdir/modprobe/rc1.d/prometheus.py"
 ok "dashboard, alerts and adapter rules are under share/flux-prometheus" \

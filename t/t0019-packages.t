@@ -18,8 +18,9 @@ cmddir=$(pkg-config --variable=fluxcmddir flux-core)
 confdir=$(pkg-config --variable=fluxconfdir flux-core)
 datadir=$(pkg-config --variable=datarootdir flux-core)/flux-prometheus
 mandir=$(pkg-config --variable=mandir flux-core)
+plugindir=$(pkg-config --variable=fluxshellpluginpath flux-core | cut -d: -f1)
 # The files every package must carry, where flux looks for them.
-expected=$(printf '%s\n' "$moddir/prometheus.so" "$cmddir/flux-prometheus" \
+expected=$(printf '%s\n' "$moddir/prometheus.so" "$cmddir/flux-prometheus" "$plugindir/prometheus.so" \
     "$confdir/modprobe/modprobe.d/prometheus.toml" "$confdir/modprobe/rc1.d/prometheus.py" \
     "$datadir/grafana/flux-dashboard.json" "$datadir/prometheus/flux-alerts.yml" \
     "$mandir/man1/flux-prometheus.1" "$mandir/man5/flux-config-prometheus.5" \

@@ -1,0 +1,316 @@
+//! The job's shells together. Each holds itself open (a completion
+//! reference) from `shell.start` until its node's figures are delivered;
+//! the leader, shell rank 0, gathers every node's and appends the job's
+//! `prometheus.usage` event to `exec.eventlog`.
+//!
+//! The leader waits for the other shells after its own tasks end, for as
+//! long as the job had run by then and at least a minute; a shell that has
+//! not reported by then is listed as missing. A shell whose figures cannot
+//! reach the leader gives up after 30 s. Either way the shell exits.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flux::{Error, Handle, Rpc, Shell, ShellLevel, Timer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use usage::report::VERSION;
+use usage::{JobUsage, NodeUsage};
+
+use crate::measure::{Allocation, Measure};
+
+/// The leader's service the other shells report to.
+const METHOD: &str = "prometheus-usage";
+/// The completion reference each shell holds until it has delivered.
+const HOLD: &str = "prometheus-usage";
+/// The key of the event in the job's KVS namespace.
+const EVENTLOG: &str = "exec.eventlog";
+/// How long a shell tries to reach the leader.
+const SEND_WAIT: f64 = 30.0;
+/// The least the leader waits for the other shells.
+const GATHER_WAIT: f64 = 60.0;
+
+pub type State = Rc<RefCell<Option<Job>>>;
+
+/// What one shell knows of the job's usage.
+pub struct Job {
+    handle: Handle,
+    shell_rank: u32,
+    size: u32,
+    period: f64,
+    measure: Option<Measure>,
+    sampler: Option<Timer>,
+    holding: bool,
+    /// Every node's figures, by shell rank (the leader's).
+    reports: BTreeMap<u32, NodeUsage>,
+    /// The leader's own tasks have ended.
+    finished: bool,
+    appended: bool,
+    wait: Option<Timer>,
+    in_flight: Option<Rpc>,
+}
+
+/// What a shell sends the leader.
+#[derive(Serialize, Deserialize)]
+struct Report {
+    shell_rank: u32,
+    node: NodeUsage,
+}
+
+impl Job {
+    /// The job as this shell sees it at `shell.init`, or None when the
+    /// job opted out.
+    pub fn new(shell: &Shell) -> Result<Option<Job>, Error> {
+        let option = shell.option(crate::NAME)?;
+        let Some(period) = usage::options::parse(option.as_deref())
+            .map_err(|e| Error::new(libc::EINVAL, e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let info: Value = serde_json::from_str(&shell.info()?)
+            .map_err(|e| Error::new(libc::EINVAL, format!("shell info: {e}")))?;
+        let number = |key: &str| {
+            info.get(key)
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| Error::new(libc::EINVAL, format!("shell info has no {key}")))
+        };
+        Ok(Some(Job {
+            handle: shell.handle()?,
+            shell_rank: number("rank")?,
+            size: number("size")?,
+            period,
+            measure: None,
+            sampler: None,
+            holding: false,
+            reports: BTreeMap::new(),
+            finished: false,
+            appended: false,
+            wait: None,
+            in_flight: None,
+        }))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.shell_rank == 0
+    }
+
+    /// Stops following the job, letting the shell exit.
+    pub fn abandon(mut self, shell: &Shell) {
+        self.let_go(shell);
+    }
+
+    fn let_go(&mut self, shell: &Shell) {
+        self.sampler = None;
+        self.wait = None;
+        if std::mem::take(&mut self.holding) {
+            if let Err(e) = shell.release(HOLD) {
+                shell.log(ShellLevel::Warn, &format!("usage: {e}"));
+            }
+        }
+    }
+}
+
+/// The leader's service: each other shell's figures.
+pub fn serve(shell: &Shell, state: &State) {
+    let weak = Rc::downgrade(state);
+    let me = *shell;
+    let served = shell.serve(METHOD, move |request| {
+        let report = request.data().and_then(|d| {
+            serde_json::from_str::<Report>(&d).map_err(|e| Error::new(libc::EINVAL, e.to_string()))
+        });
+        match report {
+            Ok(report) => {
+                request.respond("{}");
+                if let Some(state) = weak.upgrade() {
+                    if let Some(job) = state.borrow_mut().as_mut() {
+                        job.reports.insert(report.shell_rank, report.node);
+                    }
+                    try_append(&me, &state, false);
+                }
+            }
+            Err(e) => {
+                me.log(
+                    ShellLevel::Warn,
+                    &format!("usage: a shell's report refused: {e}"),
+                );
+                request.respond_error(e.errno, &e.message);
+            }
+        }
+    });
+    if let Err(e) = served {
+        shell.log(ShellLevel::Warn, &format!("usage not gathered: {e}"));
+    }
+}
+
+/// `shell.start`: the tasks are starting.
+pub fn start(shell: &Shell, state: &State) -> Result<(), Error> {
+    let mut guard = state.borrow_mut();
+    let Some(job) = guard.as_mut() else {
+        return Ok(());
+    };
+    job.measure = Some(Measure::start());
+    shell.hold(HOLD)?;
+    job.holding = true;
+    let weak = Rc::downgrade(state);
+    let me = *shell;
+    let sampler = job
+        .handle
+        .timer(1.0_f64.min(job.period), job.period, move || {
+            let pids = me.task_pids();
+            if let Some(state) = weak.upgrade() {
+                if let Some(measure) = state.borrow_mut().as_mut().and_then(|j| j.measure.as_mut())
+                {
+                    measure.sample(&pids);
+                }
+            }
+        })?;
+    sampler.start();
+    job.sampler = Some(sampler);
+    Ok(())
+}
+
+/// What shell rank info says this node was allocated.
+fn allocation(shell: &Shell) -> Result<Allocation, Error> {
+    let info: Value = serde_json::from_str(&shell.rank_info(None)?)
+        .map_err(|e| Error::new(libc::EINVAL, format!("rank info: {e}")))?;
+    let count = |key: &str| -> Result<u64, Error> {
+        let set = info
+            .pointer(&format!("/resources/{key}"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        usage::idset::count(set)
+            .map_err(|e| Error::new(libc::EINVAL, format!("rank info {key}: {e}")))
+    };
+    Ok(Allocation {
+        rank: info
+            .get("broker_rank")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+        cores: count("cores")?,
+        gpus: count("gpus")?,
+        tasks: info.get("ntasks").and_then(Value::as_u64).unwrap_or(0),
+    })
+}
+
+/// `shell.finish`: this shell's tasks have all ended.
+pub fn finish(shell: &Shell, state: &State) -> Result<(), Error> {
+    let alloc = allocation(shell)?;
+    let mut guard = state.borrow_mut();
+    let Some(job) = guard.as_mut() else {
+        return Ok(());
+    };
+    job.sampler = None;
+    let Some(measure) = job.measure.as_ref() else {
+        return Ok(());
+    };
+    let node = measure.finish(alloc);
+    let weak = Rc::downgrade(state);
+    let me = *shell;
+    if job.is_leader() {
+        let wait = node.wall_seconds.max(GATHER_WAIT);
+        job.reports.insert(0, node);
+        job.finished = true;
+        let timer = job.handle.timer(wait, 0.0, move || {
+            if let Some(state) = weak.upgrade() {
+                try_append(&me, &state, true);
+            }
+        })?;
+        timer.start();
+        job.wait = Some(timer);
+        drop(guard);
+        try_append(shell, state, false);
+        return Ok(());
+    }
+    let report = serde_json::to_string(&Report {
+        shell_rank: job.shell_rank,
+        node,
+    })
+    .map_err(|e| Error::new(libc::EINVAL, e.to_string()))?;
+    let done = weak.clone();
+    let sent = shell.rpc(METHOD, 0, &report, move |answer| {
+        if let Err(e) = answer {
+            me.log(
+                ShellLevel::Warn,
+                &format!("usage: the leader shell did not take this node's figures: {e}"),
+            );
+        }
+        if let Some(state) = done.upgrade() {
+            if let Some(job) = state.borrow_mut().as_mut() {
+                job.let_go(&me);
+            }
+        }
+    })?;
+    job.in_flight = Some(sent);
+    let timer = job.handle.timer(SEND_WAIT, 0.0, move || {
+        me.log(
+            ShellLevel::Warn,
+            "usage: the leader shell did not answer; this node's figures are lost",
+        );
+        if let Some(state) = weak.upgrade() {
+            if let Some(job) = state.borrow_mut().as_mut() {
+                job.let_go(&me);
+            }
+        }
+    })?;
+    timer.start();
+    job.wait = Some(timer);
+    Ok(())
+}
+
+/// The leader appends the job's event once every shell has reported (or,
+/// `force`d, once its wait has run out).
+fn try_append(shell: &Shell, state: &State, force: bool) {
+    let mut guard = state.borrow_mut();
+    let Some(job) = guard.as_mut() else {
+        return;
+    };
+    let all = job.reports.len() >= job.size as usize;
+    if job.appended || !job.finished || !(all || force) {
+        return;
+    }
+    job.appended = true;
+    job.wait = None;
+    let usage = JobUsage {
+        version: VERSION,
+        nodes: job.reports.values().cloned().collect(),
+        missing: (0..job.size)
+            .filter(|r| !job.reports.contains_key(r))
+            .collect(),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let weak: Weak<RefCell<Option<Job>>> = Rc::downgrade(state);
+    let me = *shell;
+    let appended = job
+        .handle
+        .kvs_append(EVENTLOG, &usage.entry(now), move |done| {
+            if let Err(e) = done {
+                me.log(
+                    ShellLevel::Warn,
+                    &format!("usage: cannot append to {EVENTLOG}: {e}"),
+                );
+            }
+            if let Some(state) = weak.upgrade() {
+                if let Some(job) = state.borrow_mut().as_mut() {
+                    job.let_go(&me);
+                }
+            }
+        });
+    match appended {
+        Ok(rpc) => job.in_flight = Some(rpc),
+        Err(e) => {
+            shell.log(
+                ShellLevel::Warn,
+                &format!("usage: cannot append to {EVENTLOG}: {e}"),
+            );
+            job.let_go(shell);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! What a Flux job used, node by node: CPU time, peak memory and OOM kills,
+//! against the cores and GPUs it was allocated. No Flux and no `unsafe`
+//! here: the job shell plugin (`crates/shell`) gathers the figures and
+//! appends them to the job's `exec.eventlog` as one `prometheus.usage`
+//! event; `flux prometheus jobstats` reads them back.
+//!
+//! One concern a file: [`proc`] reads processes from `/proc`, [`cgroup`]
+//! a shell's own cgroup v2, [`idset`] counts the ids of RFC 22 idsets, [`options`] reads the job's
+//! `-o prometheus` shell option, and
+//! [`report`] is the event and the efficiency figures made from it.
+
+pub mod cgroup;
+pub mod idset;
+pub mod options;
+pub mod proc;
+pub mod report;
+
+pub use report::{JobUsage, NodeUsage, EVENT_NAME};
