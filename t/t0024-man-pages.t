@@ -30,7 +30,7 @@ done)
 is "$warnings" "" "the three pages render without a warning"
 page=$(MANWIDTH=200 man flux-prometheus 2>/dev/null)
 ok "flux-prometheus(1) describes every subcommand" bash -c '
-    for c in reload healthy ready status scrape-config targets metrics; do
+    for c in reload healthy ready status scrape-config targets jobstats metrics; do
         grep -q "^ *$c\\b" <<<"$1" || { echo "missing $c"; exit 1; }
     done' _ "$page"
 page=$(MANWIDTH=200 man 5 flux-config-prometheus 2>/dev/null)

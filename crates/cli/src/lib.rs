@@ -5,10 +5,11 @@
 //! `flux module stats prometheus` (the module's `prometheus.stats-get`) and
 //! walks nested instances with `flux jobs`, so it needs no libflux of its
 //! own; it talks to Prometheus over plain HTTP/1.1. One file a subcommand:
-//! [`prometheus`] (reload, healthy, ready), [`status`], [`scrape_config`]
-//! and [`targets`]; [`flux`] runs the `flux` command for them.
+//! [`prometheus`] (reload, healthy, ready), [`status`], [`scrape_config`],
+//! [`targets`] and [`jobstats`]; [`flux`] runs the `flux` command for them.
 
 pub mod flux;
+pub mod jobstats;
 pub mod prometheus;
 pub mod scrape_config;
 pub mod status;
@@ -31,6 +32,9 @@ module.
                   module through this one's /-/targets, as it changes)
   targets         file_sd JSON for this instance and every nested instance
                   that runs the module
+  jobstats [--json] JOBID
+                  what a job used, per node and in total, with advice, from
+                  its exec eventlog (the prometheus shell plugin's record)
   metrics [--format=markdown|rst]
                   the reference of every metric family the module can
                   export, by collector (rst: flux-prometheus-metrics(7)'s
@@ -59,6 +63,7 @@ pub fn run(args: &[String]) -> Outcome {
             "targets" if rest.is_empty() => targets::run(),
             "targets" => Err(Failure("targets takes no arguments".into())),
             "metrics" => metrics(rest),
+            "jobstats" => jobstats::run(rest),
             other => Err(Failure(format!("unknown command '{other}'\n{USAGE}"))),
         },
     }
