@@ -5,8 +5,9 @@
 # same processes (/usr/bin/time, within 2 %), its peak memory what the
 # largest process held (within 5 %); children that exit early count, a
 # canceled job still gets its record, a module reload mid-job changes
-# nothing, a job that opts out gets none, and flux prometheus jobstats
-# reports it.
+# nothing, the module counts each record in its series (and refuses one
+# for a job that is not active), a job that opts out gets none, and flux
+# prometheus jobstats reports it.
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 4
 
@@ -19,7 +20,7 @@ if [ ! -x /usr/bin/time ]; then
     exit 0
 fi
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
-plan 13
+plan 18
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -79,13 +80,40 @@ flux cancel "$id"
 flux job wait-event -t 60 "$id" clean >/dev/null
 is "$(usage_of "$id" | jq '.nodes | length')" 2 "a canceled job still gets its record"
 
-# The module reloaded while a job runs changes nothing.
-flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0
+# The module reloaded while a job runs changes nothing, and counts the
+# job's record in its series.
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 publish-interval=0.01s
 id=$(flux submit -N1 -n1 "${rc[@]}" bash -c "$SPIN")
 flux job wait-event "$id" start >/dev/null
-flux module reload --name=prometheus "$MODULE_SO" listen=127.0.0.1:0
+flux module reload --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 publish-interval=0.01s
+url=$(module_url)
 flux job wait-event "$id" clean >/dev/null
-is "$(usage_of "$id" | jq '.nodes | length')" 1 "a module reload mid-job changes nothing"
+u=$(usage_of "$id")
+is "$(jq '.nodes | length' <<<"$u")" 1 "a module reload mid-job changes nothing"
+for _ in $(seq 30); do
+    s=$(scrape "$url")
+    [ "$(sample flux_jobs_usage_records_total <<<"$s")" = 1 ] && break
+    sleep 0.1
+done
+is "$(sample flux_jobs_usage_records_total <<<"$s")" 1 "the module counts the job's record"
+want=$(jq '[.nodes[] | .user_seconds + .system_seconds] | add' <<<"$u")
+ok "its CPU seconds are the record's ($want)" \
+    awk -v g="$(sample flux_jobs_cpu_seconds_total <<<"$s")" -v w="$want" 'BEGIN { exit !(g - w < 1e-6 && w - g < 1e-6) }'
+is "$(sample flux_jobs_cpu_efficiency_ratio_count <<<"$s")" 1 "and its efficiency is observed once"
+# A record for a job that is not active is refused, and counted.
+out=$(flux python -c 'import flux, sys
+try:
+    flux.Flux().rpc("prometheus.usage", {"id": 1, "usage": {"version": 1, "nodes": []}}).get()
+except OSError as e:
+    print(e.strerror)' 2>&1)
+ok "a record for a job that is not active is refused ($out)" grep -q "not an active job" <<<"$out"
+# (within busy-publish-interval, 1 s)
+for _ in $(seq 30); do
+    refused=$(scrape "$url" | sample flux_jobs_usage_refused_total)
+    [ "$refused" = 1 ] && break
+    sleep 0.1
+done
+is "$refused" 1 "and counted in flux_jobs_usage_refused_total"
 flux module remove prometheus
 
 # Opting out.

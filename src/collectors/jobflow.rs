@@ -12,6 +12,13 @@
 //! The same stream keeps the allocated set for the resources collector
 //! (`alloc` events carry R, `clean` gives it back), through the
 //! [`AllocatedWriter`] only this collector holds.
+//!
+//! What jobs used comes from their job shells: the prometheus shell plugin
+//! sends each job's usage record (`crates/usage`) to `prometheus.usage`
+//! when the job's tasks have ended. A record is counted once, for an
+//! active job, and only from the job's owner or the instance owner; any
+//! other is refused, counted in `flux_jobs_usage_refused_total`, and
+//! logged (the first few).
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -20,15 +27,15 @@ use std::time::Instant;
 use super::{About, Collector, Context, OptionSpec, Settings, Spec};
 use crate::model::error::ParseError;
 use crate::model::jobflow::{
-    self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, DEFAULT_RUN_BUCKETS,
-    DEFAULT_WAIT_BUCKETS,
+    self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, UsageRefused,
+    DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS,
 };
 use crate::reactor::allocated::AllocatedWriter;
 use crate::reactor::roster::RosterWriter;
 use crate::reactor::subscription::{StreamEvent, Subscription};
 use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
-use flux::Error;
+use flux::{Error, Level, MsgHandler, Request};
 
 pub const NAME: &str = "jobflow";
 pub const SECTION: Section<JobFlowSummary> = Section::new(NAME);
@@ -177,6 +184,103 @@ struct Inner {
     /// Events came since the summary was last read: the next render reads
     /// it again, once for all of them.
     summary_due: Cell<bool>,
+    /// The job shells' usage records (`NAME.usage`).
+    usage_service: RefCell<Option<MsgHandler>>,
+    /// The instance owner's userid, who may send any job's record.
+    instance_owner: u32,
+    /// Refused records logged so far.
+    refusals_logged: Cell<u32>,
+}
+
+/// Refused usage records logged, at most; the rest are only counted.
+const REFUSALS_LOGGED: u32 = 10;
+
+/// What a job shell sends: the job's ID and its usage record.
+#[derive(serde::Deserialize)]
+struct UsageMessage {
+    id: i64,
+    usage: usage::JobUsage,
+}
+
+/// Why a usage record was not counted, for the sender and the log.
+#[derive(Debug, thiserror::Error)]
+enum UsageError {
+    #[error("unreadable usage record: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Refused(#[from] UsageRefused),
+    #[error(transparent)]
+    Flux(#[from] Error),
+}
+
+impl UsageError {
+    fn errno(&self) -> i32 {
+        match self {
+            UsageError::Unreadable(_) => libc::EPROTO,
+            UsageError::Refused(UsageRefused::NotActive(_)) => libc::ENOENT,
+            UsageError::Refused(UsageRefused::NotOwner { .. }) => libc::EPERM,
+            UsageError::Refused(UsageRefused::Recorded(_)) => libc::EEXIST,
+            UsageError::Flux(e) => e.errno,
+        }
+    }
+}
+
+/// Counts one usage record.
+fn take_usage(inner: &Inner, request: &Request<'_>) -> Result<(), UsageError> {
+    let sender = request.userid()?;
+    let payload = request.payload()?.unwrap_or_default();
+    let message: UsageMessage = serde_json::from_str(&payload).map_err(|e| {
+        inner.model.borrow_mut().refuse_usage();
+        UsageError::Unreadable(e.to_string())
+    })?;
+    inner.model.borrow_mut().record_usage(
+        message.id,
+        sender,
+        inner.instance_owner,
+        &message.usage,
+    )?;
+    Ok(())
+}
+
+/// Serves `NAME.usage`, where the job shells send what each job used.
+fn serve_usage(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
+    let name = inner
+        .ctx
+        .handle
+        .module_name()
+        .unwrap_or_else(|| "prometheus".into());
+    let weak = Rc::downgrade(inner);
+    inner
+        .ctx
+        .handle
+        .handle_requests(&format!("{name}.usage"), true, move |request| {
+            let Some(inner) = weak.upgrade() else {
+                return request.respond_error(libc::ENOSYS, "the jobflow collector has stopped");
+            };
+            match take_usage(&inner, request) {
+                Ok(()) => request.respond("{}"),
+                Err(e) => {
+                    let logged = inner.refusals_logged.get();
+                    if logged < REFUSALS_LOGGED {
+                        inner.refusals_logged.set(logged + 1);
+                        let more = if logged + 1 == REFUSALS_LOGGED {
+                            " (further refusals are only counted, in flux_jobs_usage_refused_total)"
+                        } else {
+                            ""
+                        };
+                        inner.ctx.handle.log(
+                            Level::Warning,
+                            &format!("{NAME} collector: usage record refused: {e}{more}"),
+                        );
+                    }
+                    request.respond_error(e.errno(), &e.to_string());
+                }
+            }
+            if inner.live.get() {
+                inner.summary_due.set(true);
+                inner.ctx.request_publish();
+            }
+        })
 }
 
 fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
@@ -197,7 +301,14 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         live: Cell::new(false),
         subscribed_once: Cell::new(false),
         summary_due: Cell::new(false),
+        usage_service: RefCell::new(None),
+        instance_owner: handle
+            .attr("security.owner")
+            .and_then(|owner| owner.parse().ok())
+            .unwrap_or(u32::MAX),
+        refusals_logged: Cell::new(0),
     });
+    *inner.usage_service.borrow_mut() = Some(serve_usage(&inner)?);
     inner.model.borrow_mut().know_queues(settings.queues);
     let weak: Weak<Inner> = Rc::downgrade(&inner);
     let summary = weak.clone();
@@ -370,6 +481,28 @@ fn render(state: &State, out: &mut Rendered) {
             f.observations(&with_queue(q, &[("result", result)]), h);
         }
     }
+    type Total = fn(&jobflow::UsageFlow) -> f64;
+    let totals: [(&Doc, Total); 4] = [
+        (&JOBS_USAGE_RECORDS_TOTAL, |u| u.records as f64),
+        (&JOBS_CPU_SECONDS_TOTAL, |u| u.cpu_seconds),
+        (&JOBS_ALLOCATED_CORE_SECONDS_TOTAL, |u| u.core_seconds),
+        (&JOBS_ALLOCATED_GPU_SECONDS_TOTAL, |u| u.gpu_seconds),
+    ];
+    for (doc, pick) in totals {
+        let mut f = Family::of(out, doc);
+        for (q, qf) in &flow.queues {
+            f.sample(&with_queue(q, &[]), pick(&qf.usage));
+        }
+    }
+    let mut f = Family::of(out, &JOBS_CPU_EFFICIENCY_RATIO);
+    for (q, qf) in &flow.queues {
+        f.observations(&with_queue(q, &[]), &qf.usage.efficiency);
+    }
+    let mut f = Family::of(out, &JOBS_PEAK_MEMORY_BYTES);
+    for (q, qf) in &flow.queues {
+        f.observations(&with_queue(q, &[]), &qf.usage.peak_memory);
+    }
+    Family::of(out, &JOBS_USAGE_REFUSED_TOTAL).sample(&[], flow.usage_refused as f64);
     type Pick = fn(&crate::model::jobflow::Demand) -> Option<f64>;
     let demand_families: [(&Doc, Pick); 6] = [
         (&QUEUE_PENDING_JOBS, |d| Some(d.jobs as f64)),
@@ -401,6 +534,13 @@ pub const FAMILIES: &[Doc] = &[
     JOBS_EXCEPTIONS_TOTAL,
     JOBS_QUEUE_WAIT_SECONDS,
     JOBS_RUN_SECONDS,
+    JOBS_USAGE_RECORDS_TOTAL,
+    JOBS_CPU_SECONDS_TOTAL,
+    JOBS_ALLOCATED_CORE_SECONDS_TOTAL,
+    JOBS_ALLOCATED_GPU_SECONDS_TOTAL,
+    JOBS_CPU_EFFICIENCY_RATIO,
+    JOBS_PEAK_MEMORY_BYTES,
+    JOBS_USAGE_REFUSED_TOTAL,
     QUEUE_PENDING_JOBS,
     QUEUE_PENDING_REQUESTED_NODES,
     QUEUE_PENDING_REQUESTED_CORES,
@@ -472,6 +612,48 @@ const JOBS_QUEUE_WAIT_SECONDS: Doc = Doc::histogram(
     "flux_jobs_queue_wait_seconds",
     "Time from submit to allocation (flux jobs' t_run - t_submit) of jobs that started running since the module loaded.",
     &["queue", "user", "project"],
+);
+
+const JOBS_USAGE_RECORDS_TOTAL: Doc = Doc::counter(
+    "flux_jobs_usage_records_total",
+    "Jobs whose usage their job shells recorded when their tasks ended (the prometheus shell plugin); jobs that opted out or ran without it are not counted.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_CPU_SECONDS_TOTAL: Doc = Doc::counter(
+    "flux_jobs_cpu_seconds_total",
+    "CPU time (user and system) the tasks of jobs with a usage record used, node by node, counted when the job's tasks ended.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_ALLOCATED_CORE_SECONDS_TOTAL: Doc = Doc::counter(
+    "flux_jobs_allocated_core_seconds_total",
+    "Core time allocated to jobs with a usage record: each node's cores times the time its tasks ran. CPU efficiency is flux_jobs_cpu_seconds_total over this.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_ALLOCATED_GPU_SECONDS_TOTAL: Doc = Doc::counter(
+    "flux_jobs_allocated_gpu_seconds_total",
+    "GPU time allocated to jobs with a usage record: each node's GPUs times the time its tasks ran.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_CPU_EFFICIENCY_RATIO: Doc = Doc::histogram(
+    "flux_jobs_cpu_efficiency_ratio",
+    "CPU efficiency of each job with a usage record: CPU time used over core time allocated (over 1 where tasks use more cores than allocated).",
+    &["queue", "user", "project"],
+);
+
+const JOBS_PEAK_MEMORY_BYTES: Doc = Doc::histogram(
+    "flux_jobs_peak_memory_bytes",
+    "Peak memory of each job with a usage record: the sum of each node's peak.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_USAGE_REFUSED_TOTAL: Doc = Doc::counter(
+    "flux_jobs_usage_refused_total",
+    "Usage records refused: unreadable, for a job that is not active, from a user who owns neither the job nor the instance, or a job's second.",
+    &[],
 );
 
 const JOBS_RUN_SECONDS: Doc = Doc::histogram(

@@ -106,6 +106,58 @@ pub struct QueueFlow {
     pub exceptions: BTreeMap<String, u64>,
     pub wait: Histogram,
     pub run: BTreeMap<&'static str, Histogram>,
+    /// What jobs used, from their job shells' usage records.
+    pub usage: UsageFlow,
+}
+
+/// `flux_jobs_cpu_efficiency_ratio` bucket bounds: CPU time over the core
+/// time allocated (over 1 where tasks use more cores than allocated).
+pub const EFFICIENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.5];
+/// `flux_jobs_peak_memory_bytes` bucket bounds: 256 MiB to 1 TiB, by fours.
+pub const PEAK_MEMORY_BUCKETS: &[f64] = &[
+    268_435_456.0,
+    1_073_741_824.0,
+    4_294_967_296.0,
+    17_179_869_184.0,
+    68_719_476_736.0,
+    274_877_906_944.0,
+    1_099_511_627_776.0,
+];
+
+/// What the jobs of one key used, as their job shells recorded it when
+/// their tasks ended (the prometheus shell plugin's `prometheus.usage`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageFlow {
+    pub records: u64,
+    pub cpu_seconds: f64,
+    pub core_seconds: f64,
+    pub gpu_seconds: f64,
+    pub efficiency: Histogram,
+    pub peak_memory: Histogram,
+}
+
+impl Default for UsageFlow {
+    fn default() -> Self {
+        UsageFlow {
+            records: 0,
+            cpu_seconds: 0.0,
+            core_seconds: 0.0,
+            gpu_seconds: 0.0,
+            efficiency: Histogram::new(EFFICIENCY_BUCKETS),
+            peak_memory: Histogram::new(PEAK_MEMORY_BUCKETS),
+        }
+    }
+}
+
+/// Why a usage record was not counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageRefused {
+    #[error("job {0} is not an active job of this instance")]
+    NotActive(i64),
+    #[error("user {sender} does not own job {id}")]
+    NotOwner { id: i64, sender: u32 },
+    #[error("job {0} has a usage record already")]
+    Recorded(i64),
 }
 
 /// Pending jobs of one kind in one queue, and what they ask for.
@@ -172,6 +224,8 @@ impl Capped {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobFlowSummary {
     pub queues: BTreeMap<FlowKey, QueueFlow>,
+    /// Usage records refused since the module loaded.
+    pub usage_refused: u64,
     /// (key, status) → demand, status one of [`PENDING_STATUSES`].
     pub demand: BTreeMap<(FlowKey, &'static str), Demand>,
 }
@@ -211,6 +265,8 @@ struct ActiveJob {
     request: Request,
     /// The owner, for the nested instances' `flux_user`.
     uid: Option<u32>,
+    /// Its job shells' usage record was counted.
+    usage_recorded: bool,
 }
 
 impl ActiveJob {
@@ -348,6 +404,7 @@ pub struct JobFlow {
     backlog_jobs: Option<FxHashSet<i64>>,
     /// The newest event counted; the watermark once a backlog is over.
     newest: f64,
+    usage_refused: u64,
 }
 
 /// What one journal response was.
@@ -382,6 +439,7 @@ impl JobFlow {
             projects: Capped::default(),
             backlog_jobs: None,
             newest: since,
+            usage_refused: 0,
         }
     }
 
@@ -512,6 +570,7 @@ impl JobFlow {
                     .iter()
                     .map(|&r| (r, Histogram::new(&self.run_buckets)))
                     .collect(),
+                usage: UsageFlow::default(),
             };
             self.queues.insert(key.clone(), flow);
         }
@@ -557,6 +616,7 @@ impl JobFlow {
                 dependencies: 0,
                 request: spec.request,
                 uid: context.uid(),
+                usage_recorded: false,
             };
             self.pending.count(&job, true);
             if let Some(was) = self.jobs.insert(id, job) {
@@ -687,6 +747,49 @@ impl JobFlow {
         }
     }
 
+    /// Counts active job `id`'s usage record, sent by user `sender`: its
+    /// owner, or `instance_owner` (who may act for anyone).
+    pub fn record_usage(
+        &mut self,
+        id: i64,
+        sender: u32,
+        instance_owner: u32,
+        usage: &usage::JobUsage,
+    ) -> Result<(), UsageRefused> {
+        let key = match self.jobs.get_mut(&id) {
+            None => Err(UsageRefused::NotActive(id)),
+            Some(job) if sender != instance_owner && job.uid != Some(sender) => {
+                Err(UsageRefused::NotOwner { id, sender })
+            }
+            Some(job) if job.usage_recorded => Err(UsageRefused::Recorded(id)),
+            Some(job) => {
+                job.usage_recorded = true;
+                Ok(job.key.clone())
+            }
+        }
+        .inspect_err(|_| self.usage_refused += 1)?;
+        let gpu_seconds: f64 = usage
+            .nodes
+            .iter()
+            .map(|n| n.gpus as f64 * n.wall_seconds)
+            .sum();
+        let flow = &mut self.queue(&key).usage;
+        flow.records += 1;
+        flow.cpu_seconds += usage.cpu_seconds();
+        flow.core_seconds += usage.core_seconds();
+        flow.gpu_seconds += gpu_seconds;
+        if let Some(efficiency) = usage.cpu_efficiency() {
+            flow.efficiency.observe(efficiency);
+        }
+        flow.peak_memory.observe(usage.peak_memory_bytes() as f64);
+        Ok(())
+    }
+
+    /// Counts a usage record that could not even be read.
+    pub fn refuse_usage(&mut self) {
+        self.usage_refused += 1;
+    }
+
     pub fn summary(&self) -> JobFlowSummary {
         let mut demand: BTreeMap<(FlowKey, &'static str), Demand> = BTreeMap::new();
         // Every known queue and every key with demand has all three
@@ -703,6 +806,7 @@ impl JobFlow {
         }
         JobFlowSummary {
             queues: self.queues.clone(),
+            usage_refused: self.usage_refused,
             demand,
         }
     }
@@ -987,6 +1091,61 @@ mod tests {
         format!(
             r#"{{"id":{id},"events":[{{"name":"{name}","timestamp":{t},"context":{context}}}]{jobspec}}}"#
         )
+    }
+
+    #[test]
+    fn a_usage_record_counts_once_for_an_active_job_from_its_owner() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        flow.apply(&event(1, "submit", 10.0, r#"{"urgency":16,"userid":5}"#))
+            .expect("parses");
+        flow.apply(&event(1, "alloc", 11.0, "{}")).expect("parses");
+        let node = usage::NodeUsage {
+            rank: 0,
+            hostname: "node0".into(),
+            cores: 4,
+            gpus: 1,
+            tasks: 4,
+            wall_seconds: 10.0,
+            user_seconds: 15.0,
+            system_seconds: 5.0,
+            peak_memory_bytes: 2 << 30,
+            source: "processes".into(),
+            oom_kills: None,
+        };
+        let record = usage::JobUsage {
+            version: 1,
+            nodes: vec![node],
+            missing: vec![],
+        };
+        let owner = 1000;
+        assert_eq!(
+            flow.record_usage(1, 6, owner, &record),
+            Err(UsageRefused::NotOwner { id: 1, sender: 6 })
+        );
+        assert_eq!(
+            flow.record_usage(2, 5, owner, &record),
+            Err(UsageRefused::NotActive(2))
+        );
+        assert_eq!(flow.record_usage(1, 5, owner, &record), Ok(()));
+        assert_eq!(
+            flow.record_usage(1, owner, owner, &record),
+            Err(UsageRefused::Recorded(1))
+        );
+        let summary = flow.summary();
+        assert_eq!(summary.usage_refused, 3);
+        let key = FlowKey {
+            queue: "batch".into(),
+            ..FlowKey::default()
+        };
+        let usage = &summary.queues[&key].usage;
+        assert_eq!(usage.records, 1);
+        assert_eq!(
+            (usage.cpu_seconds, usage.core_seconds, usage.gpu_seconds),
+            (20.0, 40.0, 10.0)
+        );
+        assert_eq!(usage.efficiency.count, 1);
+        assert_eq!(usage.efficiency.sum, 0.5);
+        assert_eq!(usage.peak_memory.sum, (2u64 << 30) as f64);
     }
 
     #[test]

@@ -35,6 +35,7 @@ macro_rules! with_libflux_functions {
             fn flux_msg_handler_start(mh: *mut flux_msg_handler_t);
             fn flux_msg_handler_destroy(mh: *mut flux_msg_handler_t);
             fn flux_request_decode(msg: *const flux_msg_t, topic: *mut *const c_char, s: *mut *const c_char) -> c_int;
+            fn flux_msg_get_userid(msg: *const flux_msg_t, userid: *mut u32) -> c_int;
             fn flux_respond(h: *mut flux_t, request: *const flux_msg_t, s: *const c_char) -> c_int;
             fn flux_respond_error(h: *mut flux_t, request: *const flux_msg_t, errnum: c_int, errstr: *const c_char) -> c_int;
             fn flux_get_reactor(h: *mut flux_t) -> *mut flux_reactor_t;

@@ -130,6 +130,17 @@ impl Request<'_> {
         Ok(unsafe { owned_string(s) })
     }
 
+    /// The user who sent the request, as the broker vouches for it.
+    pub fn userid(&self) -> Result<u32, Error> {
+        let mut userid = 0u32;
+        // SAFETY: msg is valid for the duration of the handler call;
+        // userid is a valid out pointer.
+        if unsafe { sys::flux_msg_get_userid(self.msg, &mut userid) } < 0 {
+            return Err(Error::last_os("flux_msg_get_userid"));
+        }
+        Ok(userid)
+    }
+
     pub fn respond(&self, json: &str) {
         let body = CString::new(json).unwrap_or_default();
         // SAFETY: valid handle, message and string.

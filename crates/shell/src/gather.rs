@@ -27,6 +27,8 @@ const METHOD: &str = "prometheus-usage";
 const HOLD: &str = "prometheus-usage";
 /// The key of the event in the job's KVS namespace.
 const EVENTLOG: &str = "exec.eventlog";
+/// Where the prometheus module (on rank 0) counts each job's record.
+const MODULE_TOPIC: &str = "prometheus.usage";
 /// How long a shell tries to reach the leader.
 const SEND_WAIT: f64 = 30.0;
 /// The least the leader waits for the other shells.
@@ -37,6 +39,7 @@ pub type State = Rc<RefCell<Option<Job>>>;
 /// What one shell knows of the job's usage.
 pub struct Job {
     handle: Handle,
+    jobid: u64,
     shell_rank: u32,
     size: u32,
     period: f64,
@@ -77,8 +80,13 @@ impl Job {
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or_else(|| Error::new(libc::EINVAL, format!("shell info has no {key}")))
         };
+        let jobid = info
+            .get("jobid")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Error::new(libc::EINVAL, "shell info has no jobid"))?;
         Ok(Some(Job {
             handle: shell.handle()?,
+            jobid,
             shell_rank: number("rank")?,
             size: number("size")?,
             period,
@@ -288,6 +296,7 @@ fn try_append(shell: &Shell, state: &State, force: bool) {
         .unwrap_or(0.0);
     let weak: Weak<RefCell<Option<Job>>> = Rc::downgrade(state);
     let me = *shell;
+    let record = serde_json::json!({ "id": job.jobid, "usage": &usage }).to_string();
     let appended = job
         .handle
         .kvs_append(EVENTLOG, &usage.entry(now), move |done| {
@@ -298,9 +307,7 @@ fn try_append(shell: &Shell, state: &State, force: bool) {
                 );
             }
             if let Some(state) = weak.upgrade() {
-                if let Some(job) = state.borrow_mut().as_mut() {
-                    job.let_go(&me);
-                }
+                tell_module(&me, &state, &record);
             }
         });
     match appended {
@@ -312,5 +319,35 @@ fn try_append(shell: &Shell, state: &State, force: bool) {
             );
             job.let_go(shell);
         }
+    }
+}
+
+/// Hands the job's record to the prometheus module, which counts it in its
+/// per-queue series; then lets the shell exit. An instance without the
+/// module (ENOSYS) is no error.
+fn tell_module(shell: &Shell, state: &State, record: &str) {
+    let weak = Rc::downgrade(state);
+    let me = *shell;
+    let mut guard = state.borrow_mut();
+    let Some(job) = guard.as_mut() else {
+        return;
+    };
+    let sent = job.handle.rpc(MODULE_TOPIC, record, false, move |answer| {
+        match answer {
+            Err(e) if e.errno != libc::ENOSYS => me.log(
+                ShellLevel::Warn,
+                &format!("usage: the prometheus module did not count this job: {e}"),
+            ),
+            _ => {}
+        }
+        if let Some(state) = weak.upgrade() {
+            if let Some(job) = state.borrow_mut().as_mut() {
+                job.let_go(&me);
+            }
+        }
+    });
+    match sent {
+        Ok(rpc) => job.in_flight = Some(rpc),
+        Err(_) => job.let_go(shell),
     }
 }
