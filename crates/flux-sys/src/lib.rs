@@ -106,6 +106,7 @@ macro_rules! declare_shell_functions {
             pub fn flux_shell_remove_completion_ref(shell: *mut flux_shell_t, fmt: *const c_char, ...) -> c_int;
             pub fn flux_shell_rpc_pack(shell: *mut flux_shell_t, method: *const c_char, shell_rank: c_int, flags: c_int, fmt: *const c_char, ...) -> *mut flux_future_t;
             pub fn flux_shell_log(component: *const c_char, level: c_int, file: *const c_char, line: c_int, fmt: *const c_char, ...);
+            pub fn flux_shell_info_unpack(shell: *mut flux_shell_t, fmt: *const c_char, ...) -> c_int;
         }
     };
 }
@@ -118,6 +119,7 @@ macro_rules! assert_shell_functions_agree {
         const _: unsafe extern "C" fn(*mut flux_shell_t, *const c_char, ...) -> c_int = flux_shell_remove_completion_ref;
         const _: unsafe extern "C" fn(*mut flux_shell_t, *const c_char, c_int, c_int, *const c_char, ...) -> *mut flux_future_t = flux_shell_rpc_pack;
         const _: unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char, ...) = flux_shell_log;
+        const _: unsafe extern "C" fn(*mut flux_shell_t, *const c_char, ...) -> c_int = flux_shell_info_unpack;
     };
 }
 
@@ -327,6 +329,10 @@ mod unit_test_stand_ins {
             }
             #[no_mangle]
             pub extern "C" fn flux_shell_log() {
+                std::process::abort()
+            }
+            #[no_mangle]
+            pub extern "C" fn flux_shell_info_unpack() -> c_int {
                 std::process::abort()
             }
         };

@@ -43,5 +43,7 @@ pub use os::{
 };
 pub use parent::Parent;
 pub use rpc::Rpc;
-pub use shell::{run_shell_plugin_init, Plugin, Shell, ShellLevel, ShellPluginInit, ShellRequest};
+pub use shell::{
+    run_shell_plugin_init, Plugin, Shell, ShellIds, ShellLevel, ShellPluginInit, ShellRequest,
+};
 pub use timer::Timer;

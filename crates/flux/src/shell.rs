@@ -256,6 +256,36 @@ impl Shell {
         Ok(take_string(json))
     }
 
+    /// The job's ID, this shell's rank and the job's number of shells,
+    /// read without the rest of [`info`](Self::info).
+    pub fn ids(&self) -> Result<ShellIds, Error> {
+        let (mut jobid, mut rank, mut size): (libc::c_longlong, c_int, c_int) = (0, 0, 0);
+        // SAFETY: valid shell; the jansson format names one json_int_t
+        // (long long) and two ints, each given a valid out pointer, after
+        // its NUL-terminated key.
+        if unsafe {
+            sys::flux_shell_info_unpack(
+                self.raw.as_ptr(),
+                c"{s:I s:i s:i}".as_ptr(),
+                c"jobid".as_ptr(),
+                &mut jobid,
+                c"rank".as_ptr(),
+                &mut rank,
+                c"size".as_ptr(),
+                &mut size,
+            )
+        } < 0
+        {
+            return Err(Error::last_os("flux_shell_info_unpack"));
+        }
+        let out_of_range = || Error::new(libc::ERANGE, "shell info out of range");
+        Ok(ShellIds {
+            jobid: u64::try_from(jobid).map_err(|_| out_of_range())?,
+            rank: u32::try_from(rank).map_err(|_| out_of_range())?,
+            size: u32::try_from(size).map_err(|_| out_of_range())?,
+        })
+    }
+
     /// Shell rank `rank`'s information, as JSON (`broker_rank`, `ntasks`,
     /// `resources`: its `cores` and `gpus` idsets); this shell's for None.
     pub fn rank_info(&self, rank: Option<u32>) -> Result<String, Error> {
@@ -416,6 +446,16 @@ impl Shell {
         };
         shell_log(level, msg);
     }
+}
+
+/// Who a shell is within its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShellIds {
+    pub jobid: u64,
+    /// This shell's rank among the job's shells (0 is the leader).
+    pub rank: u32,
+    /// The job's number of shells.
+    pub size: u32,
 }
 
 /// The key under which [`Shell::rpc`] sends its data.

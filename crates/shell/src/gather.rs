@@ -72,23 +72,12 @@ impl Job {
         else {
             return Ok(None);
         };
-        let info: Value = serde_json::from_str(&shell.info()?)
-            .map_err(|e| Error::new(libc::EINVAL, format!("shell info: {e}")))?;
-        let number = |key: &str| {
-            info.get(key)
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| Error::new(libc::EINVAL, format!("shell info has no {key}")))
-        };
-        let jobid = info
-            .get("jobid")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| Error::new(libc::EINVAL, "shell info has no jobid"))?;
+        let ids = shell.ids()?;
         Ok(Some(Job {
             handle: shell.handle()?,
-            jobid,
-            shell_rank: number("rank")?,
-            size: number("size")?,
+            jobid: ids.jobid,
+            shell_rank: ids.rank,
+            size: ids.size,
             period,
             measure: None,
             sampler: None,

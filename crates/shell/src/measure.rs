@@ -50,8 +50,11 @@ impl Measure {
         if pids.is_empty() || self.cgroup.is_some() {
             return;
         }
-        let all = proc::scan(Path::new("/proc"));
-        let seen = proc::sample(pids, &all, self.units);
+        let root = Path::new("/proc");
+        let seen = match proc::walk(pids, root) {
+            Some(procs) => proc::sum(&procs.iter().collect::<Vec<_>>(), self.units),
+            None => proc::sample(pids, &proc::scan(root), self.units),
+        };
         self.peak_sampled = self.peak_sampled.max(seen.rss_bytes);
     }
 

@@ -62,6 +62,47 @@ pub fn scan(proc_dir: &Path) -> Vec<Stat> {
         .collect()
 }
 
+/// The processes of the trees rooted at `roots` (the roots included),
+/// found through each process's `task/*/children` (Linux 3.5 and later,
+/// `CONFIG_PROC_CHILDREN`): only the job's own processes are read, however
+/// many the node runs. None where the kernel has no such files; then
+/// [`scan`] and [`trees`] find them.
+pub fn walk(roots: &[i32], proc_dir: &Path) -> Option<Vec<Stat>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut todo: Vec<i32> = roots.to_vec();
+    let mut any_children_file = false;
+    while let Some(pid) = todo.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        let dir = proc_dir.join(pid.to_string());
+        // A process that has ended leaves nothing to read; its children,
+        // reparented, are no longer in the tree.
+        let Some(stat) = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|line| parse_stat(&line).ok())
+        else {
+            continue;
+        };
+        out.push(stat);
+        let Ok(tasks) = std::fs::read_dir(dir.join("task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
+                any_children_file = true;
+                todo.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    (any_children_file || out.is_empty()).then_some(out)
+}
+
 /// The processes of the trees rooted at `roots` (the roots included).
 pub fn trees<'a>(roots: &[i32], all: &'a [Stat]) -> Vec<&'a Stat> {
     let mut children: HashMap<i32, Vec<&Stat>> = HashMap::new();
@@ -103,7 +144,11 @@ pub struct Sample {
 
 /// Sums the trees under `roots` in `all`.
 pub fn sample(roots: &[i32], all: &[Stat], units: Units) -> Sample {
-    let procs = trees(roots, all);
+    sum(&trees(roots, all), units)
+}
+
+/// Sums `procs`.
+pub fn sum(procs: &[&Stat], units: Units) -> Sample {
     let ticks: u64 = procs.iter().map(|s| s.utime + s.stime).sum();
     Sample {
         processes: procs.len(),
@@ -154,6 +199,25 @@ mod tests {
             stime: 0,
             rss,
         }
+    }
+
+    #[test]
+    fn the_walk_finds_this_process_and_its_children() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = std::process::id() as i32;
+        let found = walk(&[me], Path::new("/proc")).expect("this kernel has children files");
+        assert_eq!(found[0].pid, me);
+        assert!(
+            found.iter().any(|s| s.pid == child.id() as i32),
+            "{found:?}"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        // A root that has ended is no error.
+        assert_eq!(walk(&[i32::MAX], Path::new("/proc")), Some(vec![]));
     }
 
     #[test]
