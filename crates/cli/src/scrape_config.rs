@@ -99,6 +99,23 @@ struct ScrapeJob {
     auth: Auth,
 }
 
+impl ScrapeJob {
+    /// A job of that name with `auth`, and nothing else yet.
+    fn named(job_name: &'static str, auth: &Auth) -> ScrapeJob {
+        ScrapeJob {
+            job_name,
+            scrape_interval: None,
+            scrape_timeout: None,
+            metrics_path: None,
+            params: BTreeMap::new(),
+            static_configs: Vec::new(),
+            http_sd_configs: Vec::new(),
+            scheme: None,
+            auth: auth.clone(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct StaticConfig {
     targets: Vec<String>,
@@ -170,17 +187,13 @@ fn jobs(stats: &ModuleStats, target: &Target, auth: &Auth) -> Vec<ScrapeJob> {
         .filter(|name| stats.collectors.contains_key(*name))
         .collect();
     let job = |job_name, params: BTreeMap<_, _>| ScrapeJob {
-        job_name,
-        scrape_interval: None,
-        scrape_timeout: None,
         metrics_path: Some(target.path.clone()),
         params,
         static_configs: vec![StaticConfig {
             targets: vec![target.address.clone()],
         }],
-        http_sd_configs: Vec::new(),
         scheme: (target.scheme == "https").then_some("https"),
-        auth: auth.clone(),
+        ..ScrapeJob::named(job_name, auth)
     };
     if detail.is_empty() {
         return vec![job("flux", BTreeMap::new())];
@@ -245,12 +258,6 @@ pub fn scrape_config_nested(stats: &ModuleStats) -> Outcome {
     let auth = Auth::of(stats, &target);
     let mut scrape_configs = jobs(stats, &target, &auth);
     scrape_configs.push(ScrapeJob {
-        job_name: "flux-nested",
-        scrape_interval: None,
-        scrape_timeout: None,
-        metrics_path: None,
-        params: BTreeMap::new(),
-        static_configs: Vec::new(),
         http_sd_configs: vec![HttpSdConfig {
             url: format!(
                 "{}://{}{}",
@@ -262,8 +269,7 @@ pub fn scrape_config_nested(stats: &ModuleStats) -> Outcome {
             auth: auth.clone(),
         }],
         // Each discovered target names its own scheme.
-        scheme: None,
-        auth: auth.clone(),
+        ..ScrapeJob::named("flux-nested", &auth)
     });
     write(&scrape_configs, notes(stats, &auth))
 }
