@@ -113,7 +113,7 @@ adapter_outputs=$(awk '/as: / { gsub(/"/, "", $2); print $2 }' "$REPO/etc/promet
 # Recording rules' own names (level:metric:operations) are outputs, not
 # metrics read.
 unknown=$(cat "$REPO"/etc/grafana/*.json "$REPO"/etc/prometheus/*.yml "$REPO"/etc/prometheus-adapter/*.yml |
-    sed -E 's/\b[a-z_]+:[a-z_]+:[a-z_]+\b//g' | grep -oE 'flux_[a-z_]+' |
+    sed -E 's/\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b//g' | grep -oE 'flux_[a-z_]+' |
     sed -E 's/_(bucket|sum|count)$//' | sort -u | grep -vxF -f <(echo "$families"; echo "$adapter_outputs") || true)
 ok "the dashboard, alerts and adapter rules use only exported metrics${unknown:+ (unknown: $(echo $unknown))}" test -z "$unknown"
 
