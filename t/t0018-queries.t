@@ -53,14 +53,21 @@ plan $((2 * nqueries))
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# Real jobs load the job-shell plugin, whose usage records the module
+# counts (the "What jobs used" panels and rules).
+PLUGIN=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
+[ -f "$PLUGIN" ] || (cd "$REPO" && cargo build --release --quiet) >&2
+printf 'plugin.load { file = "%s" }\n' "$PLUGIN" >"$dir/rc.lua"
 # A steady overload (more short simulated jobs than the nodes take, so some
-# are always pending) in queue $1 ("" for the anonymous queue), until stop.
+# are always pending) in queue $1 ("" for the anonymous queue), with a real
+# job now and then, until stop.
 load() {
-    local qopt=()
+    local qopt=() n=0
     [ -n "$1" ] && qopt=(-q "$1")
     while [ -d "$dir" ] && [ ! -e "$dir/stop" ]; do
         flux submit --quiet --cc=1-6 "${qopt[@]}" \
             --setattr=system.exec.test.run_duration=0.5s true 2>/dev/null
+        [ $((n++ % 4)) = 0 ] && flux submit --quiet "${qopt[@]}" -o userrc="$dir/rc.lua" true 2>/dev/null
         sleep 0.5
     done
 }
@@ -69,7 +76,8 @@ load() {
 # node.
 flux queue start --all >/dev/null 2>&1
 # Every collector, the opt-in ones too: the kit has panels for them all.
-ALL=collectors=jobs,resources,queues,broker,jobflow,users,scheduler,internals,nodes,jobmap
+# The user label on the job-flow series: the per-user rules read it.
+ALL="collectors=jobs,resources,queues,broker,jobflow,users,scheduler,internals,nodes,jobmap jobflow-labels=user"
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=1s $ALL
 multi=$(module_url | sed 's|^http://||; s|/metrics$||')
 flux submit --quiet --urgency=0 -q batch sleep 300
@@ -85,8 +93,10 @@ FLUX_URI= "$(find_flux)" start --test-size=2 bash -c '
     flux module load --name=prometheus "'"$MODULE_SO"'" listen=127.0.0.1:0 poll-interval=1s '"$ALL"'
     flux module stats prometheus | jq -r .url >"'"$dir"'/single.url"
     flux submit --quiet --urgency=0 sleep 300
+    n=0
     while [ -d "'"$dir"'" ] && [ ! -e "'"$dir"'/stop" ]; do
         flux submit --quiet --cc=1-6 --setattr=system.exec.test.run_duration=0.5s true
+        [ $((n++ % 4)) = 0 ] && flux submit --quiet -o userrc="'"$dir"'/rc.lua" true
         sleep 0.5
     done
     flux cancel --all >/dev/null 2>&1
