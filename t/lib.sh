@@ -131,6 +131,8 @@ ok() {
         echo "ok $TEST_NO - $desc"
     else
         echo "not ok $TEST_NO - $desc"
+        # prove shows a failing test's stderr even when not verbose
+        echo "# failed $TEST_NO: $desc" >&2
         FAILED=$((FAILED + 1))
     fi
 }
