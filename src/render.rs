@@ -39,17 +39,26 @@ pub struct Doc {
 }
 
 impl Doc {
-    pub const fn gauge(
+    const fn new(
+        kind: Kind,
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Doc {
         Doc {
             name,
-            kind: Kind::Gauge,
+            kind,
             help,
             labels,
         }
+    }
+
+    pub const fn gauge(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Doc {
+        Doc::new(Kind::Gauge, name, help, labels)
     }
 
     pub const fn counter(
@@ -57,12 +66,7 @@ impl Doc {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Doc {
-        Doc {
-            name,
-            kind: Kind::Counter,
-            help,
-            labels,
-        }
+        Doc::new(Kind::Counter, name, help, labels)
     }
 
     pub const fn histogram(
@@ -70,12 +74,7 @@ impl Doc {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Doc {
-        Doc {
-            name,
-            kind: Kind::Histogram,
-            help,
-            labels,
-        }
+        Doc::new(Kind::Histogram, name, help, labels)
     }
 
     pub const fn info(
@@ -83,12 +82,7 @@ impl Doc {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Doc {
-        Doc {
-            name,
-            kind: Kind::Info,
-            help,
-            labels,
-        }
+        Doc::new(Kind::Info, name, help, labels)
     }
 
     /// The base unit the name ends in, as the exporter guide names them.
