@@ -1,5 +1,5 @@
 # Convenience targets; cargo does the building.
-.PHONY: all man check check-backfill demo bench install uninstall
+.PHONY: all man check demo bench install uninstall
 
 all:
 	cargo build --release
@@ -11,10 +11,6 @@ man:
 # The test command: what CI runs.
 check:
 	scripts/check
-
-# Truth under load with flux-core's Python sched-backfill (needs flux-core).
-check-backfill:
-	FLUX_PROMETHEUS_SCHED=sched-backfill prove t/t0005-truth-under-load.t
 
 # Build, start a small Flux instance with the module, run jobs, print a scrape.
 demo:
