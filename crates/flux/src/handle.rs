@@ -119,6 +119,7 @@ impl Handle {
         topic: &str,
         payload: &str,
         streaming: bool,
+        nodeid: u32,
     ) -> Result<*mut sys::flux_future_t, Error> {
         let topic_c = cstring(topic)?;
         let payload_c = cstring(payload)?;
@@ -133,7 +134,7 @@ impl Handle {
                 self.raw.as_ptr(),
                 topic_c.as_ptr(),
                 payload_c.as_ptr(),
-                sys::FLUX_NODEID_ANY,
+                nodeid,
                 flags,
             )
         };

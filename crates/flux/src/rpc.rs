@@ -16,7 +16,7 @@ type ResponseCallback = Callback<dyn FnMut(Result<String, Error>)>;
 impl Handle {
     /// A blocking RPC, for use before the reactor runs (module load).
     pub fn rpc_wait(&self, topic: &str, payload: &str) -> Result<String, Error> {
-        let f = self.send(topic, payload, false)?;
+        let f = self.send(topic, payload, false, sys::FLUX_NODEID_ANY)?;
         // SAFETY: f is a valid future; flux_rpc_get blocks for its response.
         let result = unsafe { future_result(f, topic) };
         // SAFETY: f was created above and is not used after this.
@@ -32,7 +32,7 @@ impl Handle {
         payload: &str,
         timeout: std::time::Duration,
     ) -> Result<String, Error> {
-        let f = self.send(topic, payload, false)?;
+        let f = self.send(topic, payload, false, sys::FLUX_NODEID_ANY)?;
         // SAFETY: f is a valid future; flux_future_wait_for blocks at most
         // `timeout` for its response.
         let result = if unsafe { sys::flux_future_wait_for(f, timeout.as_secs_f64()) } < 0 {
@@ -56,7 +56,21 @@ impl Handle {
         streaming: bool,
         on_response: impl FnMut(Result<String, Error>) + 'static,
     ) -> Result<Rpc, Error> {
-        let f = self.send(topic, payload, streaming)?;
+        let f = self.send(topic, payload, streaming, sys::FLUX_NODEID_ANY)?;
+        // SAFETY: f is a new RPC future of ours.
+        unsafe { self.then(f, topic, Response::Payload, on_response) }
+    }
+
+    /// Sends an RPC to the service on broker rank `rank` (not the nearest
+    /// one) and calls `on_response` from the reactor with its one response.
+    pub fn rpc_to(
+        &self,
+        rank: u32,
+        topic: &str,
+        payload: &str,
+        on_response: impl FnMut(Result<String, Error>) + 'static,
+    ) -> Result<Rpc, Error> {
+        let f = self.send(topic, payload, false, rank)?;
         // SAFETY: f is a new RPC future of ours.
         unsafe { self.then(f, topic, Response::Payload, on_response) }
     }
