@@ -6,11 +6,13 @@
 //!
 //! One concern a file: [`proc`] reads processes from `/proc`, [`cgroup`]
 //! a shell's own cgroup v2, [`idset`] counts the ids of RFC 22 idsets, [`options`] reads the job's
-//! `-o prometheus` shell option, and
-//! [`report`] is the event and the efficiency figures made from it.
+//! `-o prometheus` shell option, [`report`] is the event and the
+//! efficiency figures made from it, and [`live`] the messages that carry
+//! running jobs' figures from each broker rank to rank 0.
 
 pub mod cgroup;
 pub mod idset;
+pub mod live;
 pub mod options;
 pub mod proc;
 pub mod report;

@@ -12,6 +12,11 @@ pub struct Stat {
     /// User and system CPU time, in clock ticks.
     pub utime: u64,
     pub stime: u64,
+    /// The same of its children that have ended and been waited for.
+    pub cutime: u64,
+    pub cstime: u64,
+    /// Its threads (each may have children of its own).
+    pub threads: u64,
     /// Resident set, in pages.
     pub rss: u64,
 }
@@ -39,6 +44,10 @@ pub fn parse_stat(line: &str) -> Result<Stat, BadStat> {
         ppid: field(4)?.parse().map_err(|_| bad())?,
         utime: field(14)?.parse().map_err(|_| bad())?,
         stime: field(15)?.parse().map_err(|_| bad())?,
+        // Signed in the kernel's format, as rss is.
+        cutime: field(16)?.parse::<i64>().map_err(|_| bad())?.max(0) as u64,
+        cstime: field(17)?.parse::<i64>().map_err(|_| bad())?.max(0) as u64,
+        threads: field(20)?.parse().map_err(|_| bad())?,
         // rss is signed in the kernel's format; a negative one is none.
         rss: field(24)?.parse::<i64>().map_err(|_| bad())?.max(0) as u64,
     })
@@ -85,12 +94,10 @@ pub fn walk(roots: &[i32], proc_dir: &Path) -> Option<Vec<Stat>> {
         else {
             continue;
         };
+        let threads = stat.threads;
         out.push(stat);
-        let Ok(tasks) = std::fs::read_dir(dir.join("task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
+        let mut take = |file: &Path| {
+            if let Ok(children) = std::fs::read_to_string(file) {
                 any_children_file = true;
                 todo.extend(
                     children
@@ -98,9 +105,32 @@ pub fn walk(roots: &[i32], proc_dir: &Path) -> Option<Vec<Stat>> {
                         .filter_map(|c| c.parse::<i32>().ok()),
                 );
             }
+        };
+        // Most processes have one thread, whose children file is found
+        // without listing the task directory.
+        if threads <= 1 {
+            take(&dir.join(format!("task/{pid}/children")));
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(dir.join("task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            take(&task.path().join("children"));
         }
     }
     (any_children_file || out.is_empty()).then_some(out)
+}
+
+/// The real user ID of process `pid` (`/proc/PID/status`), or None where
+/// it has gone or the file cannot be read.
+pub fn owner(pid: i32, proc_dir: &Path) -> Option<u32> {
+    let status = std::fs::read_to_string(proc_dir.join(pid.to_string()).join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
 }
 
 /// The processes of the trees rooted at `roots` (the roots included).
@@ -138,6 +168,7 @@ pub struct Units {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Sample {
     pub processes: usize,
+    /// The processes' CPU time and that of the children they waited for.
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
 }
@@ -149,7 +180,10 @@ pub fn sample(roots: &[i32], all: &[Stat], units: Units) -> Sample {
 
 /// Sums `procs`.
 pub fn sum(procs: &[&Stat], units: Units) -> Sample {
-    let ticks: u64 = procs.iter().map(|s| s.utime + s.stime).sum();
+    let ticks: u64 = procs
+        .iter()
+        .map(|s| s.utime + s.stime + s.cutime + s.cstime)
+        .sum();
     Sample {
         processes: procs.len(),
         cpu_seconds: ticks as f64 / units.ticks_per_second,
@@ -174,9 +208,37 @@ mod tests {
                 ppid: 13946,
                 utime: 7,
                 stime: 3,
+                cutime: 0,
+                cstime: 0,
+                threads: 1,
                 rss: 418
             }
         );
+    }
+
+    #[test]
+    fn waited_for_children_count_in_the_trees_cpu_time() {
+        // A shell (pid 20) that has waited for children which used 150
+        // ticks, itself using 10.
+        let line = "20 (bash) S 1 20 20 0 -1 4194304 0 0 0 0 6 4 120 30 20 0 1 0 1 3133440 100 0";
+        let s = parse_stat(line).unwrap();
+        assert_eq!((s.cutime, s.cstime), (120, 30));
+        let units = Units {
+            ticks_per_second: 100.0,
+            page_size: 4096,
+        };
+        assert!((sum(&[&s], units).cpu_seconds - 1.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_process_owner_is_its_real_uid() {
+        let me = std::process::id() as i32;
+        let uid = std::fs::metadata(format!("/proc/{me}")).map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid()
+        });
+        assert_eq!(owner(me, Path::new("/proc")), uid.ok());
+        assert_eq!(owner(i32::MAX, Path::new("/proc")), None);
     }
 
     #[test]
@@ -197,6 +259,9 @@ mod tests {
             ppid,
             utime: ticks,
             stime: 0,
+            cutime: 0,
+            cstime: 0,
+            threads: 1,
             rss,
         }
     }

@@ -1,0 +1,246 @@
+//! What running jobs use now, as the module on each broker rank measures
+//! it: the job shell's registration of its tasks (shell to the module on
+//! its own rank), and the batch each rank sends rank 0 once per sampling
+//! period, one sample per job running there.
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the registration and of the batch; a receiver refuses
+/// any other, so that a shell plugin or a module of another build is told,
+/// not misread.
+pub const VERSION: u32 = 1;
+
+/// The module's method on each rank where a job shell registers its tasks.
+pub const REGISTER_METHOD: &str = "register";
+/// The method on rank 0 that takes each rank's batch.
+pub const SAMPLES_METHOD: &str = "samples";
+/// The method on rank 0 that answers what a running job uses now.
+pub const JOB_METHOD: &str = "job-usage";
+
+/// What a job shell tells the module on its rank when its tasks start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    pub version: u32,
+    /// The job's ID.
+    pub id: u64,
+    /// The tasks' process IDs: their process trees are the job's here.
+    /// Where the shell has a cgroup v2 of its own (sdexec), the module
+    /// finds it from the tasks, rather than take the shell's word for it.
+    pub pids: Vec<i32>,
+    /// What the job was allocated on this node.
+    pub cores: u64,
+    pub gpus: u64,
+}
+
+/// One job's figures on one node, from one look.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSample {
+    pub id: u64,
+    /// Who registered the job (the shell's user), for rank 0 to check
+    /// against the job's owner.
+    pub userid: u32,
+    pub cores: u64,
+    pub gpus: u64,
+    /// Processes in the job's trees (0 where read from a cgroup).
+    pub processes: u64,
+    /// CPU time (user and system) the job's processes have used on the node
+    /// since they started.
+    pub cpu_seconds: f64,
+    /// Cores' worth of CPU the job used since the previous look (CPU time
+    /// over wall time); None at the first look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<f64>,
+    /// Resident memory now, and the most any look saw.
+    pub memory_bytes: u64,
+    pub peak_memory_bytes: u64,
+    /// `processes` or `cgroup`.
+    pub source: String,
+}
+
+/// One rank's samples of one period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub version: u32,
+    pub rank: u32,
+    pub hostname: String,
+    /// Seconds between this rank's looks: rank 0 takes a batch as current
+    /// for three of them.
+    pub period: f64,
+    pub jobs: Vec<JobSample>,
+}
+
+/// A running job's figures on one node, as rank 0 answers them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSample {
+    pub rank: u32,
+    pub hostname: String,
+    /// Seconds since rank 0 received the sample.
+    pub age: f64,
+    #[serde(flatten)]
+    pub sample: JobSample,
+}
+
+/// A running job's figures on every node that reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveJob {
+    pub id: u64,
+    pub nodes: Vec<NodeSample>,
+}
+
+impl LiveJob {
+    pub fn cores(&self) -> u64 {
+        self.nodes.iter().map(|n| n.sample.cores).sum()
+    }
+
+    /// Cores' worth of CPU in use, over the nodes that have a rate yet.
+    pub fn cpu_cores(&self) -> f64 {
+        self.nodes.iter().filter_map(|n| n.sample.cpu_cores).sum()
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        self.nodes.iter().map(|n| n.sample.memory_bytes).sum()
+    }
+
+    /// CPU in use over the cores allocated; None before any rate, or
+    /// without cores.
+    pub fn cpu_efficiency(&self) -> Option<f64> {
+        let rated: Vec<_> = self
+            .nodes
+            .iter()
+            .filter(|n| n.sample.cpu_cores.is_some())
+            .collect();
+        let cores: u64 = rated.iter().map(|n| n.sample.cores).sum();
+        (cores > 0)
+            .then(|| rated.iter().filter_map(|n| n.sample.cpu_cores).sum::<f64>() / cores as f64)
+    }
+}
+
+/// Why a registration or a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("unreadable {what}: {why}")]
+    Unreadable { what: &'static str, why: String },
+    #[error("{what} version {got}; this flux-prometheus reads version {VERSION} (shell plugin and module of different builds?)")]
+    Version { what: &'static str, got: u32 },
+    #[error("registration of job {0} names no task")]
+    NoTasks(u64),
+}
+
+/// Reads a shell's registration.
+pub fn read_registration(payload: &str) -> Result<Registration, WireError> {
+    let r: Registration = read("registration", payload)?;
+    if r.pids.is_empty() {
+        return Err(WireError::NoTasks(r.id));
+    }
+    Ok(r)
+}
+
+/// Reads a rank's batch.
+pub fn read_batch(payload: &str) -> Result<Batch, WireError> {
+    read("batch", payload)
+}
+
+/// A message that carries its version.
+trait Versioned: for<'de> Deserialize<'de> {
+    fn version(&self) -> u32;
+}
+
+impl Versioned for Registration {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Versioned for Batch {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+/// Reads a versioned message once (every batch, at rank 0); where it does
+/// not read, its version alone, so that another build's message is called
+/// that, whatever else differs.
+fn read<T: Versioned>(what: &'static str, payload: &str) -> Result<T, WireError> {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: u32,
+    }
+    let check = |got: u32| {
+        (got == VERSION)
+            .then_some(())
+            .ok_or(WireError::Version { what, got })
+    };
+    match serde_json::from_str::<T>(payload) {
+        Ok(message) => check(message.version()).map(|()| message),
+        Err(e) => {
+            if let Ok(v) = serde_json::from_str::<VersionOnly>(payload) {
+                check(v.version)?;
+            }
+            Err(WireError::Unreadable {
+                what,
+                why: e.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_builds_registration_is_named_as_such() {
+        let err =
+            read_registration(r#"{"version":2,"id":1,"pids":[1],"cores":1,"gpus":0}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "registration version 2; this flux-prometheus reads version 1 (shell plugin and module of different builds?)"
+        );
+    }
+
+    #[test]
+    fn a_registration_without_tasks_is_refused() {
+        let err =
+            read_registration(r#"{"version":1,"id":7,"pids":[],"cores":1,"gpus":0}"#).unwrap_err();
+        assert_eq!(err, WireError::NoTasks(7));
+        let err = read_registration("{").unwrap_err();
+        assert!(err.to_string().starts_with("unreadable registration: "));
+    }
+
+    #[test]
+    fn efficiency_counts_only_nodes_with_a_rate() {
+        let node = |rank, cores, rate| NodeSample {
+            rank,
+            hostname: format!("node{rank}"),
+            age: 1.0,
+            sample: JobSample {
+                id: 1,
+                userid: 1000,
+                cores,
+                gpus: 0,
+                processes: 3,
+                cpu_seconds: 10.0,
+                cpu_cores: rate,
+                memory_bytes: 1 << 20,
+                peak_memory_bytes: 1 << 21,
+                source: "processes".into(),
+            },
+        };
+        let job = LiveJob {
+            id: 1,
+            nodes: vec![node(0, 4, Some(2.0)), node(1, 4, None)],
+        };
+        assert_eq!(job.cpu_efficiency(), Some(0.5));
+        assert_eq!(job.cores(), 8);
+        assert_eq!(job.memory_bytes(), 2 << 20);
+        let batch = Batch {
+            version: VERSION,
+            rank: 1,
+            hostname: "node1".into(),
+            period: 30.0,
+            jobs: vec![job.nodes[0].sample.clone()],
+        };
+        let text = serde_json::to_string(&batch).unwrap();
+        assert_eq!(read_batch(&text).unwrap(), batch);
+    }
+}
