@@ -84,6 +84,48 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(&flow).summary())
     });
     group.finish();
+
+    // Rank 0 at 16,384 ranks with 4 running jobs each: one sampling
+    // period's batches, each read and taken as the samples service does,
+    // then the summary a publish reads with every job's samples in it.
+    let ranks = 16_384u32;
+    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+    for i in 0..i64::from(ranks) * 4 {
+        for e in &one_job(i + 1, 1000.0 + i as f64)[..6] {
+            flow.apply(e).expect("parses");
+        }
+    }
+    let batches: Vec<String> = (0..ranks)
+        .map(|rank| {
+            let jobs: Vec<serde_json::Value> = (0..4u64)
+                .map(|j| {
+                    json!({"id": u64::from(rank) * 4 + j + 1, "userid": 1000, "cores": 16, "gpus": 1,
+                        "processes": 64, "cpu_seconds": 12345.6, "cpu_cores": 13.2,
+                        "memory_bytes": 34_359_738_368u64, "peak_memory_bytes": 40_000_000_000u64,
+                        "source": "processes"})
+                })
+                .collect();
+            json!({"version": 1, "rank": rank, "hostname": format!("node{rank}"), "period": 30.0, "jobs": jobs})
+                .to_string()
+        })
+        .collect();
+    let mut group = c.benchmark_group("live samples at rank 0");
+    group.sample_size(10);
+    group.bench_function(
+        "one period: 16384 ranks' batches of 4 jobs, read and taken",
+        |b| {
+            b.iter(|| {
+                for text in &batches {
+                    let batch = usage::live::read_batch(black_box(text)).expect("reads");
+                    flow.take_live(2000.0, batch, 0);
+                }
+            })
+        },
+    );
+    group.bench_function("summary with 65536 sampled jobs", |b| {
+        b.iter(|| black_box(&flow).summary())
+    });
+    group.finish();
 }
 
 criterion_group!(group, benches);

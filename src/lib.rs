@@ -62,9 +62,11 @@ pub mod http;
 pub mod model;
 pub mod module;
 pub mod names;
+pub mod node;
 pub mod reactor;
 pub mod reference;
 pub mod render;
+pub mod sampler;
 pub mod state;
 pub mod stats;
 

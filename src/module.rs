@@ -20,6 +20,7 @@ use crate::http::webconfig::WebConfig;
 use crate::http::{Server, METRICS_PATH};
 use crate::model::resources::queue_names;
 use crate::names::NameService;
+use crate::sampler::Sampler;
 use flux::{Error, Handle, Level, ModuleInstance, MsgHandler, Timer};
 
 /// What collectors are started or reconfigured with, from `config` and the
@@ -140,6 +141,7 @@ fn stats_json(live: &Live) -> String {
             .and_then(|s| s.as_ref().ok())
             .map(|d| d.as_micros() as u64),
         http_wakeup_slice_error: slice.and_then(Result::err).map(|refused| refused.0),
+        sampler: live.sampler.as_ref().map(Sampler::stats),
     };
     serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into())
 }
@@ -179,6 +181,8 @@ struct Live {
     /// Looks user names up off the reactor thread; stopped and joined at
     /// teardown, like the HTTP thread.
     names: Option<NameService>,
+    /// Samples the jobs running on this node, as on every rank.
+    sampler: Option<Sampler>,
 }
 
 /// How the module is taken down: in order, on the reactor thread with the
@@ -208,6 +212,7 @@ impl Module {
         release(std::mem::take(&mut live.collectors), how);
         release(live.ctx.take(), how);
         release(live.bind_retry.take(), how);
+        release(live.sampler.take(), how);
         if let Some(announcer) = live.announcer.take() {
             match how {
                 Teardown::Orderly => announcer.withdraw(),
@@ -290,6 +295,11 @@ impl Live {
         self.shared.set_web(web);
         if config.max_request_rate != self.config.max_request_rate {
             self.shared.pacer.set_rate(config.max_request_rate);
+        }
+        if let Some(sampler) = &self.sampler {
+            sampler
+                .set_period(config.sample_interval)
+                .map_err(ReloadError::Request)?;
         }
         if let Some(listener) = listener {
             self.serve(listener, scheme)?;
@@ -495,6 +505,10 @@ fn thread_error(what: &str, e: std::io::Error) -> Error {
 /// The reactor then runs until removal; `Module`'s teardown undoes all
 /// of it, also when a step here fails.
 pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Error> {
+    // Every other rank only samples its node's jobs for rank 0.
+    if h.rank()? != 0 {
+        return crate::node::start(h, args);
+    }
     let Arguments {
         args,
         level,
@@ -548,6 +562,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         queues: queues.clone(),
         announcer: None,
         names: Some(names),
+        sampler: None,
     }));
     // From here a failure drops `module`, whose teardown stops whatever
     // started.
@@ -563,6 +578,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         live.borrow_mut().collectors.push((name, running));
     }
     module.handlers = Some(handle_requests(&h, &live)?);
+    live.borrow_mut().sampler = Some(Sampler::start(h, config.sample_interval)?);
     if level > 0 {
         announce_to_parent(&h, &ctx, &live);
     }

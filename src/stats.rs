@@ -61,6 +61,28 @@ pub struct ModuleStats {
     /// where it was refused (then `http_wakeup_slice_error` says why).
     pub http_wakeup_slice_us: Option<u64>,
     pub http_wakeup_slice_error: Option<String>,
+    /// The sampler of this node's running jobs (every rank has one).
+    pub sampler: Option<SamplerStats>,
+}
+
+/// What the sampler of a rank's running jobs does (`flux module stats
+/// prometheus` on any rank).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplerStats {
+    pub rank: u32,
+    pub sample_interval: f64,
+    /// Jobs registered and still running here.
+    pub jobs: usize,
+    pub registrations: u64,
+    pub registrations_refused: u64,
+    pub batches_sent: u64,
+    /// Batches rank 0 did not take, or not sent because the last one was
+    /// still unanswered.
+    pub batches_failed: u64,
+    /// CPU seconds the last look at every job took the reactor thread, the
+    /// batch sent included.
+    pub last_sample_cpu_seconds: f64,
 }
 
 /// How the resources and nodes collectors' `resource.status` asks were

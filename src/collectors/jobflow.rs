@@ -19,6 +19,13 @@
 //! active job, and only from the job's owner or the instance owner; any
 //! other is refused, counted in `flux_jobs_usage_refused_total`, and
 //! logged (the first few).
+//!
+//! What running jobs use now comes from the module on every broker rank
+//! (`crate::sampler`): each rank sends `prometheus.samples` one batch per
+//! sampling period, and a sample counts for an active job registered by
+//! its owner. `prometheus.job-usage` answers one running job's figures
+//! (`flux prometheus jobstats` on a running job) to its owner or the
+//! instance owner.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -62,6 +69,10 @@ pub const SPEC: Spec = Spec {
                 key: "label-limit",
                 check: |v| Ok(parse_limit(v).map(drop)?),
             },
+            OptionSpec {
+                key: "job-usage-series",
+                check: |v| Ok(parse_series(v).map(drop)?),
+            },
         ],
         needs: &[],
     },
@@ -79,6 +90,8 @@ struct Options {
     wait_buckets: Vec<f64>,
     run_buckets: Vec<f64>,
     labels: LabelOptions,
+    /// Running jobs with per-job usage series, at most (0: none).
+    job_usage_series: usize,
 }
 
 /// What is wrong with one of this collector's options.
@@ -90,7 +103,12 @@ enum OptionError {
     UnknownLabel(String),
     #[error("expected a positive number of distinct values")]
     NotALimit,
+    #[error("expected a number of jobs, 0 (none) to {MAX_JOB_USAGE_SERIES}")]
+    NotASeriesCount,
 }
+
+/// The most running jobs `job-usage-series` may give series of their own.
+const MAX_JOB_USAGE_SERIES: usize = 10_000;
 
 impl Options {
     fn from(settings: &Settings) -> Result<Options, OptionError> {
@@ -110,6 +128,9 @@ impl Options {
             wait_buckets: buckets("wait-buckets", DEFAULT_WAIT_BUCKETS)?,
             run_buckets: buckets("run-buckets", DEFAULT_RUN_BUCKETS)?,
             labels,
+            job_usage_series: settings
+                .option("job-usage-series")
+                .map_or(Ok(0), parse_series)?,
         })
     }
 }
@@ -136,6 +157,14 @@ fn parse_limit(value: &str) -> Result<usize, OptionError> {
         .ok()
         .filter(|&n| n > 0)
         .ok_or(OptionError::NotALimit)
+}
+
+fn parse_series(value: &str) -> Result<usize, OptionError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n <= MAX_JOB_USAGE_SERIES)
+        .ok_or(OptionError::NotASeriesCount)
 }
 
 const TOPIC: &str = "job-manager.events-journal";
@@ -184,8 +213,10 @@ struct Inner {
     /// Events came since the summary was last read: the next render reads
     /// it again, once for all of them.
     summary_due: Cell<bool>,
-    /// The job shells' usage records (`NAME.usage`).
-    usage_service: RefCell<Option<MsgHandler>>,
+    /// The job shells' usage records (`NAME.usage`), the ranks' live
+    /// samples (`NAME.samples`) and the answers about one running job
+    /// (`NAME.job-usage`).
+    services: RefCell<Vec<MsgHandler>>,
     /// The instance owner's userid, who may send any job's record.
     instance_owner: u32,
     /// Refused records logged so far.
@@ -283,6 +314,121 @@ fn serve_usage(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
         })
 }
 
+/// The module's name, which prefixes its services.
+fn service(inner: &Inner, method: &str) -> String {
+    let name = inner
+        .ctx
+        .handle
+        .module_name()
+        .unwrap_or_else(|| "prometheus".into());
+    format!("{name}.{method}")
+}
+
+/// Logs a refusal, the first [`REFUSALS_LOGGED`] of them.
+fn log_refusal(inner: &Inner, what: &str, why: &str) {
+    let logged = inner.refusals_logged.get();
+    if logged < REFUSALS_LOGGED {
+        inner.refusals_logged.set(logged + 1);
+        let more = if logged + 1 == REFUSALS_LOGGED {
+            " (further refusals are only counted)"
+        } else {
+            ""
+        };
+        inner.ctx.handle.log(
+            Level::Warning,
+            &format!("{NAME} collector: {what} refused: {why}{more}"),
+        );
+    }
+}
+
+/// Serves `NAME.samples`, where the module on each rank (the instance
+/// owner's, as every module is) sends its running jobs' samples.
+fn serve_samples(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
+    let weak = Rc::downgrade(inner);
+    let topic = service(inner, usage::live::SAMPLES_METHOD);
+    inner.ctx.handle.handle_requests(&topic, false, move |request| {
+        let Some(inner) = weak.upgrade() else {
+            return request.respond_error(libc::ENOSYS, "the jobflow collector has stopped");
+        };
+        let payload = request.payload().ok().flatten().unwrap_or_default();
+        match usage::live::read_batch(&payload) {
+            Ok(batch) => {
+                let rank = batch.rank;
+                let now = inner.ctx.handle.now();
+                let refused = inner
+                    .model
+                    .borrow_mut()
+                    .take_live(now, batch, inner.instance_owner);
+                if refused > 0 {
+                    log_refusal(
+                        &inner,
+                        "live samples",
+                        &format!("{refused} of rank {rank}'s batch name jobs that are not active, or were registered by a user who does not own them"),
+                    );
+                }
+                request.respond("{}");
+            }
+            Err(e) => {
+                inner.model.borrow_mut().refuse_live();
+                log_refusal(&inner, "a rank's batch of live samples", &e.to_string());
+                request.respond_error(libc::EPROTO, &e.to_string());
+            }
+        }
+        if inner.live.get() {
+            inner.summary_due.set(true);
+            inner.ctx.request_publish();
+        }
+    })
+}
+
+/// The request of `NAME.job-usage`.
+#[derive(serde::Deserialize)]
+struct JobUsageRequest {
+    id: i64,
+}
+
+/// Serves `NAME.job-usage`: a running job's figures, node by node, to its
+/// owner or the instance owner.
+fn serve_job_usage(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
+    let weak = Rc::downgrade(inner);
+    let topic = service(inner, usage::live::JOB_METHOD);
+    inner.ctx.handle.handle_requests(&topic, true, move |request| {
+        let Some(inner) = weak.upgrade() else {
+            return request.respond_error(libc::ENOSYS, "the jobflow collector has stopped");
+        };
+        let asked = request.payload().ok().flatten().unwrap_or_default();
+        let Ok(JobUsageRequest { id }) = serde_json::from_str(&asked) else {
+            return request.respond_error(libc::EPROTO, "expected {\"id\": JOBID}");
+        };
+        let Ok(requester) = request.userid() else {
+            return request.respond_error(libc::EPROTO, "the request carries no userid");
+        };
+        let now = inner.ctx.handle.now();
+        let answer =
+            inner
+                .model
+                .borrow()
+                .live_job(id, now, requester, inner.instance_owner);
+        match answer {
+            Ok(Some(job)) => match serde_json::to_string(&job) {
+                Ok(text) => request.respond(&text),
+                Err(e) => request.respond_error(libc::EIO, &e.to_string()),
+            },
+            Ok(None) => request.respond_error(
+                libc::ENODATA,
+                &format!("no node has reported job {id} yet (the module samples every sample-interval on each rank; is it loaded on every rank, and the shell plugin installed?)"),
+            ),
+            Err(e) => {
+                let errno = match e {
+                    UsageRefused::NotOwner { .. } => libc::EPERM,
+                    _ => libc::ENOENT,
+                };
+                request.respond_error(errno, &e.to_string());
+            }
+        }
+    })
+}
+
 fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
     let options = Options::from(settings).map_err(|e| Error::new(libc::EINVAL, e.to_string()))?;
     let since = ctx.handle.now();
@@ -301,15 +447,23 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         live: Cell::new(false),
         subscribed_once: Cell::new(false),
         summary_due: Cell::new(false),
-        usage_service: RefCell::new(None),
+        services: RefCell::new(Vec::new()),
         instance_owner: handle
             .attr("security.owner")
             .and_then(|owner| owner.parse().ok())
             .unwrap_or(u32::MAX),
         refusals_logged: Cell::new(0),
     });
-    *inner.usage_service.borrow_mut() = Some(serve_usage(&inner)?);
+    *inner.services.borrow_mut() = vec![
+        serve_usage(&inner)?,
+        serve_samples(&inner)?,
+        serve_job_usage(&inner)?,
+    ];
     inner.model.borrow_mut().know_queues(settings.queues);
+    inner
+        .model
+        .borrow_mut()
+        .show_live_jobs(options.job_usage_series);
     let weak: Weak<Inner> = Rc::downgrade(&inner);
     let summary = weak.clone();
     inner.ctx.before_publish(move || {
@@ -424,6 +578,8 @@ fn publish_summary(inner: &Inner) {
 /// The model's summary, as a change of the state, and when reading it began.
 fn read_summary(inner: &Inner) -> (Instant, impl FnOnce(&mut State)) {
     let started = Instant::now();
+    let now = inner.ctx.handle.now();
+    inner.model.borrow_mut().expire_live(now);
     let summary = inner.model.borrow().summary();
     (started, move |state: &mut State| {
         state.set(SECTION, summary)
@@ -503,6 +659,40 @@ fn render(state: &State, out: &mut Rendered) {
         f.observations(&with_queue(q, &[]), &qf.usage.peak_memory);
     }
     Family::of(out, &JOBS_USAGE_REFUSED_TOTAL).sample(&[], flow.usage_refused as f64);
+    type Now = fn(&jobflow::LiveFlow) -> f64;
+    let now: [(&Doc, &Doc, Now); 4] = [
+        (&JOBS_RUNNING_SAMPLED, &JOB_USAGE_SAMPLED_NODES, |l| {
+            l.jobs as f64
+        }),
+        (&JOBS_RUNNING_CPU_CORES, &JOB_CPU_CORES, |l| l.cpu_cores),
+        (&JOBS_RUNNING_ALLOCATED_CORES, &JOB_ALLOCATED_CORES, |l| {
+            l.allocated_cores as f64
+        }),
+        (&JOBS_RUNNING_MEMORY_BYTES, &JOB_MEMORY_BYTES, |l| {
+            l.memory_bytes as f64
+        }),
+    ];
+    for (queue_doc, _, pick) in now {
+        let mut f = Family::of(out, queue_doc);
+        for (q, l) in &flow.live {
+            f.sample(&with_queue(q, &[]), pick(l));
+        }
+    }
+    if !flow.live_jobs.is_empty() {
+        let ids: Vec<String> = flow
+            .live_jobs
+            .iter()
+            .map(|r| crate::model::nested::f58(r.id.unsigned_abs()))
+            .collect();
+        for (_, job_doc, pick) in &now[1..] {
+            let mut f = Family::of(out, job_doc);
+            for (row, id) in flow.live_jobs.iter().zip(&ids) {
+                f.sample(&with_queue(&row.key, &[("jobid", id)]), pick(&row.flow));
+            }
+        }
+    }
+    Family::of(out, &USAGE_SAMPLING_RANKS).sample(&[], flow.live_ranks as f64);
+    Family::of(out, &USAGE_SAMPLES_REFUSED_TOTAL).sample(&[], flow.live_refused as f64);
     type Pick = fn(&crate::model::jobflow::Demand) -> Option<f64>;
     let demand_families: [(&Doc, Pick); 6] = [
         (&QUEUE_PENDING_JOBS, |d| Some(d.jobs as f64)),
@@ -541,6 +731,15 @@ pub const FAMILIES: &[Doc] = &[
     JOBS_CPU_EFFICIENCY_RATIO,
     JOBS_PEAK_MEMORY_BYTES,
     JOBS_USAGE_REFUSED_TOTAL,
+    JOBS_RUNNING_SAMPLED,
+    JOBS_RUNNING_CPU_CORES,
+    JOBS_RUNNING_ALLOCATED_CORES,
+    JOBS_RUNNING_MEMORY_BYTES,
+    JOB_CPU_CORES,
+    JOB_ALLOCATED_CORES,
+    JOB_MEMORY_BYTES,
+    USAGE_SAMPLING_RANKS,
+    USAGE_SAMPLES_REFUSED_TOTAL,
     QUEUE_PENDING_JOBS,
     QUEUE_PENDING_REQUESTED_NODES,
     QUEUE_PENDING_REQUESTED_CORES,
@@ -653,6 +852,64 @@ const JOBS_PEAK_MEMORY_BYTES: Doc = Doc::histogram(
 const JOBS_USAGE_REFUSED_TOTAL: Doc = Doc::counter(
     "flux_jobs_usage_refused_total",
     "Usage records refused: unreadable, for a job that is not active, from a user who owns neither the job nor the instance, or a job's second.",
+    &[],
+);
+
+const JOBS_RUNNING_SAMPLED: Doc = Doc::gauge(
+    "flux_jobs_running_sampled",
+    "Running jobs whose nodes' prometheus modules sample them now (the shell plugin registers each job's tasks with the module on its node).",
+    &["queue", "user", "project"],
+);
+
+const JOBS_RUNNING_CPU_CORES: Doc = Doc::gauge(
+    "flux_jobs_running_cpu_cores",
+    "Cores' worth of CPU the sampled running jobs used over each node's last sampling period. Over flux_jobs_running_allocated_cores it is their CPU efficiency now.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_RUNNING_ALLOCATED_CORES: Doc = Doc::gauge(
+    "flux_jobs_running_allocated_cores",
+    "Cores allocated to the sampled running jobs, on the nodes that have measured a rate.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_RUNNING_MEMORY_BYTES: Doc = Doc::gauge(
+    "flux_jobs_running_memory_bytes",
+    "Resident memory of the sampled running jobs' processes (or cgroups) at each node's last look.",
+    &["queue", "user", "project"],
+);
+
+// Shares the picker table with the queue families; it has no per-job
+// series of its own.
+const JOB_USAGE_SAMPLED_NODES: Doc = JOBS_RUNNING_SAMPLED;
+
+const JOB_CPU_CORES: Doc = Doc::gauge(
+    "flux_job_cpu_cores",
+    "Cores' worth of CPU a running job used over its nodes' last sampling period; only with job-usage-series=N, for the N running jobs with the most allocated cores idle.",
+    &["queue", "user", "project", "jobid"],
+);
+
+const JOB_ALLOCATED_CORES: Doc = Doc::gauge(
+    "flux_job_allocated_cores",
+    "Cores allocated to a running job on the nodes that have measured a rate; only with job-usage-series=N.",
+    &["queue", "user", "project", "jobid"],
+);
+
+const JOB_MEMORY_BYTES: Doc = Doc::gauge(
+    "flux_job_memory_bytes",
+    "Resident memory of a running job's processes, summed over its nodes; only with job-usage-series=N.",
+    &["queue", "user", "project", "jobid"],
+);
+
+const USAGE_SAMPLING_RANKS: Doc = Doc::gauge(
+    "flux_usage_sampling_ranks",
+    "Broker ranks whose prometheus module sent a batch of running jobs' samples within three of its sampling periods.",
+    &[],
+);
+
+const USAGE_SAMPLES_REFUSED_TOTAL: Doc = Doc::counter(
+    "flux_usage_samples_refused_total",
+    "Live samples refused: unreadable batches, and samples of jobs that are not active or registered by a user who owns neither the job nor the instance.",
     &[],
 );
 

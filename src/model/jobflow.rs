@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::allocations::Allocations;
 use super::journal::EventContext;
+use super::live::Live;
 use super::nested::Nested;
 use super::resources::JobR;
 use super::roster::Roster;
@@ -220,12 +221,42 @@ impl Capped {
     }
 }
 
+/// What the running jobs of one key use now, from the samples of the
+/// module on each broker rank ([`Live`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LiveFlow {
+    /// Running jobs with a current sample from at least one node.
+    pub jobs: u64,
+    /// Cores' worth of CPU they used over the last sampling period, and
+    /// the cores allocated on the nodes that measured a rate.
+    pub cpu_cores: f64,
+    pub allocated_cores: u64,
+    /// Their resident memory now.
+    pub memory_bytes: u64,
+}
+
+/// One running job's figures now, for the opt-in per-job series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveJobRow {
+    pub id: i64,
+    pub key: FlowKey,
+    pub flow: LiveFlow,
+}
+
 /// Everything exported, per key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobFlowSummary {
     pub queues: BTreeMap<FlowKey, QueueFlow>,
     /// Usage records refused since the module loaded.
     pub usage_refused: u64,
+    /// What running jobs use now, by key; sampling ranks with a current
+    /// batch; live samples refused since the module loaded.
+    pub live: BTreeMap<FlowKey, LiveFlow>,
+    pub live_ranks: u64,
+    pub live_refused: u64,
+    /// The running jobs with the most allocated cores idle, at most
+    /// [`JobFlow::show_live_jobs`] of them.
+    pub live_jobs: Vec<LiveJobRow>,
     /// (key, status) → demand, status one of [`PENDING_STATUSES`].
     pub demand: BTreeMap<(FlowKey, &'static str), Demand>,
 }
@@ -405,6 +436,10 @@ pub struct JobFlow {
     /// The newest event counted; the watermark once a backlog is over.
     newest: f64,
     usage_refused: u64,
+    /// Running jobs' samples from each rank, and those refused.
+    live: Live,
+    live_refused: u64,
+    live_job_rows: usize,
 }
 
 /// What one journal response was.
@@ -440,6 +475,9 @@ impl JobFlow {
             backlog_jobs: None,
             newest: since,
             usage_refused: 0,
+            live: Live::default(),
+            live_refused: 0,
+            live_job_rows: 0,
         }
     }
 
@@ -790,6 +828,123 @@ impl JobFlow {
         self.usage_refused += 1;
     }
 
+    /// Summaries list the `n` running jobs with the most allocated cores
+    /// idle (none by default).
+    pub fn show_live_jobs(&mut self, n: usize) {
+        self.live_job_rows = n;
+    }
+
+    /// Takes a rank's batch of running jobs' samples, received at `now`.
+    /// A sample counts for an active job of this instance registered by its
+    /// owner (or by `instance_owner`); the others are refused and counted.
+    /// Returns how many were refused.
+    pub fn take_live(&mut self, now: f64, batch: usage::live::Batch, instance_owner: u32) -> usize {
+        let jobs = &self.jobs;
+        let refused = self.live.take(now, batch, |sample| {
+            i64::try_from(sample.id)
+                .ok()
+                .and_then(|id| jobs.get(&id))
+                .is_some_and(|job| {
+                    sample.userid == instance_owner || job.uid == Some(sample.userid)
+                })
+        });
+        self.live_refused += refused as u64;
+        refused
+    }
+
+    /// Counts a batch that could not even be read.
+    pub fn refuse_live(&mut self) {
+        self.live_refused += 1;
+    }
+
+    /// Forgets ranks whose batches are older than three of their periods.
+    pub fn expire_live(&mut self, now: f64) {
+        self.live.expire(now);
+    }
+
+    /// Running job `id`'s figures on each node that reports it, as of
+    /// `now`, for user `requester`: its owner, or `instance_owner`. None
+    /// where no node has reported it (yet).
+    pub fn live_job(
+        &self,
+        id: i64,
+        now: f64,
+        requester: u32,
+        instance_owner: u32,
+    ) -> Result<Option<usage::live::LiveJob>, UsageRefused> {
+        match self.jobs.get(&id) {
+            None => Err(UsageRefused::NotActive(id)),
+            Some(job) if requester != instance_owner && job.uid != Some(requester) => {
+                Err(UsageRefused::NotOwner {
+                    id,
+                    sender: requester,
+                })
+            }
+            Some(_) => Ok(u64::try_from(id).ok().and_then(|id| self.live.job(id, now))),
+        }
+    }
+
+    /// The live figures by key, and the per-job rows asked for.
+    fn live_summary(&self) -> (BTreeMap<FlowKey, LiveFlow>, Vec<LiveJobRow>) {
+        // By job first (a job may run on many ranks), keyed by reference:
+        // no key is copied per job. A job that ended since its node's last
+        // look counts no more.
+        let mut by_job: FxHashMap<i64, (&FlowKey, LiveFlow)> = FxHashMap::default();
+        for (_, s) in self.live.samples() {
+            let Some((id, job)) = i64::try_from(s.id)
+                .ok()
+                .and_then(|id| self.jobs.get(&id).map(|job| (id, job)))
+            else {
+                continue;
+            };
+            let (_, flow) = by_job.entry(id).or_insert_with(|| {
+                (
+                    &job.key,
+                    LiveFlow {
+                        jobs: 1,
+                        ..LiveFlow::default()
+                    },
+                )
+            });
+            if let Some(rate) = s.cpu_cores {
+                flow.cpu_cores += rate;
+                flow.allocated_cores += s.cores;
+            }
+            flow.memory_bytes += s.memory_bytes;
+        }
+        let mut by_ref: BTreeMap<&FlowKey, LiveFlow> = BTreeMap::new();
+        for queue in self.queues.keys() {
+            by_ref.entry(queue).or_default();
+        }
+        for (key, flow) in by_job.values() {
+            let total = by_ref.entry(key).or_default();
+            total.jobs += 1;
+            total.cpu_cores += flow.cpu_cores;
+            total.allocated_cores += flow.allocated_cores;
+            total.memory_bytes += flow.memory_bytes;
+        }
+        let mut rows = Vec::new();
+        if self.live_job_rows > 0 {
+            let idle = |f: &LiveFlow| f.allocated_cores as f64 - f.cpu_cores;
+            let mut jobs: Vec<(i64, &FlowKey, LiveFlow)> = by_job
+                .iter()
+                .map(|(id, (key, flow))| (*id, *key, *flow))
+                .collect();
+            jobs.sort_by(|a, b| idle(&b.2).total_cmp(&idle(&a.2)).then(a.0.cmp(&b.0)));
+            rows = jobs
+                .into_iter()
+                .take(self.live_job_rows)
+                .map(|(id, key, flow)| LiveJobRow {
+                    id,
+                    key: key.clone(),
+                    flow,
+                })
+                .collect();
+        }
+        let by_key = by_ref.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+        (by_key, rows)
+    }
+
     pub fn summary(&self) -> JobFlowSummary {
         let mut demand: BTreeMap<(FlowKey, &'static str), Demand> = BTreeMap::new();
         // Every known queue and every key with demand has all three
@@ -804,9 +959,14 @@ impl JobFlow {
                 demand.insert((key.clone(), status), tally.demand());
             }
         }
+        let (live, live_jobs) = self.live_summary();
         JobFlowSummary {
             queues: self.queues.clone(),
             usage_refused: self.usage_refused,
+            live,
+            live_ranks: self.live.ranks() as u64,
+            live_refused: self.live_refused,
+            live_jobs,
             demand,
         }
     }

@@ -8,6 +8,7 @@ pub mod idset;
 pub mod jobflow;
 pub mod jobs;
 pub mod journal;
+pub mod live;
 pub mod nested;
 pub mod nodes;
 pub mod queues;

@@ -1,0 +1,442 @@
+//! The module's work on every broker rank: what the jobs running on this
+//! node use now.
+//!
+//! A job's shell registers its tasks with the module on its own rank
+//! (`NAME.register`, from the prometheus shell plugin at `shell.start`).
+//! Every `sample-interval` (30 s; the first look comes at a point of the
+//! period set by the rank, so that ranks do not all send at once) the
+//! sampler looks at each registered job: its shell's own cgroup v2 where it
+//! has one (sdexec), else the process trees under its tasks in `/proc`. It
+//! sends rank 0 one batch for all of them (`NAME.samples`). A job whose
+//! processes are all gone is done here and forgotten.
+//!
+//! Nothing here fails a job or the broker: a registration that cannot be
+//! taken is refused with a message that says why; a process or cgroup that
+//! vanished costs that sample only; rank 0 out of reach is logged once until
+//! it answers again.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use flux::{Error, Handle, Level, MsgHandler, Request, Rpc, Timer};
+use usage::live::{self, Batch, JobSample, Registration, WireError};
+use usage::proc::{self, Units};
+
+use crate::stats::SamplerStats;
+
+/// Why a registration was refused, for the shell and the log.
+#[derive(Debug, thiserror::Error)]
+enum RegisterError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("task {pid} of job {id} is not running on this node")]
+    NoSuchTask { id: u64, pid: i32 },
+    #[error(
+        "task {pid} of job {id} belongs to user {owner}, not to user {sender} who registered it"
+    )]
+    NotOwner {
+        id: u64,
+        pid: i32,
+        owner: u32,
+        sender: u32,
+    },
+    #[error(transparent)]
+    Flux(#[from] Error),
+}
+
+impl RegisterError {
+    fn errno(&self) -> i32 {
+        match self {
+            RegisterError::Wire(_) => libc::EPROTO,
+            RegisterError::NoSuchTask { .. } => libc::ESRCH,
+            RegisterError::NotOwner { .. } => libc::EPERM,
+            RegisterError::Flux(e) => e.errno,
+        }
+    }
+}
+
+/// A job registered on this node.
+struct Registered {
+    userid: u32,
+    pids: Vec<i32>,
+    /// The shell's own cgroup, read from its first task's `/proc/PID/cgroup`
+    /// (never taken from the shell's word).
+    cgroup: Option<PathBuf>,
+    cores: u64,
+    gpus: u64,
+    /// The previous look: when, and the CPU seconds it found.
+    last: Option<(f64, f64)>,
+    peak: u64,
+}
+
+struct Inner {
+    h: Handle,
+    rank: u32,
+    hostname: String,
+    instance_owner: u32,
+    units: Units,
+    period: Cell<f64>,
+    jobs: RefCell<BTreeMap<u64, Registered>>,
+    in_flight: RefCell<Option<Rpc>>,
+    /// Rank 0 did not take the last batch, and that was logged.
+    unreachable_logged: Cell<bool>,
+    /// The last batch sent had no jobs: an idle rank sends one empty batch,
+    /// so that rank 0 forgets its jobs at once, then nothing.
+    sent_empty: Cell<bool>,
+    stats: RefCell<SamplerStats>,
+    timer: RefCell<Option<Timer>>,
+}
+
+/// The sampler on this rank; dropping it stops it.
+pub struct Sampler {
+    inner: Rc<Inner>,
+    _register: MsgHandler,
+}
+
+impl Sampler {
+    /// Serves `NAME.register` and samples every `period`.
+    pub fn start(h: Handle, period: Duration) -> Result<Sampler, Error> {
+        let rank = h.rank()?;
+        let inner = Rc::new(Inner {
+            h,
+            rank,
+            hostname: crate::hostname(),
+            instance_owner: h
+                .attr("security.owner")
+                .and_then(|owner| owner.parse().ok())
+                .unwrap_or(u32::MAX),
+            units: Units {
+                ticks_per_second: flux::clock_ticks_per_second(),
+                page_size: flux::page_size(),
+            },
+            period: Cell::new(period.as_secs_f64()),
+            jobs: RefCell::new(BTreeMap::new()),
+            in_flight: RefCell::new(None),
+            unreachable_logged: Cell::new(false),
+            sent_empty: Cell::new(true),
+            stats: RefCell::new(SamplerStats {
+                rank,
+                sample_interval: period.as_secs_f64(),
+                ..SamplerStats::default()
+            }),
+            timer: RefCell::new(None),
+        });
+        let name = h.module_name().unwrap_or_else(|| "prometheus".into());
+        let weak = Rc::downgrade(&inner);
+        let register = h.handle_requests(
+            &format!("{name}.{}", live::REGISTER_METHOD),
+            true,
+            move |request| {
+                if let Some(inner) = weak.upgrade() {
+                    on_register(&inner, request);
+                }
+            },
+        )?;
+        arm(&inner)?;
+        Ok(Sampler {
+            inner,
+            _register: register,
+        })
+    }
+
+    /// A new period (`flux config reload`); the next look comes by it.
+    pub fn set_period(&self, period: Duration) -> Result<(), Error> {
+        let secs = period.as_secs_f64();
+        if self.inner.period.replace(secs) != secs {
+            self.inner.stats.borrow_mut().sample_interval = secs;
+            arm(&self.inner)?;
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> SamplerStats {
+        let mut stats = self.inner.stats.borrow().clone();
+        stats.jobs = self.inner.jobs.borrow().len();
+        stats
+    }
+}
+
+/// Where in the period rank `rank` looks first: spread over the period by
+/// the rank, so that a large instance's batches do not reach rank 0 at once.
+pub fn first_look(rank: u32, period: f64) -> f64 {
+    // Fibonacci hashing spreads consecutive ranks evenly.
+    let frac =
+        (u64::from(rank).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+    (period * frac).max(0.001)
+}
+
+fn arm(inner: &Rc<Inner>) -> Result<(), Error> {
+    let period = inner.period.get();
+    let weak: Weak<Inner> = Rc::downgrade(inner);
+    let timer = inner
+        .h
+        .timer(first_look(inner.rank, period), period, move || {
+            if let Some(inner) = weak.upgrade() {
+                look(&inner);
+            }
+        })?;
+    timer.start();
+    *inner.timer.borrow_mut() = Some(timer);
+    Ok(())
+}
+
+fn on_register(inner: &Rc<Inner>, request: &Request<'_>) {
+    match register(inner, request) {
+        Ok(()) => {
+            inner.stats.borrow_mut().registrations += 1;
+            request.respond("{}");
+        }
+        Err(e) => {
+            inner.stats.borrow_mut().registrations_refused += 1;
+            inner.h.log(
+                Level::Warning,
+                &format!("usage sampler: registration refused: {e}"),
+            );
+            request.respond_error(e.errno(), &e.to_string());
+        }
+    }
+}
+
+fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
+    let sender = request.userid()?;
+    let payload = request.payload()?.unwrap_or_default();
+    let Registration {
+        id,
+        pids,
+        cores,
+        gpus,
+        ..
+    } = live::read_registration(&payload)?;
+    let procfs = Path::new("/proc");
+    for &pid in &pids {
+        let owner = proc::owner(pid, procfs).ok_or(RegisterError::NoSuchTask { id, pid })?;
+        if sender != inner.instance_owner && owner != sender {
+            return Err(RegisterError::NotOwner {
+                id,
+                pid,
+                owner,
+                sender,
+            });
+        }
+    }
+    let cgroup = std::fs::read_to_string(procfs.join(pids[0].to_string()).join("cgroup"))
+        .ok()
+        .and_then(|text| usage::cgroup::own_cgroup(&text, Path::new("/sys/fs/cgroup")))
+        .filter(|dir| dir.join("cpu.stat").is_file());
+    inner.jobs.borrow_mut().insert(
+        id,
+        Registered {
+            userid: sender,
+            pids,
+            cgroup,
+            cores,
+            gpus,
+            last: None,
+            peak: 0,
+        },
+    );
+    Ok(())
+}
+
+/// Looks at every registered job once, and sends rank 0 the batch.
+fn look(inner: &Rc<Inner>) {
+    let cpu_before = flux::thread_cpu_seconds();
+    let now = inner.h.now();
+    let samples = sample_all(&mut inner.jobs.borrow_mut(), now, inner.units);
+    if !(samples.is_empty() && inner.sent_empty.get()) {
+        send(inner, samples);
+    }
+    if let (Some(before), Some(after)) = (cpu_before, flux::thread_cpu_seconds()) {
+        inner.stats.borrow_mut().last_sample_cpu_seconds = after - before;
+    }
+}
+
+/// Samples every job of `jobs` at `now`, forgetting those whose processes
+/// (or cgroup) are gone.
+fn sample_all(jobs: &mut BTreeMap<u64, Registered>, now: f64, units: Units) -> Vec<JobSample> {
+    // Read at most once a look, and only where the kernel has no
+    // children files.
+    let mut everyone: Option<Vec<proc::Stat>> = None;
+    let procfs = Path::new("/proc");
+    let mut out = Vec::with_capacity(jobs.len());
+    jobs.retain(|&id, job| {
+        let seen = match &job.cgroup {
+            Some(dir) => read_cgroup(dir),
+            None => {
+                let found = proc::walk(&job.pids, procfs)
+                    .map(|procs| proc::sum(&procs.iter().collect::<Vec<_>>(), units));
+                found
+                    .or_else(|| {
+                        let all = everyone.get_or_insert_with(|| proc::scan(procfs));
+                        Some(proc::sample(&job.pids, all, units))
+                    })
+                    .filter(|s| s.processes > 0)
+                    .map(|s| (s.processes as u64, s.cpu_seconds, s.rss_bytes, "processes"))
+            }
+        };
+        let Some((processes, cpu_seconds, memory_bytes, source)) = seen else {
+            return false;
+        };
+        let cpu_cores = job.last.and_then(|(then, cpu)| {
+            let wall = now - then;
+            (wall > 0.0).then(|| ((cpu_seconds - cpu) / wall).max(0.0))
+        });
+        job.last = Some((now, cpu_seconds));
+        job.peak = job.peak.max(memory_bytes);
+        out.push(JobSample {
+            id,
+            userid: job.userid,
+            cores: job.cores,
+            gpus: job.gpus,
+            processes,
+            cpu_seconds,
+            cpu_cores,
+            memory_bytes,
+            peak_memory_bytes: job.peak,
+            source: source.to_string(),
+        });
+        true
+    });
+    out
+}
+
+/// A shell's own cgroup: its CPU time and its memory now. None once the
+/// cgroup has gone.
+fn read_cgroup(dir: &Path) -> Option<(u64, f64, u64, &'static str)> {
+    let figures = usage::cgroup::read(dir)?;
+    let memory = std::fs::read_to_string(dir.join("memory.current"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    Some((
+        0,
+        figures.user_seconds + figures.system_seconds,
+        memory,
+        "cgroup",
+    ))
+}
+
+fn send(inner: &Rc<Inner>, jobs: Vec<JobSample>) {
+    // One batch in flight at a time: a rank 0 slower than the period gets
+    // the newer batch next time rather than a queue of old ones.
+    if inner.in_flight.borrow().is_some() {
+        inner.stats.borrow_mut().batches_failed += 1;
+        return;
+    }
+    let empty = jobs.is_empty();
+    let batch = Batch {
+        version: live::VERSION,
+        rank: inner.rank,
+        hostname: inner.hostname.clone(),
+        period: inner.period.get(),
+        jobs,
+    };
+    let Ok(payload) = serde_json::to_string(&batch) else {
+        return;
+    };
+    let name = inner.h.module_name().unwrap_or_else(|| "prometheus".into());
+    let topic = format!("{name}.{}", live::SAMPLES_METHOD);
+    let weak = Rc::downgrade(inner);
+    let sent = inner.h.rpc_to(0, &topic, &payload, move |answer| {
+        let Some(inner) = weak.upgrade() else { return };
+        inner.in_flight.borrow_mut().take();
+        match answer {
+            Ok(_) => {
+                inner.stats.borrow_mut().batches_sent += 1;
+                inner.sent_empty.set(empty);
+                if inner.unreachable_logged.replace(false) {
+                    inner.h.log(
+                        Level::Info,
+                        "usage sampler: rank 0 takes this rank's samples again",
+                    );
+                }
+            }
+            Err(e) => {
+                inner.stats.borrow_mut().batches_failed += 1;
+                if !inner.unreachable_logged.replace(true) {
+                    let hint = if e.errno == libc::ENOSYS {
+                        " (is the prometheus module loaded on rank 0?)"
+                    } else {
+                        ""
+                    };
+                    inner.h.log(
+                        Level::Warning,
+                        &format!(
+                            "usage sampler: rank 0 did not take this rank's samples: {}{hint}; said once until it does",
+                            e.message
+                        ),
+                    );
+                }
+            }
+        }
+    });
+    match sent {
+        Ok(rpc) => *inner.in_flight.borrow_mut() = Some(rpc),
+        Err(_) => inner.stats.borrow_mut().batches_failed += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_look_at_points_spread_over_the_period() {
+        let mut points: Vec<f64> = (0..64).map(|r| first_look(r, 30.0)).collect();
+        assert!(points.iter().all(|&p| p > 0.0 && p <= 30.0));
+        points.sort_by(f64::total_cmp);
+        // No two of 64 ranks within 0.1 s of each other.
+        assert!(points.windows(2).all(|w| w[1] - w[0] > 0.1), "{points:?}");
+    }
+
+    #[test]
+    fn a_job_is_sampled_with_a_rate_from_its_second_look_and_forgotten_when_gone() {
+        let units = Units {
+            ticks_per_second: flux::clock_ticks_per_second(),
+            page_size: flux::page_size(),
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        // Until the child has exec'ed it holds no memory of its own.
+        let comm = format!("/proc/{}/comm", child.id());
+        for _ in 0..200 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut jobs = BTreeMap::new();
+        jobs.insert(
+            42,
+            Registered {
+                userid: 1000,
+                pids: vec![child.id() as i32],
+                cgroup: None,
+                cores: 2,
+                gpus: 0,
+                last: None,
+                peak: 0,
+            },
+        );
+        let first = sample_all(&mut jobs, 100.0, units);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].cpu_cores, None);
+        assert!(first[0].memory_bytes > 0);
+        let second = sample_all(&mut jobs, 110.0, units);
+        // sleep uses next to no CPU.
+        assert!(second[0].cpu_cores.is_some_and(|r| r < 0.05), "{second:?}");
+        assert_eq!(
+            second[0].peak_memory_bytes,
+            first[0].memory_bytes.max(second[0].memory_bytes)
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(sample_all(&mut jobs, 120.0, units).is_empty());
+        assert!(jobs.is_empty());
+    }
+}
