@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use flux::{Error, Handle, Rpc, Shell, ShellLevel, Timer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use usage::live;
 use usage::report::VERSION;
 use usage::{JobUsage, NodeUsage};
 
@@ -53,6 +54,8 @@ pub struct Job {
     appended: bool,
     wait: Option<Timer>,
     in_flight: Option<Rpc>,
+    /// The registration of the tasks with the module on this rank.
+    registering: Option<Rpc>,
 }
 
 /// What a shell sends the leader.
@@ -87,6 +90,7 @@ impl Job {
             appended: false,
             wait: None,
             in_flight: None,
+            registering: None,
         }))
     }
 
@@ -166,7 +170,39 @@ pub fn start(shell: &Shell, state: &State) -> Result<(), Error> {
         })?;
     sampler.start();
     job.sampler = Some(sampler);
+    job.registering = register(shell, job);
     Ok(())
+}
+
+/// Registers the tasks with the module on this shell's broker rank, which
+/// samples what the job uses while it runs. Without the module there, the
+/// job only loses its live figures, and nothing is said: the final ones
+/// are made here all the same.
+fn register(shell: &Shell, job: &Job) -> Option<Rpc> {
+    let alloc = allocation(shell).ok()?;
+    let registration = live::Registration {
+        version: live::VERSION,
+        id: job.jobid,
+        pids: shell.task_pids(),
+        cores: alloc.cores,
+        gpus: alloc.gpus,
+    };
+    let payload = serde_json::to_string(&registration).ok()?;
+    let rank = job.handle.rank().ok()?;
+    let me = *shell;
+    let topic = format!("{}.{}", crate::NAME, live::REGISTER_METHOD);
+    job.handle
+        .rpc_to(rank, &topic, &payload, move |answer| {
+            if let Err(e) = answer {
+                if e.errno != libc::ENOSYS {
+                    me.log(
+                        ShellLevel::Warn,
+                        &format!("usage: live sampling refused: {}", e.message),
+                    );
+                }
+            }
+        })
+        .ok()
 }
 
 /// What shell rank info says this node was allocated.
@@ -321,7 +357,9 @@ fn tell_module(shell: &Shell, state: &State, record: &str) {
     let Some(job) = guard.as_mut() else {
         return;
     };
-    let sent = job.handle.rpc(MODULE_TOPIC, record, false, move |answer| {
+    // To rank 0 by name: the module on this shell's own rank, where there
+    // is one, only samples.
+    let sent = job.handle.rpc_to(0, MODULE_TOPIC, record, move |answer| {
         match answer {
             Err(e) if e.errno != libc::ENOSYS => me.log(
                 ShellLevel::Warn,
