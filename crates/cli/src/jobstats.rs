@@ -2,7 +2,12 @@
 //! in total, from the `prometheus.usage` event the job shell plugin
 //! appended to its exec eventlog when its tasks ended; with advice, as
 //! Princeton's `jobstats` gives it. No Prometheus is needed.
+//!
+//! A job still running has no such event yet: its figures now come from
+//! the module on rank 0 (`prometheus.job-usage`), which the module on each
+//! of the job's nodes tells every `sample-interval`.
 
+use usage::live::LiveJob;
 use usage::JobUsage;
 
 use crate::{Failure, Outcome};
@@ -18,19 +23,108 @@ pub fn run(rest: &[String]) -> Outcome {
         None,
         &["job", "eventlog", "-f", "json", "-p", "exec", jobid],
     )?;
-    let usage = JobUsage::from_eventlog(&log)
-        .map_err(|e| Failure(format!("job {jobid}: {e}")))?
-        .ok_or_else(|| Failure(format!(
-            "job {jobid} has no usage record: it is still running, opted out (-o prometheus.usage=false), or ran where the prometheus shell plugin is not installed"
-        )))?;
+    let Some(usage) =
+        JobUsage::from_eventlog(&log).map_err(|e| Failure(format!("job {jobid}: {e}")))?
+    else {
+        return running(jobid, json);
+    };
     if json {
         return serde_json::to_string_pretty(&usage).map_err(|e| Failure(e.to_string()));
     }
     Ok(report(jobid, &usage))
 }
 
+/// Asks the module on rank 0 what running job `id` uses now. The command
+/// links no libflux, so Flux's Python bindings send the RPC.
+const ASK_RANK_0: &str = r#"
+import json, sys, flux
+from flux.job import JobID
+try:
+    answer = flux.Flux().rpc("prometheus.job-usage", {"id": int(JobID(sys.argv[1]))}, nodeid=0).get()
+except OSError as e:
+    sys.exit(f"{e.strerror}")
+print(json.dumps(answer))
+"#;
+
+/// A job with no usage record: what it uses now, if it runs.
+fn running(jobid: &str, json: bool) -> Outcome {
+    let answer = crate::flux::flux_command(None, &["python", "-c", ASK_RANK_0, jobid]).map_err(
+        |Failure(why)| {
+            Failure(if why.contains("not an active job") {
+                format!("job {jobid} has no usage record: it opted out (-o prometheus.usage=false), or ran where the prometheus shell plugin is not installed")
+            } else {
+                format!("job {jobid} has no usage record yet, and its figures now are not to be had: {why}")
+            })
+        },
+    )?;
+    let live: LiveJob = serde_json::from_str(&answer)
+        .map_err(|e| Failure(format!("job {jobid}: unreadable answer from rank 0: {e}")))?;
+    if json {
+        return serde_json::to_string_pretty(&live).map_err(|e| Failure(e.to_string()));
+    }
+    Ok(live_report(jobid, &live))
+}
+
+/// The report of a running job, for a person.
+pub fn live_report(jobid: &str, live: &LiveJob) -> String {
+    let mut out = format!("Job {jobid} (running: figures of each node's last look)\n\n");
+    out.push_str("  rank  host              cores  gpus  procs  CPU in use  CPU eff.  memory now  peak memory  source     age (s)\n");
+    for n in &live.nodes {
+        let s = &n.sample;
+        let rate = s.cpu_cores.map_or("-".into(), |r| format!("{r:.2}"));
+        let eff = s
+            .cpu_cores
+            .filter(|_| s.cores > 0)
+            .map(|r| r / s.cores as f64);
+        out.push_str(&format!(
+            "  {:>4}  {:<16}  {:>5}  {:>4}  {:>5}  {:>10}  {:>8}  {:>10}  {:>11}  {:<9}  {:>7.0}\n",
+            n.rank,
+            n.hostname,
+            s.cores,
+            s.gpus,
+            s.processes,
+            rate,
+            percent(eff),
+            gib(s.memory_bytes),
+            gib(s.peak_memory_bytes),
+            s.source,
+            n.age,
+        ));
+    }
+    out.push_str(&format!(
+        "\n  Total: {} node(s) reporting, {} cores, {:.2} cores' worth of CPU in use: {} CPU efficiency now; memory {} now\n",
+        live.nodes.len(),
+        live.cores(),
+        live.cpu_cores(),
+        percent(live.cpu_efficiency()),
+        gib(live.memory_bytes()),
+    ));
+    let cores = live.cores();
+    let every_rate = live.nodes.iter().all(|n| n.sample.cpu_cores.is_some());
+    if let Some(eff) = live
+        .cpu_efficiency()
+        .filter(|&e| every_rate && e < 0.5 && cores > 1)
+    {
+        let enough = (live.cpu_cores().ceil() as u64).max(1);
+        if enough < cores {
+            out.push_str(&format!(
+                "\n  * The job has {cores} cores and uses {:.1} now ({:.0}% CPU efficiency): if that holds, ask for {enough} next time, or check that the program runs in parallel.\n",
+                live.cpu_cores(),
+                eff * 100.0
+            ));
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// Memory in GiB, or in MiB below one GiB.
 fn gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+    if bytes < 1 << 30 {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+    }
 }
 
 fn percent(x: Option<f64>) -> String {
@@ -119,6 +213,47 @@ mod tests {
         assert!(text.contains("Total: 2 node(s), 64 cores, CPU 400.0 s of 6400.0 core-s allocated: 6% CPU efficiency; peak memory 6.00 GiB"), "{text}");
         assert!(text.contains("Not reported: shell rank(s) 2"), "{text}");
         assert!(text.contains("* The job asked for 64 cores and used 4.0 on average (6% CPU efficiency): ask for 4"), "{text}");
+    }
+
+    #[test]
+    fn a_running_jobs_report_shows_each_node_now() {
+        use usage::live::{JobSample, NodeSample};
+        let node = |rank, rate| NodeSample {
+            rank,
+            hostname: format!("node{rank}"),
+            age: 12.0,
+            sample: JobSample {
+                id: 1,
+                userid: 1000,
+                cores: 16,
+                gpus: 0,
+                processes: 3,
+                cpu_seconds: 100.0,
+                cpu_cores: rate,
+                memory_bytes: 1 << 30,
+                peak_memory_bytes: 2 << 30,
+                source: "processes".into(),
+            },
+        };
+        let live = LiveJob {
+            id: 1,
+            nodes: vec![node(1, Some(2.0)), node(2, None)],
+        };
+        let text = live_report("fABC", &live);
+        assert!(text.contains("     1  node1                16     0      3        2.00       12%    1.00 GiB     2.00 GiB  processes       12"), "{text}");
+        assert!(
+            text.contains("     2  node2                16     0      3           -         -"),
+            "{text}"
+        );
+        assert!(text.contains("Total: 2 node(s) reporting, 32 cores, 2.00 cores' worth of CPU in use: 12% CPU efficiency now"), "{text}");
+        // Advice waits for every node's rate.
+        assert!(!text.contains('*'), "{text}");
+        let live = LiveJob {
+            id: 1,
+            nodes: vec![node(1, Some(2.0)), node(2, Some(1.0))],
+        };
+        let text = live_report("fABC", &live);
+        assert!(text.contains("* The job has 32 cores and uses 3.0 now (9% CPU efficiency): if that holds, ask for 3 next time"), "{text}");
     }
 
     #[test]
