@@ -7,10 +7,13 @@
 run_inside_flux 4 --test-hosts=node[0-3] --config-path="$(dirname "$0")/etc/props.toml"
 
 plan 17
+T_RC=$(mktemp)
+trap 'rm -f "$T_RC"' EXIT
 
 flux queue start --all >/dev/null 2>&1
 before=$(flux submit --wait true)
-flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s \
+    sample-interval=0.5s job-usage-series=5
 url=$(module_url)
 
 flux submit --wait true >/dev/null
@@ -103,6 +106,20 @@ assert kinds["flux_instance"] == "info"
 }
 ok "the OpenMetrics form of the same scrape passes a strict OpenMetrics parser" openmetrics_parses
 
+# A running job whose shell registers with the module on its rank (the
+# shell plugin), so that the opt-in per-job usage series are in the scrape
+# below.
+PLUGIN=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
+printf 'plugin.load { file = "%s" }\n' "$PLUGIN" >"$T_RC"
+flux exec -r 1-3 flux module load --name=prometheus "$MODULE_SO" sample-interval=0.5s
+flux cancel --all --quiet
+flux queue idle --quiet
+sampled=$(flux submit -q batch -o userrc="$T_RC" sleep 30)
+for _ in $(seq 40); do
+    scrape "$url" | grep -q '^flux_job_cpu_cores{' && break
+    sleep 0.5
+done
+
 # Every metric the dashboard, the alert rules and the adapter rules use is
 # one the module exports (all collectors on, a busy instance), or, for the
 # scheduler's, one it exports under the other kind of scheduler (Fluxion's
@@ -116,7 +133,7 @@ unknown=$(cat "$REPO"/etc/grafana/*.json "$REPO"/etc/prometheus/*.yml "$REPO"/et
     sed -E 's/\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b//g' | grep -oE 'flux_[a-z_]+' |
     sed -E 's/_(bucket|sum|count)$//' | sort -u | grep -vxF -f <(echo "$families"; echo "$adapter_outputs") || true)
 ok "the dashboard, alerts and adapter rules use only exported metrics${unknown:+ (unknown: $(echo $unknown))}" test -z "$unknown"
+flux cancel "$sampled"
 
-flux cancel --all --quiet
-flux module remove prometheus
+flux exec -r all flux module remove prometheus
 done_testing

@@ -77,9 +77,13 @@ load() {
 flux queue start --all >/dev/null 2>&1
 # Every collector, the opt-in ones too: the kit has panels for them all.
 # The user label on the job-flow series: the per-user rules read it.
-ALL="collectors=jobs,resources,queues,broker,jobflow,users,scheduler,internals,nodes,jobmap jobflow-labels=user"
+# The module on every rank samples running jobs, and the per-job usage
+# series are on: a long real job in each queue gives them samples.
+ALL="collectors=jobs,resources,queues,broker,jobflow,users,scheduler,internals,nodes,jobmap jobflow-labels=user sample-interval=1s job-usage-series=10"
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=1s $ALL
+flux exec -r 1-3 flux module load --name=prometheus "$MODULE_SO" sample-interval=1s
 multi=$(module_url | sed 's|^http://||; s|/metrics$||')
+for q in batch debug; do flux submit --quiet -q $q -o userrc="$dir/rc.lua" sleep 600; done
 flux submit --quiet --urgency=0 -q batch sleep 300
 flux submit --quiet --dependency=afterok:"$(flux submit -q debug sleep 300)" -q debug true
 flux resource drain 3 "t0018"
@@ -91,7 +95,9 @@ pids+=($!)
 # Beside it, an instance with only the anonymous queue, equally busy.
 FLUX_URI= "$(find_flux)" start --test-size=2 bash -c '
     flux module load --name=prometheus "'"$MODULE_SO"'" listen=127.0.0.1:0 poll-interval=1s '"$ALL"'
+    flux exec -r 1 flux module load --name=prometheus "'"$MODULE_SO"'" sample-interval=1s
     flux module stats prometheus | jq -r .url >"'"$dir"'/single.url"
+    flux submit --quiet -o userrc="'"$dir"'/rc.lua" sleep 600
     flux submit --quiet --urgency=0 sleep 300
     n=0
     while [ -d "'"$dir"'" ] && [ ! -e "'"$dir"'/stop" ]; do
@@ -100,7 +106,7 @@ FLUX_URI= "$(find_flux)" start --test-size=2 bash -c '
         sleep 0.5
     done
     flux cancel --all >/dev/null 2>&1
-    flux module remove prometheus' >"$dir/single.log" 2>&1 &
+    flux exec -r all flux module remove prometheus' >"$dir/single.log" 2>&1 &
 single_pid=$!
 pids+=($single_pid)
 for _ in $(seq 100); do [ -s "$dir/single.url" ] && break; sleep 0.2; done
@@ -196,5 +202,6 @@ while IFS=$'\t' read -r kind name expr; do
 done <"$dir/queries"
 # Modules loaded by hand are not unloaded by rc3: the broker would cancel
 # it at exit and report that it was not properly shut down.
-flux module remove prometheus
+flux cancel --all --quiet
+flux exec -r all flux module remove prometheus
 done_testing
