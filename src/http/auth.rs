@@ -42,6 +42,9 @@ impl Users {
     /// Checks every hash: a value that is not a bcrypt hash is refused,
     /// naming the user (not the hash).
     pub fn new(hashes: BTreeMap<String, String>) -> Result<Users, WebConfigError> {
+        /// A salt and hash in bcrypt's encoding (OpenBSD's example hash),
+        /// which no password is checked against but an unknown user's.
+        const DUMMY_SALT_AND_HASH: &str = "N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
         let mut cost = None;
         for (user, hash) in &hashes {
             let parts: bcrypt::HashParts = hash.parse().map_err(|e| {
@@ -54,9 +57,11 @@ impl Users {
         }
         // The users' own cost, not a default: a dearer dummy would make
         // unknown names slower than wrong passwords, and so detectable.
+        // Written, not hashed: hashing at the users' cost would hold the
+        // module's load for seconds (cost 18 is 2^18 rounds), and checking
+        // a password against it costs the same either way.
         let cost = cost.unwrap_or(bcrypt::DEFAULT_COST);
-        let dummy = bcrypt::hash("", cost)
-            .map_err(|e| WebConfigError::key("basic_auth_users", e.to_string()))?;
+        let dummy = format!("$2b${cost:02}${DUMMY_SALT_AND_HASH}");
         Ok(Users {
             hashes,
             dummy,
@@ -111,11 +116,27 @@ mod tests {
     /// one, which would make unknown names measurably slower (a cost-12
     /// dummy took 4 times as long as a cost-10 user's wrong password).
     #[test]
+    fn a_dear_cost_does_not_hold_up_the_load() {
+        // exporter-toolkit's own test file has a cost-18 user: 2^18
+        // rounds, seconds of bcrypt, were once spent at load to make the
+        // dummy. It is written at that cost instead.
+        let hashes = BTreeMap::from([(
+            "bob".to_string(),
+            "$2y$18$4VeFDzXIoPHKnKTU3O3GH.N.vZu06CVqczYZ8WvfzrddFU6tGqjR.".to_string(),
+        )]);
+        let users = Users::new(hashes).unwrap();
+        assert!(users.dummy.starts_with("$2b$18$"));
+    }
+
+    #[test]
     fn unknown_users_cost_what_known_ones_cost() {
         let hashes = BTreeMap::from([("alice".to_string(), bcrypt::hash("pw", 5).unwrap())]);
         let users = Users::new(hashes).unwrap();
         let dummy: bcrypt::HashParts = users.dummy.parse().unwrap();
         assert_eq!(dummy.get_cost(), 5);
+        // No password is the dummy's.
+        assert!(!users.verify("nobody", ""));
+        assert!(!users.verify("nobody", "pw"));
         assert!(!users.verify("bob", "pw"));
         assert!(!users.verify("alice", "wrong"));
         assert!(users.verify("alice", "pw"));
