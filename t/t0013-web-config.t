@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 1
 
-plan 15
+plan 18
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -69,5 +69,15 @@ url=$(module_url)
 ok "mutual TLS: no client certificate, no metrics" bash -c "! curl -sf --cacert '$dir/tls.crt' '$url' >/dev/null 2>&1"
 ok "mutual TLS: a certificate signed by the client CA gets the metrics" \
     bash -c "curl -sf --cacert '$dir/tls.crt' --cert '$dir/client.crt' --key '$dir/client.key' '$url' | grep -q '^flux_prometheus_build_info'"
+flux module remove prometheus
+
+# rate_limit, as node_exporter's: two requests at once, then one an hour;
+# the third gets 429 at once, as exporter-toolkit answers it.
+printf 'rate_limit:\n  interval: 1h\n  burst: 2\n' >"$dir/rate.yml"
+load web-config="$dir/rate.yml"
+url=$(module_url)
+is "$(code "$url") $(code "$url")" "200 200" "rate_limit: the burst is served"
+is "$(code "$url")" 429 "rate_limit: past it, 429 Too Many Requests"
+ok "rate_limit: the broker answers meanwhile" flux getattr size
 flux module remove prometheus
 done_testing

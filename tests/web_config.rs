@@ -76,7 +76,7 @@ fn bad_files_are_refused_naming_the_problem() {
         ),
         (
             "tls_server_config:\n  key_file: a.key\n",
-            "cert_file is missing",
+            "missing one of cert or cert_file",
         ),
         (
             "tls_server_config:\n  cert_file: missing.crt\n  key_file: a.key\n",
@@ -87,6 +87,19 @@ fn bad_files_are_refused_naming_the_problem() {
             "Set-Cookie cannot be set",
         ),
         ("basic_auth_users: [1, 2]\n", "basic_auth_users"),
+        // Values and names exporter-toolkit refuses.
+        (
+            "http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n",
+            "http_server_config.headers.X-Content-Type-Options: 'sniff' is not one of nosniff",
+        ),
+        (
+            "http_server_config:\n  headers:\n    X-Frame-Options: DENY\n",
+            "http_server_config.headers.X-Frame-Options: 'DENY' is not one of deny, sameorigin",
+        ),
+        (
+            "http_server_config:\n  headers:\n    x-frame-options: deny\n",
+            "x-frame-options cannot be set",
+        ),
     ];
     for (yaml, expected) in cases {
         match parse(yaml) {
@@ -145,6 +158,67 @@ fn basic_auth_refuses_missing_and_wrong_credentials_with_401() {
     // The outcome is cached, so the next scrape runs no bcrypt.
     assert_eq!(users.cached("alice", "s3cret"), Some(true));
     assert_eq!(users.cached("alice", "wrong"), Some(false));
+}
+
+#[test]
+fn rate_limit_answers_429_past_the_burst_as_exporter_toolkit_does() {
+    // A burst of 3 and one request an hour: the 4th request in a row is
+    // refused at once, before authentication, without the configured
+    // headers; the first three were served.
+    let web = parse(&format!(
+        "rate_limit:\n  interval: 1h\n  burst: 3\nbasic_auth_users:\n  alice: {}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        hash()
+    ))
+    .unwrap();
+    let (_server, addr) = serve(web);
+    for _ in 0..3 {
+        let r = get(addr, &basic("alice", "s3cret"));
+        assert!(r.starts_with("HTTP/1.1 200") && r.ends_with(METRICS), "{r}");
+    }
+    for extra in [basic("alice", "s3cret"), String::new()] {
+        let r = get(addr, &extra);
+        assert!(r.starts_with("HTTP/1.1 429 Too Many Requests"), "{r}");
+        let lower = r.to_ascii_lowercase();
+        assert!(
+            lower.contains("content-type: text/plain; charset=utf-8"),
+            "{r}"
+        );
+        assert!(lower.contains("x-content-type-options: nosniff"), "{r}");
+        assert!(!lower.contains("x-frame-options"), "{r}");
+        assert!(!lower.contains("www-authenticate"), "{r}");
+        assert!(r.ends_with("\r\n\r\nToo Many Requests\n"), "{r}");
+    }
+}
+
+#[test]
+fn rate_limit_keys_are_read_as_the_toolkit_reads_them() {
+    let limit = |yaml: &str| parse(yaml).map(|w| w.rate_limit_config);
+    let config = |secs: f64, burst| {
+        Ok(Some(flux_prometheus::http::ratelimit::RateLimitConfig {
+            interval: Duration::from_secs_f64(secs),
+            burst,
+        }))
+    };
+    assert_eq!(
+        limit("rate_limit:\n  interval: 1m30s\n  burst: 10\n"),
+        config(90.0, 10)
+    );
+    // A number is nanoseconds, as Go's YAML reads a time.Duration.
+    assert_eq!(
+        limit("rate_limit:\n  interval: 1000000000\n  burst: 1\n"),
+        config(1.0, 1)
+    );
+    // No interval, or 0: no limit. No burst: every request refused.
+    assert_eq!(limit("rate_limit:\n  burst: 10\n"), Ok(None));
+    assert_eq!(limit("rate_limit:\n  interval: 0\n  burst: 10\n"), Ok(None));
+    assert_eq!(limit("rate_limit:\n  interval: 1s\n"), config(1.0, 0));
+    let e = limit("rate_limit:\n  interval: soon\n").unwrap_err();
+    assert!(
+        e.contains("rate_limit.interval: 'soon' is not a duration"),
+        "{e}"
+    );
+    let e = limit("rate_limit:\n  interval: 1s\n  bursts: 2\n").unwrap_err();
+    assert!(e.contains("unknown field `bursts`"), "{e}");
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, as
@@ -276,16 +350,102 @@ fn mutual_tls_requires_a_client_certificate_signed_by_the_ca() {
     let other = temp_dir("mtls-other");
     let (_, stranger) = make_pki(&other);
     assert!(https_get(addr, &ca, Some(&stranger), BOTH).is_err());
-    // Without client_ca_file the setting cannot work, and says so.
-    let e = WebConfig::parse(
-        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n",
-        &dir,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("needs client_ca_file"), "{e}");
     std::fs::remove_dir_all(dir).ok();
     std::fs::remove_dir_all(other).ok();
+}
+
+#[test]
+fn without_a_ca_client_certificates_are_verified_against_the_system_roots() {
+    // As Go does: our own CA is not among the system's, so its client
+    // certificate is refused; VerifyClientCertIfGiven still serves a
+    // client without one.
+    let dir = temp_dir("mtls-system");
+    let (ca, client) = make_pki(&dir);
+    let yaml = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: VerifyClientCertIfGiven\n";
+    let web = match WebConfig::parse(yaml, &dir) {
+        Ok(web) => web,
+        // A machine without trusted roots says so.
+        Err(e) => {
+            let e = e.to_string();
+            assert!(
+                e.contains("the system's trusted roots cannot be read"),
+                "{e}"
+            );
+            return;
+        }
+    };
+    let (_server, addr) = serve(web);
+    assert!(https_get(addr, &ca, Some(&client), BOTH).is_err());
+    let r = https_get(addr, &ca, None, BOTH).expect("a client without a certificate");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn client_allowed_sans_admit_only_certificates_that_name_one() {
+    let dir = temp_dir("sans");
+    let (ca, client) = make_pki(&dir);
+    let config = |allowed: &str| {
+        format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  client_allowed_sans: [{allowed}]\n")
+    };
+    // The client certificate's SAN is the DNS name "scraper".
+    let (_server, addr) = serve(WebConfig::parse(&config("other, scraper"), &dir).unwrap());
+    let r = https_get(addr, &ca, Some(&client), BOTH).expect("an allowed SAN");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let (_server, addr) = serve(WebConfig::parse(&config("other"), &dir).unwrap());
+    assert!(https_get(addr, &ca, Some(&client), BOTH).is_err());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn tls_keys_are_taken_or_refused_as_exporter_toolkit_does() {
+    let dir = temp_dir("tls-keys");
+    make_pki(&dir);
+    let tls = |extra: &str| {
+        WebConfig::parse(
+            &format!(
+                "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{extra}"
+            ),
+            &dir,
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
+    };
+    // TLS 1.3 suite names are Go's too; they change nothing there.
+    assert_eq!(
+        tls("  cipher_suites: [TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n"),
+        Ok(())
+    );
+    for (extra, why) in [
+        (
+            "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n",
+            "tls_server_config.cipher_suites: 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA' cannot be honoured: rustls does not implement CBC suites",
+        ),
+        (
+            "  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+            "tls_server_config.cipher_suites: unknown cipher: TLS_RSA_WITH_RC4_128_SHA",
+        ),
+        (
+            "  curve_preferences: [CurveP521]\n",
+            "'CurveP521' cannot be honoured: rustls does not implement it",
+        ),
+        (
+            "  client_ca_file: ca.crt\n",
+            "client CA's have been configured without a Client Auth Policy",
+        ),
+        (
+            "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: missing-ca.crt\n",
+            "missing-ca.crt",
+        ),
+        (
+            "  client_allowed_sans: [scraper]\n",
+            "tls_server_config.client_allowed_sans: no client certificate is asked for",
+        ),
+    ] {
+        let e = tls(extra).expect_err(extra);
+        assert!(e.contains(why), "{extra}: '{e}' lacks '{why}'");
+    }
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]

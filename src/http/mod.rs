@@ -30,6 +30,8 @@ use tokio::sync::Notify;
 pub mod auth;
 pub mod error;
 pub mod pacing;
+pub mod ratelimit;
+pub mod sans;
 pub mod webconfig;
 
 use crate::exposition::{Format, Selection, SelectionError, Shared, SliceRefused};
@@ -196,18 +198,22 @@ where
     let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }
 
-/// One request: its turn under `max-request-rate`, authentication where
-/// the web config asks for it, then [`respond`], then the web config's
-/// extra headers.
+/// One request: the web config's `rate_limit` (429 at once where it is
+/// spent), its turn under `max-request-rate`, authentication where the web
+/// config asks for it, then [`respond`], then the web config's extra
+/// headers.
 async fn handle(
     shared: &Shared,
     request: &Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
+    let web = shared.web();
+    if !web.rate_limit.allow() {
+        return ratelimit::too_many_requests();
+    }
     let wait = shared.pacer.delay(tokio::time::Instant::now().into_std());
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
-    let web = shared.web();
     let allowed = match &web.users {
         Some(users) => authorized(users, request.headers()).await,
         None => true,

@@ -1,7 +1,8 @@
 //! The `web-config` file: the YAML of Prometheus's exporter-toolkit, so a
 //! site can reuse the files it already has for its other exporters. It
 //! gives basic-auth users (bcrypt hashes), TLS (rustls) with optional client
-//! certificates, and extra response headers. Nothing here knows Flux.
+//! certificates, extra response headers, and a rate limit. Nothing here
+//! knows Flux.
 //!
 //! Everything is checked when the file is read: a field this module does not
 //! know, a hash that is not bcrypt, a certificate or key that cannot be read.
@@ -10,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 use rustls::crypto::ring as provider;
@@ -19,6 +21,7 @@ use serde::Deserialize;
 
 use crate::http::auth::Users;
 use crate::http::error::WebConfigError;
+use crate::http::ratelimit::{parse_go_duration, RateLimit, RateLimitConfig};
 
 /// The settings the HTTP thread applies, from one web-config file (or none).
 #[derive(Default)]
@@ -26,6 +29,9 @@ pub struct WebConfig {
     pub users: Option<Arc<Users>>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `rate_limit` as read, and its bucket.
+    pub rate_limit_config: Option<RateLimitConfig>,
+    pub rate_limit: Arc<RateLimit>,
     /// What the settings came from, for messages.
     pub source: Option<PathBuf>,
 }
@@ -36,6 +42,7 @@ impl std::fmt::Debug for WebConfig {
             .field("users", &self.users.as_ref().map(|u| u.names()))
             .field("tls", &self.tls.is_some())
             .field("headers", &self.headers)
+            .field("rate_limit", &self.rate_limit_config)
             .field("source", &self.source)
             .finish()
     }
@@ -50,6 +57,47 @@ struct File {
     http_server_config: Option<HttpFile>,
     #[serde(default)]
     basic_auth_users: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    rate_limit: Option<RateLimitFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RateLimitFile {
+    /// A Go duration (`1s`), or a number of nanoseconds, as toolkit's YAML
+    /// reads a `time.Duration`.
+    interval: Option<GoDuration>,
+    burst: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GoDuration {
+    Nanoseconds(i64),
+    Text(String),
+}
+
+/// `rate_limit`: None where it sets no limit.
+fn rate_limit(file: Option<RateLimitFile>) -> Result<Option<RateLimitConfig>, WebConfigError> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let interval = match file.interval {
+        None => return Ok(None),
+        Some(GoDuration::Nanoseconds(n)) if n <= 0 => return Ok(None),
+        Some(GoDuration::Nanoseconds(n)) => Duration::from_nanos(n.unsigned_abs()),
+        Some(GoDuration::Text(text)) => match parse_go_duration(&text)
+            .map_err(|why| WebConfigError::key("rate_limit.interval", why))?
+        {
+            Some(d) if !d.is_zero() => d,
+            _ => return Ok(None),
+        },
+    };
+    Ok(Some(RateLimitConfig {
+        interval,
+        // A burst below 1 lets no request through, as in Go's rate.Limiter.
+        burst: u32::try_from(file.burst.unwrap_or(0).max(0)).unwrap_or(u32::MAX),
+    }))
 }
 
 #[derive(Deserialize, Default)]
@@ -67,6 +115,25 @@ struct TlsFile {
     cipher_suites: Option<Vec<String>>,
     prefer_server_cipher_suites: Option<bool>,
     curve_preferences: Option<Vec<String>>,
+    client_allowed_sans: Option<Vec<String>>,
+}
+
+impl TlsFile {
+    /// Whether it sets none of what makes TLS (toolkit's `validateTLSPaths`);
+    /// an empty string counts as unset, as in Go.
+    fn is_empty(&self) -> bool {
+        [
+            &self.cert_file,
+            &self.cert,
+            &self.key_file,
+            &self.key,
+            &self.client_ca_file,
+            &self.client_ca,
+            &self.client_auth_type,
+        ]
+        .iter()
+        .all(|v| v.as_deref().is_none_or(str::is_empty))
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -79,13 +146,15 @@ struct HttpFile {
     headers: Option<BTreeMap<String, String>>,
 }
 
-/// The response headers exporter-toolkit lets a web-config set.
-const SETTABLE_HEADERS: [&str; 5] = [
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "X-XSS-Protection",
-    "Content-Security-Policy",
+/// The response headers exporter-toolkit lets a web-config set, by their
+/// exact names, with the only values it takes where it restricts them
+/// (toolkit's `extraHTTPHeaders`).
+const SETTABLE_HEADERS: [(&str, &[&str]); 5] = [
+    ("Strict-Transport-Security", &[]),
+    ("X-Content-Type-Options", &["nosniff"]),
+    ("X-Frame-Options", &["deny", "sameorigin"]),
+    ("X-XSS-Protection", &[]),
+    ("Content-Security-Policy", &[]),
 ];
 
 impl WebConfig {
@@ -117,6 +186,9 @@ impl WebConfig {
             _ => None,
         };
         let tls = match file.tls_server_config {
+            // As toolkit: with no certificate, key, client CA or client
+            // auth type, the server speaks plain HTTP.
+            Some(tls) if tls.is_empty() => None,
             Some(tls) => Some(Arc::new(tls_config(tls, dir)?)),
             None => None,
         };
@@ -126,29 +198,33 @@ impl WebConfig {
             .and_then(|h| h.headers)
             .unwrap_or_default()
         {
-            if !SETTABLE_HEADERS
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&name))
-            {
+            let Some((_, allowed)) = SETTABLE_HEADERS.iter().find(|(h, _)| *h == name) else {
+                let names: Vec<&str> = SETTABLE_HEADERS.iter().map(|(h, _)| *h).collect();
                 return Err(WebConfigError::key(
                     "http_server_config.headers",
-                    format!(
-                        "{name} cannot be set (only {})",
-                        SETTABLE_HEADERS.join(", ")
-                    ),
+                    format!("{name} cannot be set (only {}, so spelt)", names.join(", ")),
                 ));
-            }
+            };
             let bad =
                 |e: String| WebConfigError::key(format!("http_server_config.headers.{name}"), e);
+            if !allowed.is_empty() && !allowed.contains(&value.as_str()) {
+                return Err(bad(format!(
+                    "'{value}' is not one of {}",
+                    allowed.join(", ")
+                )));
+            }
             headers.push((
                 HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?,
                 HeaderValue::from_str(&value).map_err(|e| bad(e.to_string()))?,
             ));
         }
+        let rate_limit_config = rate_limit(file.rate_limit)?;
         Ok(WebConfig {
             users,
             tls,
             headers,
+            rate_limit: Arc::new(RateLimit::new(rate_limit_config)),
+            rate_limit_config,
             source: None,
         })
     }
@@ -181,33 +257,69 @@ fn tls_version(
     }
 }
 
-/// Go's names for the TLS 1.2 suites rustls implements. Go never lets TLS
-/// 1.3 suites be chosen, so neither does this.
-fn cipher_suite(name: &str) -> Option<rustls::SupportedCipherSuite> {
+/// What a name in `cipher_suites` is, among the names exporter-toolkit
+/// takes (Go's `tls.CipherSuites()`, Go 1.25).
+enum Suite {
+    /// A TLS 1.2 suite rustls implements.
+    Tls12(rustls::SupportedCipherSuite),
+    /// A TLS 1.3 suite: Go takes the name and, as it never lets TLS 1.3
+    /// suites be chosen, it changes nothing; so here.
+    Tls13,
+    /// A suite Go implements and rustls does not (CBC).
+    NotInRustls,
+}
+
+fn cipher_suite(name: &str) -> Option<Suite> {
     use provider::cipher_suite as cs;
-    Some(match name {
+    Some(Suite::Tls12(match name {
         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"
-        | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
             cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
         }
         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
         "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
             cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
         }
+        "TLS_AES_128_GCM_SHA256" | "TLS_AES_256_GCM_SHA384" | "TLS_CHACHA20_POLY1305_SHA256" => {
+            return Some(Suite::Tls13)
+        }
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"
+        | "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"
+        | "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"
+        | "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA" => return Some(Suite::NotInRustls),
         _ => return None,
-    })
+    }))
 }
 
-fn curve(name: &str) -> Option<&'static dyn rustls::crypto::SupportedKxGroup> {
+/// Go's curve names, as toolkit takes them; None for CurveP521, which
+/// rustls does not implement.
+fn curve(name: &str) -> Option<Option<&'static dyn rustls::crypto::SupportedKxGroup>> {
     match name {
-        "X25519" => Some(provider::kx_group::X25519),
-        "CurveP256" => Some(provider::kx_group::SECP256R1),
-        "CurveP384" => Some(provider::kx_group::SECP384R1),
+        "X25519" => Some(Some(provider::kx_group::X25519)),
+        "CurveP256" => Some(Some(provider::kx_group::SECP256R1)),
+        "CurveP384" => Some(Some(provider::kx_group::SECP384R1)),
+        "CurveP521" => Some(None),
         _ => None,
     }
+}
+
+/// The system's trusted roots, for client certificates where no CA is
+/// given.
+fn system_roots() -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map_or("none found".to_string(), |e| e.to_string());
+        return Err(WebConfigError::key(
+            "tls_server_config.client_ca_file",
+            format!("no client_ca_file, and the system's trusted roots cannot be read ({why})"),
+        ));
+    }
+    Ok(found.certs)
 }
 
 fn pem_certs(field: &str, from: Either) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
@@ -258,6 +370,9 @@ fn file_or_inline(
     file: Option<String>,
     inline: Option<String>,
 ) -> Result<Either, WebConfigError> {
+    // An empty string is unset, as in Go.
+    let file = file.filter(|f| !f.is_empty());
+    let inline = inline.filter(|i| !i.is_empty());
     match (file, inline) {
         (Some(f), None) => Ok(Either::File(resolve(dir, &f))),
         (None, Some(i)) => Ok(Either::Inline(i)),
@@ -267,7 +382,7 @@ fn file_or_inline(
         )),
         (None, None) => Err(WebConfigError::key(
             "tls_server_config",
-            format!("{field}_file is missing"),
+            format!("missing one of {field} or {field}_file"),
         )),
     }
 }
@@ -297,26 +412,31 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, WebConfi
             .copied()
             .filter(|s| s.version() == &rustls::version::TLS13)
             .collect();
+        let bad = |why: String| WebConfigError::key("tls_server_config.cipher_suites", why);
         for name in names {
-            suites.push(cipher_suite(name).ok_or_else(|| {
-                WebConfigError::key(
-                    "tls_server_config.cipher_suites",
-                    format!("'{name}' is not a supported TLS 1.2 cipher suite"),
-                )
-            })?);
+            match cipher_suite(name) {
+                Some(Suite::Tls12(suite)) => suites.push(suite),
+                Some(Suite::Tls13) => {}
+                Some(Suite::NotInRustls) => {
+                    return Err(bad(format!(
+                        "'{name}' cannot be honoured: rustls does not implement CBC suites"
+                    )))
+                }
+                None => return Err(bad(format!("unknown cipher: {name}"))),
+            }
         }
         provider.cipher_suites = suites;
     }
     if let Some(names) = &tls.curve_preferences {
+        let bad = |why: String| WebConfigError::key("tls_server_config.curve_preferences", why);
         provider.kx_groups = names
             .iter()
-            .map(|name| {
-                curve(name).ok_or_else(|| {
-                    WebConfigError::key(
-                        "tls_server_config.curve_preferences",
-                        format!("'{name}' is not supported (X25519, CurveP256, CurveP384)"),
-                    )
-                })
+            .map(|name| match curve(name) {
+                Some(Some(group)) => Ok(group),
+                Some(None) => Err(bad(format!(
+                    "'{name}' cannot be honoured: rustls does not implement it (X25519, CurveP256, CurveP384)"
+                ))),
+                None => Err(bad(format!("unknown curve: {name}"))),
             })
             .collect::<Result<_, _>>()?;
     }
@@ -344,22 +464,56 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, WebConfi
         .with_protocol_versions(&versions)
         .map_err(|e| WebConfigError::key("tls_server_config", format!("{e}")))?;
 
-    let auth_type = tls.client_auth_type.as_deref().unwrap_or("NoClientCert");
-    let ca = match (tls.client_ca_file, tls.client_ca) {
+    let auth_type = match tls.client_auth_type.as_deref() {
+        None | Some("") => "NoClientCert",
+        Some(other) => other,
+    };
+    let ca = match (
+        tls.client_ca_file.filter(|f| !f.is_empty()),
+        tls.client_ca.filter(|c| !c.is_empty()),
+    ) {
         (None, None) => None,
         (file, inline) => Some(file_or_inline(dir, "client_ca", file, inline)?),
     };
+    // A CA that would be ignored is refused, as toolkit refuses it, once a
+    // file has been found to be there: a missing one is named as such.
+    if let Some(ca) = &ca {
+        if let Either::File(path) = ca {
+            std::fs::metadata(path).map_err(|e| {
+                WebConfigError::key(
+                    "tls_server_config.client_ca_file",
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+        }
+        if auth_type == "NoClientCert" {
+            return Err(WebConfigError::key(
+                "tls_server_config.client_ca_file",
+                "client CA's have been configured without a Client Auth Policy (set client_auth_type)",
+            ));
+        }
+    }
+    let ca = ca.map(|ca| pem_certs("client_ca_file", ca)).transpose()?;
+    if tls.client_allowed_sans.is_some() && auth_type == "NoClientCert" {
+        return Err(WebConfigError::key(
+            "tls_server_config.client_allowed_sans",
+            "no client certificate is asked for (set client_auth_type)",
+        ));
+    }
     let builder = match auth_type {
         "NoClientCert" => builder.with_no_client_auth(),
         "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" => {
-            let ca = ca.ok_or_else(|| {
-                WebConfigError::key("tls_server_config", format!("client_auth_type {auth_type} needs client_ca_file"))
-            })?;
+            // Without a CA, Go verifies client certificates against the
+            // system's roots; so here.
+            let (certs, from) = match ca {
+                Some(certs) => (certs, "tls_server_config.client_ca_file"),
+                None => (system_roots()?, "tls_server_config.client_auth_type"),
+            };
             let mut roots = rustls::RootCertStore::empty();
-            for cert in pem_certs("client_ca_file", ca)? {
+            for cert in certs {
                 roots
                     .add(cert)
-                    .map_err(|e| WebConfigError::key("tls_server_config.client_ca_file", format!("{e}")))?;
+                    .map_err(|e| WebConfigError::key(from, format!("{e}")))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
@@ -370,19 +524,37 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, WebConfi
             } else {
                 verifier
             };
-            builder.with_client_cert_verifier(
-                verifier
-                    .build()
-                    .map_err(|e| WebConfigError::key("tls_server_config.client_ca_file", format!("{e}")))?,
-            )
+            let verifier = verifier
+                .build()
+                .map_err(|e| WebConfigError::key(from, format!("{e}")))?;
+            match tls.client_allowed_sans {
+                Some(sans) => builder.with_client_cert_verifier(Arc::new(
+                    crate::http::sans::AllowedSans::new(verifier, sans),
+                )),
+                None => builder.with_client_cert_verifier(verifier),
+            }
         }
-        "RequestClientCert" | "RequireAnyClientCert" => {
-            return Err(WebConfigError::key("tls_server_config.client_auth_type", format!("{auth_type} is not supported: an unverified client certificate proves nothing (use VerifyClientCertIfGiven or RequireAndVerifyClientCert with client_ca_file)"
-            )))
+        // Go's meaning: a certificate is asked for (and, but for
+        // RequestClientCert, required), and not verified against any CA;
+        // the client still proves it holds the certificate's key.
+        "RequestClientCert" | "RequireAnyClientCert" | "RequireClientCert" => {
+            let any: Arc<dyn rustls::server::danger::ClientCertVerifier> =
+                Arc::new(crate::http::sans::AnyClientCert::new(
+                    auth_type != "RequestClientCert",
+                    Arc::clone(&provider),
+                ));
+            match tls.client_allowed_sans {
+                Some(sans) => builder.with_client_cert_verifier(Arc::new(
+                    crate::http::sans::AllowedSans::new(any, sans),
+                )),
+                None => builder.with_client_cert_verifier(any),
+            }
         }
         other => {
-            return Err(WebConfigError::key("tls_server_config.client_auth_type", format!("unknown value '{other}'"
-            )))
+            return Err(WebConfigError::key(
+                "tls_server_config.client_auth_type",
+                format!("invalid ClientAuth: {other}"),
+            ))
         }
     };
     let mut config = builder.with_single_cert(certs, key).map_err(|e| {
