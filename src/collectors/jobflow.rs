@@ -275,35 +275,19 @@ fn take_usage(inner: &Inner, request: &Request<'_>) -> Result<(), UsageError> {
 
 /// Serves `NAME.usage`, where the job shells send what each job used.
 fn serve_usage(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
-    let name = inner
-        .ctx
-        .handle
-        .module_name()
-        .unwrap_or_else(|| "prometheus".into());
     let weak = Rc::downgrade(inner);
+    let topic = service(inner, "usage");
     inner
         .ctx
         .handle
-        .handle_requests(&format!("{name}.usage"), true, move |request| {
+        .handle_requests(&topic, true, move |request| {
             let Some(inner) = weak.upgrade() else {
                 return request.respond_error(libc::ENOSYS, "the jobflow collector has stopped");
             };
             match take_usage(&inner, request) {
                 Ok(()) => request.respond("{}"),
                 Err(e) => {
-                    let logged = inner.refusals_logged.get();
-                    if logged < REFUSALS_LOGGED {
-                        inner.refusals_logged.set(logged + 1);
-                        let more = if logged + 1 == REFUSALS_LOGGED {
-                            " (further refusals are only counted, in flux_jobs_usage_refused_total)"
-                        } else {
-                            ""
-                        };
-                        inner.ctx.handle.log(
-                            Level::Warning,
-                            &format!("{NAME} collector: usage record refused: {e}{more}"),
-                        );
-                    }
+                    log_refusal(&inner, "usage record", &e.to_string());
                     request.respond_error(e.errno(), &e.to_string());
                 }
             }
@@ -330,7 +314,7 @@ fn log_refusal(inner: &Inner, what: &str, why: &str) {
     if logged < REFUSALS_LOGGED {
         inner.refusals_logged.set(logged + 1);
         let more = if logged + 1 == REFUSALS_LOGGED {
-            " (further refusals are only counted)"
+            " (further refusals are only counted: flux_jobs_usage_refused_total, flux_usage_samples_refused_total)"
         } else {
             ""
         };
