@@ -17,11 +17,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use flux::{Error, Handle, Level, MsgHandler, Request, Rpc, Timer};
+use usage::cgroup::{Mounts, OpenCgroup, ShellCgroup};
 use usage::live::{self, Batch, JobSample, Registration, WireError};
 use usage::proc::{self, Units};
 
@@ -64,7 +65,9 @@ struct Registered {
     pids: Vec<i32>,
     /// The shell's own cgroup, read from its first task's `/proc/PID/cgroup`
     /// (never taken from the shell's word).
-    cgroup: Option<PathBuf>,
+    cgroup: Option<ShellCgroup>,
+    /// Its files, held open while the job runs.
+    files: Option<OpenCgroup>,
     cores: u64,
     gpus: u64,
     /// The previous look: when, and the CPU seconds it found.
@@ -78,6 +81,8 @@ struct Inner {
     hostname: String,
     instance_owner: u32,
     units: Units,
+    /// Where this node mounts its cgroup hierarchies.
+    mounts: Mounts,
     period: Cell<f64>,
     jobs: RefCell<BTreeMap<u64, Registered>>,
     in_flight: RefCell<Option<Rpc>>,
@@ -112,6 +117,7 @@ impl Sampler {
                 ticks_per_second: flux::clock_ticks_per_second(),
                 page_size: flux::page_size(),
             },
+            mounts: Mounts::of_this_system(),
             period: Cell::new(period.as_secs_f64()),
             jobs: RefCell::new(BTreeMap::new()),
             in_flight: RefCell::new(None),
@@ -154,7 +160,9 @@ impl Sampler {
 
     pub fn stats(&self) -> SamplerStats {
         let mut stats = self.inner.stats.borrow().clone();
-        stats.jobs = self.inner.jobs.borrow().len();
+        let jobs = self.inner.jobs.borrow();
+        stats.jobs = jobs.len();
+        stats.cgroup_jobs = jobs.values().filter(|j| j.cgroup.is_some()).count();
         stats
     }
 }
@@ -224,14 +232,15 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
     }
     let cgroup = std::fs::read_to_string(procfs.join(pids[0].to_string()).join("cgroup"))
         .ok()
-        .and_then(|text| usage::cgroup::own_cgroup(&text, Path::new("/sys/fs/cgroup")))
-        .filter(|dir| dir.join("cpu.stat").is_file());
+        .and_then(|text| inner.mounts.shell_cgroup(&text));
+    let files = cgroup.as_ref().and_then(ShellCgroup::open);
     inner.jobs.borrow_mut().insert(
         id,
         Registered {
             userid: sender,
             pids,
             cgroup,
+            files,
             cores,
             gpus,
             last: None,
@@ -263,19 +272,25 @@ fn sample_all(jobs: &mut BTreeMap<u64, Registered>, now: f64, units: Units) -> V
     let procfs = Path::new("/proc");
     let mut out = Vec::with_capacity(jobs.len());
     jobs.retain(|&id, job| {
-        let seen = match &job.cgroup {
-            Some(dir) => read_cgroup(dir),
-            None => {
-                let found = proc::walk(&job.pids, procfs)
-                    .map(|procs| proc::sum(&procs.iter().collect::<Vec<_>>(), units));
-                found
-                    .or_else(|| {
-                        let all = everyone.get_or_insert_with(|| proc::scan(procfs));
-                        Some(proc::sample(&job.pids, all, units))
-                    })
-                    .filter(|s| s.processes > 0)
-                    .map(|s| (s.processes as u64, s.cpu_seconds, s.rss_bytes, "processes"))
-            }
+        let tree = |everyone: &mut Option<Vec<proc::Stat>>| {
+            proc::walk(&job.pids, procfs)
+                .map(|procs| proc::sum(&procs.iter().collect::<Vec<_>>(), units))
+                .or_else(|| {
+                    let all = everyone.get_or_insert_with(|| proc::scan(procfs));
+                    Some(proc::sample(&job.pids, all, units))
+                })
+                .filter(|s| s.processes > 0)
+        };
+        let seen = match &mut job.files {
+            Some(files) => files.now().map(|(cpu_seconds, memory)| {
+                // A cgroup without memory files (no memory controller
+                // anywhere) leaves memory to the process trees.
+                let memory =
+                    memory.unwrap_or_else(|| tree(&mut everyone).map_or(0, |s| s.rss_bytes));
+                (0, cpu_seconds, memory, "cgroup")
+            }),
+            None => tree(&mut everyone)
+                .map(|s| (s.processes as u64, s.cpu_seconds, s.rss_bytes, "processes")),
         };
         let Some((processes, cpu_seconds, memory_bytes, source)) = seen else {
             return false;
@@ -297,26 +312,14 @@ fn sample_all(jobs: &mut BTreeMap<u64, Registered>, now: f64, units: Units) -> V
             memory_bytes,
             peak_memory_bytes: job.peak,
             source: source.to_string(),
+            cgroup: job
+                .cgroup
+                .as_ref()
+                .map(|c| c.dir.to_string_lossy().into_owned()),
         });
         true
     });
     out
-}
-
-/// A shell's own cgroup: its CPU time and its memory now. None once the
-/// cgroup has gone.
-fn read_cgroup(dir: &Path) -> Option<(u64, f64, u64, &'static str)> {
-    let figures = usage::cgroup::read(dir)?;
-    let memory = std::fs::read_to_string(dir.join("memory.current"))
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(0);
-    Some((
-        0,
-        figures.user_seconds + figures.system_seconds,
-        memory,
-        "cgroup",
-    ))
 }
 
 fn send(inner: &Rc<Inner>, jobs: Vec<JobSample>) {
@@ -417,6 +420,7 @@ mod tests {
                 userid: 1000,
                 pids: vec![child.id() as i32],
                 cgroup: None,
+                files: None,
                 cores: 2,
                 gpus: 0,
                 last: None,

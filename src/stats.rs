@@ -74,6 +74,9 @@ pub struct SamplerStats {
     pub sample_interval: f64,
     /// Jobs registered and still running here.
     pub jobs: usize,
+    /// Of those, the jobs whose shell has a cgroup of its own, sampled
+    /// from it rather than from their processes.
+    pub cgroup_jobs: usize,
     pub registrations: u64,
     pub registrations_refused: u64,
     pub batches_sent: u64,

@@ -113,6 +113,7 @@ mod tests {
             memory_bytes: 100,
             peak_memory_bytes: 200,
             source: "processes".into(),
+            cgroup: None,
         }
     }
 

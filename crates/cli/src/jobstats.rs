@@ -91,6 +91,11 @@ pub fn live_report(jobid: &str, live: &LiveJob) -> String {
             n.age,
         ));
     }
+    for n in &live.nodes {
+        if let Some(dir) = &n.sample.cgroup {
+            out.push_str(&format!("  rank {} measured from cgroup {dir}\n", n.rank));
+        }
+    }
     out.push_str(&format!(
         "\n  Total: {} node(s) reporting, {} cores, {:.2} cores' worth of CPU in use: {} CPU efficiency now; memory {} now\n",
         live.nodes.len(),
@@ -233,6 +238,7 @@ mod tests {
                 memory_bytes: 1 << 30,
                 peak_memory_bytes: 2 << 30,
                 source: "processes".into(),
+                cgroup: None,
             },
         };
         let live = LiveJob {

@@ -2,11 +2,12 @@
 //! shell's own cgroup where it has one (sdexec), else from the children the
 //! shell has reaped (`getrusage`) and samples of its tasks' process trees.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
+use usage::cgroup::{Mounts, ShellCgroup};
 use usage::proc::{self, Units};
-use usage::{cgroup, NodeUsage};
+use usage::NodeUsage;
 
 /// What the node was allocated, from the shell's rank information.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +22,7 @@ pub struct Allocation {
 /// One node's measurement, from the start of its tasks.
 pub struct Measure {
     started: Instant,
-    cgroup: Option<PathBuf>,
+    cgroup: Option<ShellCgroup>,
     units: Units,
     /// The largest sum of the tasks' resident sets a sample saw.
     peak_sampled: u64,
@@ -32,8 +33,7 @@ impl Measure {
     pub fn start() -> Measure {
         let own = std::fs::read_to_string("/proc/self/cgroup")
             .ok()
-            .and_then(|text| cgroup::own_cgroup(&text, Path::new("/sys/fs/cgroup")))
-            .filter(|dir| dir.join("cpu.stat").is_file());
+            .and_then(|text| Mounts::of_this_system().shell_cgroup(&text));
         Measure {
             started: Instant::now(),
             cgroup: own,
@@ -76,7 +76,7 @@ impl Measure {
             oom_kills: None,
         };
         // The cgroup holds the shell too: its own CPU time is taken out.
-        match self.cgroup.as_deref().and_then(cgroup::read) {
+        match self.cgroup.as_ref().and_then(ShellCgroup::read) {
             Some(figures) => {
                 let shell = flux::self_rusage().unwrap_or_default();
                 NodeUsage {

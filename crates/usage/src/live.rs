@@ -55,6 +55,9 @@ pub struct JobSample {
     pub peak_memory_bytes: u64,
     /// `processes` or `cgroup`.
     pub source: String,
+    /// The shell's own cgroup v2 directory, where the figures come from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
 }
 
 /// One rank's samples of one period.
@@ -224,6 +227,7 @@ mod tests {
                 memory_bytes: 1 << 20,
                 peak_memory_bytes: 1 << 21,
                 source: "processes".into(),
+                cgroup: None,
             },
         };
         let job = LiveJob {

@@ -1,0 +1,128 @@
+#!/bin/bash
+# Job shells in cgroups of their own, as under sdexec: each shell runs in a
+# cgroup named as sdexec names its systemd unit (shell-RANK-ID.service),
+# made here by a wrapper around flux-shell, on cgroup v2 and, on a hybrid
+# system, in the cgroup v1 memory hierarchy too. The module on each rank
+# finds the cgroup from the job's tasks and samples it; jobstats names it;
+# the usage record at the end comes from it, and its CPU time and peak
+# memory agree with what the tasks themselves measured (getrusage).
+. "$(dirname "$0")/lib.sh"
+
+# The cgroup v2 mount, and the v1 memory one where the system is hybrid.
+mount_of() { awk -v t="$1" -v o="$2" '{ split($0, s, " - "); split(s[2], f, " ") }
+    f[1] == t && (o == "" || ("," f[3] ",") ~ ("," o ",")) { split(s[1], m, " "); print m[5]; exit }' /proc/self/mountinfo; }
+V2=$(mount_of cgroup2 "")
+MEM=$(mount_of cgroup memory)
+TOP=flux-prometheus-t0028-$$
+if [ "$(id -u)" != 0 ] || [ -z "$V2" ] || ! mkdir "$V2/$TOP" 2>/dev/null; then
+    echo "1..0 # SKIP needs root and a writable cgroup v2 hierarchy"
+    exit 0
+fi
+rmdir "$V2/$TOP"
+export V2 MEM TOP
+run_inside_flux 2
+
+PLUGIN=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
+if [ ! -f "$PLUGIN" ] || [ ! -x "$REPO/target/release/flux-prometheus" ]; then
+    (cd "$REPO" && cargo build --release --quiet) >&2
+fi
+export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
+plan 9
+
+dir=$(mktemp -d)
+cleanup() {
+    for top in "$V2" "$MEM"; do
+        [ -n "$top" ] && [ -d "$top/$TOP" ] && find "$top/$TOP" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
+        [ -n "$top" ] && rmdir "$top/$TOP" 2>/dev/null
+    done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+printf 'plugin.load { file = "%s" }\n' "$PLUGIN" >"$dir/rc.lua"
+
+# The job shell, in a unit's cgroup of its own.
+cat >"$dir/shell-in-unit" <<EOF
+#!/bin/bash
+id=\${@: -1}
+unit=shell-\$(flux getattr rank)-\$(flux job id --to=f58plain "\$id").service
+for top in "$V2" "$MEM"; do
+    [ -n "\$top" ] || continue
+    mkdir -p "\$top/$TOP/\$unit" && echo \$\$ >"\$top/$TOP/\$unit/cgroup.procs"
+done
+exec $(flux config builtin shell_path) "\$@"
+EOF
+chmod +x "$dir/shell-in-unit"
+
+# Each task's worker burns 4 s of CPU, the first of each node's holds
+# 300 MiB, and then it waits, so that the module samples it. The task
+# waits for its worker and prints what the two used, as getrusage says of
+# them (the worker's exit included). Only the task's own exit is missing
+# from that: tens of milliseconds here, which is why the workers burn
+# seconds.
+cat >"$dir/task.py" <<'EOF'
+import os, resource, time
+pid = os.fork()
+if pid == 0:
+    hold = bytearray(300 << 20) if os.environ["FLUX_TASK_LOCAL_ID"] == "0" else b""
+    for i in range(0, len(hold), 4096):
+        hold[i] = 1
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    while cpu() < 4:
+        pass
+    time.sleep(3)
+    os._exit(0)
+_, _, worker = os.wait4(pid, 0)
+me = resource.getrusage(resource.RUSAGE_SELF)
+cpu = me.ru_utime + me.ru_stime + worker.ru_utime + worker.ru_stime
+print(os.environ["FLUX_TASK_RANK"], cpu, worker.ru_maxrss * 1024, flush=True)
+EOF
+
+flux exec -r all flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 sample-interval=1s
+
+id=$(flux submit -N2 -n4 -o userrc="$dir/rc.lua" -o cpu-affinity=off \
+    --setattr=system.exec.job_shell="$dir/shell-in-unit" python3 "$dir/task.py")
+flux job wait-event -t 60 "$id" start >/dev/null
+f58plain=$(flux job id --to=f58plain "$id")
+
+# Waits for jobstats to show both nodes measured from their cgroups.
+live=
+for _ in $(seq 40); do
+    live=$(flux prometheus jobstats --json "$id" 2>/dev/null) &&
+        [ "$(jq '[.nodes[] | select(.source == "cgroup")] | length' <<<"$live")" = 2 ] && break
+    sleep 0.25
+done
+diag "$(flux prometheus jobstats "$id" 2>&1)"
+is "$(jq -r '[.nodes[].source] | unique | join(",")' <<<"$live")" cgroup \
+    "the module samples each node's shell cgroup"
+is "$(jq -r '.nodes | sort_by(.rank) | map(.cgroup) | join(" ")' <<<"$live")" \
+    "$V2/$TOP/shell-0-$f58plain.service $V2/$TOP/shell-1-$f58plain.service" \
+    "and names the cgroup the shell runs in, on each rank"
+ok "jobstats says where each node was measured" \
+    grep -q "rank 1 measured from cgroup $V2/$TOP/shell-1-$f58plain.service" <<<"$(flux prometheus jobstats "$id")"
+
+flux job attach "$id" >"$dir/tasks.out"
+flux job wait-event -t 60 "$id" clean >/dev/null
+record=$(flux job eventlog -p exec -f json "$id" | jq -c 'select(.name == "prometheus.usage") | .context')
+diag "$record"
+is "$(jq -r '[.nodes[].source] | unique | join(",")' <<<"$record")" cgroup \
+    "the usage record comes from each node's cgroup"
+
+# What the tasks measured of themselves, per node (ranks 0-1 ran on broker
+# rank 0, 2-3 on broker rank 1: flux assigns tasks to nodes in order).
+cpu_tasks=$(awk '{ s += $2 } END { print s }' "$dir/tasks.out")
+cpu_record=$(jq '[.nodes[] | .user_seconds + .system_seconds] | add' <<<"$record")
+ok "its CPU time ($cpu_record s) is the tasks' own ($cpu_tasks s) within 2 %" \
+    awk -v a="$cpu_record" -v b="$cpu_tasks" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 15.9 && d <= 0.02 * b) }'
+for rank in 0 1; do
+    rss=$(awk -v lo=$((rank * 2)) '$1 == lo || $1 == lo + 1 { s += $3 } END { print s }' "$dir/tasks.out")
+    peak=$(jq --argjson r "$rank" '.nodes[] | select(.rank == $r) | .peak_memory_bytes' <<<"$record")
+    ok "rank $rank's peak memory ($peak) is its tasks' ($rss) within 5 %" \
+        awk -v a="$peak" -v b="$rss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 300 * 2^20 && d <= 0.05 * b) }'
+done
+is "$(jq '[.nodes[].oom_kills] | add' <<<"$record")" 0 "and it says no task was killed for memory"
+
+flux exec -r all flux module remove prometheus
+is "$(find "$V2/$TOP" -mindepth 1 -maxdepth 1 -type d -name 'shell-*.service' | wc -l)" 2 "the shells ran in the two cgroups the test made"
+done_testing
