@@ -58,6 +58,7 @@ pub mod announce;
 pub mod collectors;
 pub mod config;
 pub mod exposition;
+pub mod gpu;
 pub mod http;
 pub mod model;
 pub mod module;

@@ -26,6 +26,7 @@ use usage::cgroup::{Mounts, OpenCgroup, ShellCgroup};
 use usage::live::{self, Batch, JobSample, Registration, WireError};
 use usage::proc::{self, Units};
 
+use crate::gpu::Gpus;
 use crate::stats::SamplerStats;
 
 /// Why a registration was refused, for the shell and the log.
@@ -70,6 +71,10 @@ struct Registered {
     files: Option<OpenCgroup>,
     cores: u64,
     gpus: u64,
+    gpu_ids: Vec<u32>,
+    /// When it registered, in µs since the epoch: GPU samples before it are
+    /// another job's.
+    registered_us: u64,
     /// The previous look: when, and the CPU seconds it found.
     last: Option<(f64, f64)>,
     peak: u64,
@@ -85,6 +90,7 @@ struct Inner {
     mounts: Mounts,
     period: Cell<f64>,
     jobs: RefCell<BTreeMap<u64, Registered>>,
+    gpus: RefCell<Gpus>,
     in_flight: RefCell<Option<Rpc>>,
     /// Rank 0 did not take the last batch, and that was logged.
     unreachable_logged: Cell<bool>,
@@ -120,6 +126,7 @@ impl Sampler {
             mounts: Mounts::of_this_system(),
             period: Cell::new(period.as_secs_f64()),
             jobs: RefCell::new(BTreeMap::new()),
+            gpus: RefCell::new(Gpus::default()),
             in_flight: RefCell::new(None),
             unreachable_logged: Cell::new(false),
             sent_empty: Cell::new(true),
@@ -216,6 +223,7 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
         pids,
         cores,
         gpus,
+        gpu_ids,
         ..
     } = live::read_registration(&payload)?;
     let procfs = Path::new("/proc");
@@ -243,6 +251,10 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
             files,
             cores,
             gpus,
+            gpu_ids,
+            registered_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
             last: None,
             peak: 0,
         },
@@ -254,7 +266,12 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
 fn look(inner: &Rc<Inner>) {
     let cpu_before = flux::thread_cpu_seconds();
     let now = inner.h.now();
-    let samples = sample_all(&mut inner.jobs.borrow_mut(), now, inner.units);
+    let mut gpus = inner.gpus.borrow_mut();
+    let samples = sample_all(&mut inner.jobs.borrow_mut(), &mut gpus, now, inner.units);
+    if let Some(why) = gpus.take_failure() {
+        inner.h.log(Level::Info, &format!("usage sampler: {why}"));
+    }
+    drop(gpus);
     if !(samples.is_empty() && inner.sent_empty.get()) {
         send(inner, samples);
     }
@@ -265,7 +282,12 @@ fn look(inner: &Rc<Inner>) {
 
 /// Samples every job of `jobs` at `now`, forgetting those whose processes
 /// (or cgroup) are gone.
-fn sample_all(jobs: &mut BTreeMap<u64, Registered>, now: f64, units: Units) -> Vec<JobSample> {
+fn sample_all(
+    jobs: &mut BTreeMap<u64, Registered>,
+    gpus: &mut Gpus,
+    now: f64,
+    units: Units,
+) -> Vec<JobSample> {
     // Read at most once a look, and only where the kernel has no
     // children files.
     let mut everyone: Option<Vec<proc::Stat>> = None;
@@ -316,6 +338,7 @@ fn sample_all(jobs: &mut BTreeMap<u64, Registered>, now: f64, units: Units) -> V
                 .cgroup
                 .as_ref()
                 .map(|c| c.dir.to_string_lossy().into_owned()),
+            gpu: gpus.look(&job.gpu_ids, job.registered_us),
         });
         true
     });
@@ -423,15 +446,17 @@ mod tests {
                 files: None,
                 cores: 2,
                 gpus: 0,
+                gpu_ids: Vec::new(),
+                registered_us: 0,
                 last: None,
                 peak: 0,
             },
         );
-        let first = sample_all(&mut jobs, 100.0, units);
+        let first = sample_all(&mut jobs, &mut Gpus::default(), 100.0, units);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].cpu_cores, None);
         assert!(first[0].memory_bytes > 0);
-        let second = sample_all(&mut jobs, 110.0, units);
+        let second = sample_all(&mut jobs, &mut Gpus::default(), 110.0, units);
         // sleep uses next to no CPU.
         assert!(second[0].cpu_cores.is_some_and(|r| r < 0.05), "{second:?}");
         assert_eq!(
@@ -440,7 +465,7 @@ mod tests {
         );
         let _ = child.kill();
         let _ = child.wait();
-        assert!(sample_all(&mut jobs, 120.0, units).is_empty());
+        assert!(sample_all(&mut jobs, &mut Gpus::default(), 120.0, units).is_empty());
         assert!(jobs.is_empty());
     }
 }

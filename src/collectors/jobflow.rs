@@ -644,7 +644,7 @@ fn render(state: &State, out: &mut Rendered) {
     }
     Family::of(out, &JOBS_USAGE_REFUSED_TOTAL).sample(&[], flow.usage_refused as f64);
     type Now = fn(&jobflow::LiveFlow) -> f64;
-    let now: [(&Doc, &Doc, Now); 4] = [
+    let now: [(&Doc, &Doc, Now); 7] = [
         (&JOBS_RUNNING_SAMPLED, &JOB_USAGE_SAMPLED_NODES, |l| {
             l.jobs as f64
         }),
@@ -654,6 +654,13 @@ fn render(state: &State, out: &mut Rendered) {
         }),
         (&JOBS_RUNNING_MEMORY_BYTES, &JOB_MEMORY_BYTES, |l| {
             l.memory_bytes as f64
+        }),
+        (&JOBS_RUNNING_GPUS_BUSY, &JOB_GPUS_BUSY, |l| l.gpus_busy),
+        (&JOBS_RUNNING_MEASURED_GPUS, &JOB_MEASURED_GPUS, |l| {
+            l.measured_gpus as f64
+        }),
+        (&JOBS_RUNNING_GPU_MEMORY_BYTES, &JOB_GPU_MEMORY_BYTES, |l| {
+            l.gpu_memory_bytes as f64
         }),
     ];
     for (queue_doc, _, pick) in now {
@@ -719,9 +726,15 @@ pub const FAMILIES: &[Doc] = &[
     JOBS_RUNNING_CPU_CORES,
     JOBS_RUNNING_ALLOCATED_CORES,
     JOBS_RUNNING_MEMORY_BYTES,
+    JOBS_RUNNING_GPUS_BUSY,
+    JOBS_RUNNING_MEASURED_GPUS,
+    JOBS_RUNNING_GPU_MEMORY_BYTES,
     JOB_CPU_CORES,
     JOB_ALLOCATED_CORES,
     JOB_MEMORY_BYTES,
+    JOB_GPUS_BUSY,
+    JOB_MEASURED_GPUS,
+    JOB_GPU_MEMORY_BYTES,
     USAGE_SAMPLING_RANKS,
     USAGE_SAMPLES_REFUSED_TOTAL,
     QUEUE_PENDING_JOBS,
@@ -863,6 +876,24 @@ const JOBS_RUNNING_MEMORY_BYTES: Doc = Doc::gauge(
     &["queue", "user", "project"],
 );
 
+const JOBS_RUNNING_GPUS_BUSY: Doc = Doc::gauge(
+    "flux_jobs_running_gpus_busy",
+    "GPUs' worth of busy time of the sampled running jobs over each node's last sampling period: the share of time a kernel ran, from NVML's utilisation samples, summed over their GPUs. Over flux_jobs_running_measured_gpus it is their GPU utilisation now.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_RUNNING_MEASURED_GPUS: Doc = Doc::gauge(
+    "flux_jobs_running_measured_gpus",
+    "GPUs allocated to the sampled running jobs whose utilisation NVML measured at each node's last look.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_RUNNING_GPU_MEMORY_BYTES: Doc = Doc::gauge(
+    "flux_jobs_running_gpu_memory_bytes",
+    "Memory in use on the sampled running jobs' GPUs at each node's last look (NVML).",
+    &["queue", "user", "project"],
+);
+
 // Shares the picker table with the queue families; it has no per-job
 // series of its own.
 const JOB_USAGE_SAMPLED_NODES: Doc = JOBS_RUNNING_SAMPLED;
@@ -882,6 +913,24 @@ const JOB_ALLOCATED_CORES: Doc = Doc::gauge(
 const JOB_MEMORY_BYTES: Doc = Doc::gauge(
     "flux_job_memory_bytes",
     "Resident memory of a running job's processes, summed over its nodes; only with job-usage-series=N.",
+    &["queue", "user", "project", "jobid"],
+);
+
+const JOB_GPUS_BUSY: Doc = Doc::gauge(
+    "flux_job_gpus_busy",
+    "GPUs' worth of busy time of a running job over its nodes' last sampling period (NVML); only with job-usage-series=N.",
+    &["queue", "user", "project", "jobid"],
+);
+
+const JOB_MEASURED_GPUS: Doc = Doc::gauge(
+    "flux_job_measured_gpus",
+    "GPUs of a running job whose utilisation NVML measured at its nodes' last look; only with job-usage-series=N.",
+    &["queue", "user", "project", "jobid"],
+);
+
+const JOB_GPU_MEMORY_BYTES: Doc = Doc::gauge(
+    "flux_job_gpu_memory_bytes",
+    "Memory in use on a running job's GPUs, summed over its nodes (NVML); only with job-usage-series=N.",
     &["queue", "user", "project", "jobid"],
 );
 

@@ -233,6 +233,11 @@ pub struct LiveFlow {
     pub allocated_cores: u64,
     /// Their resident memory now.
     pub memory_bytes: u64,
+    /// GPUs' worth of busy time over the last sampling period, the GPUs
+    /// that measured it (NVML), and the memory in use on them.
+    pub gpus_busy: f64,
+    pub measured_gpus: u64,
+    pub gpu_memory_bytes: u64,
 }
 
 /// One running job's figures now, for the opt-in per-job series.
@@ -911,6 +916,11 @@ impl JobFlow {
                 flow.allocated_cores += s.cores;
             }
             flow.memory_bytes += s.memory_bytes;
+            if let Some(busy) = usage::gpu::gpus_busy(&s.gpu) {
+                flow.gpus_busy += busy;
+                flow.measured_gpus += usage::gpu::measured(&s.gpu);
+            }
+            flow.gpu_memory_bytes += s.gpu.iter().map(|g| g.memory_used_bytes).sum::<u64>();
         }
         let mut by_ref: BTreeMap<&FlowKey, LiveFlow> = BTreeMap::new();
         for queue in self.queues.keys() {
@@ -922,6 +932,9 @@ impl JobFlow {
             total.cpu_cores += flow.cpu_cores;
             total.allocated_cores += flow.allocated_cores;
             total.memory_bytes += flow.memory_bytes;
+            total.gpus_busy += flow.gpus_busy;
+            total.measured_gpus += flow.measured_gpus;
+            total.gpu_memory_bytes += flow.gpu_memory_bytes;
         }
         let mut rows = Vec::new();
         if self.live_job_rows > 0 {
@@ -1306,6 +1319,69 @@ mod tests {
         assert_eq!(usage.efficiency.count, 1);
         assert_eq!(usage.efficiency.sum, 0.5);
         assert_eq!(usage.peak_memory.sum, (2u64 << 30) as f64);
+    }
+
+    #[test]
+    fn running_jobs_gpus_are_summed_by_queue_and_per_job() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        flow.show_live_jobs(5);
+        for id in [1, 2] {
+            flow.apply(&event(id, "submit", 10.0, r#"{"urgency":16,"userid":5}"#))
+                .expect("parses");
+            flow.apply(&event(id, "alloc", 11.0, "{}")).expect("parses");
+        }
+        let gpu = |index, busy, used| usage::gpu::GpuSample {
+            index,
+            busy,
+            memory_used_bytes: used,
+            memory_total_bytes: 80 << 30,
+        };
+        let sample = |id, gpus: Vec<usage::gpu::GpuSample>| usage::live::JobSample {
+            id,
+            userid: 5,
+            cores: 4,
+            gpus: gpus.len() as u64,
+            processes: 2,
+            cpu_seconds: 10.0,
+            cpu_cores: Some(1.0),
+            memory_bytes: 1 << 30,
+            peak_memory_bytes: 1 << 30,
+            source: "processes".into(),
+            cgroup: None,
+            gpu: gpus,
+        };
+        let batch = usage::live::Batch {
+            version: usage::live::VERSION,
+            rank: 1,
+            hostname: "node1".into(),
+            period: 30.0,
+            jobs: vec![
+                // Job 1: two GPUs, one of them with no samples from NVML.
+                sample(1, vec![gpu(0, Some(0.25), 1 << 30), gpu(1, None, 2 << 30)]),
+                // Job 2: a CPU job.
+                sample(2, vec![]),
+            ],
+        };
+        assert_eq!(flow.take_live(100.0, batch, 1000), 0);
+        let summary = flow.summary();
+        let key = FlowKey {
+            queue: "batch".into(),
+            ..FlowKey::default()
+        };
+        let live = summary.live[&key];
+        assert_eq!(
+            (
+                live.jobs,
+                live.gpus_busy,
+                live.measured_gpus,
+                live.gpu_memory_bytes
+            ),
+            (2, 0.25, 1, 3 << 30)
+        );
+        let job1 = summary.live_jobs.iter().find(|r| r.id == 1).unwrap();
+        assert_eq!((job1.flow.gpus_busy, job1.flow.measured_gpus), (0.25, 1));
+        let job2 = summary.live_jobs.iter().find(|r| r.id == 2).unwrap();
+        assert_eq!((job2.flow.gpus_busy, job2.flow.gpu_memory_bytes), (0.0, 0));
     }
 
     #[test]

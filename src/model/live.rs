@@ -114,6 +114,7 @@ mod tests {
             peak_memory_bytes: 200,
             source: "processes".into(),
             cgroup: None,
+            gpu: Vec::new(),
         }
     }
 

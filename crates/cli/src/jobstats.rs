@@ -104,6 +104,33 @@ pub fn live_report(jobid: &str, live: &LiveJob) -> String {
         percent(live.cpu_efficiency()),
         gib(live.memory_bytes()),
     ));
+    if live.nodes.iter().any(|n| !n.sample.gpu.is_empty()) {
+        out.push_str("\n  rank  gpu  busy (NVML)  memory in use\n");
+        for n in &live.nodes {
+            for g in &n.sample.gpu {
+                out.push_str(&format!(
+                    "  {:>4}  {:>3}  {:>11}  {} of {}\n",
+                    n.rank,
+                    g.index,
+                    percent(g.busy),
+                    gib(g.memory_used_bytes),
+                    gib(g.memory_total_bytes),
+                ));
+            }
+        }
+        if let Some((busy, gpus)) = live.gpus_busy().filter(|&(_, gpus)| gpus > 0) {
+            out.push_str(&format!(
+                "\n  GPUs: {busy:.2} GPUs' worth busy of {gpus} measured: {} GPU utilisation now\n",
+                percent(Some(busy / gpus as f64)),
+            ));
+            if busy / (gpus as f64) < 0.25 {
+                out.push_str(&format!(
+                    "\n  * The job's {gpus} GPUs are busy {:.0}% of the time: if that holds, check that the program runs its work on them, or ask for fewer.\n",
+                    busy / gpus as f64 * 100.0
+                ));
+            }
+        }
+    }
     let cores = live.cores();
     let every_rate = live.nodes.iter().all(|n| n.sample.cpu_cores.is_some());
     if let Some(eff) = live
@@ -239,6 +266,7 @@ mod tests {
                 peak_memory_bytes: 2 << 30,
                 source: "processes".into(),
                 cgroup: None,
+                gpu: Vec::new(),
             },
         };
         let live = LiveJob {
@@ -260,6 +288,41 @@ mod tests {
         };
         let text = live_report("fABC", &live);
         assert!(text.contains("* The job has 32 cores and uses 3.0 now (9% CPU efficiency): if that holds, ask for 3 next time"), "{text}");
+        assert!(!text.contains("GPU"), "{text}");
+
+        // Two GPUs on node 1, one of them idle.
+        let mut gpu_node = node(1, Some(2.0));
+        gpu_node.sample.gpu = vec![
+            usage::gpu::GpuSample {
+                index: 0,
+                busy: Some(0.3),
+                memory_used_bytes: 3 << 30,
+                memory_total_bytes: 80 << 30,
+            },
+            usage::gpu::GpuSample {
+                index: 1,
+                busy: Some(0.0),
+                memory_used_bytes: 0,
+                memory_total_bytes: 80 << 30,
+            },
+        ];
+        let live = LiveJob {
+            id: 1,
+            nodes: vec![gpu_node],
+        };
+        let text = live_report("fABC", &live);
+        assert!(
+            text.contains("     1    0          30%  3.00 GiB of 80.00 GiB"),
+            "{text}"
+        );
+        assert!(
+            text.contains("GPUs: 0.30 GPUs' worth busy of 2 measured: 15% GPU utilisation now"),
+            "{text}"
+        );
+        assert!(
+            text.contains("* The job's 2 GPUs are busy 15% of the time"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -186,6 +186,7 @@ fn register(shell: &Shell, job: &Job) -> Option<Rpc> {
         pids: shell.task_pids(),
         cores: alloc.cores,
         gpus: alloc.gpus,
+        gpu_ids: alloc.gpu_ids.clone(),
     };
     let payload = serde_json::to_string(&registration).ok()?;
     let rank = job.handle.rank().ok()?;
@@ -217,6 +218,15 @@ fn allocation(shell: &Shell) -> Result<Allocation, Error> {
         usage::idset::count(set)
             .map_err(|e| Error::new(libc::EINVAL, format!("rank info {key}: {e}")))
     };
+    let gpus = info
+        .pointer("/resources/gpus")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let gpu_ids = usage::idset::ids(gpus, 1024)
+        .map_err(|e| Error::new(libc::EINVAL, format!("rank info gpus: {e}")))?
+        .into_iter()
+        .filter_map(|id| u32::try_from(id).ok())
+        .collect();
     Ok(Allocation {
         rank: info
             .get("broker_rank")
@@ -226,6 +236,7 @@ fn allocation(shell: &Shell) -> Result<Allocation, Error> {
         hostname: gethostname::gethostname().to_string_lossy().into_owned(),
         cores: count("cores")?,
         gpus: count("gpus")?,
+        gpu_ids,
         tasks: info.get("ntasks").and_then(Value::as_u64).unwrap_or(0),
     })
 }

@@ -16,6 +16,8 @@ pub struct Allocation {
     pub hostname: String,
     pub cores: u64,
     pub gpus: u64,
+    /// The GPUs' indexes on the node.
+    pub gpu_ids: Vec<u32>,
     pub tasks: u64,
 }
 

@@ -5,12 +5,13 @@
 //! event; `flux prometheus jobstats` reads them back.
 //!
 //! One concern a file: [`proc`] reads processes from `/proc`, [`cgroup`]
-//! a shell's own cgroup v2, [`idset`] counts the ids of RFC 22 idsets, [`options`] reads the job's
+//! a shell's own cgroup, [`gpu`] what NVML says of a job's GPUs, [`idset`] counts the ids of RFC 22 idsets, [`options`] reads the job's
 //! `-o prometheus` shell option, [`report`] is the event and the
 //! efficiency figures made from it, and [`live`] the messages that carry
 //! running jobs' figures from each broker rank to rank 0.
 
 pub mod cgroup;
+pub mod gpu;
 pub mod idset;
 pub mod live;
 pub mod options;

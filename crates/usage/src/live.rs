@@ -30,6 +30,9 @@ pub struct Registration {
     /// What the job was allocated on this node.
     pub cores: u64,
     pub gpus: u64,
+    /// Its GPUs' indexes on the node (from the rank information's idset).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_ids: Vec<u32>,
 }
 
 /// One job's figures on one node, from one look.
@@ -58,6 +61,9 @@ pub struct JobSample {
     /// The shell's own cgroup v2 directory, where the figures come from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// Its GPUs, where NVML answers on the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu: Vec<crate::gpu::GpuSample>,
 }
 
 /// One rank's samples of one period.
@@ -102,6 +108,21 @@ impl LiveJob {
 
     pub fn memory_bytes(&self) -> u64 {
         self.nodes.iter().map(|n| n.sample.memory_bytes).sum()
+    }
+
+    /// GPUs' worth of busy time, and over how many GPUs, on the nodes that
+    /// measured their GPUs. None where none did.
+    pub fn gpus_busy(&self) -> Option<(f64, u64)> {
+        let mut any = false;
+        let (mut busy, mut gpus) = (0.0, 0);
+        for n in &self.nodes {
+            if let Some(b) = crate::gpu::gpus_busy(&n.sample.gpu) {
+                any = true;
+                busy += b;
+                gpus += crate::gpu::measured(&n.sample.gpu);
+            }
+        }
+        any.then_some((busy, gpus))
     }
 
     /// CPU in use over the cores allocated; None before any rate, or
@@ -228,6 +249,7 @@ mod tests {
                 peak_memory_bytes: 1 << 21,
                 source: "processes".into(),
                 cgroup: None,
+                gpu: Vec::new(),
             },
         };
         let job = LiveJob {
