@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use flux::{Error, Handle, Level, MsgHandler, Request, Rpc, Timer};
 use usage::cgroup::{Mounts, OpenCgroup, ShellCgroup};
-use usage::live::{self, Batch, JobSample, Registration, WireError};
+use usage::gpu::GpuSample;
+use usage::live::{self, Batch, JobGpus, JobSample, Registration, WireError};
 use usage::proc::{self, Units};
 
 use crate::gpu::Gpus;
@@ -75,6 +76,10 @@ struct Registered {
     /// When it registered, in µs since the epoch: GPU samples before it are
     /// another job's.
     registered_us: u64,
+    /// What its GPUs did so far, and when they were last looked at (at
+    /// registration before the first look).
+    gpu_totals: JobGpus,
+    gpu_looked: f64,
     /// The previous look: when, and the CPU seconds it found.
     last: Option<(f64, f64)>,
     peak: u64,
@@ -90,6 +95,9 @@ struct Inner {
     mounts: Mounts,
     period: Cell<f64>,
     jobs: RefCell<BTreeMap<u64, Registered>>,
+    /// Jobs with GPUs whose processes are gone, until their shells have
+    /// asked what the GPUs did (or [`ENDED_KEPT`] has passed).
+    ended: RefCell<BTreeMap<u64, Ended>>,
     gpus: RefCell<Gpus>,
     in_flight: RefCell<Option<Rpc>>,
     /// Rank 0 did not take the last batch, and that was logged.
@@ -101,10 +109,21 @@ struct Inner {
     timer: RefCell<Option<Timer>>,
 }
 
+/// A job with GPUs whose processes have gone.
+struct Ended {
+    userid: u32,
+    totals: JobGpus,
+    at: f64,
+}
+
+/// Seconds an ended job's GPU figures wait for its shell to ask for them.
+const ENDED_KEPT: f64 = 600.0;
+
 /// The sampler on this rank; dropping it stops it.
 pub struct Sampler {
     inner: Rc<Inner>,
     _register: MsgHandler,
+    _gpus: MsgHandler,
 }
 
 impl Sampler {
@@ -126,6 +145,7 @@ impl Sampler {
             mounts: Mounts::of_this_system(),
             period: Cell::new(period.as_secs_f64()),
             jobs: RefCell::new(BTreeMap::new()),
+            ended: RefCell::new(BTreeMap::new()),
             gpus: RefCell::new(Gpus::default()),
             in_flight: RefCell::new(None),
             unreachable_logged: Cell::new(false),
@@ -148,10 +168,21 @@ impl Sampler {
                 }
             },
         )?;
+        let weak = Rc::downgrade(&inner);
+        let gpus = h.handle_requests(
+            &format!("{name}.{}", live::GPU_METHOD),
+            true,
+            move |request| {
+                if let Some(inner) = weak.upgrade() {
+                    on_job_gpus(&inner, request);
+                }
+            },
+        )?;
         arm(&inner)?;
         Ok(Sampler {
             inner,
             _register: register,
+            _gpus: gpus,
         })
     }
 
@@ -255,6 +286,8 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
             registered_us: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros() as u64),
+            gpu_totals: JobGpus::default(),
+            gpu_looked: inner.h.now(),
             last: None,
             peak: 0,
         },
@@ -267,7 +300,16 @@ fn look(inner: &Rc<Inner>) {
     let cpu_before = flux::thread_cpu_seconds();
     let now = inner.h.now();
     let mut gpus = inner.gpus.borrow_mut();
-    let samples = sample_all(&mut inner.jobs.borrow_mut(), &mut gpus, now, inner.units);
+    let mut ended = inner.ended.borrow_mut();
+    ended.retain(|_, e| now - e.at <= ENDED_KEPT);
+    let samples = sample_all(
+        &mut inner.jobs.borrow_mut(),
+        &mut ended,
+        &mut gpus,
+        now,
+        inner.units,
+    );
+    drop(ended);
     if let Some(why) = gpus.take_failure() {
         inner.h.log(Level::Info, &format!("usage sampler: {why}"));
     }
@@ -284,6 +326,7 @@ fn look(inner: &Rc<Inner>) {
 /// (or cgroup) are gone.
 fn sample_all(
     jobs: &mut BTreeMap<u64, Registered>,
+    ended: &mut BTreeMap<u64, Ended>,
     gpus: &mut Gpus,
     now: f64,
     units: Units,
@@ -315,6 +358,16 @@ fn sample_all(
                 .map(|s| (s.processes as u64, s.cpu_seconds, s.rss_bytes, "processes")),
         };
         let Some((processes, cpu_seconds, memory_bytes, source)) = seen else {
+            if !job.gpu_ids.is_empty() {
+                ended.insert(
+                    id,
+                    Ended {
+                        userid: job.userid,
+                        totals: job.gpu_totals,
+                        at: now,
+                    },
+                );
+            }
             return false;
         };
         let cpu_cores = job.last.and_then(|(then, cpu)| {
@@ -338,11 +391,95 @@ fn sample_all(
                 .cgroup
                 .as_ref()
                 .map(|c| c.dir.to_string_lossy().into_owned()),
-            gpu: gpus.look(&job.gpu_ids, job.registered_us),
+            gpu: look_gpus(job, gpus, now),
         });
         true
     });
     out
+}
+
+/// Looks at `job`'s GPUs, adding what they did since the previous look to
+/// its totals.
+fn look_gpus(job: &mut Registered, gpus: &mut Gpus, now: f64) -> Vec<GpuSample> {
+    if job.gpu_ids.is_empty() {
+        return Vec::new();
+    }
+    let samples = gpus.look(&job.gpu_ids, job.registered_us);
+    job.gpu_totals.add(&samples, now - job.gpu_looked);
+    job.gpu_looked = now;
+    samples
+}
+
+/// Why a shell's question about its GPUs was not answered.
+#[derive(Debug, thiserror::Error)]
+enum GpusError {
+    #[error("unreadable request: {0}")]
+    Unreadable(String),
+    #[error("job {0} has no GPU figures on this node")]
+    Unknown(u64),
+    #[error("job {id} was registered by user {owner}, not by user {sender}")]
+    NotOwner { id: u64, owner: u32, sender: u32 },
+    #[error(transparent)]
+    Flux(#[from] Error),
+}
+
+/// Serves `NAME.job-gpus`: what a job's GPUs did on this node, with a last
+/// look at them, for the job's shell (or the instance owner).
+fn on_job_gpus(inner: &Rc<Inner>, request: &Request<'_>) {
+    match job_gpus(inner, request) {
+        Ok(totals) => match serde_json::to_string(&totals) {
+            Ok(text) => request.respond(&text),
+            Err(e) => request.respond_error(libc::EPROTO, &e.to_string()),
+        },
+        Err(e) => {
+            let errno = match &e {
+                GpusError::Unreadable(_) => libc::EPROTO,
+                GpusError::Unknown(_) => libc::ENOENT,
+                GpusError::NotOwner { .. } => libc::EPERM,
+                GpusError::Flux(e) => e.errno,
+            };
+            request.respond_error(errno, &e.to_string());
+        }
+    }
+}
+
+fn job_gpus(inner: &Rc<Inner>, request: &Request<'_>) -> Result<JobGpus, GpusError> {
+    #[derive(serde::Deserialize)]
+    struct Ask {
+        id: u64,
+    }
+    let sender = request.userid()?;
+    let payload = request.payload()?.unwrap_or_default();
+    let Ask { id } =
+        serde_json::from_str(&payload).map_err(|e| GpusError::Unreadable(e.to_string()))?;
+    let check = |owner: u32| {
+        if sender == owner || sender == inner.instance_owner {
+            Ok(())
+        } else {
+            Err(GpusError::NotOwner { id, owner, sender })
+        }
+    };
+    if let Some(job) = inner.jobs.borrow_mut().get_mut(&id) {
+        check(job.userid)?;
+        if job.gpu_ids.is_empty() {
+            return Err(GpusError::Unknown(id));
+        }
+        look_gpus(job, &mut inner.gpus.borrow_mut(), inner.h.now());
+        return measured(id, job.gpu_totals);
+    }
+    let ended = inner.ended.borrow();
+    let job = ended.get(&id).ok_or(GpusError::Unknown(id))?;
+    check(job.userid)?;
+    measured(id, job.totals)
+}
+
+/// Totals of GPUs NVML never answered for are none.
+fn measured(id: u64, totals: JobGpus) -> Result<JobGpus, GpusError> {
+    if totals.measured_seconds > 0.0 || totals.peak_memory_bytes > 0 {
+        Ok(totals)
+    } else {
+        Err(GpusError::Unknown(id))
+    }
 }
 
 fn send(inner: &Rc<Inner>, jobs: Vec<JobSample>) {
@@ -448,15 +585,29 @@ mod tests {
                 gpus: 0,
                 gpu_ids: Vec::new(),
                 registered_us: 0,
+                gpu_totals: JobGpus::default(),
+                gpu_looked: 0.0,
                 last: None,
                 peak: 0,
             },
         );
-        let first = sample_all(&mut jobs, &mut Gpus::default(), 100.0, units);
+        let first = sample_all(
+            &mut jobs,
+            &mut BTreeMap::new(),
+            &mut Gpus::default(),
+            100.0,
+            units,
+        );
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].cpu_cores, None);
         assert!(first[0].memory_bytes > 0);
-        let second = sample_all(&mut jobs, &mut Gpus::default(), 110.0, units);
+        let second = sample_all(
+            &mut jobs,
+            &mut BTreeMap::new(),
+            &mut Gpus::default(),
+            110.0,
+            units,
+        );
         // sleep uses next to no CPU.
         assert!(second[0].cpu_cores.is_some_and(|r| r < 0.05), "{second:?}");
         assert_eq!(
@@ -465,7 +616,14 @@ mod tests {
         );
         let _ = child.kill();
         let _ = child.wait();
-        assert!(sample_all(&mut jobs, &mut Gpus::default(), 120.0, units).is_empty());
+        assert!(sample_all(
+            &mut jobs,
+            &mut BTreeMap::new(),
+            &mut Gpus::default(),
+            120.0,
+            units
+        )
+        .is_empty());
         assert!(jobs.is_empty());
     }
 }

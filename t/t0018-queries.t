@@ -169,6 +169,16 @@ while IFS=$'\t' read -r kind name expr; do
             ok "$kind '$name' ($what): joins dcgm-exporter's series, checked by t0023 against a DCGM-shaped exporter" true
             continue
         fi
+        if grep -qE 'flux_jobs?_(running_)?(gpus_busy|measured_gpus|gpu_busy_seconds|gpu_measured_seconds|gpu_utilization)' <<<"$expr"; then
+            # Test instances have no GPUs, so NVML measures none: every
+            # series the query reads must be there (zero) all the same.
+            missing=""
+            for metric in $(grep -oE '\bflux_[a-z_]+' <<<"$expr" | sed 's/_bucket$//' | sort -u); do
+                [ "$(results "{__name__=~\"${metric}(_bucket)?\",instance=\"$instance\"}")" -gt 0 ] || missing="$missing $metric"
+            done
+            ok "$kind '$name' ($what): reads NVML's GPU figures, which test instances have none of; every series it reads present${missing:+ (missing:$missing)}" test -z "$missing"
+            continue
+        fi
         if reads_other_scheduler "$expr" "$sched" || keeps_none_of "$expr" "$instance"; then
             ok "$kind '$name' ($what): reads statistics that $sched does not keep" true
             continue

@@ -20,7 +20,7 @@ if [ ! -x /usr/bin/time ]; then
     exit 0
 fi
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
-plan 18
+plan 21
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -59,6 +59,13 @@ done
 ok "CPU seconds per node equal getrusage's within 2 % (${detail%; })" test "$cpu_ok" = 1
 ok "peak memory per node equals the largest process's within 5 %" test "$mem_ok" = 1
 is "$(jq -c '.missing' <<<"$u")" "[]" "no shell is missing"
+# One core of this machine's (the test brokers share it): its share of the
+# memory.
+share=$(awk -v cpus="$(cat /sys/devices/system/cpu/online)" '
+    BEGIN { n = 0; k = split(cpus, parts, ","); for (i = 1; i <= k; i++) { if (split(parts[i], r, "-") == 2) n += r[2] - r[1] + 1; else n++ } }
+    $1 == "MemTotal:" { printf "%.0f\n", int($2 * 1024 / n) }' /proc/meminfo)
+is "$(jq -c '[.nodes[].memory_share_bytes]' <<<"$u")" "[$share,$share]"     "each node's memory share is the node's memory in proportion to its cores"
+ok "memory held over time is counted, at most the peak for the whole run"     jq -e 'all(.nodes[]; .memory_byte_seconds > 0 and .memory_byte_seconds <= .peak_memory_bytes * .wall_seconds)' <<<"$u"
 
 # Children that exit early, in one task: their CPU counts too (twice the
 # work of one).
@@ -100,6 +107,7 @@ want=$(jq '[.nodes[] | .user_seconds + .system_seconds] | add' <<<"$u")
 ok "its CPU seconds are the record's ($want)" \
     awk -v g="$(sample flux_jobs_cpu_seconds_total <<<"$s")" -v w="$want" 'BEGIN { exit !(g - w < 1e-6 && w - g < 1e-6) }'
 is "$(sample flux_jobs_cpu_efficiency_ratio_count <<<"$s")" 1 "and its efficiency is observed once"
+is "$(sample flux_jobs_memory_share_peak_ratio_count <<<"$s")" 1 "and its peak memory against its share"
 # A record for a job that is not active is refused, and counted.
 out=$(flux python -c 'import flux, sys
 try:

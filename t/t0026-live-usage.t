@@ -15,7 +15,7 @@ if [ ! -f "$PLUGIN" ] || [ ! -x "$REPO/target/release/flux-prometheus" ]; then
     (cd "$REPO" && cargo build --release --quiet) >&2
 fi
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
-plan 17
+plan 18
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -99,6 +99,8 @@ is "$(send prometheus.register '{"version":9,"id":1,"pids":[1],"cores":1,"gpus":
 is "$(send prometheus.register '{"version":1,"id":1,"pids":[2147483647],"cores":1,"gpus":0}' 1)" \
     "task 2147483647 of job 1 is not running on this node" \
     "a registration of tasks that do not run here is refused"
+is "$(send prometheus.job-gpus '{"id":12345}' 1)" "job 12345 has no GPU figures on this node" \
+    "a question about GPUs of a job the node does not know is answered so"
 before=$(value flux_usage_samples_refused_total)
 send prometheus.samples '{"version":1,"rank":3,"hostname":"x","period":1,"jobs":[{"id":12345,"userid":0,"cores":1,"gpus":0,"processes":1,"cpu_seconds":1,"memory_bytes":1,"peak_memory_bytes":1,"source":"processes"}]}' 0 >/dev/null
 ok "a sample of a job that is not active is refused and counted" \

@@ -622,11 +622,14 @@ fn render(state: &State, out: &mut Rendered) {
         }
     }
     type Total = fn(&jobflow::UsageFlow) -> f64;
-    let totals: [(&Doc, Total); 4] = [
+    let totals: [(&Doc, Total); 7] = [
         (&JOBS_USAGE_RECORDS_TOTAL, |u| u.records as f64),
         (&JOBS_CPU_SECONDS_TOTAL, |u| u.cpu_seconds),
         (&JOBS_ALLOCATED_CORE_SECONDS_TOTAL, |u| u.core_seconds),
         (&JOBS_ALLOCATED_GPU_SECONDS_TOTAL, |u| u.gpu_seconds),
+        (&JOBS_MEMORY_BYTE_SECONDS_TOTAL, |u| u.memory_byte_seconds),
+        (&JOBS_GPU_BUSY_SECONDS_TOTAL, |u| u.gpu_busy_seconds),
+        (&JOBS_GPU_MEASURED_SECONDS_TOTAL, |u| u.gpu_measured_seconds),
     ];
     for (doc, pick) in totals {
         let mut f = Family::of(out, doc);
@@ -641,6 +644,14 @@ fn render(state: &State, out: &mut Rendered) {
     let mut f = Family::of(out, &JOBS_PEAK_MEMORY_BYTES);
     for (q, qf) in &flow.queues {
         f.observations(&with_queue(q, &[]), &qf.usage.peak_memory);
+    }
+    let mut f = Family::of(out, &JOBS_MEMORY_SHARE_PEAK_RATIO);
+    for (q, qf) in &flow.queues {
+        f.observations(&with_queue(q, &[]), &qf.usage.memory_share);
+    }
+    let mut f = Family::of(out, &JOBS_GPU_UTILIZATION_RATIO);
+    for (q, qf) in &flow.queues {
+        f.observations(&with_queue(q, &[]), &qf.usage.gpu_utilization);
     }
     Family::of(out, &JOBS_USAGE_REFUSED_TOTAL).sample(&[], flow.usage_refused as f64);
     type Now = fn(&jobflow::LiveFlow) -> f64;
@@ -719,8 +730,13 @@ pub const FAMILIES: &[Doc] = &[
     JOBS_CPU_SECONDS_TOTAL,
     JOBS_ALLOCATED_CORE_SECONDS_TOTAL,
     JOBS_ALLOCATED_GPU_SECONDS_TOTAL,
+    JOBS_MEMORY_BYTE_SECONDS_TOTAL,
+    JOBS_GPU_BUSY_SECONDS_TOTAL,
+    JOBS_GPU_MEASURED_SECONDS_TOTAL,
     JOBS_CPU_EFFICIENCY_RATIO,
     JOBS_PEAK_MEMORY_BYTES,
+    JOBS_MEMORY_SHARE_PEAK_RATIO,
+    JOBS_GPU_UTILIZATION_RATIO,
     JOBS_USAGE_REFUSED_TOTAL,
     JOBS_RUNNING_SAMPLED,
     JOBS_RUNNING_CPU_CORES,
@@ -831,6 +847,36 @@ const JOBS_ALLOCATED_CORE_SECONDS_TOTAL: Doc = Doc::counter(
 const JOBS_ALLOCATED_GPU_SECONDS_TOTAL: Doc = Doc::counter(
     "flux_jobs_allocated_gpu_seconds_total",
     "GPU time allocated to jobs with a usage record: each node's GPUs times the time its tasks ran.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_MEMORY_BYTE_SECONDS_TOTAL: Doc = Doc::counter(
+    "flux_jobs_memory_byte_seconds_total",
+    "Memory held over time by jobs with a usage record: each node's sampled memory (its cgroup's, or the sum of its tasks' resident sets) held until the next sample.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_GPU_BUSY_SECONDS_TOTAL: Doc = Doc::counter(
+    "flux_jobs_gpu_busy_seconds_total",
+    "GPU time in which a kernel ran, for jobs with a usage record whose GPUs NVML measured (each look's utilisation held over the time since the previous).",
+    &["queue", "user", "project"],
+);
+
+const JOBS_GPU_MEASURED_SECONDS_TOTAL: Doc = Doc::counter(
+    "flux_jobs_gpu_measured_seconds_total",
+    "GPU time NVML measured, for jobs with a usage record: the denominator of flux_jobs_gpu_busy_seconds_total.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_MEMORY_SHARE_PEAK_RATIO: Doc = Doc::histogram(
+    "flux_jobs_memory_share_peak_ratio",
+    "Peak memory of each job with a usage record over its memory share: its shell cgroup's limit, or each node's memory in proportion to the cores allocated there.",
+    &["queue", "user", "project"],
+);
+
+const JOBS_GPU_UTILIZATION_RATIO: Doc = Doc::histogram(
+    "flux_jobs_gpu_utilization_ratio",
+    "GPU utilisation of each job with a usage record whose GPUs NVML measured: busy over measured GPU time.",
     &["queue", "user", "project"],
 );
 

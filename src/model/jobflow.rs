@@ -114,6 +114,9 @@ pub struct QueueFlow {
 /// `flux_jobs_cpu_efficiency_ratio` bucket bounds: CPU time over the core
 /// time allocated (over 1 where tasks use more cores than allocated).
 pub const EFFICIENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.5];
+/// Peak memory over the memory share: the top buckets are the jobs near
+/// or past their share.
+pub const MEMORY_SHARE_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25];
 /// `flux_jobs_peak_memory_bytes` bucket bounds: 256 MiB to 1 TiB, by fours.
 pub const PEAK_MEMORY_BUCKETS: &[f64] = &[
     268_435_456.0,
@@ -133,8 +136,17 @@ pub struct UsageFlow {
     pub cpu_seconds: f64,
     pub core_seconds: f64,
     pub gpu_seconds: f64,
+    /// Memory held over time, where the record says.
+    pub memory_byte_seconds: f64,
+    /// GPU-seconds busy, and measured (NVML), where the record says.
+    pub gpu_busy_seconds: f64,
+    pub gpu_measured_seconds: f64,
     pub efficiency: Histogram,
     pub peak_memory: Histogram,
+    /// Peak memory over the memory share, per job that knows its share.
+    pub memory_share: Histogram,
+    /// GPU busy over measured time, per job whose GPUs were measured.
+    pub gpu_utilization: Histogram,
 }
 
 impl Default for UsageFlow {
@@ -144,8 +156,13 @@ impl Default for UsageFlow {
             cpu_seconds: 0.0,
             core_seconds: 0.0,
             gpu_seconds: 0.0,
+            memory_byte_seconds: 0.0,
+            gpu_busy_seconds: 0.0,
+            gpu_measured_seconds: 0.0,
             efficiency: Histogram::new(EFFICIENCY_BUCKETS),
             peak_memory: Histogram::new(PEAK_MEMORY_BUCKETS),
+            memory_share: Histogram::new(MEMORY_SHARE_BUCKETS),
+            gpu_utilization: Histogram::new(EFFICIENCY_BUCKETS),
         }
     }
 }
@@ -825,6 +842,17 @@ impl JobFlow {
             flow.efficiency.observe(efficiency);
         }
         flow.peak_memory.observe(usage.peak_memory_bytes() as f64);
+        if let Some(ratio) = usage.peak_memory_share_ratio() {
+            flow.memory_share.observe(ratio);
+        }
+        flow.memory_byte_seconds += usage.memory_byte_seconds().unwrap_or(0.0);
+        if let Some((busy, measured)) = usage.gpu_seconds() {
+            flow.gpu_busy_seconds += busy;
+            flow.gpu_measured_seconds += measured;
+        }
+        if let Some(util) = usage.gpu_utilization() {
+            flow.gpu_utilization.observe(util);
+        }
         Ok(())
     }
 
@@ -1283,7 +1311,11 @@ mod tests {
             system_seconds: 5.0,
             peak_memory_bytes: 2 << 30,
             source: "processes".into(),
-            oom_kills: None,
+            memory_share_bytes: Some(8 << 30),
+            memory_byte_seconds: Some(1e10),
+            gpu_busy_seconds: Some(6.0),
+            gpu_measured_seconds: Some(10.0),
+            ..usage::NodeUsage::default()
         };
         let record = usage::JobUsage {
             version: 1,
@@ -1319,6 +1351,13 @@ mod tests {
         assert_eq!(usage.efficiency.count, 1);
         assert_eq!(usage.efficiency.sum, 0.5);
         assert_eq!(usage.peak_memory.sum, (2u64 << 30) as f64);
+        assert_eq!(usage.memory_share.sum, 0.25);
+        assert_eq!(usage.memory_byte_seconds, 1e10);
+        assert_eq!(
+            (usage.gpu_busy_seconds, usage.gpu_measured_seconds),
+            (6.0, 10.0)
+        );
+        assert_eq!(usage.gpu_utilization.sum, 0.6);
     }
 
     #[test]

@@ -196,6 +196,42 @@ pub fn report(jobid: &str, usage: &JobUsage) -> String {
         percent(usage.cpu_efficiency()),
         gib(usage.peak_memory_bytes()),
     ));
+    if let Some(ratio) = usage.peak_memory_share_ratio() {
+        let share: u64 = usage
+            .nodes
+            .iter()
+            .filter_map(|n| n.memory_share_bytes)
+            .sum();
+        out.push_str(&format!(
+            "  Memory: peak {} of a {} share ({}); mean {}\n",
+            gib(usage.peak_memory_bytes()),
+            gib(share),
+            percent(Some(ratio)),
+            usage
+                .memory_byte_seconds()
+                .zip(
+                    usage
+                        .nodes
+                        .iter()
+                        .map(|n| n.wall_seconds)
+                        .reduce(f64::max)
+                        .filter(|&w| w > 0.0)
+                )
+                .map_or("-".into(), |(bs, wall)| gib((bs / wall) as u64)),
+        ));
+    }
+    if let Some((busy, measured)) = usage.gpu_seconds() {
+        let peak: u64 = usage
+            .nodes
+            .iter()
+            .filter_map(|n| n.gpu_peak_memory_bytes)
+            .sum();
+        out.push_str(&format!(
+            "  GPUs: busy {busy:.1} of {measured:.1} GPU-s measured: {} GPU utilisation; GPU memory peak {}\n",
+            percent(usage.gpu_utilization()),
+            gib(peak),
+        ));
+    }
     if !usage.missing.is_empty() {
         let ranks: Vec<String> = usage.missing.iter().map(u32::to_string).collect();
         out.push_str(&format!(
@@ -233,7 +269,7 @@ mod tests {
             system_seconds: 50.0,
             peak_memory_bytes: 3 << 30,
             source: "processes".into(),
-            oom_kills: None,
+            ..NodeUsage::default()
         };
         let usage = JobUsage {
             version: VERSION,
@@ -245,6 +281,36 @@ mod tests {
         assert!(text.contains("Total: 2 node(s), 64 cores, CPU 400.0 s of 6400.0 core-s allocated: 6% CPU efficiency; peak memory 6.00 GiB"), "{text}");
         assert!(text.contains("Not reported: shell rank(s) 2"), "{text}");
         assert!(text.contains("* The job asked for 64 cores and used 4.0 on average (6% CPU efficiency): ask for 4"), "{text}");
+        assert!(
+            !text.contains("Memory:") && !text.contains("GPUs:"),
+            "{text}"
+        );
+
+        // A record with memory shares and measured GPUs.
+        let mut nodes = vec![node(0), node(1)];
+        for n in &mut nodes {
+            n.gpus = 4;
+            n.memory_share_bytes = Some(4 << 30);
+            n.memory_byte_seconds = Some((2u64 << 30) as f64 * 100.0);
+            n.gpu_busy_seconds = Some(40.0);
+            n.gpu_measured_seconds = Some(400.0);
+            n.gpu_peak_memory_bytes = Some(10 << 30);
+        }
+        let usage = JobUsage {
+            version: VERSION,
+            nodes,
+            missing: vec![],
+        };
+        let text = report("fABC", &usage);
+        assert!(
+            text.contains("  Memory: peak 6.00 GiB of a 8.00 GiB share (75%); mean 4.00 GiB"),
+            "{text}"
+        );
+        assert!(text.contains("  GPUs: busy 80.0 of 800.0 GPU-s measured: 10% GPU utilisation; GPU memory peak 20.00 GiB"), "{text}");
+        assert!(
+            text.contains("* The job's 8 GPU(s) were busy 10% of the time"),
+            "{text}"
+        );
     }
 
     #[test]

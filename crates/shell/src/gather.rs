@@ -241,7 +241,9 @@ fn allocation(shell: &Shell) -> Result<Allocation, Error> {
     })
 }
 
-/// `shell.finish`: this shell's tasks have all ended.
+/// `shell.finish`: this shell's tasks have all ended. Where the job has
+/// GPUs on this node, the module on this rank is asked what they did
+/// first; without an answer the figures go without.
 pub fn finish(shell: &Shell, state: &State) -> Result<(), Error> {
     let alloc = allocation(shell)?;
     let mut guard = state.borrow_mut();
@@ -249,10 +251,60 @@ pub fn finish(shell: &Shell, state: &State) -> Result<(), Error> {
         return Ok(());
     };
     job.sampler = None;
-    let Some(measure) = job.measure.as_ref() else {
+    let gpu_ids = alloc.gpu_ids.clone();
+    let Some(measure) = job.measure.as_mut() else {
         return Ok(());
     };
     let node = measure.finish(alloc);
+    if gpu_ids.is_empty() {
+        drop(guard);
+        return deliver(shell, state, node);
+    }
+    let weak = Rc::downgrade(state);
+    let me = *shell;
+    let topic = format!("{}.{}", crate::NAME, live::GPU_METHOD);
+    let ask = serde_json::json!({ "id": job.jobid }).to_string();
+    let rank = job.handle.rank()?;
+    let pending = node.clone();
+    let asked = job.handle.rpc_to(rank, &topic, &ask, move |answer| {
+        let mut node = pending.clone();
+        match answer.map(|text| serde_json::from_str::<live::JobGpus>(&text)) {
+            Ok(Ok(gpus)) => {
+                node.gpu_busy_seconds = Some(gpus.busy_seconds);
+                node.gpu_measured_seconds = Some(gpus.measured_seconds);
+                node.gpu_peak_memory_bytes = Some(gpus.peak_memory_bytes);
+            }
+            Ok(Err(e)) => me.log(
+                ShellLevel::Warn,
+                &format!("usage: unreadable GPU figures from the module: {e}"),
+            ),
+            // No module here, or no GPU figures (no NVML): nothing to say.
+            Err(_) => {}
+        }
+        if let Some(state) = weak.upgrade() {
+            if let Err(e) = deliver(&me, &state, node) {
+                me.log(ShellLevel::Warn, &format!("usage: {e}"));
+            }
+        }
+    });
+    match asked {
+        Ok(rpc) => {
+            job.in_flight = Some(rpc);
+            Ok(())
+        }
+        Err(_) => {
+            drop(guard);
+            deliver(shell, state, node)
+        }
+    }
+}
+
+/// This node's figures to the leader (or, on the leader, to the job's).
+fn deliver(shell: &Shell, state: &State, node: NodeUsage) -> Result<(), Error> {
+    let mut guard = state.borrow_mut();
+    let Some(job) = guard.as_mut() else {
+        return Ok(());
+    };
     let weak = Rc::downgrade(state);
     let me = *shell;
     if job.is_leader() {

@@ -221,6 +221,21 @@ impl ShellCgroup {
         })
     }
 
+    /// The cgroup's memory limit (`memory.max`, v1
+    /// `memory.limit_in_bytes`), where it has one below what the node
+    /// holds.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let text = match &self.memory_v1 {
+            None => std::fs::read_to_string(self.dir.join("memory.max")).ok()?,
+            Some(v1) => std::fs::read_to_string(v1.join("memory.limit_in_bytes")).ok()?,
+        };
+        // "max" (v2) or a page-rounded i64::MAX (v1) is no limit.
+        text.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n < (1u64 << 62))
+    }
+
     /// Reads the cgroup's CPU and memory files. None when `cpu.stat`
     /// cannot be read (the cgroup has gone).
     pub fn read(&self) -> Option<Figures> {
@@ -435,6 +450,11 @@ mod tests {
             })
         );
         assert_eq!(cg.open().unwrap().now(), Some((2.5, Some(1_331_200))));
+        assert_eq!(cg.memory_limit(), None);
+        std::fs::write(v1.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        assert_eq!(cg.memory_limit(), None);
+        std::fs::write(v1.join("memory.limit_in_bytes"), "8589934592\n").unwrap();
+        assert_eq!(cg.memory_limit(), Some(8 << 30));
         // Another unit's memory cgroup is not this one's.
         let other = text.replace(
             "4:memory:/flux/shell-1-f5ZB.service",
@@ -496,6 +516,10 @@ mod tests {
         assert_eq!(open.now(), Some((2.5, Some(4096))));
         std::fs::remove_file(d.join("memory.peak")).unwrap();
         assert_eq!(cg.read().unwrap().peak_bytes, None);
+        std::fs::write(d.join("memory.max"), "max\n").unwrap();
+        assert_eq!(cg.memory_limit(), None);
+        std::fs::write(d.join("memory.max"), "4294967296\n").unwrap();
+        assert_eq!(cg.memory_limit(), Some(4 << 30));
         std::fs::remove_dir_all(&d).unwrap();
         assert_eq!(cg.read(), None);
     }

@@ -16,6 +16,37 @@ pub const REGISTER_METHOD: &str = "register";
 pub const SAMPLES_METHOD: &str = "samples";
 /// The method on rank 0 that answers what a running job uses now.
 pub const JOB_METHOD: &str = "job-usage";
+/// The module's method on each rank that answers what a job's GPUs did
+/// there, for its shell at `shell.finish`.
+pub const GPU_METHOD: &str = "job-gpus";
+
+/// What a job's GPUs did on one node while the module looked at them
+/// (NVML's utilisation, each look's share held over the time since the
+/// previous one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobGpus {
+    /// GPU-seconds in which a kernel ran.
+    pub busy_seconds: f64,
+    /// GPU-seconds NVML measured.
+    pub measured_seconds: f64,
+    /// The most memory in use on the job's GPUs at one look.
+    pub peak_memory_bytes: u64,
+}
+
+impl JobGpus {
+    /// Adds a look at `gpus`, `seconds` after the previous one.
+    pub fn add(&mut self, gpus: &[crate::gpu::GpuSample], seconds: f64) {
+        let seconds = seconds.max(0.0);
+        for g in gpus {
+            if let Some(busy) = g.busy {
+                self.busy_seconds += busy * seconds;
+                self.measured_seconds += seconds;
+            }
+        }
+        let memory = gpus.iter().map(|g| g.memory_used_bytes).sum();
+        self.peak_memory_bytes = self.peak_memory_bytes.max(memory);
+    }
+}
 
 /// What a job shell tells the module on its rank when its tasks start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,6 +260,33 @@ mod tests {
         assert_eq!(err, WireError::NoTasks(7));
         let err = read_registration("{").unwrap_err();
         assert!(err.to_string().starts_with("unreadable registration: "));
+    }
+
+    #[test]
+    fn gpu_looks_add_up_over_time() {
+        let gpu = |index, busy, used| crate::gpu::GpuSample {
+            index,
+            busy,
+            memory_used_bytes: used,
+            memory_total_bytes: 80 << 30,
+        };
+        let mut totals = JobGpus::default();
+        totals.add(
+            &[gpu(0, Some(1.0), 4 << 30), gpu(1, Some(0.5), 2 << 30)],
+            30.0,
+        );
+        totals.add(&[gpu(0, Some(0.0), 1 << 30), gpu(1, None, 1 << 30)], 10.0);
+        assert_eq!(
+            totals,
+            JobGpus {
+                busy_seconds: 45.0,
+                measured_seconds: 70.0,
+                peak_memory_bytes: 6 << 30,
+            }
+        );
+        // An old registration, without GPU indexes, still reads.
+        let r = read_registration(r#"{"version":1,"id":1,"pids":[1],"cores":1,"gpus":0}"#).unwrap();
+        assert!(r.gpu_ids.is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub const EVENT_NAME: &str = "prometheus.usage";
 pub const VERSION: u32 = 1;
 
 /// What one node of the job used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeUsage {
     /// The broker rank, and the node's host name.
     pub rank: u32,
@@ -34,6 +34,24 @@ pub struct NodeUsage {
     /// OOM kills, where the shell's cgroup counts them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_kills: Option<u64>,
+    /// The job's share of the node's memory: its cgroup's `memory.max`
+    /// where the shell has one with a limit, else the node's memory in
+    /// proportion to the cores allocated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_share_bytes: Option<u64>,
+    /// Memory held over time (the samples' memory, each held until the
+    /// next), in byte-seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_byte_seconds: Option<f64>,
+    /// GPU-seconds busy (a kernel running), over the GPU-seconds NVML
+    /// measured, and the most memory in use on the GPUs at one look; from
+    /// the module on the node, where NVML answers there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_busy_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_measured_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_peak_memory_bytes: Option<u64>,
 }
 
 impl NodeUsage {
@@ -97,6 +115,50 @@ impl JobUsage {
     /// The sum of each node's peak.
     pub fn peak_memory_bytes(&self) -> u64 {
         self.nodes.iter().map(|n| n.peak_memory_bytes).sum()
+    }
+
+    /// The sum of each node's peak over the sum of each node's memory
+    /// share, over the nodes that know their share.
+    pub fn peak_memory_share_ratio(&self) -> Option<f64> {
+        let (peak, share) = self
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.peak_memory_bytes, n.memory_share_bytes?)))
+            .fold((0u64, 0u64), |(p, s), (np, ns)| (p + np, s + ns));
+        (share > 0).then(|| peak as f64 / share as f64)
+    }
+
+    /// The node whose peak came nearest its share, and that share of it.
+    fn fullest_node(&self) -> Option<(&NodeUsage, f64)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let share = n.memory_share_bytes.filter(|&s| s > 0)?;
+                Some((n, n.peak_memory_bytes as f64 / share as f64))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    pub fn memory_byte_seconds(&self) -> Option<f64> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.memory_byte_seconds)
+            .reduce(|a, b| a + b)
+    }
+
+    /// GPU-seconds busy and GPU-seconds measured, over the nodes where
+    /// NVML measured them.
+    pub fn gpu_seconds(&self) -> Option<(f64, f64)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n.gpu_busy_seconds?, n.gpu_measured_seconds?)))
+            .reduce(|a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    /// GPU utilisation: busy over measured GPU-seconds.
+    pub fn gpu_utilization(&self) -> Option<f64> {
+        let (busy, measured) = self.gpu_seconds()?;
+        (measured > 0.0).then(|| busy / measured)
     }
 
     pub fn oom_kills(&self) -> Option<u64> {
@@ -169,6 +231,23 @@ impl JobUsage {
                 ));
             }
         }
+        if let Some((node, ratio)) = self.fullest_node().filter(|&(_, r)| r >= 0.9) {
+            out.push(format!(
+                "On {} (rank {}) the job's memory peaked at {:.0}% of its share ({:.1} GiB of {:.1} GiB): ask for more cores or nodes per task, or it may be killed for want of memory.",
+                node.hostname,
+                node.rank,
+                ratio * 100.0,
+                node.peak_memory_bytes as f64 / (1u64 << 30) as f64,
+                node.memory_share_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+            ));
+        }
+        let gpus: u64 = self.nodes.iter().map(|n| n.gpus).sum();
+        if let Some(util) = self.gpu_utilization().filter(|&u| u < 0.25) {
+            out.push(format!(
+                "The job's {gpus} GPU(s) were busy {:.0}% of the time: check that the program runs its work on them, or ask for fewer.",
+                util * 100.0
+            ));
+        }
         if let Some(n) = self.oom_kills().filter(|&n| n > 0) {
             out.push(format!(
                 "{n} process(es) of the job were killed for want of memory: ask for more memory per task, or more nodes."
@@ -200,7 +279,7 @@ mod tests {
             system_seconds: 0.0,
             peak_memory_bytes: 100 << 20,
             source: "processes".into(),
-            oom_kills: None,
+            ..NodeUsage::default()
         }
     }
 
@@ -268,5 +347,42 @@ mod tests {
             missing: vec![],
         };
         assert!(busy.advice().is_empty());
+    }
+
+    #[test]
+    fn memory_share_and_gpus_are_summed_and_advised_on() {
+        let mut full = node(0, 4, 390.0, 100.0);
+        full.peak_memory_bytes = 15 << 30;
+        full.memory_share_bytes = Some(16 << 30);
+        full.memory_byte_seconds = Some(1e12);
+        full.gpus = 2;
+        full.gpu_busy_seconds = Some(20.0);
+        full.gpu_measured_seconds = Some(200.0);
+        let mut other = node(1, 4, 390.0, 100.0);
+        other.peak_memory_bytes = 1 << 30;
+        other.memory_share_bytes = Some(16 << 30);
+        let old = node(2, 4, 390.0, 100.0);
+        let usage = JobUsage {
+            version: VERSION,
+            nodes: vec![full, other, old],
+            missing: vec![],
+        };
+        assert_eq!(usage.peak_memory_share_ratio(), Some(0.5));
+        assert_eq!(usage.memory_byte_seconds(), Some(1e12));
+        assert_eq!(usage.gpu_utilization(), Some(0.1));
+        let advice = usage.advice();
+        assert_eq!(
+            advice,
+            [
+                "On node0 (rank 0) the job's memory peaked at 94% of its share (15.0 GiB of 16.0 GiB): ask for more cores or nodes per task, or it may be killed for want of memory.",
+                "The job's 2 GPU(s) were busy 10% of the time: check that the program runs its work on them, or ask for fewer."
+            ]
+        );
+        // A record of an older plugin, without these, reads and says
+        // nothing of them.
+        let text = r#"{"version":1,"nodes":[{"rank":0,"hostname":"n","cores":1,"gpus":0,"tasks":1,"wall_seconds":1.0,"user_seconds":1.0,"system_seconds":0.0,"peak_memory_bytes":1,"source":"processes"}]}"#;
+        let old: JobUsage = serde_json::from_str(text).unwrap();
+        assert_eq!(old.peak_memory_share_ratio(), None);
+        assert_eq!(old.gpu_utilization(), None);
     }
 }
