@@ -41,6 +41,7 @@ impl Measure {
     pub fn start() -> Measure {
         let own = std::fs::read_to_string("/proc/self/cgroup")
             .ok()
+            .filter(|text| Mounts::in_shell_unit(text))
             .and_then(|text| Mounts::of_this_system().shell_cgroup(&text));
         let files = own.as_ref().and_then(ShellCgroup::open);
         Measure {

@@ -116,6 +116,17 @@ impl Mounts {
             .unwrap_or_default()
     }
 
+    /// Whether the text of `/proc/PID/cgroup` puts the process in a job
+    /// shell's unit on cgroup v2: the cheap test before the mounts are
+    /// read.
+    pub fn in_shell_unit(proc_pid_cgroup: &str) -> bool {
+        proc_pid_cgroup
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .and_then(|path| path.trim().rsplit('/').next())
+            .is_some_and(is_shell_unit)
+    }
+
     /// The job shell's own cgroup, from the text of `/proc/PID/cgroup` of
     /// the shell or one of its tasks: only a cgroup v2 whose last component
     /// is a shell unit counts, and its `cpu.stat` must be there.
@@ -372,6 +383,8 @@ mod tests {
             memory_v1: None,
         };
         let sdexec = "0::/system.slice/flux/shell-0-fVXdEAaB.service\n";
+        assert!(Mounts::in_shell_unit(sdexec));
+        assert!(!Mounts::in_shell_unit("0::/system.slice/flux.service\n"));
         assert_eq!(
             mounts.shell_cgroup(sdexec),
             Some(ShellCgroup {
