@@ -15,7 +15,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use flux::{Error, Handle, Rpc, Shell, ShellLevel, Timer};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use usage::live;
 use usage::report::VERSION;
 use usage::{JobUsage, NodeUsage};
@@ -56,6 +55,8 @@ pub struct Job {
     in_flight: Option<Rpc>,
     /// The registration of the tasks with the module on this rank.
     registering: Option<Rpc>,
+    /// What the node was allocated, read at `shell.start`.
+    allocation: Option<Allocation>,
 }
 
 /// What a shell sends the leader.
@@ -91,11 +92,17 @@ impl Job {
             wait: None,
             in_flight: None,
             registering: None,
+            allocation: None,
         }))
     }
 
     pub fn is_leader(&self) -> bool {
         self.shell_rank == 0
+    }
+
+    /// The job's shells, one a node.
+    pub fn shells(&self) -> u32 {
+        self.size
     }
 
     /// Stops following the job, letting the shell exit.
@@ -170,6 +177,7 @@ pub fn start(shell: &Shell, state: &State) -> Result<(), Error> {
         })?;
     sampler.start();
     job.sampler = Some(sampler);
+    job.allocation = allocation(shell).ok();
     job.registering = register(shell, job);
     Ok(())
 }
@@ -179,7 +187,7 @@ pub fn start(shell: &Shell, state: &State) -> Result<(), Error> {
 /// job only loses its live figures, and nothing is said: the final ones
 /// are made here all the same.
 fn register(shell: &Shell, job: &Job) -> Option<Rpc> {
-    let alloc = allocation(shell).ok()?;
+    let alloc = job.allocation.as_ref()?;
     let registration = live::Registration {
         version: live::VERSION,
         id: job.jobid,
@@ -208,36 +216,41 @@ fn register(shell: &Shell, job: &Job) -> Option<Rpc> {
 
 /// What shell rank info says this node was allocated.
 fn allocation(shell: &Shell) -> Result<Allocation, Error> {
-    let info: Value = serde_json::from_str(&shell.rank_info(None)?)
+    /// The parts of `flux_shell_get_rank_info`'s JSON read here.
+    #[derive(Deserialize)]
+    struct RankInfo {
+        #[serde(default)]
+        broker_rank: u32,
+        #[serde(default)]
+        ntasks: u64,
+        #[serde(default)]
+        resources: Resources,
+    }
+    #[derive(Deserialize, Default)]
+    struct Resources {
+        #[serde(default)]
+        cores: String,
+        #[serde(default)]
+        gpus: String,
+    }
+    let info: RankInfo = serde_json::from_str(&shell.rank_info(None)?)
         .map_err(|e| Error::new(libc::EINVAL, format!("rank info: {e}")))?;
-    let count = |key: &str| -> Result<u64, Error> {
-        let set = info
-            .pointer(&format!("/resources/{key}"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        usage::idset::count(set)
-            .map_err(|e| Error::new(libc::EINVAL, format!("rank info {key}: {e}")))
+    let bad = |key: &str, e: usage::idset::NotAnIdset| {
+        Error::new(libc::EINVAL, format!("rank info {key}: {e}"))
     };
-    let gpus = info
-        .pointer("/resources/gpus")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let gpu_ids = usage::idset::ids(gpus, 1024)
-        .map_err(|e| Error::new(libc::EINVAL, format!("rank info gpus: {e}")))?
+    let cores = usage::idset::count(&info.resources.cores).map_err(|e| bad("cores", e))?;
+    let gpu_ids: Vec<u32> = usage::idset::ids(&info.resources.gpus, 1024)
+        .map_err(|e| bad("gpus", e))?
         .into_iter()
         .filter_map(|id| u32::try_from(id).ok())
         .collect();
     Ok(Allocation {
-        rank: info
-            .get("broker_rank")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0),
+        rank: info.broker_rank,
         hostname: gethostname::gethostname().to_string_lossy().into_owned(),
-        cores: count("cores")?,
-        gpus: count("gpus")?,
+        cores,
+        gpus: gpu_ids.len() as u64,
         gpu_ids,
-        tasks: info.get("ntasks").and_then(Value::as_u64).unwrap_or(0),
+        tasks: info.ntasks,
     })
 }
 
@@ -245,10 +258,13 @@ fn allocation(shell: &Shell) -> Result<Allocation, Error> {
 /// GPUs on this node, the module on this rank is asked what they did
 /// first; without an answer the figures go without.
 pub fn finish(shell: &Shell, state: &State) -> Result<(), Error> {
-    let alloc = allocation(shell)?;
     let mut guard = state.borrow_mut();
     let Some(job) = guard.as_mut() else {
         return Ok(());
+    };
+    let alloc = match job.allocation.clone() {
+        Some(alloc) => alloc,
+        None => allocation(shell)?,
     };
     job.sampler = None;
     let gpu_ids = alloc.gpu_ids.clone();

@@ -40,7 +40,12 @@ fn init(plugin: &Plugin) -> Result<(), Error> {
             Ok(None) => {}
             Err(e) => shell.log(ShellLevel::Warn, &format!("usage not recorded: {e}")),
         }
-        if state.borrow().as_ref().is_some_and(gather::Job::is_leader) {
+        // Only a leader with other shells to hear from needs the service.
+        if state
+            .borrow()
+            .as_ref()
+            .is_some_and(|job| job.is_leader() && job.shells() > 1)
+        {
             gather::serve(shell, &state);
         }
         Ok(())
