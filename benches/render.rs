@@ -70,7 +70,11 @@ fn ten_thousand_series() -> State {
         .collect();
     state.set(
         flux_prometheus::collectors::resources::SECTION,
-        flux_prometheus::collectors::resources::ResourcesState { summary },
+        flux_prometheus::collectors::resources::ResourcesState {
+            summary,
+            node_events: Default::default(),
+            at: 0.0,
+        },
     );
     state
 }

@@ -27,7 +27,11 @@ fn rendered() -> BTreeMap<String, f64> {
     let mut state = State::with_collectors(&["resources"]);
     state.set(
         flux_prometheus::collectors::resources::SECTION,
-        flux_prometheus::collectors::resources::ResourcesState { summary },
+        flux_prometheus::collectors::resources::ResourcesState {
+            summary,
+            node_events: Default::default(),
+            at: 0.0,
+        },
     );
     samples(&flux_prometheus::collectors::render(&state))
 }
@@ -439,7 +443,9 @@ fn allocated_and_housekeeping_nodes_equal_flux_resource_status_all() {
 
 #[test]
 fn the_resource_journal_is_read_as_flux_core_streams_it() {
-    use flux_prometheus::reactor::resource_status::{journal_response, JournalResponse};
+    use flux_prometheus::reactor::resource_status::{
+        journal_response, JournalResponse, NodeEvents,
+    };
     common::each_set(|| {
         // The backlog (resource-define first, with R beside it), the empty
         // response that ends it, then node2 undrained live.
@@ -459,14 +465,35 @@ fn the_resource_journal_is_read_as_flux_core_streams_it() {
         let highest: Vec<u32> = read[..end]
             .iter()
             .filter_map(|r| match r {
-                JournalResponse::Events { highest_rank } => *highest_rank,
+                JournalResponse::Events { highest_rank, .. } => *highest_rank,
                 JournalResponse::BacklogEnd => None,
             })
             .collect();
         assert_eq!(highest, [5]);
+        // The nodes its events name: node0 and node1-3 online, node2
+        // drained in the backlog; node2 undrained live.
+        let mut backlog = NodeEvents::default();
+        for r in &read[..end] {
+            if let JournalResponse::Events { nodes, .. } = r {
+                for (name, n) in nodes.by_name() {
+                    match name {
+                        "online" => backlog.online += n,
+                        "drain" => backlog.drain += n,
+                        _ => assert_eq!(n, 0, "{name}"),
+                    }
+                }
+            }
+        }
+        assert_eq!((backlog.online, backlog.drain), (4, 1));
         assert_eq!(
             read[end + 1..],
-            [JournalResponse::Events { highest_rank: None }],
+            [JournalResponse::Events {
+                highest_rank: None,
+                nodes: NodeEvents {
+                    undrain: 1,
+                    ..NodeEvents::default()
+                }
+            }],
             "the undrain, live"
         );
     });

@@ -31,9 +31,11 @@ use super::{About, Collector, Context, OptionSpec, Settings, Spec};
 use crate::config::parse_bool;
 use crate::model::allocations::{self, Allocations};
 use crate::model::error::ParseError;
+use crate::model::resources::DRAIN_AGES;
 use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
 use crate::reactor::allocated::AllocatedReader;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use crate::reactor::resource_status::NodeEvents;
 use crate::render::{queue_label, Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
@@ -65,6 +67,11 @@ pub const SPEC: Spec = Spec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourcesState {
     pub summary: ResourceSummary,
+    /// The nodes the resource journal's events named since it began.
+    pub node_events: NodeEvents,
+    /// When the summary was made (seconds since the epoch): drained nodes'
+    /// ages are counted at it.
+    pub at: f64,
 }
 /// The cheap sources, asked every poll; what sched-status is computed from.
 const WATCHED: [&str; 4] = [
@@ -183,9 +190,20 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
 }
 
 /// Exports `summary`, counted from `source`.
-fn found(summary: ResourceSummary, source: &'static str) -> impl FnOnce(&mut State) {
+fn found(inner: &Inner, summary: ResourceSummary, source: &'static str) -> impl FnOnce(&mut State) {
+    let node_events = inner.ctx.resource_node_events();
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     move |state: &mut State| {
-        state.set(SECTION, ResourcesState { summary });
+        state.set(
+            SECTION,
+            ResourcesState {
+                summary,
+                node_events,
+                at,
+            },
+        );
         if let Some(c) = state.collector_mut(NAME) {
             c.source = Some(source);
         }
@@ -225,7 +243,9 @@ fn recount_allocated(inner: &Rc<Inner>) {
     {
         summary.health.housekeeping = housekeeping_count(housekeeping);
         *allocated_key = key;
-        inner.ctx.update_in_publish(found(summary, JOURNAL_SOURCE));
+        inner
+            .ctx
+            .update_in_publish(found(inner, summary, JOURNAL_SOURCE));
     }
 }
 
@@ -343,7 +363,7 @@ fn on_answer(inner: &Rc<Inner>, slot: usize, answer: Result<String, Error>) {
     match outcome {
         Ok(summary) => {
             *inner.counted_from.borrow_mut() = Some(watched);
-            let export = summary.map(|summary| found(summary, source));
+            let export = summary.map(|summary| found(inner, summary, source));
             inner.ctx.succeeded(NAME, started, |state| {
                 if let Some(export) = export {
                     export(state);
@@ -491,7 +511,12 @@ fn ask_in_round(inner: &Rc<Inner>, slot: usize, topic: &str) -> bool {
 }
 
 fn render(state: &State, out: &mut Rendered) {
-    let Some(ResourcesState { summary: res }) = state.get(SECTION) else {
+    let Some(ResourcesState {
+        summary: res,
+        node_events,
+        at,
+    }) = state.get(SECTION)
+    else {
         return;
     };
     // The anonymous queue of an instance without named queues has every
@@ -534,6 +559,21 @@ fn render(state: &State, out: &mut Rendered) {
     for (st, n) in res.health.by_state() {
         health.sample(&[("state", st)], n as f64);
     }
+    let mut f = Family::of(out, &NODE_EVENTS_TOTAL);
+    for (event, n) in node_events.by_name() {
+        f.sample(&[("event", event)], n as f64);
+    }
+    let mut f = Family::of(out, &LONG_DRAINED_NODES);
+    for (label, seconds) in DRAIN_AGES {
+        f.sample(
+            &[("longer_than", label)],
+            res.health.drained_longer_than(*at, seconds) as f64,
+        );
+    }
+    let mut f = Family::of(out, &DRAIN_REASON_NODES);
+    for (reason, n) in res.health.drain_reasons() {
+        f.sample(&[("reason", &reason)], n as f64);
+    }
 }
 
 /// The families this collector writes.
@@ -551,7 +591,28 @@ pub const FAMILIES: &[Doc] = &[
     QUEUE_CAPACITY[1],
     QUEUE_CAPACITY[2],
     RESOURCE_STATUS_NODES,
+    NODE_EVENTS_TOTAL,
+    LONG_DRAINED_NODES,
+    DRAIN_REASON_NODES,
 ];
+
+const NODE_EVENTS_TOTAL: Doc = Doc::counter(
+    "flux_resource_node_events_total",
+    "Nodes named by the resource eventlog's drain, undrain, offline, online, torpid and lively events since the resource module began its journal (the instance's start, or that module's last load): flux resource eventlog lists them.",
+    &["event"],
+);
+
+const LONG_DRAINED_NODES: Doc = Doc::gauge(
+    "flux_resource_long_drained_nodes",
+    "Drained nodes (draining ones included) drained longer than 1h, 1d or 7d ago, by the time flux resource drain shows.",
+    &["longer_than"],
+);
+
+const DRAIN_REASON_NODES: Doc = Doc::gauge(
+    "flux_resource_drain_reason_nodes",
+    "Drained nodes (draining ones included) by the reason given to flux resource drain; the 20 most common reasons apart, the rest as other, no reason as the empty string.",
+    &["reason"],
+);
 
 // Nodes, cores and GPUs, in that order, in each of the four below.
 

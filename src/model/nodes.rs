@@ -93,6 +93,7 @@ pub fn rows(
         torpid,
         drained,
         drains,
+        ..
     } = StatusIdsets::read(&v).map_err(bad)?;
     let names = host_names(with_r.r, all.nodes.keys().count()).map_err(bad)?;
     if hosts.len() != names.len() || hosts.iter().zip(&names).any(|(a, b)| **a != **b) {

@@ -561,7 +561,7 @@ pub fn configured_queues(config: &Value) -> BTreeMap<String, Vec<String>> {
 
 /// The rank sets of a `resource.status` answer and the drain reasons, as
 /// flux-core's `ResourceStatus` reads them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatusIdsets {
     pub offline: IdSet,
     pub exclude: IdSet,
@@ -570,6 +570,8 @@ pub struct StatusIdsets {
     pub drained: IdSet,
     /// (rank, reason) for each drained rank, by rank.
     pub drains: Vec<(u32, String)>,
+    /// (rank, when it was drained) for each drained rank, by rank.
+    pub drained_since: Vec<(u32, f64)>,
 }
 
 impl StatusIdsets {
@@ -585,6 +587,7 @@ impl StatusIdsets {
         };
         let mut drained = IdSet::new();
         let mut drains = Vec::new();
+        let mut drained_since = Vec::new();
         if let Some(drain) = v.get("drain").and_then(Value::as_object) {
             for (ranks, entry) in drain {
                 let ranks = IdSet::parse(ranks)?;
@@ -593,25 +596,31 @@ impl StatusIdsets {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
+                let since = entry.get("timestamp").and_then(Value::as_f64);
                 for rank in ranks.iter() {
                     drains.push((rank, reason.clone()));
+                    if let Some(t) = since {
+                        drained_since.push((rank, t));
+                    }
                 }
                 drained.union_with(&ranks);
             }
         }
         drains.sort();
+        drained_since.sort_by_key(|(rank, _)| *rank);
         Ok(StatusIdsets {
             offline: idset("offline")?,
             exclude: idset("exclude")?,
             torpid: idset("torpid")?,
             drained,
             drains,
+            drained_since,
         })
     }
 }
 
 /// Node states as `flux resource status` counts them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeHealth {
     pub avail: u64,
     pub offline: u64,
@@ -626,9 +635,51 @@ pub struct NodeHealth {
     pub housekeeping: u64,
     /// Drained ranks with their reason, for the opt-in per-node series.
     pub drains: Vec<(u32, String)>,
+    /// Drained ranks with the time they were drained.
+    pub drained_since: Vec<(u32, f64)>,
 }
 
+/// The ages [`NodeHealth::drained_longer_than`] counts drained nodes
+/// beyond, with their label values.
+pub const DRAIN_AGES: [(&str, f64); 3] = [("1h", 3600.0), ("1d", 86400.0), ("7d", 604_800.0)];
+
+/// The most drain reasons counted apart; the others count as "other".
+pub const MAX_DRAIN_REASONS: usize = 20;
+
 impl NodeHealth {
+    /// Drained nodes (draining ones included) drained more than `seconds`
+    /// before `now`.
+    pub fn drained_longer_than(&self, now: f64, seconds: f64) -> u64 {
+        self.drained_since
+            .iter()
+            .filter(|(_, since)| now - since > seconds)
+            .count() as u64
+    }
+
+    /// Drained nodes by reason, the [`MAX_DRAIN_REASONS`] most common apart
+    /// (ties by name) and the rest as "other"; no reason given is "".
+    pub fn drain_reasons(&self) -> Vec<(String, u64)> {
+        let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, reason) in &self.drains {
+            *by.entry(reason.as_str()).or_default() += 1;
+        }
+        let mut all: Vec<(&str, u64)> = by.into_iter().collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut out: Vec<(String, u64)> = Vec::new();
+        let mut other = 0;
+        for (i, (reason, n)) in all.into_iter().enumerate() {
+            if i < MAX_DRAIN_REASONS {
+                out.push((reason.to_string(), n));
+            } else {
+                other += n;
+            }
+        }
+        if other > 0 {
+            out.push(("other".to_string(), other));
+        }
+        out
+    }
+
     pub fn by_state(&self) -> [(&'static str, u64); 8] {
         [
             ("avail", self.avail),
@@ -665,6 +716,7 @@ impl NodeHealth {
             torpid,
             mut drained,
             drains,
+            drained_since,
         } = StatusIdsets::read(&v).map_err(bad)?;
         let mut allocated_ranks = all.clone();
         allocated_ranks.intersect_with(allocated);
@@ -685,12 +737,13 @@ impl NodeHealth {
             allocated: allocated_ranks.count(),
             housekeeping: 0,
             drains,
+            drained_since,
         })
     }
 }
 
 /// Everything the resources collector exports, computed from one poll.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResourceSummary {
     /// The state rows (free, allocated, down), then [`ALL`].
     pub totals: Vec<(&'static str, Counts)>,
@@ -771,7 +824,7 @@ pub fn queue_names(config: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::queue_names;
+    use super::{queue_names, NodeHealth, DRAIN_AGES, MAX_DRAIN_REASONS};
 
     #[test]
     fn queues_come_from_the_broker_config_or_are_the_anonymous_one() {
@@ -781,5 +834,28 @@ mod tests {
         );
         assert_eq!(queue_names("{}"), [""]);
         assert_eq!(queue_names("not json"), [""]);
+    }
+
+    #[test]
+    fn drained_nodes_are_counted_by_age_and_by_reason() {
+        let mut health = NodeHealth {
+            drained_since: vec![(1, 1000.0), (2, 90_000.0), (3, 99_000.0)],
+            ..NodeHealth::default()
+        };
+        let now = 100_000.0;
+        let counts: Vec<u64> = DRAIN_AGES
+            .iter()
+            .map(|(_, secs)| health.drained_longer_than(now, *secs))
+            .collect();
+        assert_eq!(counts, [2, 1, 0]);
+        // 25 reasons, one node each but r24 on two: the 20 most common
+        // apart (by count, then name), the rest folded.
+        health.drains = (0..25).map(|i| (i, format!("r{i:02}"))).collect();
+        health.drains.push((99, "r24".into()));
+        let reasons = health.drain_reasons();
+        assert_eq!(reasons.len(), MAX_DRAIN_REASONS + 1);
+        assert_eq!(reasons[0], ("r24".to_string(), 2));
+        assert_eq!(reasons[MAX_DRAIN_REASONS], ("other".to_string(), 5));
+        assert_eq!(reasons.iter().map(|(_, n)| n).sum::<u64>(), 26);
     }
 }

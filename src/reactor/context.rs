@@ -183,6 +183,11 @@ impl Context {
         }
     }
 
+    /// The nodes the resource journal's events have named since it began.
+    pub fn resource_node_events(&self) -> resource_status::NodeEvents {
+        self.resource_status.node_events()
+    }
+
     /// How the `resource.status` asks were answered so far.
     pub fn resource_status_asks(&self) -> ResourceStatusAsks {
         self.resource_status.counts()

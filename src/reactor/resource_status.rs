@@ -79,6 +79,8 @@ struct Inner {
     size: Option<u32>,
     journal: Subscription,
     journal_started: Cell<bool>,
+    /// The nodes the journal's events named, since its start.
+    node_events: Cell<NodeEvents>,
     freshness: RefCell<Freshness>,
     /// The ask in flight, and the journal's count of changes when it was
     /// sent.
@@ -115,6 +117,7 @@ impl ResourceStatusFeed {
             size: handle.size().ok(),
             journal: Subscription::new(JOURNAL, "resource"),
             journal_started: Cell::new(false),
+            node_events: Cell::new(NodeEvents::default()),
             freshness: RefCell::new(Freshness::default()),
             in_flight: RefCell::new(None),
             counting: RefCell::new(None),
@@ -170,6 +173,12 @@ impl ResourceStatusFeed {
         Ok(ask)
     }
 
+    /// The nodes the resource journal's events have named since it began
+    /// (its backlog included); none until the journal is followed.
+    pub fn node_events(&self) -> NodeEvents {
+        self.inner.node_events.get()
+    }
+
     /// Asks sent to the resource module, and answers handed out again
     /// without asking: for `flux module stats`.
     pub fn counts(&self) -> ResourceStatusAsks {
@@ -184,9 +193,16 @@ impl ResourceStatusFeed {
 
 fn follow_journal(inner: &Rc<Inner>) -> Result<(), Error> {
     let weak = Rc::downgrade(inner);
+    let again = Rc::downgrade(inner);
     inner.journal.start(
         inner.handle,
-        || "{}".to_string(),
+        // Each subscription reads the journal from its start again.
+        move || {
+            if let Some(inner) = again.upgrade() {
+                inner.node_events.set(NodeEvents::default());
+            }
+            "{}".to_string()
+        },
         move |event| {
             let Some(inner) = weak.upgrade() else {
                 return;
@@ -194,7 +210,13 @@ fn follow_journal(inner: &Rc<Inner>) -> Result<(), Error> {
             let mut freshness = inner.freshness.borrow_mut();
             match event {
                 StreamEvent::Response(payload) => match journal_response(&payload) {
-                    Ok(JournalResponse::Events { highest_rank }) => {
+                    Ok(JournalResponse::Events {
+                        highest_rank,
+                        nodes,
+                    }) => {
+                        let mut counted = inner.node_events.get();
+                        counted.add(nodes);
+                        inner.node_events.set(counted);
                         if let Some(highest) = highest_rank {
                             freshness.defined(inner.size.is_some_and(|size| highest < size));
                         }
@@ -439,12 +461,53 @@ pub fn requests_received(payload: &str) -> Result<u32, ParseError> {
         .map_err(|e| ParseError::malformed(REQUEST_COUNT, e))
 }
 
+/// Nodes named by the resource journal's events since the resource module
+/// began it (the instance's start, or the resource module's last load):
+/// each event counts the ranks of its idset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeEvents {
+    pub drain: u64,
+    pub undrain: u64,
+    pub offline: u64,
+    pub online: u64,
+    pub torpid: u64,
+    pub lively: u64,
+}
+
+impl NodeEvents {
+    /// The event names counted, with their counts.
+    pub fn by_name(&self) -> [(&'static str, u64); 6] {
+        [
+            ("drain", self.drain),
+            ("undrain", self.undrain),
+            ("offline", self.offline),
+            ("online", self.online),
+            ("torpid", self.torpid),
+            ("lively", self.lively),
+        ]
+    }
+
+    pub fn add(&mut self, other: NodeEvents) {
+        self.drain += other.drain;
+        self.undrain += other.undrain;
+        self.offline += other.offline;
+        self.online += other.online;
+        self.torpid += other.torpid;
+        self.lively += other.lively;
+    }
+}
+
 /// What one response of `resource.journal` says.
 #[derive(Debug, PartialEq)]
 pub enum JournalResponse {
     /// One or more events (of the backlog, or new); with a
-    /// `resource-define`, the highest rank of the R that comes with it.
-    Events { highest_rank: Option<u32> },
+    /// `resource-define`, the highest rank of the R that comes with it;
+    /// and the nodes its drain, undrain, offline, online, torpid and
+    /// lively events name.
+    Events {
+        highest_rank: Option<u32>,
+        nodes: NodeEvents,
+    },
     /// The empty response that ends the backlog.
     BacklogEnd,
 }
@@ -454,14 +517,49 @@ pub enum JournalResponse {
 pub fn journal_response(payload: &str) -> Result<JournalResponse, ParseError> {
     #[derive(Deserialize)]
     struct Response<'a> {
-        events: Vec<IgnoredAny>,
+        #[serde(borrow)]
+        events: Vec<Event<'a>>,
         #[serde(rename = "R", borrow)]
         r: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Event<'a> {
+        #[serde(borrow)]
+        name: std::borrow::Cow<'a, str>,
+        #[serde(default, borrow)]
+        context: Option<Context<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Context<'a> {
+        #[serde(default, borrow)]
+        idset: Option<std::borrow::Cow<'a, str>>,
+        #[serde(flatten)]
+        _rest: std::collections::BTreeMap<&'a str, IgnoredAny>,
     }
     let response: Response =
         serde_json::from_str(payload).map_err(|e| ParseError::malformed(JOURNAL, e))?;
     if response.events.is_empty() {
         return Ok(JournalResponse::BacklogEnd);
+    }
+    let mut nodes = NodeEvents::default();
+    for event in &response.events {
+        let slot = match event.name.as_ref() {
+            "drain" => &mut nodes.drain,
+            "undrain" => &mut nodes.undrain,
+            "offline" => &mut nodes.offline,
+            "online" => &mut nodes.online,
+            "torpid" => &mut nodes.torpid,
+            "lively" => &mut nodes.lively,
+            _ => continue,
+        };
+        let ranks = event
+            .context
+            .as_ref()
+            .and_then(|c| c.idset.as_deref())
+            .unwrap_or("");
+        *slot += crate::model::idset::IdSet::parse(ranks)
+            .map_err(|e| e.within(JOURNAL))?
+            .count();
     }
     let highest_rank = match response.r {
         Some(r) => Slice::all_of(r)
@@ -471,7 +569,10 @@ pub fn journal_response(payload: &str) -> Result<JournalResponse, ParseError> {
             .max(),
         None => None,
     };
-    Ok(JournalResponse::Events { highest_rank })
+    Ok(JournalResponse::Events {
+        highest_rank,
+        nodes,
+    })
 }
 
 #[cfg(test)]

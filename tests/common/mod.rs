@@ -141,9 +141,31 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         flux_prometheus::collectors::internals::parse_job_manager(&stats_of("job-manager"))
             .expect("parses")
             .housekeeping_nodes;
+    // The nodes the recorded journal's events name, counted as the feed
+    // counts them, as of its last event.
+    let journal: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("resource.journal.json")).expect("parses");
+    let mut node_events = flux_prometheus::reactor::resource_status::NodeEvents::default();
+    let mut at = 0.0f64;
+    for response in &journal {
+        if let Ok(flux_prometheus::reactor::resource_status::JournalResponse::Events {
+            nodes,
+            ..
+        }) = flux_prometheus::reactor::resource_status::journal_response(&response.to_string())
+        {
+            node_events.add(nodes);
+        }
+        for e in response["events"].as_array().into_iter().flatten() {
+            at = at.max(e["timestamp"].as_f64().unwrap_or(0.0));
+        }
+    }
     state.set(
         flux_prometheus::collectors::resources::SECTION,
-        flux_prometheus::collectors::resources::ResourcesState { summary },
+        flux_prometheus::collectors::resources::ResourcesState {
+            summary,
+            node_events,
+            at,
+        },
     );
     let names = queues::parse_list(&fixture("job-manager.queue-list.json")).expect("parses");
     let statuses: serde_json::Value =

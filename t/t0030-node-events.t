@@ -1,0 +1,45 @@
+#!/bin/bash
+# Node trouble history: the resource journal's drain, undrain, offline and
+# online events counted by the nodes they name, as flux resource eventlog
+# lists them; drained nodes by reason. A broker that goes away and comes
+# back counts as one node offline and online.
+. "$(dirname "$0")/lib.sh"
+run_inside_flux 4
+plan 7
+
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s
+url=$(module_url)
+value() { scrape "$url" | sample "$1"; }
+wait_for() {
+    for _ in $(seq 60); do
+        [ "$(value "$1")" = "$2" ] && return 0
+        sleep 0.25
+    done
+    return 1
+}
+# The nodes flux resource eventlog's events of one name name.
+eventlog_nodes() {
+    flux resource eventlog -f json 2>/dev/null | jq -s --arg n "$1" \
+        '[.[] | select(.name == $n) | .context.idset // "" | split(",")[] | select(. != "")
+          | (split("-") | if length == 2 then (.[1] | tonumber) - (.[0] | tonumber) + 1 else 1 end)] | add // 0'
+}
+
+flux resource drain 2-3 "t0030-fan-failure"
+ok "two drained nodes count as two drain events" wait_for 'flux_resource_node_events_total{event="drain"}' 2
+ok "and by their reason" wait_for 'flux_resource_drain_reason_nodes{reason="t0030-fan-failure"}' 2
+is "$(value 'flux_resource_long_drained_nodes{longer_than="1h"}')" 0 "none has been drained for an hour"
+flux resource undrain 3
+ok "an undrained node counts as an undrain event" wait_for 'flux_resource_node_events_total{event="undrain"}' 1
+ok "and leaves its reason" wait_for 'flux_resource_drain_reason_nodes{reason="t0030-fan-failure"}' 1
+for name in drain undrain online; do
+    [ "$(value "flux_resource_node_events_total{event=\"$name\"}")" = "$(eventlog_nodes $name)" ] || bad="$bad $name"
+done
+ok "every count is what flux resource eventlog lists${bad:+ (differ:$bad)}" test -z "${bad:-}"
+flux resource undrain 2
+flux module reload --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s 2>/dev/null ||
+    { flux module remove prometheus; flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s; }
+url=$(module_url)
+ok "a reloaded module counts the journal from its start again" \
+    wait_for 'flux_resource_node_events_total{event="undrain"}' 2
+flux module remove prometheus
+done_testing
