@@ -20,6 +20,8 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # Starts Prometheus scraping $1 (HOST:PORT) every second; prints its URL.
+# Starts a Prometheus scraping $1, its URL in prom. Not in a command
+# substitution: its pid must reach pids, for cleanup to stop it.
 start_prometheus() {
     local port
     port=$(free_port)
@@ -33,7 +35,7 @@ start_prometheus() {
         curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && break
         sleep 0.2
     done
-    echo "http://127.0.0.1:$port"
+    prom="http://127.0.0.1:$port"
 }
 # The target's health and last error, as Prometheus's targets API gives them.
 target() { curl -sf "$1/api/v1/targets" | jq -r '.data.activeTargets[0] | "\(.health) \(.lastError)"'; }
@@ -50,7 +52,7 @@ hostport() { module_url | sed 's|^http://||; s|/metrics$||'; }
 # Five scrapes, then one an hour: Prometheus scrapes every second.
 printf 'rate_limit:\n  interval: 1h\n  burst: 5\n' >"$dir/tight.yml"
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 web-config="$dir/tight.yml"
-prom=$(start_prometheus "$(hostport)")
+start_prometheus "$(hostport)"
 ok "within the burst, the target is up" wait_health "$prom" up
 ok "past it, the target goes down" wait_health "$prom" down
 last=$(target "$prom")
@@ -62,7 +64,7 @@ kill "${pids[-1]}" && wait "${pids[-1]}" 2>/dev/null
 # Ten a second, with a burst of 5: a scrape a second never runs out.
 printf 'rate_limit:\n  interval: 100ms\n  burst: 5\n' >"$dir/loose.yml"
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 web-config="$dir/loose.yml"
-prom=$(start_prometheus "$(hostport)")
+start_prometheus "$(hostport)"
 ok "a limit above the scrape rate: the target is up" wait_health "$prom" up
 sleep 5
 is "$(curl -sf "$prom/api/v1/query" --data-urlencode 'query=min_over_time(up[5s])' | jq -r '.data.result[0].value[1]')" 1 \
