@@ -14,7 +14,7 @@ fi
 run_inside_flux 1 --conf=fake-resources.nnodes=8 --conf=fake-resources.cores-per-node=4 \
     --conf=fake-resources.gpus-per-node=2 -Sstatedir="$(mktemp -d)"
 
-plan 19
+plan 20
 
 [ -x "$REPO/target/release/flux-prometheus" ] || (cd "$REPO" && cargo build --release --quiet) >&2
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
@@ -269,6 +269,11 @@ drain_series() {
 }
 ok "per-node=true (deprecated) turns the nodes collector on" drain_series
 ok "per-node=true says it is deprecated in the log" bash -c "flux dmesg | grep -q 'per-node is deprecated'"
+# flux resource drain lists the drain's time; the series carries it.
+since=$(flux resource drain -n -o '{ranks} {timestamp}' | awk '$1 == 7 { print $2 }')
+got=$(curl -sf "$url2" | awk '$1 == "flux_node_drain_timestamp_seconds{node=\"fake7\",rank=\"7\"}" { print $2 }')
+ok "the drained node's series carries when it was drained ($got; flux resource drain: $since)" \
+    awk -v a="$got" -v b="$since" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d < 1) }' 
 flux module remove prom2
 
 # A real Prometheus: the module's two jobs as flux prometheus scrape-config

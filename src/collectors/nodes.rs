@@ -320,12 +320,20 @@ pub fn render(view: &NodesView, out: &mut Rendered) {
         let host = view.host(*r).unwrap_or("");
         f.sample(&[("node", host), ("rank", &rank), ("reason", reason)], 1.0);
     }
+    let mut f = Family::of(out, &NODE_DRAIN_TIMESTAMP);
+    for (r, since) in &view.drained_since {
+        rank.clear();
+        let _ = write!(rank, "{r}");
+        let host = view.host(*r).unwrap_or("");
+        f.sample(&[("node", host), ("rank", &rank)], *since);
+    }
 }
 
 /// The families this collector writes.
 pub const FAMILIES: &[Doc] = &[
     NODE_STATE,
     NODE_DRAIN_INFO,
+    NODE_DRAIN_TIMESTAMP,
     NODE_CORES,
     NODE_GPUS,
     NODE_ALLOCATED_CORES,
@@ -359,6 +367,12 @@ const NODE_STATE: Doc = Doc::gauge(
     "flux_node_state",
     "1 for each state a node is in, with the state names of flux resource status -s all (avail, exclude, allocated, torpid, housekeeping, draining, drained), and offline where the node's broker is down.",
     &["node", "rank", "state"],
+);
+
+const NODE_DRAIN_TIMESTAMP: Doc = Doc::gauge(
+    "flux_node_drain_timestamp_seconds",
+    "When a drained or draining node was drained, in seconds since the epoch, as flux resource drain shows it: time() minus it is how long the node has been drained.",
+    &["node", "rank"],
 );
 
 const NODE_DRAIN_INFO: Doc = Doc::info(

@@ -50,11 +50,13 @@ impl NodeRow {
 }
 
 /// Every node of the instance, by rank, and the drained ones' reasons.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodesView {
     pub nodes: Vec<NodeRow>,
     /// (rank, reason) of every drained or draining node.
     pub drains: Vec<(u32, String)>,
+    /// (rank, when it was drained) of every drained or draining node.
+    pub drained_since: Vec<(u32, f64)>,
 }
 
 impl NodesView {
@@ -93,7 +95,7 @@ pub fn rows(
         torpid,
         drained,
         drains,
-        ..
+        drained_since,
     } = StatusIdsets::read(&v).map_err(bad)?;
     let names = host_names(with_r.r, all.nodes.keys().count()).map_err(bad)?;
     if hosts.len() != names.len() || hosts.iter().zip(&names).any(|(a, b)| **a != **b) {
@@ -131,7 +133,11 @@ pub fn rows(
             allocated_gpus: held.map_or(0, |h| h.gpus.count()),
         });
     }
-    Ok(NodesView { nodes, drains })
+    Ok(NodesView {
+        nodes,
+        drains,
+        drained_since,
+    })
 }
 
 /// The host of each rank of R, in rank order (RFC 20's `nodelist`); the
@@ -209,6 +215,7 @@ mod tests {
             view.drains,
             [(2, "bad dimm".into()), (4, "bad dimm".into())]
         );
+        assert_eq!(view.drained_since, [(2, 1.0), (4, 1.0)]);
         assert_eq!(view.host(5), Some("node5"));
     }
 
