@@ -163,6 +163,28 @@ done_testing() {
 module_url() { flux module stats "${1:-prometheus}" | jq -r .url; }
 
 scrape() { curl -sf --max-time 5 "$1"; }
+# The value of series $2 (its exact name{labels}) in a fresh scrape of
+# URL $1; "absent" where there is none.
+value_at() { scrape "$1" | sample "$2"; }
+# Waits up to 30 s for series $2 of URL $1 to read $3.
+wait_for_value() {
+    local _
+    for _ in $(seq 120); do
+        [ "$(value_at "$1" "$2")" = "$3" ] && return 0
+        sleep 0.25
+    done
+    return 1
+}
+# Writes the user rc file $1, which loads the prometheus job-shell plugin
+# (jobs take it with -o userrc=$1), building the plugin and the flux
+# prometheus command first where they are missing.
+shell_plugin_rc() {
+    local plugin=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
+    if [ ! -f "$plugin" ] || [ ! -x "$REPO/target/release/flux-prometheus" ]; then
+        (cd "$REPO" && cargo build --release --quiet) >&2
+    fi
+    printf 'plugin.load { file = "%s" }\n' "$plugin" >"$1"
+}
 scrapes() { curl -sf --max-time 5 -o /dev/null "$1"; }
 
 # Value of one sample (exact name{labels}) in exposition text on stdin.

@@ -109,8 +109,7 @@ ok "the OpenMetrics form of the same scrape passes a strict OpenMetrics parser" 
 # A running job whose shell registers with the module on its rank (the
 # shell plugin), so that the opt-in per-job usage series are in the scrape
 # below.
-PLUGIN=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
-printf 'plugin.load { file = "%s" }\n' "$PLUGIN" >"$T_RC"
+shell_plugin_rc "$T_RC"
 flux exec -r 1-3 flux module load --name=prometheus "$MODULE_SO" sample-interval=0.5s
 flux cancel --all --quiet
 flux queue idle --quiet

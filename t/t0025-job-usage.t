@@ -11,10 +11,6 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 4
 
-PLUGIN=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
-if [ ! -f "$PLUGIN" ] || [ ! -x "$REPO/target/release/flux-prometheus" ]; then
-    (cd "$REPO" && cargo build --release --quiet) >&2
-fi
 if [ ! -x /usr/bin/time ]; then
     echo "1..0 # SKIP /usr/bin/time is not installed (Debian package time)"
     exit 0
@@ -25,7 +21,7 @@ plan 21
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 # Jobs load the plugin as a site's would from the plugin path.
-printf 'plugin.load { file = "%s" }\n' "$PLUGIN" >"$dir/rc.lua"
+shell_plugin_rc "$dir/rc.lua"
 rc=(-o userrc="$dir/rc.lua" -o prometheus.period=0.5)
 
 # The event's context, as JSON (empty where the job has none).

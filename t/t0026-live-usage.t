@@ -10,16 +10,12 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 4
 
-PLUGIN=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
-if [ ! -f "$PLUGIN" ] || [ ! -x "$REPO/target/release/flux-prometheus" ]; then
-    (cd "$REPO" && cargo build --release --quiet) >&2
-fi
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
 plan 18
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-printf 'plugin.load { file = "%s" }\n' "$PLUGIN" >"$dir/rc.lua"
+shell_plugin_rc "$dir/rc.lua"
 rc=(-o userrc="$dir/rc.lua")
 
 flux exec -r all flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 \
@@ -31,16 +27,8 @@ is "$ports" "3 none" "ranks 1-3 open no port"
 is "$(flux exec -r 2 flux module stats prometheus | jq -c '[.sampler.rank, .sampler.sample_interval]')" "[2,1]" \
     "flux module stats on a rank shows its sampler"
 
-# Value of one series (exact name{labels}) in a fresh scrape.
-value() { scrape "$url" | sample "$1"; }
-# Waits up to 30 s for series $1 to read $2.
-wait_for() {
-    for _ in $(seq 60); do
-        [ "$(value "$1")" = "$2" ] && return 0
-        sleep 0.5
-    done
-    return 1
-}
+value() { value_at "$url" "$1"; }
+wait_for() { wait_for_value "$url" "$1" "$2"; }
 
 # Two nodes, one task each, each burning a whole core. The test brokers
 # share this machine's cores, so tasks are not bound to theirs (two nodes'

@@ -22,10 +22,6 @@ rmdir "$V2/$TOP"
 export V2 MEM TOP
 run_inside_flux 2
 
-PLUGIN=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
-if [ ! -f "$PLUGIN" ] || [ ! -x "$REPO/target/release/flux-prometheus" ]; then
-    (cd "$REPO" && cargo build --release --quiet) >&2
-fi
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
 plan 9
 
@@ -38,7 +34,7 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-printf 'plugin.load { file = "%s" }\n' "$PLUGIN" >"$dir/rc.lua"
+shell_plugin_rc "$dir/rc.lua"
 
 # The job shell, in a unit's cgroup of its own.
 cat >"$dir/shell-in-unit" <<EOF

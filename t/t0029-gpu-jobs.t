@@ -17,10 +17,6 @@ if [ -z "${FLUX_PROMETHEUS_TEST_INNER:-}" ] && find_flux >/dev/null; then
 fi
 run_inside_flux 2 --config-path="${T_CONFDIR:-/nonexistent}"
 
-PLUGIN=${FLUX_PROMETHEUS_SHELL_SO:-$REPO/target/release/libflux_prometheus_shell.so}
-if [ ! -f "$PLUGIN" ] || [ ! -x "$REPO/target/release/flux-prometheus" ]; then
-    (cd "$REPO" && cargo build --release --quiet) >&2
-fi
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
 if ldconfig -p 2>/dev/null | grep -q 'libnvidia-ml\.so\.1'; then
     echo "1..0 # SKIP this machine has NVML: the test is of nodes without it"
@@ -30,18 +26,15 @@ plan 7
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-printf 'plugin.load { file = "%s" }\n' "$PLUGIN" >"$dir/rc.lua"
+shell_plugin_rc "$dir/rc.lua"
 flux exec -r all flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 sample-interval=0.5s
 url=$(module_url)
-value() { scrape "$url" | sample "$1"; }
+value() { value_at "$url" "$1"; }
 
 id=$(flux submit -N2 -n2 -g1 -o userrc="$dir/rc.lua" --output="$dir/out.{{taskid}}" \
     sh -c 'echo "$CUDA_VISIBLE_DEVICES"; sleep 4')
 flux job wait-event -t 30 "$id" start >/dev/null
-for _ in $(seq 40); do
-    [ "$(value flux_jobs_running_allocated_cores)" = 2 ] && break
-    sleep 0.25
-done
+wait_for_value "$url" flux_jobs_running_allocated_cores 2
 is "$(value flux_jobs_running_sampled)" 1 "a job with GPUs is sampled without NVML"
 is "$(value flux_jobs_running_measured_gpus)" 0 "and none of its GPUs counts as measured"
 said=$(flux exec -r all sh -c 'flux dmesg | grep -c "usage sampler: NVML could not be loaded"' | awk '{ s += $1 } END { print s }')

@@ -9,14 +9,8 @@ plan 7
 
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s
 url=$(module_url)
-value() { scrape "$url" | sample "$1"; }
-wait_for() {
-    for _ in $(seq 60); do
-        [ "$(value "$1")" = "$2" ] && return 0
-        sleep 0.25
-    done
-    return 1
-}
+value() { value_at "$url" "$1"; }
+wait_for() { wait_for_value "$url" "$1" "$2"; }
 # The nodes flux resource eventlog's events of one name name.
 eventlog_nodes() {
     flux resource eventlog -f json 2>/dev/null | jq -s --arg n "$1" \
