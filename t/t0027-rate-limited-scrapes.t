@@ -19,9 +19,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/nu
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# Starts Prometheus scraping $1 (HOST:PORT) every second; prints its URL.
-# Starts a Prometheus scraping $1, its URL in prom. Not in a command
-# substitution: its pid must reach pids, for cleanup to stop it.
+# Starts Prometheus scraping $1 (HOST:PORT) every second; its URL in prom.
+# Not in a command substitution: its pid must reach pids, for cleanup to
+# stop it.
 start_prometheus() {
     local port
     port=$(free_port)
