@@ -46,7 +46,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -533,8 +532,6 @@ pub fn journal_response(payload: &str) -> Result<JournalResponse, ParseError> {
     struct Context<'a> {
         #[serde(default, borrow)]
         idset: Option<std::borrow::Cow<'a, str>>,
-        #[serde(flatten)]
-        _rest: std::collections::BTreeMap<&'a str, IgnoredAny>,
     }
     let response: Response =
         serde_json::from_str(payload).map_err(|e| ParseError::malformed(JOURNAL, e))?;
