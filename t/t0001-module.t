@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 2
 
-plan 25
+plan 28
 
 exports=$(nm -D --defined-only "$MODULE_SO" | awk '$2 ~ /[TDBR]/ { print $3 }' | grep -v -E '^(_init|_fini|__bss_start|_edata|_end)$')
 is "$exports" "mod_main" "the shared object exports mod_main and nothing else"
@@ -104,6 +104,39 @@ ok "the port is closed after a cancel" bash -c "! curl -s --max-time 2 -o /dev/n
 ok "load again on the same port after a cancel" \
     flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:$port
 flux module remove prometheus
+
+# A cancel that arrives while the module thread is busy with requests: libflux
+# holds a message queue's mutex across cancellation points, so a thread
+# cancelled there left the mutex held, and the broker hung at its next message
+# for the module. Requests flow from two clients, 200 outstanding at a time.
+flood() {
+    flux python -c '
+import flux, sys
+h = flux.Flux()
+while True:
+    futures = [h.rpc("prometheus.ping", {}) for _ in range(200)]
+    for f in futures:
+        try:
+            f.get()
+        except Exception:
+            sys.exit(0)
+' 2>/dev/null
+}
+cancels=0
+for i in $(seq 15); do
+    flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:$port || break
+    flood & f1=$!
+    flood & f2=$!
+    sleep 0.$((RANDOM % 5 + 1))
+    timeout 20 flux module remove --cancel prometheus || break
+    kill $f1 $f2 2>/dev/null
+    wait $f1 $f2 2>/dev/null
+    cancels=$i
+done
+kill $f1 $f2 2>/dev/null
+ok "15 cancels while requests flow each end ($cancels did)" test "$cancels" -eq 15
+ok "the broker still answers after them" timeout 10 flux module list
+ok "the port is closed after them" bash -c "! curl -s --max-time 2 -o /dev/null $url"
 flux start --test-size=1 bash -c "flux module load --name=prometheus $MODULE_SO listen=127.0.0.1:0 && flux submit --wait true >/dev/null" >/dev/null 2>&1
 rc=$?
 ok "an instance exiting with the module loaded ends normally (rc $rc: 1 is Flux's 'not properly shut down', not a crash)" test $rc -le 1

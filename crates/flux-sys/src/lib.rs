@@ -360,6 +360,11 @@ pub const PTHREAD_CANCEL_DISABLE: c_int = 1;
 extern "C" {
     pub fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
 }
+// A cancellation point: with cancellation enabled and one pending, it does
+// not return but unwinds the thread.
+extern "C-unwind" {
+    pub fn pthread_testcancel();
+}
 
 /// Log levels from syslog.h, as flux_log takes them.
 pub const LOG_ERR: c_int = libc::LOG_ERR;

@@ -1,9 +1,9 @@
 //! The module's life on its thread: start it, run the reactor, tear it
 //! down, and keep the broker's thread cancellation from unwinding through
-//! Rust frames that own anything.
+//! Rust frames that own anything, or through libflux while it holds a lock.
 
 use std::cell::RefCell;
-use std::os::raw::{c_char, c_int};
+use std::os::raw::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 
@@ -130,14 +130,87 @@ fn fail_with(handle: Handle, outcome: std::thread::Result<Result<(), Error>>) ->
     -1
 }
 
+/// How often, in seconds, the module thread looks for a cancellation the
+/// broker asked for: `flux module remove --cancel`, and an instance exiting
+/// with the module still loaded, wait at most this long for the thread.
+/// Each look wakes the idle module thread (BENCHMARKS.md, "Idle at the
+/// largest size"), so it is not made shorter.
+pub const CANCEL_POLL_PERIOD: f64 = 1.0;
+
+/// The module thread's one cancellation point, called by a reactor timer:
+/// the broker's cancellation, pending since it was asked, acts here.
+///
+/// Cancellation is otherwise disabled for the whole of the reactor's run,
+/// waits included. libflux reads and writes the eventfd of the module's
+/// message queues while it holds the queue's mutex (msg_deque.c); both are
+/// cancellation points, so a thread cancelled there kept the mutex, and
+/// the broker's cleanup of the thread (`flux_module_finalize`, an RPC over
+/// the same queue) then waited for it forever, as did the broker's own
+/// thread at its next message for the module: the whole instance hung. A
+/// timer callback runs with no libflux lock held.
+///
+/// "C-unwind", and nothing on its frame owns anything: the forced unwind
+/// of the cancellation passes through it.
+unsafe extern "C-unwind" fn cancellation_point(
+    _r: *mut sys::flux_reactor_t,
+    _w: *mut sys::flux_watcher_t,
+    _revents: c_int,
+    _arg: *mut c_void,
+) {
+    set_cancelable(true);
+    // SAFETY: no frame of ours between here and mod_main owns anything
+    // (see run_module_main); a pending cancellation unwinds from here.
+    unsafe { sys::pthread_testcancel() };
+    set_cancelable(false);
+}
+
+/// The repeating timer that calls [`cancellation_point`], started; None
+/// (errno set) if libflux could not make it.
+fn start_cancellation_timer(reactor: *mut sys::flux_reactor_t) -> Option<*mut sys::flux_watcher_t> {
+    type UnwindingWatcherFn = unsafe extern "C-unwind" fn(
+        *mut sys::flux_reactor_t,
+        *mut sys::flux_watcher_t,
+        c_int,
+        *mut c_void,
+    );
+    type WatcherFn = unsafe extern "C" fn(
+        *mut sys::flux_reactor_t,
+        *mut sys::flux_watcher_t,
+        c_int,
+        *mut c_void,
+    );
+    // SAFETY: the two function pointer types differ only in whether an
+    // unwind may leave the function, which the C caller does not see.
+    let callback =
+        unsafe { std::mem::transmute::<UnwindingWatcherFn, WatcherFn>(cancellation_point) };
+    // SAFETY: valid reactor; the callback takes no argument.
+    let w = unsafe {
+        sys::flux_timer_watcher_create(
+            reactor,
+            CANCEL_POLL_PERIOD,
+            CANCEL_POLL_PERIOD,
+            Some(callback),
+            std::ptr::null_mut(),
+        )
+    };
+    if w.is_null() {
+        return None;
+    }
+    // SAFETY: the watcher was just created.
+    unsafe { sys::flux_watcher_start(w) };
+    Some(w)
+}
+
 /// The whole of `mod_main`: start the module, run the reactor until `flux
 /// module remove` stops it, tear the module down. Any panic is contained and
 /// becomes -1 with errno set, after its message is logged (`flux dmesg`).
 ///
-/// While the reactor waits, the broker may cancel this thread (it does so
-/// to modules still loaded when the instance exits). The only Rust frames
-/// then on the stack are this one and `mod_main`, and neither owns anything,
-/// so the forced unwind passes through them; the module itself sits in the
+/// The broker may cancel this thread (`flux module remove --cancel`, and
+/// modules still loaded when the instance exits). Cancellation stays
+/// disabled throughout, except in [`cancellation_point`], which a timer
+/// calls every [`CANCEL_POLL_PERIOD`]. The only Rust frames then on the
+/// stack are that one, this one and `mod_main`, and none owns anything, so
+/// the forced unwind passes through them; the module itself sits in the
 /// thread-local slot, whose destructor abandons it at thread exit.
 ///
 /// # Safety
@@ -155,16 +228,29 @@ pub unsafe fn run_module_main(
         return -1;
     };
     let handle = Handle { raw };
+    let reactor = handle.reactor();
+    let Some(cancellation_timer) = start_cancellation_timer(reactor) else {
+        let errno = current_errno();
+        handle.log(
+            Level::Err,
+            &format!("cannot create the cancellation timer: {}", strerror(errno)),
+        );
+        set_errno(errno);
+        return -1;
+    };
     // SAFETY: argv is as the broker passed it (the caller's promise).
     if unsafe { start_module(handle, argc, argv, start) } < 0 {
+        let errno = current_errno();
+        // SAFETY: the timer is ours and not used after this.
+        unsafe { sys::flux_watcher_destroy(cancellation_timer) };
+        set_errno(errno);
         return -1;
     }
-    let reactor = handle.reactor();
-    set_cancelable(true);
     // SAFETY: valid reactor, run on the module's own thread.
     let rc = unsafe { sys::flux_reactor_run(reactor, 0) };
     let run_errno = current_errno();
-    set_cancelable(false);
+    // SAFETY: the timer is ours and not used after this.
+    unsafe { sys::flux_watcher_destroy(cancellation_timer) };
     let reactor_result = if rc < 0 {
         Err(Error::new(
             run_errno,
