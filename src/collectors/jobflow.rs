@@ -32,10 +32,11 @@ use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 use super::{About, Collector, Context, OptionSpec, Settings, Spec};
+use crate::config::{parse_bool, NotABool};
 use crate::model::error::ParseError;
 use crate::model::jobflow::{
     self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, UsageRefused,
-    DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS,
+    DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS, WAIT_PHASES,
 };
 use crate::reactor::allocated::AllocatedWriter;
 use crate::reactor::roster::RosterWriter;
@@ -73,6 +74,10 @@ pub const SPEC: Spec = Spec {
                 key: "job-usage-series",
                 check: |v| Ok(parse_series(v).map(drop)?),
             },
+            OptionSpec {
+                key: "wait-phases",
+                check: |v| Ok(parse_bool(v).map(drop)?),
+            },
         ],
         needs: &[],
     },
@@ -92,6 +97,8 @@ struct Options {
     labels: LabelOptions,
     /// Running jobs with per-job usage series, at most (0: none).
     job_usage_series: usize,
+    /// Time each pending state ([`WAIT_PHASE_EVENTS`]).
+    wait_phases: bool,
 }
 
 /// What is wrong with one of this collector's options.
@@ -105,6 +112,8 @@ enum OptionError {
     NotALimit,
     #[error("expected a number of jobs, 0 (none) to {MAX_JOB_USAGE_SERIES}")]
     NotASeriesCount,
+    #[error(transparent)]
+    NotABool(#[from] NotABool),
 }
 
 /// The most running jobs `job-usage-series` may give series of their own.
@@ -131,6 +140,9 @@ impl Options {
             job_usage_series: settings
                 .option("job-usage-series")
                 .map_or(Ok(0), parse_series)?,
+            wait_phases: settings
+                .option("wait-phases")
+                .map_or(Ok(false), parse_bool)?,
         })
     }
 }
@@ -188,6 +200,8 @@ const TOPIC: &str = "job-manager.events-journal";
 ///   job's cleanup is done (with housekeeping, which holds resources past
 ///   both, the resources collector asks the job manager instead);
 /// - `memo`: nested instances' URLs (crate::announce), for /-/targets.
+///
+/// With `wait-phases`, [`WAIT_PHASE_EVENTS`] as well.
 pub const ALLOWED_EVENTS: [&str; 10] = [
     "submit",
     "dependency-add",
@@ -201,6 +215,12 @@ pub const ALLOWED_EVENTS: [&str; 10] = [
     "memo",
 ];
 
+/// The events that time the pending states (`validate`: DEPEND, `depend`:
+/// PRIORITY, the first `priority`: SCHED), asked for with `wait-phases`
+/// only: three more messages for every job, at about 37,000 broker
+/// instructions each (BENCHMARKS.md, "Broker instructions per job").
+pub const WAIT_PHASE_EVENTS: [&str; 3] = ["validate", "depend", "priority"];
+
 struct Inner {
     ctx: Rc<Context>,
     model: RefCell<JobFlow>,
@@ -210,6 +230,8 @@ struct Inner {
     /// The backlog of the current stream is over.
     live: Cell<bool>,
     subscribed_once: Cell<bool>,
+    /// The journal is asked for [`WAIT_PHASE_EVENTS`] too.
+    wait_phases: bool,
     /// Events came since the summary was last read: the next render reads
     /// it again, once for all of them.
     summary_due: Cell<bool>,
@@ -417,19 +439,24 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
     let options = Options::from(settings).map_err(|e| Error::new(libc::EINVAL, e.to_string()))?;
     let since = ctx.handle.now();
     let handle = ctx.handle;
+    let mut model = JobFlow::with_labels(
+        since,
+        &options.wait_buckets,
+        &options.run_buckets,
+        options.labels,
+    );
+    if options.wait_phases {
+        model.time_wait_phases();
+    }
     let inner = Rc::new(Inner {
-        model: RefCell::new(JobFlow::with_labels(
-            since,
-            &options.wait_buckets,
-            &options.run_buckets,
-            options.labels,
-        )),
+        model: RefCell::new(model),
         allocated: ctx.allocated_writer(),
         roster: ctx.roster_writer(),
         ctx,
         stream: Subscription::new(TOPIC, "job-manager"),
         live: Cell::new(false),
         subscribed_once: Cell::new(false),
+        wait_phases: options.wait_phases,
         summary_due: Cell::new(false),
         services: RefCell::new(Vec::new()),
         instance_owner: handle
@@ -499,8 +526,14 @@ fn subscription_payload(inner: &Rc<Inner>) -> String {
     inner.roster.borrow_mut().begin_backlog();
     inner.ctx.nested().model_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
+    let phase_events: &[&str] = if inner.wait_phases {
+        &WAIT_PHASE_EVENTS
+    } else {
+        &[]
+    };
     let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
         .iter()
+        .chain(phase_events)
         .map(|&name| (name.to_string(), serde_json::json!(1)))
         .collect();
     serde_json::json!({ "full": full, "allow": allow }).to_string()
@@ -615,6 +648,25 @@ fn render(state: &State, out: &mut Rendered) {
     for (q, qf) in &flow.queues {
         f.observations(&with_queue(q, &[]), &qf.wait);
     }
+    if flow.wait_phases {
+        type Of = fn(&jobflow::WaitPhases) -> &[jobflow::Histogram; 3];
+        let families: [(&Doc, Of); 2] = [
+            (&JOBS_WAIT_PHASE_SECONDS, |p| &p.started),
+            (&JOBS_UNSTARTED_WAIT_PHASE_SECONDS, |p| &p.unstarted),
+        ];
+        for (doc, of) in families {
+            let mut f = Family::of(out, doc);
+            for (q, phases) in flow
+                .queues
+                .iter()
+                .filter_map(|(q, qf)| Some((q, qf.phases.as_deref()?)))
+            {
+                for (phase, h) in WAIT_PHASES.iter().zip(of(phases)) {
+                    f.observations(&with_queue(q, &[("phase", phase)]), h);
+                }
+            }
+        }
+    }
     let mut f = Family::of(out, &JOBS_RUN_SECONDS);
     for (q, qf) in &flow.queues {
         for (result, h) in &qf.run {
@@ -725,6 +777,8 @@ pub const FAMILIES: &[Doc] = &[
     JOBS_FINISHED_TOTAL,
     JOBS_EXCEPTIONS_TOTAL,
     JOBS_QUEUE_WAIT_SECONDS,
+    JOBS_WAIT_PHASE_SECONDS,
+    JOBS_UNSTARTED_WAIT_PHASE_SECONDS,
     JOBS_RUN_SECONDS,
     JOBS_USAGE_RECORDS_TOTAL,
     JOBS_CPU_SECONDS_TOTAL,
@@ -824,6 +878,18 @@ const JOBS_QUEUE_WAIT_SECONDS: Doc = Doc::histogram(
     "flux_jobs_queue_wait_seconds",
     "Time from submit to allocation (flux jobs' t_run - t_submit) of jobs that started running since the module loaded.",
     &["queue", "user", "project"],
+);
+
+const JOBS_WAIT_PHASE_SECONDS: Doc = Doc::histogram(
+    "flux_jobs_wait_phase_seconds",
+    "Time jobs that started running since the module loaded spent in each pending state, as flux jobs' timestamps give it: phase dependency (DEPEND, t_priority - t_depend), priority (PRIORITY, t_sched - t_priority) and scheduler (SCHED, t_run - t_sched). With the jobflow option wait-phases only.",
+    &["queue", "user", "project", "phase"],
+);
+
+const JOBS_UNSTARTED_WAIT_PHASE_SECONDS: Doc = Doc::histogram(
+    "flux_jobs_unstarted_wait_phase_seconds",
+    "Time jobs that left pending without starting (a fatal exception before allocation, such as a cancel) since the module loaded spent in each pending state they entered, the last up to that exception; phases as in flux_jobs_wait_phase_seconds. With the jobflow option wait-phases only.",
+    &["queue", "user", "project", "phase"],
 );
 
 const JOBS_USAGE_RECORDS_TOTAL: Doc = Doc::counter(

@@ -34,6 +34,12 @@ pub const DEFAULT_WAIT_BUCKETS: &[f64] = &[
 pub const DEFAULT_RUN_BUCKETS: &[f64] = &[
     1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 172800.0,
 ];
+/// The pending states a job passes through, in order, as `flux jobs` times
+/// them: DEPEND from `t_depend` (its `validate`) to `t_priority` (its
+/// `depend`), PRIORITY from there to `t_sched` (its first `priority`), and
+/// SCHED from there to `t_run` (its `alloc`).
+pub const WAIT_PHASES: [&str; 3] = ["dependency", "priority", "scheduler"];
+
 /// Distinct exception types kept per queue; others count as "other", since
 /// `flux job raise --type` accepts any word.
 pub const MAX_EXCEPTION_TYPES: usize = 16;
@@ -106,9 +112,22 @@ pub struct QueueFlow {
     pub finished: BTreeMap<&'static str, u64>,
     pub exceptions: BTreeMap<String, u64>,
     pub wait: Histogram,
+    /// The time in each pending state, where the journal carries the
+    /// events that time them.
+    pub phases: Option<Box<WaitPhases>>,
     pub run: BTreeMap<&'static str, Histogram>,
     /// What jobs used, from their job shells' usage records.
     pub usage: UsageFlow,
+}
+
+/// Jobs' time in each of [`WAIT_PHASES`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitPhases {
+    /// Jobs that started, observed at their allocation.
+    pub started: [Histogram; 3],
+    /// Jobs that left pending without starting (a fatal exception before
+    /// allocation), each state they entered up to that exception.
+    pub unstarted: [Histogram; 3],
 }
 
 /// `flux_jobs_cpu_efficiency_ratio` bucket bounds: CPU time over the core
@@ -269,6 +288,9 @@ pub struct LiveJobRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobFlowSummary {
     pub queues: BTreeMap<FlowKey, QueueFlow>,
+    /// The journal carries the events that time each pending state, so
+    /// the queues' `phases` are measured.
+    pub wait_phases: bool,
     /// Usage records refused since the module loaded.
     pub usage_refused: u64,
     /// What running jobs use now, by key; sampling ranks with a current
@@ -312,6 +334,10 @@ struct ActiveJob {
     fatal: Option<String>,
     urgency: i64,
     phase: Phase,
+    /// When the job entered DEPEND, PRIORITY and SCHED, each the first
+    /// time, as job-list's `t_depend`, `t_priority` and `t_sched` (0: not
+    /// yet, as there).
+    entered: [f64; 3],
     /// Dependencies added and not yet removed (`dependency-add`,
     /// `dependency-remove`): the job is in DEPEND while there are any.
     dependencies: u32,
@@ -323,6 +349,19 @@ struct ActiveJob {
 }
 
 impl ActiveJob {
+    /// How long the job spent in each pending state it entered, the last
+    /// one up to `end` (its allocation, or the exception that ended it).
+    fn phase_waits(&self, end: f64) -> [Option<f64>; 3] {
+        let mut waits = [None; 3];
+        for (i, &start) in self.entered.iter().enumerate() {
+            if start > 0.0 {
+                let stop = self.entered[i + 1..].iter().find(|&&t| t > 0.0);
+                waits[i] = Some(stop.copied().unwrap_or(end) - start);
+            }
+        }
+        waits
+    }
+
     /// Where the job counts in the pending demand, as an index of
     /// [`PENDING_STATUSES`]; None once it is no longer pending.
     fn pending_status(&self) -> Option<usize> {
@@ -462,6 +501,8 @@ pub struct JobFlow {
     live: Live,
     live_refused: u64,
     live_job_rows: usize,
+    /// See [`JobFlowSummary::wait_phases`].
+    wait_phases: bool,
 }
 
 /// What one journal response was.
@@ -500,7 +541,14 @@ impl JobFlow {
             live: Live::default(),
             live_refused: 0,
             live_job_rows: 0,
+            wait_phases: false,
         }
+    }
+
+    /// The journal read carries `validate`, `depend` and `priority`: the
+    /// summary's queues time each pending state.
+    pub fn time_wait_phases(&mut self) {
+        self.wait_phases = true;
     }
 
     /// A new subscription starts: its backlog lists every job the journal
@@ -626,6 +674,13 @@ impl JobFlow {
                 finished: RESULTS.iter().map(|&r| (r, 0)).collect(),
                 exceptions: BTreeMap::new(),
                 wait: Histogram::new(&self.wait_buckets),
+                phases: self.wait_phases.then(|| {
+                    let histograms = || std::array::from_fn(|_| Histogram::new(&self.wait_buckets));
+                    Box::new(WaitPhases {
+                        started: histograms(),
+                        unstarted: histograms(),
+                    })
+                }),
                 run: RESULTS
                     .iter()
                     .map(|&r| (r, Histogram::new(&self.run_buckets)))
@@ -673,6 +728,7 @@ impl JobFlow {
                 fatal: None,
                 urgency: context.urgency.unwrap_or(16),
                 phase: Phase::Waiting,
+                entered: [0.0; 3],
                 dependencies: 0,
                 request: spec.request,
                 uid: context.uid(),
@@ -719,13 +775,16 @@ impl JobFlow {
         };
         match event.name {
             // The job manager posts `depend` once no dependency is left
-            // (RFC 21), so a job without any never waits on one: the module
-            // asks for the dependency events, which only dependent jobs
-            // have, and not for `depend`, which every job has. `depend`
-            // still ends any dependency when a journal carries it.
+            // (RFC 21): the job enters PRIORITY. Its first `priority` moves
+            // it to SCHED; later ones reprioritize it there.
+            "validate" => enter(&mut job.entered[0], event.timestamp),
             "dependency-add" => job.dependencies = job.dependencies.saturating_add(1),
             "dependency-remove" => job.dependencies = job.dependencies.saturating_sub(1),
-            "depend" => job.dependencies = 0,
+            "depend" => {
+                job.dependencies = 0;
+                enter(&mut job.entered[1], event.timestamp);
+            }
+            "priority" if job.entered[1] > 0.0 => enter(&mut job.entered[2], event.timestamp),
             "urgency" => job.urgency = context.urgency.unwrap_or(job.urgency),
             "jobspec-update" => {
                 if let Some(q) = &context.queue {
@@ -739,13 +798,19 @@ impl JobFlow {
                 job.run = Some(event.timestamp);
                 if live {
                     let (key, wait) = (job.key.clone(), event.timestamp - job.submit);
+                    let waits = job.phase_waits(event.timestamp);
                     let flow = self.queue(&key);
                     flow.started += 1;
                     flow.wait.observe(wait);
+                    if let Some(phases) = &mut flow.phases {
+                        observe_phases(&mut phases.started, waits);
+                    }
                 }
             }
             "exception" => {
                 let kind = context.kind.as_deref().unwrap_or("unknown").to_string();
+                let left_pending = context.is_fatal() && job.phase == Phase::Waiting;
+                let unstarted = left_pending.then(|| job.phase_waits(event.timestamp));
                 if context.is_fatal() {
                     job.phase = Phase::Gone;
                     job.fatal.get_or_insert(kind.clone());
@@ -754,6 +819,9 @@ impl JobFlow {
                 if live {
                     let job_key = job.key.clone();
                     let flow = self.queue(&job_key);
+                    if let (Some(waits), Some(phases)) = (unstarted, &mut flow.phases) {
+                        observe_phases(&mut phases.unstarted, waits);
+                    }
                     let key = if flow.exceptions.contains_key(&kind)
                         || flow.exceptions.len() < MAX_EXCEPTION_TYPES
                     {
@@ -1003,12 +1071,28 @@ impl JobFlow {
         let (live, live_jobs) = self.live_summary();
         JobFlowSummary {
             queues: self.queues.clone(),
+            wait_phases: self.wait_phases,
             usage_refused: self.usage_refused,
             live,
             live_ranks: self.live.ranks() as u64,
             live_refused: self.live_refused,
             live_jobs,
             demand,
+        }
+    }
+}
+
+/// A state's first entry is kept; re-entering it changes nothing.
+fn enter(entered: &mut f64, timestamp: f64) {
+    if *entered == 0.0 {
+        *entered = timestamp;
+    }
+}
+
+fn observe_phases(histograms: &mut [Histogram; 3], waits: [Option<f64>; 3]) {
+    for (histogram, wait) in histograms.iter_mut().zip(waits) {
+        if let Some(wait) = wait {
+            histogram.observe(wait);
         }
     }
 }
@@ -1475,6 +1559,86 @@ mod tests {
         );
         assert_eq!(at("batch", "eligible").jobs, 0);
         assert_eq!(at("batch", "blocked").jobs, 0);
+    }
+
+    #[test]
+    fn each_pending_state_is_timed_as_flux_jobs_times_it() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        flow.time_wait_phases();
+        let events = [
+            // Started: 29.5 s in DEPEND, 1 s in PRIORITY, 59 s in SCHED; a
+            // later `priority` (a reprioritization) does not restart SCHED.
+            event(1, "submit", 10.0, r#"{"urgency":16}"#),
+            event(1, "validate", 10.5, "{}"),
+            event(
+                1,
+                "dependency-add",
+                10.5,
+                r#"{"description":"after-finish=f2"}"#,
+            ),
+            event(
+                1,
+                "dependency-remove",
+                40.0,
+                r#"{"description":"after-finish=f2"}"#,
+            ),
+            event(1, "depend", 40.0, "{}"),
+            event(1, "priority", 41.0, r#"{"priority":16}"#),
+            event(1, "priority", 50.0, r#"{"priority":20}"#),
+            event(1, "alloc", 100.0, "{}"),
+            // Canceled in SCHED: 0, 1 and 9 s.
+            event(3, "submit", 20.0, r#"{"urgency":16}"#),
+            event(3, "validate", 20.0, "{}"),
+            event(3, "depend", 20.0, "{}"),
+            event(3, "priority", 21.0, r#"{"priority":16}"#),
+            event(3, "exception", 30.0, r#"{"type":"cancel","severity":0}"#),
+            // Canceled in DEPEND: 3 s there, no other state entered.
+            event(5, "submit", 22.0, r#"{"urgency":16}"#),
+            event(5, "validate", 22.0, "{}"),
+            event(
+                5,
+                "dependency-add",
+                22.0,
+                r#"{"description":"begin-time=99.0"}"#,
+            ),
+            event(5, "exception", 25.0, r#"{"type":"cancel","severity":0}"#),
+            // A non-fatal exception and a fatal one after alloc change
+            // nothing here.
+            event(1, "exception", 110.0, r#"{"type":"x","severity":1}"#),
+            event(1, "exception", 120.0, r#"{"type":"cancel","severity":0}"#),
+        ];
+        for e in &events {
+            flow.apply(e).unwrap();
+        }
+        let summary = flow.summary();
+        assert!(summary.wait_phases);
+        let key = FlowKey {
+            queue: "batch".into(),
+            ..FlowKey::default()
+        };
+        let q = &summary.queues[&key];
+        let sums = |hs: &[Histogram; 3]| hs.each_ref().map(|h| (h.count, h.sum));
+        let phases = q.phases.as_ref().expect("timed");
+        assert_eq!(sums(&phases.started), [(1, 29.5), (1, 1.0), (1, 59.0)]);
+        assert_eq!(sums(&phases.unstarted), [(2, 3.0), (1, 1.0), (1, 9.0)]);
+        // The phases of a started job add up to its queue wait but for
+        // the time from submit to validate.
+        assert_eq!(q.wait.sum, 90.0);
+    }
+
+    #[test]
+    fn without_the_phase_events_no_phase_is_timed() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        for e in [
+            event(1, "submit", 10.0, r#"{"urgency":16}"#),
+            event(1, "alloc", 20.0, "{}"),
+        ] {
+            flow.apply(&e).unwrap();
+        }
+        let summary = flow.summary();
+        assert!(!summary.wait_phases);
+        let q = summary.queues.values().next().unwrap();
+        assert!(q.phases.is_none());
     }
 
     #[test]
