@@ -317,3 +317,66 @@ fn live_events_count_even_when_they_share_a_timestamp() {
         assert_eq!(rendered(&flow)["flux_jobs_submitted_total"], 2.0);
     });
 }
+
+/// With `wait-phases`, the time each started job spent in DEPEND, PRIORITY
+/// and SCHED adds up, per queue, to what `flux jobs` printed for it
+/// (`t_depend`, `t_priority`, `t_sched`, `t_run`).
+#[test]
+fn wait_phases_add_up_to_the_timestamps_of_flux_jobs() {
+    common::each_set(|| {
+        let allowed: Vec<&str> = jobflow_collector::ALLOWED_EVENTS
+            .iter()
+            .chain(&jobflow_collector::WAIT_PHASE_EVENTS)
+            .copied()
+            .collect();
+        let mut all: Vec<serde_json::Value> =
+            serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("parses");
+        for response in &mut all {
+            if let Some(events) = response["events"].as_array_mut() {
+                events.retain(|e| e["name"].as_str().is_some_and(|n| allowed.contains(&n)));
+            }
+        }
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        flow.time_wait_phases();
+        flow.begin_backlog();
+        for r in &all {
+            flow.apply(&r.to_string()).expect("journal response parses");
+        }
+        let s = rendered(&flow);
+        let cli: serde_json::Value =
+            serde_json::from_str(&fixture("cli.jobs.json")).expect("parses");
+        let jobs = cli["jobs"].as_array().expect("a list of jobs");
+        let t = |job: &serde_json::Value, key: &str| job[key].as_f64().unwrap_or(0.0);
+        let mut checked = 0;
+        for queue in ["batch", "debug"] {
+            let started: Vec<_> = jobs
+                .iter()
+                .filter(|j| j["queue"] == queue && t(j, "t_run") > 0.0)
+                .collect();
+            let stamps = ["t_depend", "t_priority", "t_sched", "t_run"];
+            for (i, phase) in ["dependency", "priority", "scheduler"].iter().enumerate() {
+                let want: f64 = started
+                    .iter()
+                    .map(|j| t(j, stamps[i + 1]) - t(j, stamps[i]))
+                    .sum();
+                let labels = format!("{{queue=\"{queue}\",phase=\"{phase}\"}}");
+                let count = s
+                    .get(&format!("flux_jobs_wait_phase_seconds_count{labels}"))
+                    .copied()
+                    .unwrap_or(0.0);
+                assert_eq!(count, started.len() as f64, "{queue} {phase} count");
+                let sum = s
+                    .get(&format!("flux_jobs_wait_phase_seconds_sum{labels}"))
+                    .copied()
+                    .unwrap_or(0.0);
+                assert!(
+                    (sum - want).abs() < 1e-6,
+                    "{queue} {phase}: {sum} against {want}"
+                );
+                checked += started.len();
+            }
+        }
+        // The recorded instance's seven jobs that ran, in each phase.
+        assert_eq!(checked, 7 * 3);
+    });
+}
