@@ -230,8 +230,6 @@ struct Inner {
     /// The backlog of the current stream is over.
     live: Cell<bool>,
     subscribed_once: Cell<bool>,
-    /// The journal is asked for [`WAIT_PHASE_EVENTS`] too.
-    wait_phases: bool,
     /// Events came since the summary was last read: the next render reads
     /// it again, once for all of them.
     summary_due: Cell<bool>,
@@ -456,7 +454,6 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         stream: Subscription::new(TOPIC, "job-manager"),
         live: Cell::new(false),
         subscribed_once: Cell::new(false),
-        wait_phases: options.wait_phases,
         summary_due: Cell::new(false),
         services: RefCell::new(Vec::new()),
         instance_owner: handle
@@ -526,7 +523,7 @@ fn subscription_payload(inner: &Rc<Inner>) -> String {
     inner.roster.borrow_mut().begin_backlog();
     inner.ctx.nested().model_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
-    let phase_events: &[&str] = if inner.wait_phases {
+    let phase_events: &[&str] = if inner.model.borrow().times_wait_phases() {
         &WAIT_PHASE_EVENTS
     } else {
         &[]

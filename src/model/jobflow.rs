@@ -551,6 +551,11 @@ impl JobFlow {
         self.wait_phases = true;
     }
 
+    /// Whether [`JobFlow::time_wait_phases`] was asked for.
+    pub fn times_wait_phases(&self) -> bool {
+        self.wait_phases
+    }
+
     /// A new subscription starts: its backlog lists every job the journal
     /// still knows, so any job kept here and not in it was purged meanwhile.
     pub fn begin_backlog(&mut self) {
