@@ -42,6 +42,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
+    reads: &[],
     families: FAMILIES,
 };
 

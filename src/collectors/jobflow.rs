@@ -86,6 +86,7 @@ pub const SPEC: Spec = Spec {
     // counted warrants one.
     restart_needed: |a, b| Options::from(a) != Options::from(b),
     render: super::Render::Now(render),
+    reads: &[],
     families: FAMILIES,
 };
 

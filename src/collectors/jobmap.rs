@@ -56,6 +56,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: |_, _| false,
     render: Render::Later(take),
+    reads: &[],
     families: FAMILIES,
 };
 

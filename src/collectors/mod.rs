@@ -81,6 +81,9 @@ pub struct Spec {
     pub restart_needed: fn(&Settings, &Settings) -> bool,
     /// Its metric families, from its section of the state.
     pub render: Render,
+    /// Other collectors' sections its render reads as well: a change in
+    /// any of them renders it again.
+    pub reads: &'static [&'static str],
     /// Every family it may write: what `render` writes them from, and
     /// what the metrics reference lists.
     pub families: &'static [Doc],
@@ -171,7 +174,13 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
             cache.forget(name);
             continue;
         }
-        let generation = state.generation(name);
+        // Generations only grow, so the sum changes with any of them.
+        let generation = spec
+            .reads
+            .iter()
+            .fold(state.generation(name), |sum, other| {
+                sum.wrapping_add(state.generation(other))
+            });
         let last = cache.last(name);
         let part = match last {
             Some(last) if last.generation == generation => Arc::clone(&last.part),

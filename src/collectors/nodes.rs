@@ -49,6 +49,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: Render::Later(take),
+    reads: &[],
     families: FAMILIES,
 };
 

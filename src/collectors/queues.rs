@@ -28,6 +28,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: super::restart_on_new_interval,
     render: super::Render::Now(render),
+    reads: &[],
     families: FAMILIES,
 };
 
@@ -145,9 +146,14 @@ fn on_status(inner: &Rc<Inner>, slot: usize, status: Result<QueueStatus, ParseEr
     let outcome: Result<Vec<QueueStatus>, ParseError> =
         round.into_data().into_iter().flatten().collect();
     match outcome {
-        Ok(list) => inner
-            .ctx
-            .succeeded(NAME, started, |state| state.set(SECTION, list)),
+        // Set only when changed: the jobflow collector's render reads
+        // whether each queue is started, and need not be made again at
+        // every poll.
+        Ok(list) => inner.ctx.succeeded(NAME, started, |state| {
+            if state.get(SECTION) != Some(&list) {
+                state.set(SECTION, list);
+            }
+        }),
         Err(msg) => inner.ctx.failed(NAME, &msg, |state| state.clear(SECTION)),
     }
 }

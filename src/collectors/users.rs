@@ -40,6 +40,7 @@ pub const SPEC: Spec = Spec {
     start,
     restart_needed: |_, _| false,
     render: Render::Now(render),
+    reads: &[],
     families: FAMILIES,
 };
 
