@@ -51,6 +51,30 @@ fn replay_of(since: f64, responses: Vec<String>) -> JobFlow {
     flow
 }
 
+/// The whole recorded journal into a model set up by `opt_in`, as the
+/// module is sent it with an option that asks for `extra` events too.
+fn replay_opted_in(extra: &[&str], opt_in: fn(&mut JobFlow)) -> JobFlow {
+    let allowed: Vec<&str> = jobflow_collector::ALLOWED_EVENTS
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
+    let mut all: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("parses");
+    for response in &mut all {
+        if let Some(events) = response["events"].as_array_mut() {
+            events.retain(|e| e["name"].as_str().is_some_and(|n| allowed.contains(&n)));
+        }
+    }
+    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+    opt_in(&mut flow);
+    flow.begin_backlog();
+    for r in &all {
+        flow.apply(&r.to_string()).expect("journal response parses");
+    }
+    flow
+}
+
 /// `flux jobs -a -no '{id.f58} {queue} {state} {result} {nnodes} {ntasks}'`
 /// as (queue, state, result, nnodes).
 fn cli_jobs() -> Vec<(String, String, String, u64)> {
@@ -324,24 +348,10 @@ fn live_events_count_even_when_they_share_a_timestamp() {
 #[test]
 fn wait_phases_add_up_to_the_timestamps_of_flux_jobs() {
     common::each_set(|| {
-        let allowed: Vec<&str> = jobflow_collector::ALLOWED_EVENTS
-            .iter()
-            .chain(&jobflow_collector::WAIT_PHASE_EVENTS)
-            .copied()
-            .collect();
-        let mut all: Vec<serde_json::Value> =
-            serde_json::from_str(&fixture("job-manager.events-journal.json")).expect("parses");
-        for response in &mut all {
-            if let Some(events) = response["events"].as_array_mut() {
-                events.retain(|e| e["name"].as_str().is_some_and(|n| allowed.contains(&n)));
-            }
-        }
-        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
-        flow.time_wait_phases();
-        flow.begin_backlog();
-        for r in &all {
-            flow.apply(&r.to_string()).expect("journal response parses");
-        }
+        let flow = replay_opted_in(
+            &jobflow_collector::WAIT_PHASE_EVENTS,
+            JobFlow::time_wait_phases,
+        );
         let s = rendered(&flow);
         let cli: serde_json::Value =
             serde_json::from_str(&fixture("cli.jobs.json")).expect("parses");
@@ -378,5 +388,99 @@ fn wait_phases_add_up_to_the_timestamps_of_flux_jobs() {
         }
         // The recorded instance's seven jobs that ran, in each phase.
         assert_eq!(checked, 7 * 3);
+    });
+}
+
+/// With `pending-reasons`, each queue's pending jobs by reason are those
+/// `flux jobs` printed (state, urgency, priority, dependencies, the
+/// scheduler's reason), the stopped debug queue's as `queue-stopped`; the
+/// annotations the backlog lacks come from the recorded job-list answer.
+#[test]
+fn pending_reasons_are_those_of_flux_jobs() {
+    use flux_prometheus::collectors::queues;
+    use flux_prometheus::model::jobflow::ACCOUNTING_LIMITS;
+    use flux_prometheus::model::queues::parse_status;
+    use std::collections::BTreeMap;
+    common::each_set(|| {
+        let mut flow = replay_opted_in(&jobflow_collector::REASON_EVENTS, JobFlow::explain_pending);
+        flow.recall_annotations(&fixture("job-list.list.json"))
+            .expect("job-list's answer parses");
+        let recorded: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&fixture("job-manager.queue-status.json")).expect("parses");
+        let statuses: Vec<_> = recorded
+            .iter()
+            .filter(|(_, s)| s.get("__error__").is_none())
+            .map(|(name, s)| parse_status(Some(name), &s.to_string()).expect("status parses"))
+            .collect();
+        let stopped: Vec<String> = statuses
+            .iter()
+            .filter(|s| !s.started)
+            .filter_map(|s| s.name.clone())
+            .collect();
+        let mut state = State::with_collectors(&["jobflow", "queues"]);
+        state.set(jobflow_collector::SECTION, flow.summary());
+        state.set(queues::SECTION, statuses);
+        let s = samples(&flux_prometheus::collectors::render(&state));
+
+        let cli: serde_json::Value =
+            serde_json::from_str(&fixture("cli.jobs.json")).expect("parses");
+        let mut want: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for job in cli["jobs"].as_array().expect("a list of jobs") {
+            let state = job["state"].as_str().unwrap_or("");
+            if !matches!(state, "DEPEND" | "PRIORITY" | "SCHED") {
+                continue;
+            }
+            let queue = job["queue"].as_str().unwrap_or("").to_string();
+            let dependencies: Vec<&str> = job["dependencies"]
+                .as_array()
+                .map(|d| d.iter().filter_map(|d| d.as_str()).collect())
+                .unwrap_or_default();
+            let reason = if job["urgency"] == 0 || job["priority"] == 0 {
+                "held".to_string()
+            } else if !dependencies.is_empty() {
+                let limit = dependencies.iter().find(|d| ACCOUNTING_LIMITS.contains(d));
+                let begin = dependencies.iter().any(|d| d.starts_with("begin-time"));
+                match (limit, begin) {
+                    (Some(limit), _) => limit.to_string(),
+                    (None, true) => "begin-time".to_string(),
+                    (None, false) => "dependency".to_string(),
+                }
+            } else if state != "SCHED" {
+                "priority".to_string()
+            } else if stopped.contains(&queue) {
+                "queue-stopped".to_string()
+            } else {
+                job["annotations"]["sched"]["reason_pending"]
+                    .as_str()
+                    .unwrap_or("resources")
+                    .to_string()
+            };
+            *want.entry((queue, reason)).or_default() += 1.0;
+        }
+        assert!(
+            want.len() >= 4,
+            "the recorded mix has held, dependent, stopped and waiting jobs"
+        );
+        let mut got: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for (series, v) in &s {
+            let Some(labels) = series.strip_prefix("flux_queue_pending_reason_jobs{") else {
+                continue;
+            };
+            let label = |name: &str| {
+                let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+                let end = labels[start..].find('"')? + start;
+                Some(labels[start..end].to_string())
+            };
+            if *v > 0.0 {
+                got.insert(
+                    (
+                        label("queue").unwrap_or_default(),
+                        label("reason").unwrap_or_default(),
+                    ),
+                    *v,
+                );
+            }
+        }
+        assert_eq!(got, want);
     });
 }

@@ -31,13 +31,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Instant;
 
-use super::{About, Collector, Context, OptionSpec, Settings, Spec};
+use super::{queues, About, Collector, Context, OptionSpec, Settings, Spec};
 use crate::config::{parse_bool, NotABool};
 use crate::model::error::ParseError;
 use crate::model::jobflow::{
-    self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, UsageRefused,
+    self, Applied, FlowKey, JobFlow, JobFlowSummary, LabelOptions, PendingReasons, UsageRefused,
     DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS, WAIT_PHASES,
 };
+use crate::model::queues::QueueStatus;
 use crate::reactor::allocated::AllocatedWriter;
 use crate::reactor::roster::RosterWriter;
 use crate::reactor::subscription::{StreamEvent, Subscription};
@@ -49,7 +50,7 @@ pub const NAME: &str = "jobflow";
 pub const SECTION: Section<JobFlowSummary> = Section::new(NAME);
 
 pub const SPEC: Spec = Spec {
-    summary: "Counters and histograms of job flow from the job-manager journal (submitted, started, finished, exceptions, queue wait, run time), and what pending jobs ask for.",
+    summary: "Counters and histograms of job flow from the job-manager journal (submitted, started, finished, exceptions, queue wait, run time), what pending jobs ask for and, with pending-reasons, why they wait.",
     about: About {
         name: NAME,
         on_by_default: true,
@@ -78,6 +79,10 @@ pub const SPEC: Spec = Spec {
                 key: "wait-phases",
                 check: |v| Ok(parse_bool(v).map(drop)?),
             },
+            OptionSpec {
+                key: "pending-reasons",
+                check: |v| Ok(parse_bool(v).map(drop)?),
+            },
         ],
         needs: &[],
     },
@@ -86,7 +91,7 @@ pub const SPEC: Spec = Spec {
     // counted warrants one.
     restart_needed: |a, b| Options::from(a) != Options::from(b),
     render: super::Render::Now(render),
-    reads: &[],
+    reads: &[queues::NAME],
     families: FAMILIES,
 };
 
@@ -100,6 +105,9 @@ struct Options {
     job_usage_series: usize,
     /// Time each pending state ([`WAIT_PHASE_EVENTS`]).
     wait_phases: bool,
+    /// Count pending jobs by reason, and the scheduler's start estimates
+    /// ([`REASON_EVENTS`]).
+    pending_reasons: bool,
 }
 
 /// What is wrong with one of this collector's options.
@@ -143,6 +151,9 @@ impl Options {
                 .map_or(Ok(0), parse_series)?,
             wait_phases: settings
                 .option("wait-phases")
+                .map_or(Ok(false), parse_bool)?,
+            pending_reasons: settings
+                .option("pending-reasons")
                 .map_or(Ok(false), parse_bool)?,
         })
     }
@@ -202,7 +213,8 @@ const TOPIC: &str = "job-manager.events-journal";
 ///   both, the resources collector asks the job manager instead);
 /// - `memo`: nested instances' URLs (crate::announce), for /-/targets.
 ///
-/// With `wait-phases`, [`WAIT_PHASE_EVENTS`] as well.
+/// With `wait-phases`, [`WAIT_PHASE_EVENTS`] as well; with
+/// `pending-reasons`, [`REASON_EVENTS`].
 pub const ALLOWED_EVENTS: [&str; 10] = [
     "submit",
     "dependency-add",
@@ -221,6 +233,14 @@ pub const ALLOWED_EVENTS: [&str; 10] = [
 /// only: three more messages for every job, at about 37,000 broker
 /// instructions each (BENCHMARKS.md, "Broker instructions per job").
 pub const WAIT_PHASE_EVENTS: [&str; 3] = ["validate", "depend", "priority"];
+
+/// The events that tell why a pending job waits, asked for with
+/// `pending-reasons` only: `priority` (not yet prioritised until the
+/// first; priority 0 is a hold) and `annotations` (the scheduler's
+/// `sched.reason_pending` and `sched.t_estimate`). At least two more
+/// messages for every job, and one more each time the scheduler changes
+/// what it says of a job, at about 37,000 broker instructions each.
+pub const REASON_EVENTS: [&str; 2] = ["priority", "annotations"];
 
 struct Inner {
     ctx: Rc<Context>,
@@ -242,6 +262,8 @@ struct Inner {
     instance_owner: u32,
     /// Refused records logged so far.
     refusals_logged: Cell<u32>,
+    /// The pending jobs' annotations asked of job-list after a backlog.
+    recall: RefCell<Option<flux::Rpc>>,
 }
 
 /// Refused usage records logged, at most; the rest are only counted.
@@ -447,6 +469,9 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
     if options.wait_phases {
         model.time_wait_phases();
     }
+    if options.pending_reasons {
+        model.explain_pending();
+    }
     let inner = Rc::new(Inner {
         model: RefCell::new(model),
         allocated: ctx.allocated_writer(),
@@ -462,6 +487,7 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
             .and_then(|owner| owner.parse().ok())
             .unwrap_or(u32::MAX),
         refusals_logged: Cell::new(0),
+        recall: RefCell::new(None),
     });
     *inner.services.borrow_mut() = vec![
         serve_usage(&inner)?,
@@ -524,14 +550,21 @@ fn subscription_payload(inner: &Rc<Inner>) -> String {
     inner.roster.borrow_mut().begin_backlog();
     inner.ctx.nested().model_mut().begin_backlog();
     let full = inner.subscribed_once.replace(true);
-    let phase_events: &[&str] = if inner.model.borrow().times_wait_phases() {
+    let model = inner.model.borrow();
+    let phase_events: &[&str] = if model.times_wait_phases() {
         &WAIT_PHASE_EVENTS
+    } else {
+        &[]
+    };
+    let reason_events: &[&str] = if model.explains_pending() {
+        &REASON_EVENTS
     } else {
         &[]
     };
     let allow: serde_json::Map<String, serde_json::Value> = ALLOWED_EVENTS
         .iter()
         .chain(phase_events)
+        .chain(reason_events)
         .map(|&name| (name.to_string(), serde_json::json!(1)))
         .collect();
     serde_json::json!({ "full": full, "allow": allow }).to_string()
@@ -556,6 +589,12 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
         Some(&mut inner.roster.borrow_mut()),
     );
     inner.ctx.nested().settle(inner.ctx.handle);
+    for scheme in inner.model.borrow_mut().take_unknown_dependencies() {
+        inner.ctx.handle.log(
+            Level::Info,
+            &format!("{NAME} collector: dependency scheme '{scheme}' is not flux-core's or flux-accounting's: its jobs count as pending reason 'dependency'"),
+        );
+    }
     match applied {
         Ok(Applied::EndOfBacklog) => {
             inner.allocated.borrow_mut().end_backlog();
@@ -563,6 +602,7 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
             inner.live.set(true);
             inner.stream.healthy();
             publish_summary(inner);
+            recall_annotations(inner);
         }
         // Events arriving before a render update the state together: the
         // summary is read once for them, as the render begins, not once per
@@ -581,6 +621,54 @@ fn on_event(inner: &Rc<Inner>, event: StreamEvent) {
             inner.allocated.borrow_mut().stream_lost();
             inner.ctx.failed(NAME, &msg, |_| {})
         }
+    }
+}
+
+/// After a backlog, which does not carry annotations: asks job-list for the
+/// pending jobs' (the scheduler's reasons and start estimates), where
+/// reasons are counted. Without an answer they stay unknown until the
+/// scheduler next changes them; the failure is logged, the rest goes on.
+fn recall_annotations(inner: &Rc<Inner>) {
+    if !inner.model.borrow().explains_pending() {
+        return;
+    }
+    let weak = Rc::downgrade(inner);
+    let sent = inner
+        .ctx
+        .handle
+        .rpc("job-list.list", jobflow::RECALL_ANNOTATIONS, false, move |answer| {
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let taken = answer
+                .map_err(|e| e.message)
+                .and_then(|payload| {
+                    inner
+                        .model
+                        .borrow_mut()
+                        .recall_annotations(&payload)
+                        .map_err(|e| e.to_string())
+                });
+            match taken {
+                Ok(_) => {
+                    inner.summary_due.set(true);
+                    inner.ctx.request_publish();
+                }
+                Err(message) => inner.ctx.handle.log(
+                    Level::Warning,
+                    &format!("{NAME} collector: pending jobs' annotations not read from job-list ({message}): start estimates and scheduler reasons show as the scheduler next changes them"),
+                ),
+            }
+        });
+    match sent {
+        Ok(rpc) => *inner.recall.borrow_mut() = Some(rpc),
+        Err(err) => inner.ctx.handle.log(
+            Level::Warning,
+            &format!(
+                "{NAME} collector: cannot ask job-list for pending jobs' annotations: {}",
+                err.message
+            ),
+        ),
     }
 }
 
@@ -766,6 +854,35 @@ fn render(state: &State, out: &mut Rendered) {
             }
         }
     }
+    if let Some(reasons) = &flow.reasons {
+        render_reasons(reasons, state.get(queues::SECTION), out);
+    }
+}
+
+/// Pending jobs by reason, and the start estimates. A queue the queues
+/// collector found stopped holds the jobs that would wait on the
+/// scheduler; without that collector no queue is known to be stopped.
+fn render_reasons(reasons: &PendingReasons, queues: Option<&Vec<QueueStatus>>, out: &mut Rendered) {
+    let stopped = |queue: &str| {
+        queues.is_some_and(|list| {
+            list.iter()
+                .any(|q| q.name.as_deref().unwrap_or("") == queue && !q.started)
+        })
+    };
+    let mut f = Family::of(out, &QUEUE_PENDING_REASON_JOBS);
+    for (key, counts) in &reasons.jobs {
+        for (reason, n) in PendingReasons::of_key(counts, stopped(&key.queue)) {
+            f.sample(&with_queue(key, &[("reason", reason)]), n as f64);
+        }
+    }
+    let mut f = Family::of(out, &QUEUE_PENDING_ESTIMATED_JOBS);
+    for (key, estimate) in &reasons.estimates {
+        f.sample(&with_queue(key, &[]), estimate.jobs as f64);
+    }
+    let mut f = Family::of(out, &QUEUE_PENDING_NEXT_START_ESTIMATE_TIMESTAMP_SECONDS);
+    for (key, estimate) in &reasons.estimates {
+        f.sample(&with_queue(key, &[]), estimate.earliest);
+    }
 }
 
 /// The families this collector writes.
@@ -811,7 +928,28 @@ pub const FAMILIES: &[Doc] = &[
     QUEUE_PENDING_REQUESTED_GPUS,
     QUEUE_PENDING_LARGEST_JOB_NODES,
     QUEUE_PENDING_OLDEST_SUBMIT_TIMESTAMP_SECONDS,
+    QUEUE_PENDING_REASON_JOBS,
+    QUEUE_PENDING_ESTIMATED_JOBS,
+    QUEUE_PENDING_NEXT_START_ESTIMATE_TIMESTAMP_SECONDS,
 ];
+
+const QUEUE_PENDING_REASON_JOBS: Doc = Doc::gauge(
+    "flux_queue_pending_reason_jobs",
+    "Pending jobs by the one reason each waits, in the order flux acts on them: held (urgency 0, or priority 0), a dependency (flux-accounting's limits by their own names, begin-time, any other as dependency), priority (not yet prioritised), queue-stopped, then the scheduler's own sched.reason_pending where it gives one, else resources. Sums to the queue's pending jobs. With the jobflow option pending-reasons only.",
+    &["queue", "user", "project", "reason"],
+);
+
+const QUEUE_PENDING_ESTIMATED_JOBS: Doc = Doc::gauge(
+    "flux_queue_pending_estimated_jobs",
+    "Pending jobs the scheduler gave a start estimate (sched.t_estimate: flux-core's schedulers give the first pending job one, Fluxion with a backfilling queue policy the jobs it reserves for). Absent where none has one. With the jobflow option pending-reasons only.",
+    &["queue", "user", "project"],
+);
+
+const QUEUE_PENDING_NEXT_START_ESTIMATE_TIMESTAMP_SECONDS: Doc = Doc::gauge(
+    "flux_queue_pending_next_start_estimate_timestamp_seconds",
+    "The earliest start the scheduler estimates for a pending job (sched.t_estimate); the seconds until it are this minus time(). Absent where no pending job has an estimate. With the jobflow option pending-reasons only.",
+    &["queue", "user", "project"],
+);
 const QUEUE_PENDING_JOBS: Doc = Doc::gauge(
     "flux_queue_pending_jobs",
     "Pending jobs by status: eligible to run, held (urgency 0), or blocked on dependencies.",

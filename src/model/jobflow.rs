@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::allocations::Allocations;
-use super::journal::EventContext;
+use super::journal::{Annotations, EventContext};
 use super::live::Live;
 use super::nested::Nested;
 use super::resources::JobR;
@@ -45,6 +45,72 @@ pub const WAIT_PHASES: [&str; 3] = ["dependency", "priority", "scheduler"];
 pub const MAX_EXCEPTION_TYPES: usize = 16;
 
 pub const RESULTS: [&str; 4] = ["completed", "failed", "canceled", "timeout"];
+
+/// Why a pending job waits, one reason each, in the order flux acts on
+/// them: held (urgency 0, or priority 0 from the priority plugin), a
+/// dependency ([`ACCOUNTING_LIMITS`] by name, `begin-time`, any other as
+/// `dependency`), not yet prioritised (`priority`), its queue stopped, and
+/// last the scheduler: its own `sched.reason_pending` where it gives one,
+/// else `resources`. These five are always exported; a dependency's own
+/// name and a scheduler's reason, while any job has them.
+pub const PENDING_REASONS: [&str; 5] = [
+    "held",
+    "dependency",
+    "priority",
+    "queue-stopped",
+    "resources",
+];
+
+/// flux-accounting's dependencies (`mf_priority.so`, v0.60): a job over
+/// one of its limits is held with a dependency of that name until it is
+/// under again.
+pub const ACCOUNTING_LIMITS: [&str; 8] = [
+    "max-running-jobs-user-limit",
+    "max-resources-user-limit",
+    "max-sched-jobs-user-limit",
+    "max-run-jobs-queue",
+    "max-resources-queue",
+    "max-sched-jobs-queue-limit",
+    "max-sched-nodes-queue-limit",
+    "max-sched-cores-queue-limit",
+];
+
+/// flux-core's own dependency schemes (the part of a dependency's
+/// description before `=`): they count as `dependency` without remark.
+/// Any other is counted there too, and named once in the log.
+const KNOWN_DEPENDENCY_SCHEMES: [&str; 7] = [
+    "after-start",
+    "after-finish",
+    "after-success",
+    "after-failure",
+    "after-except",
+    "singleton",
+    "begin-time",
+];
+
+/// The `job-list.list` request whose answer [`JobFlow::recall_annotations`]
+/// reads: every pending job (DEPEND, PRIORITY, SCHED), with its annotations.
+pub const RECALL_ANNOTATIONS: &str =
+    r#"{"max_entries":0,"attrs":["annotations"],"constraint":{"states":[14]}}"#;
+
+/// Distinct scheduler reasons kept as labels; later ones are counted as
+/// `other`, as is one that would pass for a reason of flux's own.
+pub const MAX_SCHEDULER_REASONS: usize = 8;
+
+/// Unknown dependency schemes named in the log, at most.
+const MAX_UNKNOWN_DEPENDENCIES: usize = 16;
+
+/// The reason a dependency gives, by its description.
+fn dependency_reason(description: &str) -> &'static str {
+    if let Some(name) = ACCOUNTING_LIMITS.iter().find(|&&n| n == description) {
+        name
+    } else if description.starts_with("begin-time") {
+        "begin-time"
+    } else {
+        "dependency"
+    }
+}
+
 pub const PENDING_STATUSES: [&str; 3] = ["eligible", "held", "blocked"];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -303,6 +369,58 @@ pub struct JobFlowSummary {
     pub live_jobs: Vec<LiveJobRow>,
     /// (key, status) → demand, status one of [`PENDING_STATUSES`].
     pub demand: BTreeMap<(FlowKey, &'static str), Demand>,
+    /// Pending jobs by reason, where the journal read carries what tells
+    /// them apart ([`JobFlow::explain_pending`]).
+    pub reasons: Option<PendingReasons>,
+}
+
+/// Pending jobs by key and reason, and the scheduler's start estimates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingReasons {
+    /// key → reason → jobs. Every key with pending jobs and every known
+    /// queue has the five [`PENDING_REASONS`], zero or not.
+    pub jobs: BTreeMap<FlowKey, BTreeMap<String, ReasonCount>>,
+    /// The keys with pending jobs the scheduler gave a start estimate.
+    pub estimates: BTreeMap<FlowKey, Estimate>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReasonCount {
+    pub jobs: u64,
+    /// The reason is the scheduler's (`resources` or its own): a stopped
+    /// queue comes first.
+    pub scheduler: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Estimate {
+    pub jobs: u64,
+    /// The earliest estimated start (seconds since the epoch).
+    pub earliest: f64,
+}
+
+impl PendingReasons {
+    /// One key's jobs by reason as exported: with its queue stopped, the
+    /// jobs that wait on the scheduler wait on the queue instead.
+    pub fn of_key(counts: &BTreeMap<String, ReasonCount>, stopped: bool) -> Vec<(&str, u64)> {
+        let mut out = Vec::with_capacity(counts.len());
+        let mut waiting_on_queue = 0;
+        for (reason, count) in counts {
+            if reason == "queue-stopped" {
+                continue;
+            }
+            if stopped && count.scheduler {
+                waiting_on_queue += count.jobs;
+                if reason == "resources" {
+                    out.push((reason.as_str(), 0));
+                }
+            } else {
+                out.push((reason.as_str(), count.jobs));
+            }
+        }
+        out.push(("queue-stopped", waiting_on_queue));
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -339,8 +457,20 @@ struct ActiveJob {
     /// yet, as there).
     entered: [f64; 3],
     /// Dependencies added and not yet removed (`dependency-add`,
-    /// `dependency-remove`): the job is in DEPEND while there are any.
-    dependencies: u32,
+    /// `dependency-remove`), by description: the job is in DEPEND while
+    /// there are any.
+    dependencies: Vec<Box<str>>,
+    /// Its latest `priority` (None: not yet prioritised, in PRIORITY or
+    /// before). Only where the journal read carries `priority`.
+    priority: Option<i64>,
+    /// What the scheduler's annotations say of it (`annotations`, where
+    /// the journal read carries them): its reason as a label, and its
+    /// estimated start.
+    sched_reason: Option<Box<str>>,
+    t_estimate: Option<f64>,
+    /// An `annotations` event came for it since the stream began: what
+    /// job-list says of its annotations is older.
+    annotated: bool,
     request: Request,
     /// The owner, for the nested instances' `flux_user`.
     uid: Option<u32>,
@@ -362,12 +492,42 @@ impl ActiveJob {
         waits
     }
 
+    /// Why the job waits, as a label of `flux_queue_pending_reason_jobs`
+    /// (see [`PENDING_REASONS`]), with whether it waits on the scheduler
+    /// (then a stopped queue is the reason instead); None once it is no
+    /// longer pending.
+    fn pending_reason(&self) -> Option<(&str, bool)> {
+        if self.phase == Phase::Gone {
+            return None;
+        }
+        if self.urgency == 0 || self.priority == Some(0) {
+            return Some(("held", false));
+        }
+        if !self.dependencies.is_empty() {
+            let reason = self
+                .dependencies
+                .iter()
+                .map(|d| dependency_reason(d))
+                .min_by_key(|r| match *r {
+                    "dependency" => 2,
+                    "begin-time" => 1,
+                    _ => 0,
+                })
+                .unwrap_or("dependency");
+            return Some((reason, false));
+        }
+        if self.priority.is_none() {
+            return Some(("priority", false));
+        }
+        Some((self.sched_reason.as_deref().unwrap_or("resources"), true))
+    }
+
     /// Where the job counts in the pending demand, as an index of
     /// [`PENDING_STATUSES`]; None once it is no longer pending.
     fn pending_status(&self) -> Option<usize> {
         match self.phase {
             Phase::Gone => None,
-            Phase::Waiting if self.dependencies > 0 => Some(2),
+            Phase::Waiting if !self.dependencies.is_empty() => Some(2),
             Phase::Waiting if self.urgency != 0 => Some(0),
             Phase::Waiting => Some(1),
         }
@@ -379,7 +539,61 @@ impl ActiveJob {
 /// active jobs that walk took 14.5 ms (`cargo bench --bench jobflow`), up
 /// to ten times a second under churn.
 #[derive(Debug, Clone, Default)]
-struct PendingDemand(BTreeMap<FlowKey, [DemandTally; 3]>);
+struct PendingDemand {
+    demand: BTreeMap<FlowKey, [DemandTally; 3]>,
+    /// Where reasons are counted ([`JobFlow::explain_pending`]).
+    reasons: Option<Box<ReasonTally>>,
+}
+
+/// The pending jobs by key and reason, and their start estimates, kept as
+/// each job changes for the same reason as their demand.
+#[derive(Debug, Clone, Default)]
+struct ReasonTally {
+    /// key → reason → jobs, and whether the reason is the scheduler's.
+    jobs: BTreeMap<FlowKey, BTreeMap<String, (u64, bool)>>,
+    /// key → estimated start (as its bits) → jobs.
+    estimates: BTreeMap<FlowKey, BTreeMap<u64, u32>>,
+}
+
+impl ReasonTally {
+    fn count(&mut self, job: &ActiveJob, add: bool) {
+        let Some((reason, scheduler)) = job.pending_reason() else {
+            return;
+        };
+        let by_reason = match self.jobs.get_mut(&job.key) {
+            Some(by_reason) => by_reason,
+            None if add => self.jobs.entry(job.key.clone()).or_default(),
+            None => return,
+        };
+        match by_reason.get_mut(reason) {
+            Some((n, _)) if add => *n += 1,
+            Some((n, _)) => {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    by_reason.remove(reason);
+                }
+            }
+            None if add => {
+                by_reason.insert(reason.to_string(), (1, scheduler));
+            }
+            None => {}
+        }
+        if by_reason.is_empty() {
+            self.jobs.remove(&job.key);
+        }
+        if let Some(t) = job.t_estimate {
+            let estimates = match self.estimates.get_mut(&job.key) {
+                Some(estimates) => estimates,
+                None if add => self.estimates.entry(job.key.clone()).or_default(),
+                None => return,
+            };
+            count_in(estimates, t.to_bits(), add);
+            if estimates.is_empty() {
+                self.estimates.remove(&job.key);
+            }
+        }
+    }
+}
 
 /// One key and status's pending jobs. The requested node counts and the
 /// submit times are kept with how many jobs have each, so that the largest
@@ -421,22 +635,28 @@ fn count_in<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K, add: bool) {
 }
 
 impl PendingDemand {
-    fn of<'a>(jobs: impl Iterator<Item = &'a ActiveJob>) -> PendingDemand {
-        let mut demand = PendingDemand::default();
-        for job in jobs {
-            demand.count(job, true);
+    /// Counts `jobs` from nothing, reasons too where they are counted.
+    fn recount<'a>(&mut self, jobs: impl Iterator<Item = &'a ActiveJob>) {
+        self.demand.clear();
+        if let Some(reasons) = &mut self.reasons {
+            **reasons = ReasonTally::default();
         }
-        demand
+        for job in jobs {
+            self.count(job, true);
+        }
     }
 
     /// Counts `job` in as it is (`add`), or out as it was.
     fn count(&mut self, job: &ActiveJob, add: bool) {
+        if let Some(reasons) = &mut self.reasons {
+            reasons.count(job, add);
+        }
         let Some(status) = job.pending_status() else {
             return;
         };
-        let tallies = match self.0.get_mut(&job.key) {
+        let tallies = match self.demand.get_mut(&job.key) {
             Some(tallies) => tallies,
-            None if add => self.0.entry(job.key.clone()).or_default(),
+            None if add => self.demand.entry(job.key.clone()).or_default(),
             None => return,
         };
         let t = &mut tallies[status];
@@ -455,7 +675,7 @@ impl PendingDemand {
         count_in(&mut t.node_counts, r.nodes, add);
         count_in(&mut t.submits, job.submit.to_bits(), add);
         if tallies.iter().all(|t| t.jobs == 0) {
-            self.0.remove(&job.key);
+            self.demand.remove(&job.key);
         }
     }
 }
@@ -503,6 +723,12 @@ pub struct JobFlow {
     live_job_rows: usize,
     /// See [`JobFlowSummary::wait_phases`].
     wait_phases: bool,
+    /// Scheduler reasons kept as labels.
+    sched_reasons: Capped,
+    /// Dependency schemes flux-core does not define, seen so far; and
+    /// those not yet taken for the log.
+    unknown_dependencies: HashSet<String>,
+    unknown_dependencies_new: Vec<String>,
 }
 
 /// What one journal response was.
@@ -542,6 +768,9 @@ impl JobFlow {
             live_refused: 0,
             live_job_rows: 0,
             wait_phases: false,
+            sched_reasons: Capped::default(),
+            unknown_dependencies: HashSet::new(),
+            unknown_dependencies_new: Vec::new(),
         }
     }
 
@@ -556,10 +785,100 @@ impl JobFlow {
         self.wait_phases
     }
 
+    /// The journal read carries `priority` and `annotations`: the summary
+    /// counts pending jobs by reason ([`PENDING_REASONS`]) and their start
+    /// estimates.
+    pub fn explain_pending(&mut self) {
+        if self.pending.reasons.is_none() {
+            self.pending.reasons = Some(Box::default());
+            self.pending.recount(self.jobs.values());
+        }
+    }
+
+    /// Whether [`JobFlow::explain_pending`] was asked for.
+    pub fn explains_pending(&self) -> bool {
+        self.pending.reasons.is_some()
+    }
+
+    /// Dependency schemes flux-core does not define, each once, as they
+    /// were first seen (at most 16 in all): for the log.
+    pub fn take_unknown_dependencies(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unknown_dependencies_new)
+    }
+
+    /// Takes the pending jobs' annotations from job-list's answer to
+    /// [`RECALL_ANNOTATIONS`]: a backlog does not carry them, so after a
+    /// (re)subscription this is the best there is. A job an `annotations`
+    /// event has told of since the stream began keeps what it told, which
+    /// is newer. Returns how many jobs had annotations to take.
+    pub fn recall_annotations(&mut self, payload: &str) -> Result<usize, ParseError> {
+        #[derive(Deserialize)]
+        struct Listed<'a> {
+            #[serde(borrow)]
+            jobs: Vec<ListedJob<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct ListedJob<'a> {
+            id: i64,
+            #[serde(default, borrow)]
+            annotations: Option<Annotations<'a>>,
+        }
+        let listed: Listed =
+            serde_json::from_str(payload).map_err(|e| ParseError::malformed("job-list.list", e))?;
+        let mut taken = 0;
+        for listed in &listed.jobs {
+            let Some(job) = self.jobs.get(&listed.id) else {
+                continue;
+            };
+            if job.annotated || job.phase != Phase::Waiting {
+                continue;
+            }
+            let had = job.t_estimate.is_some() || job.sched_reason.is_some();
+            if listed.annotations.is_some() || had {
+                self.set_annotations(listed.id, listed.annotations.as_ref());
+                taken += usize::from(listed.annotations.is_some());
+            }
+        }
+        Ok(taken)
+    }
+
+    fn set_annotations(&mut self, id: i64, annotations: Option<&Annotations>) {
+        let sched = annotations.and_then(|a| a.sched.as_ref());
+        let t_estimate = sched
+            .and_then(|s| s.t_estimate)
+            .filter(|t| t.is_finite() && *t > 0.0);
+        let reason = sched
+            .and_then(|s| s.reason_pending.as_deref())
+            .map(|r| {
+                let fixed = PENDING_REASONS.contains(&r) || ACCOUNTING_LIMITS.contains(&r);
+                if r == "resources" || !(fixed || r == "begin-time") {
+                    self.sched_reasons
+                        .admit(r.to_string(), MAX_SCHEDULER_REASONS)
+                } else {
+                    "other".to_string()
+                }
+            })
+            .map(String::into_boxed_str);
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        self.pending.count(job, false);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.t_estimate = t_estimate;
+            job.sched_reason = reason;
+        }
+        if let Some(job) = self.jobs.get(&id) {
+            self.pending.count(job, true);
+        }
+    }
+
     /// A new subscription starts: its backlog lists every job the journal
     /// still knows, so any job kept here and not in it was purged meanwhile.
     pub fn begin_backlog(&mut self) {
         self.backlog_jobs = Some(FxHashSet::default());
+        for job in self.jobs.values_mut() {
+            job.annotated = false;
+        }
     }
 
     pub fn active_jobs(&self) -> usize {
@@ -593,7 +912,7 @@ impl JobFlow {
                 let before = self.jobs.len();
                 self.jobs.retain(|id, _| named.contains(id));
                 if self.jobs.len() != before {
-                    self.pending = PendingDemand::of(self.jobs.values());
+                    self.pending.recount(self.jobs.values());
                 }
             }
             // Give back what a burst of jobs took.
@@ -734,7 +1053,11 @@ impl JobFlow {
                 urgency: context.urgency.unwrap_or(16),
                 phase: Phase::Waiting,
                 entered: [0.0; 3],
-                dependencies: 0,
+                dependencies: Vec::new(),
+                priority: None,
+                sched_reason: None,
+                t_estimate: None,
+                annotated: false,
                 request: spec.request,
                 uid: context.uid(),
                 usage_recorded: false,
@@ -745,13 +1068,23 @@ impl JobFlow {
             }
             return;
         }
-        // Events that can move a job in or out of the pending demand: it is
-        // counted out as it was, and back in as it is after the event.
+        // What the scheduler says of a job: counted out and in again there.
+        if event.name == "annotations" {
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.annotated = true;
+                self.set_annotations(id, context.annotations.as_ref());
+            }
+            return;
+        }
+        // Events that can move a job in or out of the pending demand (or
+        // from one reason to another): it is counted out as it was, and
+        // back in as it is after the event.
         let moves = matches!(
             event.name,
             "dependency-add"
                 | "dependency-remove"
                 | "depend"
+                | "priority"
                 | "urgency"
                 | "jobspec-update"
                 | "alloc"
@@ -783,13 +1116,38 @@ impl JobFlow {
             // (RFC 21): the job enters PRIORITY. Its first `priority` moves
             // it to SCHED; later ones reprioritize it there.
             "validate" => enter(&mut job.entered[0], event.timestamp),
-            "dependency-add" => job.dependencies = job.dependencies.saturating_add(1),
-            "dependency-remove" => job.dependencies = job.dependencies.saturating_sub(1),
+            "dependency-add" => {
+                let description = context.description.as_deref().unwrap_or("");
+                let scheme = description.split('=').next().unwrap_or("");
+                let known = KNOWN_DEPENDENCY_SCHEMES.contains(&scheme)
+                    || ACCOUNTING_LIMITS.contains(&description);
+                if !known
+                    && self.unknown_dependencies.len() < MAX_UNKNOWN_DEPENDENCIES
+                    && self.unknown_dependencies.insert(scheme.to_string())
+                {
+                    self.unknown_dependencies_new.push(scheme.to_string());
+                }
+                job.dependencies.push(description.into());
+            }
+            "dependency-remove" => {
+                let description = context.description.as_deref().unwrap_or("");
+                let i = job.dependencies.iter().position(|d| &**d == description);
+                match i {
+                    Some(i) => job.dependencies.swap_remove(i),
+                    None if job.dependencies.is_empty() => return,
+                    None => job.dependencies.remove(0),
+                };
+            }
             "depend" => {
-                job.dependencies = 0;
+                job.dependencies = Vec::new();
                 enter(&mut job.entered[1], event.timestamp);
             }
-            "priority" if job.entered[1] > 0.0 => enter(&mut job.entered[2], event.timestamp),
+            "priority" => {
+                job.priority = Some(context.priority.unwrap_or(job.priority.unwrap_or(1)));
+                if job.entered[1] > 0.0 {
+                    enter(&mut job.entered[2], event.timestamp);
+                }
+            }
             "urgency" => job.urgency = context.urgency.unwrap_or(job.urgency),
             "jobspec-update" => {
                 if let Some(q) = &context.queue {
@@ -1068,12 +1426,47 @@ impl JobFlow {
                 demand.insert((queue.clone(), status), Demand::default());
             }
         }
-        for (key, tallies) in &self.pending.0 {
+        for (key, tallies) in &self.pending.demand {
             for (status, tally) in PENDING_STATUSES.into_iter().zip(tallies) {
                 demand.insert((key.clone(), status), tally.demand());
             }
         }
         let (live, live_jobs) = self.live_summary();
+        let reasons = self.pending.reasons.as_deref().map(|tally| {
+            let base = || {
+                PENDING_REASONS
+                    .iter()
+                    .map(|&r| {
+                        let count = ReasonCount {
+                            jobs: 0,
+                            scheduler: r == "resources",
+                        };
+                        (r.to_string(), count)
+                    })
+                    .collect::<BTreeMap<_, _>>()
+            };
+            let mut jobs: BTreeMap<FlowKey, BTreeMap<String, ReasonCount>> = self
+                .queues
+                .keys()
+                .map(|key| (key.clone(), base()))
+                .collect();
+            for (key, by_reason) in &tally.jobs {
+                let counts = jobs.entry(key.clone()).or_insert_with(base);
+                for (reason, &(n, scheduler)) in by_reason {
+                    counts.insert(reason.clone(), ReasonCount { jobs: n, scheduler });
+                }
+            }
+            let estimates = tally
+                .estimates
+                .iter()
+                .filter_map(|(key, times)| {
+                    let earliest = f64::from_bits(*times.keys().next()?);
+                    let jobs = times.values().map(|&n| u64::from(n)).sum();
+                    Some((key.clone(), Estimate { jobs, earliest }))
+                })
+                .collect();
+            PendingReasons { jobs, estimates }
+        });
         JobFlowSummary {
             queues: self.queues.clone(),
             wait_phases: self.wait_phases,
@@ -1083,6 +1476,7 @@ impl JobFlow {
             live_refused: self.live_refused,
             live_jobs,
             demand,
+            reasons,
         }
     }
 }
@@ -1544,7 +1938,7 @@ mod tests {
             flow.apply(step).expect("parses");
             let kept = flow.summary().demand;
             let mut scratch = flow.clone();
-            scratch.pending = PendingDemand::of(flow.jobs.values());
+            scratch.pending.recount(flow.jobs.values());
             assert_eq!(kept, scratch.summary().demand, "after step {n}: {step}");
         }
         let demand = flow.summary().demand;
@@ -1629,6 +2023,197 @@ mod tests {
         // The phases of a started job add up to its queue wait but for
         // the time from submit to validate.
         assert_eq!(q.wait.sum, 90.0);
+    }
+
+    /// The reasons of the `batch` queue's pending jobs, as exported with
+    /// the queue started or not, zeros left out.
+    fn reasons_of(flow: &JobFlow, stopped: bool) -> BTreeMap<String, u64> {
+        let key = FlowKey {
+            queue: "batch".into(),
+            ..FlowKey::default()
+        };
+        let reasons = flow.summary().reasons.expect("reasons are counted");
+        reasons.jobs.get(&key).map_or_else(BTreeMap::new, |counts| {
+            PendingReasons::of_key(counts, stopped)
+                .into_iter()
+                .filter(|&(_, n)| n > 0)
+                .map(|(r, n)| (r.to_string(), n))
+                .collect()
+        })
+    }
+
+    fn expect(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        pairs.iter().map(|&(r, n)| (r.to_string(), n)).collect()
+    }
+
+    #[test]
+    fn each_pending_job_has_one_reason_in_the_order_flux_acts_on_them() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        flow.explain_pending();
+        let add = |id, what: &str| {
+            event(
+                id,
+                "dependency-add",
+                11.0,
+                &format!(r#"{{"description":"{what}"}}"#),
+            )
+        };
+        let steps = [
+            // 1: not yet prioritised; 2: waits on resources; 3: held with
+            // a dependency (held comes first); 4: priority 0 from the
+            // priority plugin; 5: over a flux-accounting limit and after
+            // another job (the limit is named); 6: begin-time; 7: after
+            // another job; 8: an unknown scheme.
+            event(1, "submit", 10.0, r#"{"urgency":16}"#),
+            event(2, "submit", 10.0, r#"{"urgency":16}"#),
+            event(2, "priority", 10.1, r#"{"priority":16}"#),
+            event(3, "submit", 10.0, r#"{"urgency":0}"#),
+            add(3, "after-finish=f1"),
+            event(4, "submit", 10.0, r#"{"urgency":16}"#),
+            event(4, "priority", 10.1, r#"{"priority":0}"#),
+            event(5, "submit", 10.0, r#"{"urgency":16}"#),
+            add(5, "after-success=f2"),
+            add(5, "max-running-jobs-user-limit"),
+            event(6, "submit", 10.0, r#"{"urgency":16}"#),
+            add(6, "begin-time=99.000"),
+            event(7, "submit", 10.0, r#"{"urgency":16}"#),
+            add(7, "after-start=f3"),
+            event(8, "submit", 10.0, r#"{"urgency":16}"#),
+            add(8, "after-moon=full"),
+        ];
+        for step in &steps {
+            flow.apply(step).expect("parses");
+        }
+        assert_eq!(
+            reasons_of(&flow, false),
+            expect(&[
+                ("begin-time", 1),
+                ("dependency", 2),
+                ("held", 2),
+                ("max-running-jobs-user-limit", 1),
+                ("priority", 1),
+                ("resources", 1),
+            ])
+        );
+        assert_eq!(flow.take_unknown_dependencies(), vec!["after-moon"]);
+        assert!(flow.take_unknown_dependencies().is_empty());
+        // A stopped queue holds what waits on the scheduler, and only that.
+        assert_eq!(reasons_of(&flow, true)["queue-stopped"], 1);
+        assert!(!reasons_of(&flow, true).contains_key("resources"));
+        // The limit lifts: the other dependency is what is left. Released,
+        // job 3 waits on its dependency; prioritised, job 1 on resources;
+        // allocated, job 2 leaves.
+        let steps = [
+            event(
+                5,
+                "dependency-remove",
+                12.0,
+                r#"{"description":"max-running-jobs-user-limit"}"#,
+            ),
+            event(3, "urgency", 12.0, r#"{"urgency":16}"#),
+            event(1, "priority", 12.0, r#"{"priority":16}"#),
+            event(2, "alloc", 12.0, "{}"),
+        ];
+        for step in &steps {
+            flow.apply(step).expect("parses");
+        }
+        assert_eq!(
+            reasons_of(&flow, false),
+            expect(&[
+                ("begin-time", 1),
+                ("dependency", 4),
+                ("held", 1),
+                ("resources", 1),
+            ])
+        );
+        // At every step the reasons add up to the pending jobs.
+        let pending: u64 = flow.summary().demand.values().map(|d| d.jobs).sum();
+        assert_eq!(reasons_of(&flow, false).values().sum::<u64>(), pending);
+        let mut scratch = flow.clone();
+        scratch.pending.recount(flow.jobs.values());
+        assert_eq!(scratch.summary().reasons, flow.summary().reasons);
+    }
+
+    #[test]
+    fn the_scheduler_gives_its_own_reasons_and_start_estimates() {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        flow.explain_pending();
+        let annotate = |id, sched: &str| {
+            event(
+                id,
+                "annotations",
+                11.0,
+                &format!(r#"{{"annotations":{{"sched":{sched}}}}}"#),
+            )
+        };
+        for id in 1..=3 {
+            flow.apply(&event(id, "submit", 10.0, r#"{"urgency":16}"#))
+                .expect("parses");
+            flow.apply(&event(id, "priority", 10.0, r#"{"priority":16}"#))
+                .expect("parses");
+        }
+        for step in [
+            annotate(
+                1,
+                r#"{"reason_pending":"insufficient resources","jobs_ahead":0}"#,
+            ),
+            annotate(2, r#"{"t_estimate":500.5}"#),
+            annotate(
+                3,
+                r#"{"t_estimate":400.25,"resource_summary":"rank0/core0"}"#,
+            ),
+            // A reason that would pass for one of the fixed ones is not
+            // taken as one.
+            event(4, "submit", 10.0, r#"{"urgency":16}"#),
+            event(4, "priority", 10.0, r#"{"priority":16}"#),
+            annotate(4, r#"{"reason_pending":"held"}"#),
+        ] {
+            flow.apply(&step).expect("parses");
+        }
+        assert_eq!(
+            reasons_of(&flow, false),
+            expect(&[
+                ("insufficient resources", 1),
+                ("other", 1),
+                ("resources", 2)
+            ])
+        );
+        let key = FlowKey {
+            queue: "batch".into(),
+            ..FlowKey::default()
+        };
+        let estimates = |flow: &JobFlow| flow.summary().reasons.expect("counted").estimates;
+        assert_eq!(
+            estimates(&flow)[&key],
+            Estimate {
+                jobs: 2,
+                earliest: 400.25
+            }
+        );
+        // Cleared (a null), then allocated: no estimate is left, and the
+        // series go rather than read zero.
+        flow.apply(&event(3, "annotations", 12.0, r#"{"annotations":null}"#))
+            .expect("parses");
+        assert_eq!(estimates(&flow)[&key].earliest, 500.5);
+        flow.apply(&event(2, "alloc", 13.0, "{}")).expect("parses");
+        assert!(estimates(&flow).is_empty());
+        // After a new subscription, job-list tells what the backlog does
+        // not, except where an annotations event has told it since.
+        flow.begin_backlog();
+        flow.apply(&annotate(4, r#"{"t_estimate":700.0}"#))
+            .expect("parses");
+        let listed = r#"{"jobs":[{"id":1},{"id":3,"annotations":{"sched":{"t_estimate":600.0}}},{"id":4,"annotations":{"sched":{"t_estimate":900.0}}}]}"#;
+        assert_eq!(flow.recall_annotations(listed), Ok(1));
+        assert_eq!(
+            estimates(&flow)[&key],
+            Estimate {
+                jobs: 2,
+                earliest: 600.0
+            }
+        );
+        // Job 1's reason was cleared by what job-list says.
+        assert!(!reasons_of(&flow, false).contains_key("insufficient resources"));
+        assert!(flow.recall_annotations("{\"jobs\":7}").is_err());
     }
 
     #[test]

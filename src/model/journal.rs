@@ -32,6 +32,34 @@ pub struct EventContext<'a> {
     /// `jobspec-update`: a move to another queue.
     #[serde(rename = "attributes.system.queue", borrow)]
     pub queue: Option<Cow<'a, str>>,
+    /// `priority`: the priority the job now has (0: held by the priority
+    /// plugin, as `flux jobs` shows "priority-hold").
+    pub priority: Option<i64>,
+    /// `dependency-add`, `dependency-remove`: which dependency.
+    #[serde(borrow)]
+    pub description: Option<Cow<'a, str>>,
+    /// `annotations`: the job's annotations as they now are (None: none
+    /// are left).
+    #[serde(borrow)]
+    pub annotations: Option<Annotations<'a>>,
+}
+
+/// The part of a job's annotations (RFC 27) the models read: what the
+/// scheduler says of a pending job.
+#[derive(Debug, Default, Deserialize)]
+pub struct Annotations<'a> {
+    #[serde(borrow)]
+    pub sched: Option<SchedAnnotations<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SchedAnnotations<'a> {
+    /// Why the scheduler has not started the job, in its own words.
+    #[serde(borrow)]
+    pub reason_pending: Option<Cow<'a, str>>,
+    /// When the scheduler expects to start the job (seconds since the
+    /// epoch).
+    pub t_estimate: Option<f64>,
 }
 
 impl<'a> EventContext<'a> {
