@@ -67,22 +67,37 @@ fn benches(c: &mut Criterion) {
     // The summary the collector publishes at most ten times a second under
     // churn, at the largest system's load: 60,000 active jobs, 40,000 of
     // them allocated and 20,000 pending (10,000 eligible, 10,000 blocked).
-    let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
-    for i in 0..60_000i64 {
-        let events = one_job(i + 1, 1000.0 + i as f64);
-        let upto = match i % 3 {
-            0 | 1 if i < 40_000 => 6, // through start
-            _ if i % 2 == 0 => 4,     // through priority: eligible
-            _ => 1,                   // submitted: blocked on depend
-        };
-        for e in &events[..upto] {
-            flow.apply(e).expect("parses");
+    // The same with the opt-in pending reasons and wait split, whose
+    // tallies the summary also reads.
+    let load = |opt_in: bool| {
+        let mut flow = JobFlow::new(0.0, DEFAULT_WAIT_BUCKETS, DEFAULT_RUN_BUCKETS);
+        if opt_in {
+            flow.explain_pending();
+            flow.time_wait_phases();
         }
-    }
+        for i in 0..60_000i64 {
+            let events = one_job(i + 1, 1000.0 + i as f64);
+            let upto = match i % 3 {
+                0 | 1 if i < 40_000 => 6, // through start
+                _ if i % 2 == 0 => 4,     // through priority: eligible
+                _ => 1,                   // submitted: blocked on depend
+            };
+            for e in &events[..upto] {
+                flow.apply(e).expect("parses");
+            }
+        }
+        flow
+    };
+    let flow = load(false);
+    let opted = load(true);
     let mut group = c.benchmark_group("jobflow summary");
     group.bench_function("60000 active jobs, 20000 pending", |b| {
         b.iter(|| black_box(&flow).summary())
     });
+    group.bench_function(
+        "60000 active jobs, 20000 pending, with pending-reasons and wait-phases",
+        |b| b.iter(|| black_box(&opted).summary()),
+    );
     group.finish();
 
     // Rank 0 at 16,384 ranks with 4 running jobs each: one sampling
