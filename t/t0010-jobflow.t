@@ -12,8 +12,10 @@ trap 'rm -f "$T_RC"' EXIT
 
 flux queue start --all >/dev/null 2>&1
 before=$(flux submit --wait true)
+# The opt-in series too (per-job usage, the wait split, the pending
+# reasons), whose families the kit's files use and the parsers below read.
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.5s \
-    sample-interval=0.5s job-usage-series=5
+    sample-interval=0.5s job-usage-series=5 wait-phases=true pending-reasons=true
 url=$(module_url)
 
 flux submit --wait true >/dev/null

@@ -76,10 +76,11 @@ load() {
 # node.
 flux queue start --all >/dev/null 2>&1
 # Every collector, the opt-in ones too: the kit has panels for them all.
-# The user label on the job-flow series: the per-user rules read it.
+# The user label on the job-flow series: the per-user rules read it. The
+# wait split and the pending reasons: the "Why jobs wait" panels read them.
 # The module on every rank samples running jobs, and the per-job usage
 # series are on: a long real job in each queue gives them samples.
-ALL="collectors=jobs,resources,queues,broker,jobflow,users,scheduler,internals,nodes,jobmap jobflow-labels=user sample-interval=1s job-usage-series=10"
+ALL="collectors=jobs,resources,queues,broker,jobflow,users,scheduler,internals,nodes,jobmap jobflow-labels=user sample-interval=1s job-usage-series=10 wait-phases=true pending-reasons=true"
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=1s $ALL
 flux exec -r 1-3 flux module load --name=prometheus "$MODULE_SO" sample-interval=1s
 multi=$(module_url | sed 's|^http://||; s|/metrics$||')
