@@ -109,8 +109,12 @@ is "$(jq -r '[.nodes[].source] | unique | join(",")' <<<"$record")" cgroup \
 # rank 0, 2-3 on broker rank 1: flux assigns tasks to nodes in order).
 cpu_tasks=$(awk '{ s += $2 } END { print s }' "$dir/tasks.out")
 cpu_record=$(jq '[.nodes[] | .user_seconds + .system_seconds] | add' <<<"$record")
-ok "its CPU time ($cpu_record s) is the tasks' own ($cpu_tasks s) within 2 %" \
-    awk -v a="$cpu_record" -v b="$cpu_tasks" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 15.9 && d <= 0.02 * b) }'
+# The cgroups hold the two job shells as well as the tasks: their own CPU
+# (starting, Lua, plugins, output) is counted with the tasks'. It is about
+# 0.25 s here on a quiet machine and was 0.43 s on a loaded one, so the
+# record is the tasks' own plus at most 5 %, and never less than theirs.
+ok "its CPU time ($cpu_record s) is the tasks' own ($cpu_tasks s) and the shells' (at most 5 % more)" \
+    awk -v a="$cpu_record" -v b="$cpu_tasks" 'BEGIN { exit !(b > 15.9 && a >= 0.995 * b && a <= 1.05 * b) }'
 for rank in 0 1; do
     rss=$(awk -v lo=$((rank * 2)) '$1 == lo || $1 == lo + 1 { s += $3 } END { print s }' "$dir/tasks.out")
     peak=$(jq --argjson r "$rank" '.nodes[] | select(.rank == $r) | .peak_memory_bytes' <<<"$record")
