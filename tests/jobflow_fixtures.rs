@@ -397,90 +397,114 @@ fn wait_phases_add_up_to_the_timestamps_of_flux_jobs() {
 /// annotations the backlog lacks come from the recorded job-list answer.
 #[test]
 fn pending_reasons_are_those_of_flux_jobs() {
+    common::each_set(|| {
+        check_pending_reasons();
+    });
+}
+
+/// The same with flux-accounting's plugin holding jobs over its limits:
+/// each counts under the limit's own name.
+#[test]
+fn pending_reasons_name_flux_accountings_limits() {
+    common::each_accounting_set(|| {
+        let got = check_pending_reasons();
+        let batch = |reason: &str| got.get(&("batch".to_string(), reason.to_string())).copied();
+        assert_eq!(batch("max-running-jobs-user-limit"), Some(2.0));
+        assert_eq!(batch("max-run-jobs-queue"), Some(1.0));
+        assert_eq!(batch("held"), Some(1.0));
+        assert_eq!(batch("resources"), Some(1.0));
+        assert_eq!(
+            got.get(&("debug".to_string(), "queue-stopped".to_string())),
+            Some(&1.0)
+        );
+    });
+}
+
+/// Checks the set's pending reasons against flux jobs; returns them by
+/// (queue, reason).
+fn check_pending_reasons() -> std::collections::BTreeMap<(String, String), f64> {
     use flux_prometheus::collectors::queues;
     use flux_prometheus::model::jobflow::ACCOUNTING_LIMITS;
     use flux_prometheus::model::queues::parse_status;
     use std::collections::BTreeMap;
-    common::each_set(|| {
-        let mut flow = replay_opted_in(&jobflow_collector::REASON_EVENTS, JobFlow::explain_pending);
-        flow.recall_annotations(&fixture("job-list.list.json"))
-            .expect("job-list's answer parses");
-        let recorded: BTreeMap<String, serde_json::Value> =
-            serde_json::from_str(&fixture("job-manager.queue-status.json")).expect("parses");
-        let statuses: Vec<_> = recorded
-            .iter()
-            .filter(|(_, s)| s.get("__error__").is_none())
-            .map(|(name, s)| parse_status(Some(name), &s.to_string()).expect("status parses"))
-            .collect();
-        let stopped: Vec<String> = statuses
-            .iter()
-            .filter(|s| !s.started)
-            .filter_map(|s| s.name.clone())
-            .collect();
-        let mut state = State::with_collectors(&["jobflow", "queues"]);
-        state.set(jobflow_collector::SECTION, flow.summary());
-        state.set(queues::SECTION, statuses);
-        let s = samples(&flux_prometheus::collectors::render(&state));
+    let mut flow = replay_opted_in(&jobflow_collector::REASON_EVENTS, JobFlow::explain_pending);
+    flow.recall_annotations(&fixture("job-list.list.json"))
+        .expect("job-list's answer parses");
+    let recorded: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&fixture("job-manager.queue-status.json")).expect("parses");
+    let statuses: Vec<_> = recorded
+        .iter()
+        .filter(|(_, s)| s.get("__error__").is_none())
+        .map(|(name, s)| parse_status(Some(name), &s.to_string()).expect("status parses"))
+        .collect();
+    let stopped: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.started)
+        .filter_map(|s| s.name.clone())
+        .collect();
+    let mut state = State::with_collectors(&["jobflow", "queues"]);
+    state.set(jobflow_collector::SECTION, flow.summary());
+    state.set(queues::SECTION, statuses);
+    let s = samples(&flux_prometheus::collectors::render(&state));
 
-        let cli: serde_json::Value =
-            serde_json::from_str(&fixture("cli.jobs.json")).expect("parses");
-        let mut want: BTreeMap<(String, String), f64> = BTreeMap::new();
-        for job in cli["jobs"].as_array().expect("a list of jobs") {
-            let state = job["state"].as_str().unwrap_or("");
-            if !matches!(state, "DEPEND" | "PRIORITY" | "SCHED") {
-                continue;
-            }
-            let queue = job["queue"].as_str().unwrap_or("").to_string();
-            let dependencies: Vec<&str> = job["dependencies"]
-                .as_array()
-                .map(|d| d.iter().filter_map(|d| d.as_str()).collect())
-                .unwrap_or_default();
-            let reason = if job["urgency"] == 0 || job["priority"] == 0 {
-                "held".to_string()
-            } else if !dependencies.is_empty() {
-                let limit = dependencies.iter().find(|d| ACCOUNTING_LIMITS.contains(d));
-                let begin = dependencies.iter().any(|d| d.starts_with("begin-time"));
-                match (limit, begin) {
-                    (Some(limit), _) => limit.to_string(),
-                    (None, true) => "begin-time".to_string(),
-                    (None, false) => "dependency".to_string(),
-                }
-            } else if state != "SCHED" {
-                "priority".to_string()
-            } else if stopped.contains(&queue) {
-                "queue-stopped".to_string()
-            } else {
-                job["annotations"]["sched"]["reason_pending"]
-                    .as_str()
-                    .unwrap_or("resources")
-                    .to_string()
-            };
-            *want.entry((queue, reason)).or_default() += 1.0;
+    let cli: serde_json::Value = serde_json::from_str(&fixture("cli.jobs.json")).expect("parses");
+    let mut want: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for job in cli["jobs"].as_array().expect("a list of jobs") {
+        let state = job["state"].as_str().unwrap_or("");
+        if !matches!(state, "DEPEND" | "PRIORITY" | "SCHED") {
+            continue;
         }
-        assert!(
-            want.len() >= 4,
-            "the recorded mix has held, dependent, stopped and waiting jobs"
-        );
-        let mut got: BTreeMap<(String, String), f64> = BTreeMap::new();
-        for (series, v) in &s {
-            let Some(labels) = series.strip_prefix("flux_queue_pending_reason_jobs{") else {
-                continue;
-            };
-            let label = |name: &str| {
-                let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
-                let end = labels[start..].find('"')? + start;
-                Some(labels[start..end].to_string())
-            };
-            if *v > 0.0 {
-                got.insert(
-                    (
-                        label("queue").unwrap_or_default(),
-                        label("reason").unwrap_or_default(),
-                    ),
-                    *v,
-                );
+        let queue = job["queue"].as_str().unwrap_or("").to_string();
+        let dependencies: Vec<&str> = job["dependencies"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|d| d.as_str()).collect())
+            .unwrap_or_default();
+        let reason = if job["urgency"] == 0 || job["priority"] == 0 {
+            "held".to_string()
+        } else if !dependencies.is_empty() {
+            let limit = dependencies.iter().find(|d| ACCOUNTING_LIMITS.contains(d));
+            let begin = dependencies.iter().any(|d| d.starts_with("begin-time"));
+            match (limit, begin) {
+                (Some(limit), _) => limit.to_string(),
+                (None, true) => "begin-time".to_string(),
+                (None, false) => "dependency".to_string(),
             }
+        } else if state != "SCHED" {
+            "priority".to_string()
+        } else if stopped.contains(&queue) {
+            "queue-stopped".to_string()
+        } else {
+            job["annotations"]["sched"]["reason_pending"]
+                .as_str()
+                .unwrap_or("resources")
+                .to_string()
+        };
+        *want.entry((queue, reason)).or_default() += 1.0;
+    }
+    assert!(
+        want.len() >= 4,
+        "the recorded mix has held, dependent, stopped and waiting jobs"
+    );
+    let mut got: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for (series, v) in &s {
+        let Some(labels) = series.strip_prefix("flux_queue_pending_reason_jobs{") else {
+            continue;
+        };
+        let label = |name: &str| {
+            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+            let end = labels[start..].find('"')? + start;
+            Some(labels[start..end].to_string())
+        };
+        if *v > 0.0 {
+            got.insert(
+                (
+                    label("queue").unwrap_or_default(),
+                    label("reason").unwrap_or_default(),
+                ),
+                *v,
+            );
         }
-        assert_eq!(got, want);
-    });
+    }
+    assert_eq!(got, want);
+    got
 }

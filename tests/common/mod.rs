@@ -31,17 +31,41 @@ thread_local! {
 /// that set. A failure names the set.
 pub fn each_set(check: impl Fn()) {
     for set in fixture_sets() {
-        CURRENT.with(|c| *c.borrow_mut() = Some(set.clone()));
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&check));
-        CURRENT.with(|c| *c.borrow_mut() = None);
-        if let Err(e) = outcome {
-            let why = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!("with the recorded set {}: {why}", set.display());
-        }
+        in_set(&set, &check);
+    }
+}
+
+/// The sets recorded with flux-accounting's priority plugin, by
+/// scripts/record-accounting-fixtures (`flux-accounting/<version>-<scheduler>`).
+pub fn accounting_sets() -> Vec<PathBuf> {
+    let mut sets: Vec<PathBuf> = std::fs::read_dir(fixtures_root().join("flux-accounting"))
+        .expect("tests/fixtures/flux-accounting is in the repository")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("job-manager.jobtap-query.json").is_file())
+        .collect();
+    sets.sort();
+    assert!(!sets.is_empty(), "no recorded flux-accounting set");
+    sets
+}
+
+/// Runs `check` once per flux-accounting set, as [`each_set`] does.
+pub fn each_accounting_set(check: impl Fn()) {
+    for set in accounting_sets() {
+        in_set(&set, &check);
+    }
+}
+
+fn in_set(set: &std::path::Path, check: &impl Fn()) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(set.to_path_buf()));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+    CURRENT.with(|c| *c.borrow_mut() = None);
+    if let Err(e) = outcome {
+        let why = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        panic!("with the recorded set {}: {why}", set.display());
     }
 }
 
