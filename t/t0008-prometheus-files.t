@@ -7,7 +7,7 @@ if ! command -v promtool >/dev/null; then
     echo "1..0 # SKIP promtool is not installed (Debian package prometheus)"
     exit 0
 fi
-golden=("$REPO"/tests/fixtures/*/exposition.txt)
+golden=("$REPO"/tests/fixtures/*/exposition.txt "$REPO"/tests/fixtures/flux-accounting/*/exposition.txt)
 plan $((4 + ${#golden[@]}))
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -21,7 +21,8 @@ ok "promtool check web-config etc/prometheus/web-config.yml" check promtool chec
 ok "promtool check rules etc/prometheus/flux-alerts.yml" check promtool check rules "$dir/flux-alerts.yml"
 ok "promtool test rules etc/prometheus/flux-alerts.test.yml" check promtool test rules "$dir/flux-alerts.test.yml"
 # promtool check metrics finds nothing in what the module renders from each
-# recorded instance (the golden expositions the cargo tests keep current).
+# recorded instance (the golden expositions the cargo tests keep current),
+# flux-accounting's sets too.
 for g in "${golden[@]}"; do
     set_name=$(basename "$(dirname "$g")")
     ok "promtool check metrics: the exposition of $set_name" bash -c 'out=$(promtool check metrics <"$1" 2>&1) && [ -z "$out" ] || { echo "# $out"; exit 1; }' _ "$g"

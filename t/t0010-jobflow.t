@@ -124,9 +124,9 @@ done
 # Every metric the dashboard, the alert rules and the adapter rules use is
 # one the module exports (all collectors on, a busy instance), or, for the
 # scheduler's, one it exports under the other kind of scheduler (Fluxion's
-# queues and matches, flux-core schedulers' passes), as the recorded sets'
-# expositions show.
-families=$( (scrape "$url"; cat "$REPO"/tests/fixtures/*/exposition.txt) | awk '/^# TYPE/ { print $3 }' | sort -u)
+# queues and matches, flux-core schedulers' passes), or flux-accounting's,
+# as the recorded sets' expositions show.
+families=$( (scrape "$url"; cat "$REPO"/tests/fixtures/*/exposition.txt "$REPO"/tests/fixtures/flux-accounting/*/exposition.txt) | awk '/^# TYPE/ { print $3 }' | sort -u)
 adapter_outputs=$(awk '/as: / { gsub(/"/, "", $2); print $2 }' "$REPO/etc/prometheus-adapter/flux-rules.yml")
 # Recording rules' own names (level:metric:operations) are outputs, not
 # metrics read.

@@ -31,7 +31,7 @@ trap cleanup EXIT
 export AGREE_TRIES=100
 PY=/usr/bin/python3
 
-ALL=collectors=jobs,resources,queues,broker,jobflow,users,scheduler,internals,nodes,jobmap
+ALL=collectors=jobs,resources,queues,broker,jobflow,users,accounting,scheduler,internals,nodes,jobmap
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s $ALL
 url=$(module_url)
 

@@ -11,6 +11,7 @@
 //! context, subscriptions, poll loops, the journal's feeds) is in
 //! `crate::reactor`; what they parse, in `crate::model`.
 
+pub mod accounting;
 pub mod broker;
 pub mod internals;
 pub mod jobflow;
@@ -37,13 +38,14 @@ use flux::Error;
 
 /// Every collector, in the order of `collectors=`'s default and of the
 /// exposition.
-pub const REGISTRY: &[Spec; 10] = &[
+pub const REGISTRY: &[Spec; 11] = &[
     jobs::SPEC,
     resources::SPEC,
     queues::SPEC,
     broker::SPEC,
     jobflow::SPEC,
     users::SPEC,
+    accounting::SPEC,
     scheduler::SPEC,
     internals::SPEC,
     nodes::SPEC,

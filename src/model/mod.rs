@@ -1,5 +1,6 @@
 //! Typed views of Flux RPC payloads: parsing only, no Flux and no HTTP.
 
+pub mod accounting;
 pub mod allocations;
 pub mod broker;
 pub mod error;
