@@ -75,12 +75,27 @@ load() {
 # This instance: two named queues, a held job, a dependent job, a drained
 # node.
 flux queue start --all >/dev/null 2>&1
+# flux-accounting, where it is installed: its priority plugin feeds the
+# "Fair share and limits" panels (t0033 checks their numbers). The jobs
+# here are the instance owner's, in the bank flux-accounting gives the
+# owner, whose association lists no queue: flux-accounting knows only a
+# queue this instance does not have, so that batch and debug stay open.
+# The anonymous-queue instance has no flux-accounting.
+if flux account --help >/dev/null 2>&1 && flux jobtap load -r .priority-default mf_priority.so 2>/dev/null; then
+    flux account -p "$dir/accounting.db" create-db >/dev/null 2>&1
+    flux account-service -p "$dir/accounting.db" -t >/dev/null 2>&1
+    flux account add-bank root 1 >/dev/null
+    flux account add-bank --parent-bank=root science 1 >/dev/null
+    flux account add-queue gpu --max-running-jobs=4 >/dev/null
+    flux account add-user --username="$(id -un)" --userid="$(id -u)" --bank=science >/dev/null
+    flux account-priority-update -p "$dir/accounting.db"
+fi
 # Every collector, the opt-in ones too: the kit has panels for them all.
 # The user label on the job-flow series: the per-user rules read it. The
 # wait split and the pending reasons: the "Why jobs wait" panels read them.
 # The module on every rank samples running jobs, and the per-job usage
 # series are on: a long real job in each queue gives them samples.
-ALL="collectors=jobs,resources,queues,broker,jobflow,users,scheduler,internals,nodes,jobmap jobflow-labels=user sample-interval=1s job-usage-series=10 wait-phases=true pending-reasons=true"
+ALL="collectors=jobs,resources,queues,broker,jobflow,users,accounting,scheduler,internals,nodes,jobmap jobflow-labels=user sample-interval=1s job-usage-series=10 wait-phases=true pending-reasons=true"
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=1s $ALL
 flux exec -r 1-3 flux module load --name=prometheus "$MODULE_SO" sample-interval=1s
 multi=$(module_url | sed 's|^http://||; s|/metrics$||')
@@ -178,6 +193,11 @@ while IFS=$'\t' read -r kind name expr; do
                 [ "$(results "{__name__=~\"${metric}(_bucket)?\",instance=\"$instance\"}")" -gt 0 ] || missing="$missing $metric"
             done
             ok "$kind '$name' ($what): reads NVML's GPU figures, which test instances have none of; every series it reads present${missing:+ (missing:$missing)}" test -z "$missing"
+            continue
+        fi
+        if grep -q 'flux_accounting_' <<<"$expr" &&
+            [ "$(results "flux_accounting_associations{instance=\"$instance\"}")" = 0 ]; then
+            ok "$kind '$name' ($what): reads flux-accounting's figures, which this instance has none of (t0033 checks them)" true
             continue
         fi
         if reads_other_scheduler "$expr" "$sched" || keeps_none_of "$expr" "$instance"; then
