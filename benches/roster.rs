@@ -31,7 +31,12 @@ fn r(rank: i64) -> Box<RawValue> {
 
 fn submit(roster: &mut Roster, id: i64) {
     let uid = 1000 + (id % 200) as u32;
-    roster.submit(id, Some(uid), Some(&format!("project{}", id % 20)));
+    roster.submit(
+        id,
+        Some(uid),
+        Some(&format!("project{}", id % 20)),
+        Some("batch"),
+    );
 }
 
 /// The largest system's roster, read to the present, with changes

@@ -245,3 +245,85 @@ fn every_nodes_states_are_those_of_flux_resource_status_s_all() {
         assert_eq!(allocated_cores, cli_allocated as f64);
     });
 }
+
+/// The core- and node-seconds by queue, user and project are the sums over
+/// `flux jobs -a` of `ncores` and `nnodes` times the run time (from
+/// `t_run` to `t_cleanup`, or to the instant read for running jobs), for
+/// the jobs of the recorded journal, inactive ones included, read at any
+/// instant.
+#[test]
+fn allocated_seconds_are_those_of_flux_jobs_a() {
+    common::each_set(|| {
+        let roster = roster();
+        let accrued = roster.accrued().expect("read to the present");
+        assert!(accrued.growing(), "the recorded set has running jobs");
+        let cli: Value = serde_json::from_str(&fixture("cli.jobs.json")).expect("parses");
+        let jobs = cli["jobs"].as_array().expect("jobs");
+        let latest = jobs
+            .iter()
+            .filter_map(|j| j["t_run"].as_f64())
+            .fold(0.0, f64::max);
+        let mut inactive = 0;
+        for now in [latest + 1.0, latest + 3600.0] {
+            // (cores, nodes) by queue, uid and project.
+            let mut want: BTreeMap<(&str, String), (f64, f64)> = BTreeMap::new();
+            for job in jobs {
+                let Some(t_run) = job["t_run"].as_f64() else {
+                    continue;
+                };
+                let end = job["t_cleanup"].as_f64().unwrap_or(now);
+                inactive += usize::from(job["state"] == "INACTIVE");
+                let secs = end - t_run;
+                let cores = job["ncores"].as_f64().expect("ncores") * secs;
+                let nodes = job["nnodes"].as_f64().expect("nnodes") * secs;
+                let project = job["project"]
+                    .as_str()
+                    .or(job["bank"].as_str())
+                    .unwrap_or("")
+                    .to_string();
+                for key in [
+                    ("queue", job["queue"].as_str().unwrap_or("").to_string()),
+                    ("uid", job["userid"].to_string()),
+                    ("project", project),
+                ] {
+                    let sum = want.entry(key).or_default();
+                    sum.0 += cores;
+                    sum.1 += nodes;
+                }
+            }
+            let mut got: BTreeMap<(&str, String), (f64, f64)> = BTreeMap::new();
+            for (q, a) in &accrued.by_queue {
+                let s = a.at(now);
+                got.insert(
+                    ("queue", q.as_deref().unwrap_or("").into()),
+                    (s.cores, s.nodes),
+                );
+            }
+            for (uid, a) in &accrued.by_uid {
+                let s = a.at(now);
+                let uid = uid.map_or("null".to_string(), |u| u.to_string());
+                got.insert(("uid", uid), (s.cores, s.nodes));
+            }
+            for (p, a) in &accrued.by_project {
+                let s = a.at(now);
+                got.insert(
+                    ("project", p.as_deref().unwrap_or("").into()),
+                    (s.cores, s.nodes),
+                );
+            }
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>()
+            );
+            for (key, (cores, nodes)) in &want {
+                let (got_cores, got_nodes) = got[key];
+                assert!(
+                    (got_cores - cores).abs() <= 1e-6 * cores.max(1.0)
+                        && (got_nodes - nodes).abs() <= 1e-6 * nodes.max(1.0),
+                    "{key:?} at {now}: module {got_cores} core-s {got_nodes} node-s, flux jobs {cores} {nodes}"
+                );
+            }
+        }
+        assert!(inactive > 0, "inactive jobs count too");
+    });
+}

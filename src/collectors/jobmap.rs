@@ -379,7 +379,7 @@ mod tests {
         };
         let mut roster = crate::model::roster::Roster::default();
         roster.begin_backlog();
-        roster.submit(1, Some(7), None);
+        roster.submit(1, Some(7), None, None);
         roster.event(1, "alloc", &EventContext::default(), Some(Ok(&r("0-1"))));
         roster.end_backlog();
         roster.watch_changes();
@@ -393,11 +393,11 @@ mod tests {
         let (changed, map) = step(&mut roster);
         assert!(changed);
         assert_eq!(map, from_scratch(&mut roster));
-        roster.submit(2, Some(8), None);
+        roster.submit(2, Some(8), None, None);
         // A pending job is not on the map, and the map did not change.
         assert!(!step(&mut roster).0);
         roster.event(2, "alloc", &EventContext::default(), Some(Ok(&r("3"))));
-        roster.submit(3, Some(7), None);
+        roster.submit(3, Some(7), None, None);
         roster.event(3, "alloc", &EventContext::default(), Some(Ok(&r("4"))));
         roster.event(1, "clean", &EventContext::default(), None);
         let (changed, map) = step(&mut roster);

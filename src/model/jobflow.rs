@@ -949,10 +949,15 @@ impl JobFlow {
                 (event.name == "submit").then(|| r.jobspec.map(read_jobspec).unwrap_or_default());
             if let Some(roster) = roster.as_deref_mut() {
                 match &spec {
-                    Some(spec) => roster.submit(r.id, context.uid(), spec.project.as_deref()),
+                    Some(spec) => roster.submit(
+                        r.id,
+                        context.uid(),
+                        spec.project.as_deref(),
+                        Some(spec.queue.as_str()),
+                    ),
                     None => {
                         let job_r = job_r.as_ref().map(Result::as_ref);
-                        roster.event(r.id, event.name, &context, job_r)
+                        roster.event_at(r.id, event.name, event.timestamp, &context, job_r)
                     }
                 }
             }

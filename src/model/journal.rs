@@ -113,6 +113,8 @@ pub struct RosterJob {
     pub uid: Option<u32>,
     /// Jobspec `system.project`, else `system.bank`.
     pub project: Option<Arc<str>>,
+    /// Jobspec `system.queue`; None for the anonymous queue.
+    pub queue: Option<Arc<str>>,
     pub phase: Phase,
     /// From `alloc` on, where its R could be read.
     pub nodes: Option<Arc<[JobNode]>>,

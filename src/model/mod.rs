@@ -1,6 +1,7 @@
 //! Typed views of Flux RPC payloads: parsing only, no Flux and no HTTP.
 
 pub mod accounting;
+pub mod accrual;
 pub mod allocations;
 pub mod broker;
 pub mod error;

@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use super::accrual::{Accrued, Run, Size};
 use super::idset::IdSet;
 use super::journal::EventContext;
 pub use super::journal::{JobNode, Phase, RosterJob};
@@ -44,7 +45,20 @@ pub struct Roster {
     by_project: ByProject,
     /// The jobs changed since a reader last took them, while one asks.
     changes: Option<Changes>,
+    /// When each running job whose R was read started (its `alloc`),
+    /// until its run ends (`finish`, or its first fatal exception).
+    run_started: FxHashMap<i64, f64>,
+    /// Allocation-seconds by owner, project and queue, as the jobs known
+    /// since the backlog began ran them.
+    accrued: AccruedJobs,
 }
+
+/// Allocation-seconds by owner, by project and by queue (None: the
+/// anonymous queue, or no project).
+pub type AccruedJobs = Accrued<Option<u32>, Option<Arc<str>>, Option<Arc<str>>>;
+
+/// A running job's part in [`AccruedJobs`].
+type JobRun = Run<Option<u32>, Option<Arc<str>>, Option<Arc<str>>>;
 
 /// What changed in the roster since a reader last looked: these jobs, or
 /// (`all`) everything, after a backlog or when the reader began.
@@ -72,6 +86,8 @@ impl Changes {
 impl Roster {
     pub fn begin_backlog(&mut self) {
         self.jobs.clear();
+        self.run_started.clear();
+        self.accrued.clear();
         self.by_uid.clear();
         self.by_project.clear();
         if let Some(changes) = &mut self.changes {
@@ -105,6 +121,13 @@ impl Roster {
     /// present.
     pub fn usage(&self) -> Option<(&ByUid, &ByProject)> {
         self.complete.then_some((&self.by_uid, &self.by_project))
+    }
+
+    /// Allocation-seconds by owner, project and queue of every job the
+    /// journal told of (the job manager's inactive jobs, then every job
+    /// since), while the roster is read to the present.
+    pub fn accrued(&self) -> Option<&AccruedJobs> {
+        self.complete.then_some(&self.accrued)
     }
 
     /// From now on, changed jobs are noted for [`Roster::take_changes`];
@@ -172,11 +195,21 @@ impl Roster {
         }
     }
 
-    pub fn submit(&mut self, id: i64, uid: Option<u32>, project: Option<&str>) {
+    pub fn submit(
+        &mut self,
+        id: i64,
+        uid: Option<u32>,
+        project: Option<&str>,
+        queue: Option<&str>,
+    ) {
         let project = project.map(|p| intern(&mut self.projects, p));
+        let queue = queue
+            .filter(|q| !q.is_empty())
+            .map(|q| intern(&mut self.projects, q));
         let job = RosterJob {
             uid,
             project,
+            queue,
             phase: Phase::Pending,
             nodes: None,
         };
@@ -190,8 +223,8 @@ impl Roster {
         self.generation += 1;
     }
 
-    /// An event of a job already submitted: `alloc` (with the job's R),
-    /// a fatal `exception`, `clean`.
+    /// An event of a job already submitted, at time 0: for readers that
+    /// do not read allocation-seconds.
     pub fn event(
         &mut self,
         id: i64,
@@ -199,7 +232,36 @@ impl Roster {
         context: &EventContext,
         r: Option<Result<&JobR, &ParseError>>,
     ) {
+        self.event_at(id, name, 0.0, context, r);
+    }
+
+    /// An event of a job already submitted, at Unix time `at`: `alloc`
+    /// (with the job's R), `jobspec-update` (a new queue), `finish`, a
+    /// fatal `exception`, `clean`.
+    pub fn event_at(
+        &mut self,
+        id: i64,
+        name: &str,
+        at: f64,
+        context: &EventContext,
+        r: Option<Result<&JobR, &ParseError>>,
+    ) {
         match name {
+            "jobspec-update" => {
+                if let Some(queue) = &context.queue {
+                    let queue = (!queue.is_empty()).then(|| intern(&mut self.projects, queue));
+                    // A running job's accrual stays with the queue it
+                    // started in.
+                    if !self.run_started.contains_key(&id) {
+                        self.change(id, |job| {
+                            let changed = job.queue != queue;
+                            job.queue = queue;
+                            changed
+                        });
+                    }
+                }
+            }
+            "finish" => self.end_run(id, at),
             "alloc" => {
                 let hosts = &mut self.hosts;
                 let read = r.map(|r| r.map_err(Clone::clone).and_then(|r| nodes_of(r, hosts)));
@@ -219,8 +281,13 @@ impl Roster {
                     job.nodes = nodes;
                     true
                 });
+                if let Some(run) = self.jobs.get(&id).and_then(|job| run_of(job, at)) {
+                    self.accrued.start(&run);
+                    self.run_started.insert(id, at);
+                }
             }
             "exception" if context.is_fatal() => {
+                self.end_run(id, at);
                 self.change(id, |job| {
                     let was_pending = job.phase == Phase::Pending;
                     job.phase = Phase::Running;
@@ -228,6 +295,8 @@ impl Roster {
                 });
             }
             "clean" => {
+                // A run ends at the latest with the job.
+                self.end_run(id, at);
                 if let Some(job) = self.jobs.remove(&id) {
                     self.tally(&job, false);
                     if let Some(changes) = &mut self.changes {
@@ -247,6 +316,41 @@ impl Roster {
             _ => {}
         }
     }
+}
+
+impl Roster {
+    /// Ends job `id`'s run at `at`, if it is running and has not ended.
+    fn end_run(&mut self, id: i64, at: f64) {
+        let Some(started) = self.run_started.remove(&id) else {
+            return;
+        };
+        if let Some(run) = self.jobs.get(&id).and_then(|job| run_of(job, started)) {
+            self.accrued.end(&run, at);
+        }
+        if self.run_started.capacity() > 1024
+            && self.run_started.len() < self.run_started.capacity() / 4
+        {
+            self.run_started.shrink_to_fit();
+        }
+    }
+}
+
+/// A job's part in the allocation-seconds, had it started at `started`:
+/// None before its R is read.
+fn run_of(job: &RosterJob, started: f64) -> Option<JobRun> {
+    let nodes = job.nodes.as_deref()?;
+    let size = Size {
+        cores: nodes.iter().map(|n| f64::from(n.cores)).sum(),
+        gpus: nodes.iter().map(|n| n.gpus.count() as f64).sum(),
+        nodes: nodes.len() as f64,
+    };
+    Some(Run {
+        uid: job.uid,
+        project: job.project.clone(),
+        queue: job.queue.clone(),
+        size,
+        started,
+    })
 }
 
 fn intern(table: &mut HashMap<String, Arc<str>>, value: &str) -> Arc<str> {
@@ -320,6 +424,7 @@ pub(crate) fn test_job(
     RosterJob {
         uid: Some(uid),
         project: project.map(Arc::from),
+        queue: None,
         phase: if ranks.is_empty() {
             Phase::Pending
         } else {
@@ -347,7 +452,7 @@ mod tests {
     fn a_job_is_pending_then_running_with_its_hosts_and_gpus_then_gone() {
         let mut roster = Roster::default();
         roster.begin_backlog();
-        roster.submit(7, Some(1001), Some("chem"));
+        roster.submit(7, Some(1001), Some("chem"), None);
         roster.end_backlog();
         let (_, jobs) = roster.current().unwrap();
         assert_eq!(jobs[&7].phase, Phase::Pending);
@@ -371,7 +476,7 @@ mod tests {
     fn an_unreadable_r_is_reported_once_and_the_job_still_counts_as_running() {
         let mut roster = Roster::default();
         roster.end_backlog();
-        roster.submit(1, Some(5), None);
+        roster.submit(1, Some(5), None, None);
         roster.event(1, "alloc", &EventContext::default(), Some(Ok(&job_r(r#"{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["a[0-4]"]}}"#))));
         let unreadable = roster.take_unreadable();
         assert_eq!(unreadable.len(), 1);
@@ -391,7 +496,7 @@ mod tests {
     fn a_job_canceled_while_pending_is_running_until_clean_as_flux_jobs_counts_it() {
         let mut roster = Roster::default();
         roster.end_backlog();
-        roster.submit(1, Some(5), None);
+        roster.submit(1, Some(5), None, None);
         roster.event(
             1,
             "exception",
@@ -399,7 +504,7 @@ mod tests {
             None,
         );
         assert_eq!(roster.current().unwrap().1[&1].phase, Phase::Running);
-        roster.submit(2, Some(5), None);
+        roster.submit(2, Some(5), None, None);
         roster.event(
             2,
             "exception",
@@ -445,9 +550,9 @@ mod tests {
                 r#"{{"version":1,"execution":{{"R_lite":[{{"rank":"{ranks}","children":{{"core":"0-1","gpu":"0"}}}}]}}}}"#
             ))
         };
-        roster.submit(1, Some(5), Some("chem"));
-        roster.submit(2, Some(5), None);
-        roster.submit(3, Some(6), Some("chem"));
+        roster.submit(1, Some(5), Some("chem"), None);
+        roster.submit(2, Some(5), None, None);
+        roster.submit(3, Some(6), Some("chem"), None);
         roster.event(1, "alloc", &EventContext::default(), Some(Ok(&r("0-1"))));
         roster.event(2, "alloc", &EventContext::default(), Some(Ok(&r("1-2"))));
         assert_eq!(kept(&roster), recounted(&roster));
@@ -466,7 +571,7 @@ mod tests {
         assert_eq!(kept(&roster), recounted(&roster));
         assert_eq!(kept(&roster)[&Some(5)].nodes, 2);
         // The same ID again (a backlog read twice) replaces the job.
-        roster.submit(2, Some(6), None);
+        roster.submit(2, Some(6), None, None);
         assert_eq!(kept(&roster), recounted(&roster));
         roster.event(2, "clean", &EventContext::default(), None);
         roster.event(3, "clean", &EventContext::default(), None);
@@ -479,10 +584,10 @@ mod tests {
     fn a_watcher_takes_everything_first_then_only_the_jobs_that_changed() {
         let mut roster = Roster::default();
         roster.end_backlog();
-        roster.submit(1, Some(5), None);
+        roster.submit(1, Some(5), None, None);
         roster.watch_changes();
         assert!(roster.take_changes().all);
-        roster.submit(2, Some(5), None);
+        roster.submit(2, Some(5), None, None);
         roster.event(1, "clean", &EventContext::default(), None);
         // An event that changes nothing is no change.
         roster.event(

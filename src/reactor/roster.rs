@@ -24,6 +24,12 @@ pub trait Follower {
     fn stale(&self) -> bool;
     /// Reads the roster again, inside a publish, where it is stale.
     fn refresh(&self);
+    /// Whether what it exports moves with time alone (sums that grow while
+    /// jobs run): then it is refreshed every `interval` even where nothing
+    /// else changed.
+    fn ticking(&self) -> bool {
+        false
+    }
 }
 
 /// Keeps `inner` up to date: every `interval` it is refreshed where
@@ -39,7 +45,7 @@ pub fn follow<T: Follower + 'static>(inner: &Rc<T>, interval: Duration) -> Resul
     let every = interval.as_secs_f64();
     let timer = inner.ctx().handle.timer(every, every, move || {
         if let Some(inner) = ticks.upgrade() {
-            if inner.stale() {
+            if inner.stale() || inner.ticking() {
                 inner.refresh();
                 inner.ctx().update(|_| {});
             }
