@@ -2,12 +2,14 @@
 //! feed the counters, histograms and pending-job demand of
 //! [`crate::model::jobflow`].
 //!
-//! The first subscription asks for the active jobs only (`full: false`):
-//! what finished before the module loaded is not counted. When the stream
-//! ends (job-manager reloaded, say) the collector subscribes again with
-//! backoff, asking for inactive jobs too (`full: true`), so jobs that ended
-//! in between are counted; the model's watermark keeps anything from being
-//! counted twice.
+//! Every subscription asks for inactive jobs too (`full: true`): the
+//! roster reads each user's, project's and queue's allocation-seconds
+//! from every job the job manager keeps. The model's counters count only
+//! events newer than its watermark (the module's start, then the newest
+//! event counted): what finished before the module loaded is not counted,
+//! and when the stream ends (job-manager reloaded, say) and the collector
+//! subscribes again with backoff, the jobs that ended in between are
+//! counted, nothing twice.
 //!
 //! The same stream keeps the allocated set for the resources collector
 //! (`alloc` events carry R, `clean` gives it back), through the
@@ -250,7 +252,6 @@ struct Inner {
     stream: Subscription,
     /// The backlog of the current stream is over.
     live: Cell<bool>,
-    subscribed_once: Cell<bool>,
     /// Events came since the summary was last read: the next render reads
     /// it again, once for all of them.
     summary_due: Cell<bool>,
@@ -479,7 +480,6 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         ctx,
         stream: Subscription::new(TOPIC, "job-manager"),
         live: Cell::new(false),
-        subscribed_once: Cell::new(false),
         summary_due: Cell::new(false),
         services: RefCell::new(Vec::new()),
         instance_owner: handle
@@ -541,15 +541,18 @@ impl Collector for Inner {
     }
 }
 
-/// Before each subscription: the backlog starts over, and every
-/// subscription after the first asks for inactive jobs too.
+/// Before each subscription: the backlog starts over, inactive jobs and
+/// all.
 fn subscription_payload(inner: &Rc<Inner>) -> String {
     inner.live.set(false);
     inner.model.borrow_mut().begin_backlog();
     inner.allocated.borrow_mut().begin_backlog();
     inner.roster.borrow_mut().begin_backlog();
     inner.ctx.nested().model_mut().begin_backlog();
-    let full = inner.subscribed_once.replace(true);
+    // Inactive jobs too, every time: the allocation-seconds of each user,
+    // project and queue are read again from every job the job manager
+    // keeps; the counters count only what is newer than the watermark.
+    let full = true;
     let model = inner.model.borrow();
     let phase_events: &[&str] = if model.times_wait_phases() {
         &WAIT_PHASE_EVENTS

@@ -9,6 +9,15 @@
 //! exported is bounded by `label-limit`: the busiest (by allocated cores,
 //! then jobs) keep their own series, the rest are summed as `other`, and
 //! `flux_usage_folded_total` counts each user or project folded so.
+//!
+//! It also counts the core-, GPU- and node-seconds allocated to each user,
+//! project and queue ([`crate::model::accrual`]): the sum over `flux jobs
+//! -a` of each job's allocation times its run time, growing while jobs run.
+//! The journal's backlog holds every job the job manager still keeps, so
+//! after a module reload or an instance restart the sums are read again
+//! from the same jobs: nothing counted twice, nothing missed. A user or
+//! project keeps its own counter once it has one (the first `label-limit`,
+//! biggest first), so that "other" only grows.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
@@ -16,7 +25,9 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::{About, Collector, Context, Render, Settings, Spec};
+use crate::model::accrual::Size;
 use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
+use crate::model::roster::AccruedJobs;
 pub use crate::model::usage::Usage;
 use crate::model::usage::{ByProject, ByUid};
 use crate::names::Names;
@@ -52,6 +63,11 @@ pub struct UsersState {
     /// Distinct users and projects ever folded into "other".
     pub folded_users: u64,
     pub folded_projects: u64,
+    /// Allocation-seconds by user, project (label values, "other" for
+    /// those with no counter of their own) and queue (None: anonymous).
+    pub accrued_users: BTreeMap<String, Size>,
+    pub accrued_projects: BTreeMap<String, Size>,
+    pub accrued_queues: BTreeMap<Option<String>, Size>,
 }
 
 /// Labels the usage of each user and each project, folding all but the
@@ -80,16 +96,71 @@ pub fn count(
         projects,
         folded_users: folded.user_count,
         folded_projects: folded.project_count,
+        ..UsersState::default()
     }
 }
 
-/// Who was ever folded into "other".
+/// Who was ever folded into "other", and who has counters of their own.
 #[derive(Debug, Default)]
 pub struct Folded {
     users: HashSet<String>,
     projects: HashSet<String>,
     user_count: u64,
     project_count: u64,
+    counted_users: HashSet<String>,
+    counted_projects: HashSet<String>,
+}
+
+/// Allocation-seconds at Unix time `now` by user, project and queue, into
+/// `state`: each user or project that has a counter keeps it, others get
+/// one while fewer than `limit` have, the biggest first; the rest are
+/// summed as "other".
+pub fn accrue(
+    state: &mut UsersState,
+    accrued: &AccruedJobs,
+    names: &dyn Fn(u32) -> String,
+    limit: usize,
+    folded: &mut Folded,
+    now: f64,
+) {
+    let users = accrued.by_uid.iter().map(|(uid, a)| {
+        let label = uid.map_or_else(|| "unknown".to_string(), names);
+        (label, a.at(now))
+    });
+    state.accrued_users = sticky_fold(users.collect(), limit, &mut folded.counted_users);
+    let projects = accrued
+        .by_project
+        .iter()
+        .map(|(p, a)| (p.as_deref().unwrap_or("none").to_string(), a.at(now)));
+    state.accrued_projects = sticky_fold(projects.collect(), limit, &mut folded.counted_projects);
+    state.accrued_queues = accrued
+        .by_queue
+        .iter()
+        .map(|(q, a)| (q.as_deref().map(String::from), a.at(now)))
+        .collect();
+}
+
+fn sticky_fold(
+    mut all: Vec<(String, Size)>,
+    limit: usize,
+    counted: &mut HashSet<String>,
+) -> BTreeMap<String, Size> {
+    all.sort_by(|(a_name, a), (b_name, b)| b.cores.total_cmp(&a.cores).then(a_name.cmp(b_name)));
+    let mut out: BTreeMap<String, Size> = BTreeMap::new();
+    for (label, size) in all {
+        let own = counted.contains(&label) || counted.len() < limit;
+        let key = if own {
+            counted.insert(label.clone());
+            label
+        } else {
+            "other".to_string()
+        };
+        let sum = out.entry(key).or_default();
+        sum.cores += size.cores;
+        sum.gpus += size.gpus;
+        sum.nodes += size.nodes;
+    }
+    out
 }
 
 /// Keeps the `limit` busiest labels, sums the rest as "other"; returns
@@ -169,6 +240,11 @@ impl Follower for Inner {
     fn refresh(&self) {
         self.recount();
     }
+
+    /// The allocation-seconds grow while jobs run.
+    fn ticking(&self) -> bool {
+        self.roster.borrow().accrued().is_some_and(|a| a.growing())
+    }
 }
 
 impl Inner {
@@ -182,7 +258,7 @@ impl Inner {
     fn recount(&self) {
         let started = Instant::now();
         let key = self.key();
-        if key.is_some() && key == self.counted.get() {
+        if key.is_some() && key == self.counted.get() && !self.ticking() {
             return;
         }
         self.counted.set(key);
@@ -199,13 +275,22 @@ impl Inner {
                 .failed_in_publish(NAME, roster::NOT_CURRENT, |state| state.clear(SECTION));
         };
         let names = |uid: u32| self.names.label(uid);
-        let found = count(
-            by_uid,
-            by_project,
-            &names,
-            self.limit.get(),
-            &mut self.folded.borrow_mut(),
-        );
+        let mut folded = self.folded.borrow_mut();
+        let mut found = count(by_uid, by_project, &names, self.limit.get(), &mut folded);
+        if let Some(accrued) = roster.accrued() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            accrue(
+                &mut found,
+                accrued,
+                &names,
+                self.limit.get(),
+                &mut folded,
+                now,
+            );
+        }
+        drop(folded);
         drop(roster);
         self.ctx
             .succeeded_in_publish(NAME, started, |state| state.set(SECTION, found));
@@ -251,6 +336,28 @@ fn render(state: &State, out: &mut Rendered) {
     let mut f = Family::of(out, &USAGE_FOLDED_TOTAL);
     f.sample(&[("label", "user")], found.folded_users as f64);
     f.sample(&[("label", "project")], found.folded_projects as f64);
+    type Of = fn(&Size) -> f64;
+    let of: [Of; 3] = [|s| s.cores, |s| s.gpus, |s| s.nodes];
+    for (label, rows, docs) in [
+        ("user", &found.accrued_users, USER_SECONDS),
+        ("project", &found.accrued_projects, PROJECT_SECONDS),
+    ] {
+        for (doc, of) in docs.iter().zip(of) {
+            let mut f = Family::of(out, doc);
+            for (value, size) in rows {
+                f.sample(&[(label, value)], of(size));
+            }
+        }
+    }
+    for (doc, of) in QUEUE_SECONDS.iter().zip(of) {
+        let mut f = Family::of(out, doc);
+        for (queue, size) in &found.accrued_queues {
+            match queue {
+                Some(q) => f.sample(&[("queue", q)], of(size)),
+                None => f.sample(&[], of(size)),
+            };
+        }
+    }
 }
 
 /// The families this collector writes.
@@ -264,6 +371,69 @@ pub const FAMILIES: &[Doc] = &[
     PROJECT_ALLOCATED[1],
     PROJECT_ALLOCATED[2],
     USAGE_FOLDED_TOTAL,
+    USER_SECONDS[0],
+    USER_SECONDS[1],
+    USER_SECONDS[2],
+    PROJECT_SECONDS[0],
+    PROJECT_SECONDS[1],
+    PROJECT_SECONDS[2],
+    QUEUE_SECONDS[0],
+    QUEUE_SECONDS[1],
+    QUEUE_SECONDS[2],
+];
+
+const USER_SECONDS: [Doc; 3] = [
+    Doc::counter(
+        "flux_user_allocated_core_seconds_total",
+        "Core-seconds allocated to the jobs of a user: the sum over flux jobs -a of ncores times runtime (alloc to finish), growing while jobs run, and read again from the jobs the job manager keeps after a module reload or an instance restart. Beyond label-limit users with their own counter, the rest are summed as user=\"other\".",
+        &["user"],
+    ),
+    Doc::counter(
+        "flux_user_allocated_gpu_seconds_total",
+        "GPU-seconds allocated to the jobs of a user, as flux_user_allocated_core_seconds_total counts core-seconds.",
+        &["user"],
+    ),
+    Doc::counter(
+        "flux_user_allocated_node_seconds_total",
+        "Node-seconds allocated to the jobs of a user, as flux_user_allocated_core_seconds_total counts core-seconds.",
+        &["user"],
+    ),
+];
+
+const PROJECT_SECONDS: [Doc; 3] = [
+    Doc::counter(
+        "flux_project_allocated_core_seconds_total",
+        "Core-seconds allocated to the jobs of a project (jobspec system.project, else system.bank). Beyond label-limit projects with their own counter, the rest are summed as project=\"other\".",
+        &["project"],
+    ),
+    Doc::counter(
+        "flux_project_allocated_gpu_seconds_total",
+        "GPU-seconds allocated to the jobs of a project, as flux_project_allocated_core_seconds_total counts core-seconds.",
+        &["project"],
+    ),
+    Doc::counter(
+        "flux_project_allocated_node_seconds_total",
+        "Node-seconds allocated to the jobs of a project, as flux_project_allocated_core_seconds_total counts core-seconds.",
+        &["project"],
+    ),
+];
+
+const QUEUE_SECONDS: [Doc; 3] = [
+    Doc::counter(
+        "flux_queue_allocated_core_seconds_total",
+        "Core-seconds allocated to the jobs of a queue (no queue label for the anonymous queue): the sum over flux jobs -a of ncores times runtime.",
+        &["queue"],
+    ),
+    Doc::counter(
+        "flux_queue_allocated_gpu_seconds_total",
+        "GPU-seconds allocated to the jobs of a queue: the sum over flux jobs -a of ngpus times runtime.",
+        &["queue"],
+    ),
+    Doc::counter(
+        "flux_queue_allocated_node_seconds_total",
+        "Node-seconds allocated to the jobs of a queue: the sum over flux jobs -a of nnodes times runtime.",
+        &["queue"],
+    ),
 ];
 
 const USER_JOBS: Doc = Doc::gauge(
