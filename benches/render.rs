@@ -73,6 +73,7 @@ fn ten_thousand_series() -> State {
         flux_prometheus::collectors::resources::ResourcesState {
             summary,
             node_events: Default::default(),
+            queue_node_events: Vec::new(),
             at: 0.0,
         },
     );

@@ -30,6 +30,7 @@ fn rendered() -> BTreeMap<String, f64> {
         flux_prometheus::collectors::resources::ResourcesState {
             summary,
             node_events: Default::default(),
+            queue_node_events: Vec::new(),
             at: 0.0,
         },
     );
@@ -443,6 +444,7 @@ fn allocated_and_housekeeping_nodes_equal_flux_resource_status_all() {
 
 #[test]
 fn the_resource_journal_is_read_as_flux_core_streams_it() {
+    use flux_prometheus::model::idset::IdSet;
     use flux_prometheus::reactor::resource_status::{
         journal_response, JournalResponse, NodeEvents,
     };
@@ -492,7 +494,8 @@ fn the_resource_journal_is_read_as_flux_core_streams_it() {
                 nodes: NodeEvents {
                     undrain: 1,
                     ..NodeEvents::default()
-                }
+                },
+                named: vec![(1, IdSet::parse("2").expect("an idset"))],
             }],
             "the undrain, live"
         );
@@ -502,4 +505,30 @@ fn the_resource_journal_is_read_as_flux_core_streams_it() {
         err.starts_with("resource.journal: malformed response"),
         "{err}"
     );
+}
+
+/// The resource journal's events by queue: node2, drained in the recorded
+/// instance, is a node of the batch queue (property batch), and none of
+/// the debug queue's nodes was drained.
+#[test]
+fn node_events_by_queue_count_the_queues_nodes() {
+    common::each_set(|| {
+        let s = samples(&flux_prometheus::collectors::render(
+            &common::recorded_state(),
+        ));
+        let events = |queue: &str, event: &str| {
+            common::value(
+                &s,
+                &format!(
+                    "flux_queue_resource_node_events_total{{queue=\"{queue}\",event=\"{event}\"}}"
+                ),
+            )
+        };
+        assert_eq!(events("batch", "drain"), 1.0);
+        assert_eq!(events("debug", "drain"), 0.0);
+        assert_eq!(
+            events("batch", "drain") + events("debug", "drain"),
+            common::value(&s, "flux_resource_node_events_total{event=\"drain\"}")
+        );
+    });
 }

@@ -327,3 +327,24 @@ fn allocated_seconds_are_those_of_flux_jobs_a() {
         assert!(inactive > 0, "inactive jobs count too");
     });
 }
+
+/// Each node's resource journal events: node2 was drained in the recorded
+/// instance and undrained live; every node with a broker came online once.
+#[test]
+fn node_events_per_node_are_the_journals() {
+    common::each_set(|| {
+        let mut out = Rendered::default();
+        nodes_collector::render(&common::recorded_nodes(), &mut out);
+        let s = samples(out.text());
+        let key = |node: &str, rank: u32, event: &str| {
+            format!("flux_node_events_total{{node=\"{node}\",rank=\"{rank}\",event=\"{event}\"}}")
+        };
+        assert_eq!(common::value(&s, &key("node2", 2, "drain")), 1.0);
+        assert_eq!(common::value(&s, &key("node2", 2, "undrain")), 1.0);
+        assert_eq!(common::value(&s, &key("node1", 1, "drain")), 0.0);
+        for rank in 0..3 {
+            let node = format!("node{rank}");
+            assert_eq!(common::value(&s, &key(&node, rank, "online")), 1.0);
+        }
+    });
+}

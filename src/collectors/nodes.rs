@@ -31,6 +31,7 @@ use crate::model::nodes::{self, NodesView};
 use crate::model::resources::ResourceSet;
 use crate::reactor::allocated::AllocatedReader;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
+use crate::reactor::resource_status::NODE_EVENT_NAMES;
 use crate::render::{Doc, Family, Rendered};
 use crate::state::{Section, State};
 use flux::Error;
@@ -188,10 +189,19 @@ fn finish(inner: &Rc<Inner>) {
     };
     let started = round.started;
     let answers = round.into_data();
+    let events = inner.ctx.resource_node_events_by_rank();
     match view(inner, &answers) {
-        // Nothing it is made from changed: the section stays as it is.
-        Ok(None) => inner.ctx.succeeded(NAME, started, |_| {}),
-        Ok(Some(view)) => inner.ctx.succeeded(NAME, started, |state| {
+        // Nothing it is made from changed: the section stays as it is,
+        // unless the resource journal named nodes since.
+        Ok(None) => inner.ctx.succeeded(NAME, started, |state| {
+            if let Some(kept) = state.get(SECTION).filter(|v| v.events != events) {
+                let mut view = (**kept).clone();
+                view.events = events;
+                state.set(SECTION, Arc::new(view));
+            }
+        }),
+        Ok(Some(mut view)) => inner.ctx.succeeded(NAME, started, |state| {
+            view.events = events;
             // An unchanged view keeps its rendered text.
             if state.get(SECTION).map(|v| &**v) != Some(&view) {
                 state.set(SECTION, Arc::new(view));
@@ -328,6 +338,18 @@ pub fn render(view: &NodesView, out: &mut Rendered) {
         let host = view.host(*r).unwrap_or("");
         f.sample(&[("node", host), ("rank", &rank)], *since);
     }
+    let mut f = Family::of(out, &NODE_EVENTS_TOTAL);
+    for (r, counts) in &view.events {
+        rank.clear();
+        let _ = write!(rank, "{r}");
+        let host = view.host(*r).unwrap_or("");
+        for (event, n) in NODE_EVENT_NAMES.iter().zip(counts) {
+            f.sample(
+                &[("node", host), ("rank", &rank), ("event", event)],
+                *n as f64,
+            );
+        }
+    }
 }
 
 /// The families this collector writes.
@@ -339,7 +361,14 @@ pub const FAMILIES: &[Doc] = &[
     NODE_GPUS,
     NODE_ALLOCATED_CORES,
     NODE_ALLOCATED_GPUS,
+    NODE_EVENTS_TOTAL,
 ];
+
+const NODE_EVENTS_TOTAL: Doc = Doc::counter(
+    "flux_node_events_total",
+    "flux_resource_node_events_total for one node, for each node some event named since the resource module began its journal: how often it was drained, undrained, lost and back, as flux resource eventlog lists them.",
+    &["node", "rank", "event"],
+);
 const NODE_CORES: Doc = Doc::gauge(
     "flux_node_cores",
     "Cores of a node, as flux resource list -s all counts them.",

@@ -70,6 +70,8 @@ pub struct ResourcesState {
     pub summary: ResourceSummary,
     /// The nodes the resource journal's events named since it began.
     pub node_events: NodeEvents,
+    /// The same for each configured queue's nodes.
+    pub queue_node_events: Vec<(String, NodeEvents)>,
     /// When the summary was made (seconds since the epoch): drained nodes'
     /// ages are counted at it.
     pub at: f64,
@@ -193,6 +195,11 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
 /// Exports `summary`, counted from `source`.
 fn found(inner: &Inner, summary: ResourceSummary, source: &'static str) -> impl FnOnce(&mut State) {
     let node_events = inner.ctx.resource_node_events();
+    let queue_node_events = summary
+        .queue_ranks
+        .iter()
+        .map(|(queue, ranks)| (queue.clone(), inner.ctx.resource_node_events_in(ranks)))
+        .collect();
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -202,6 +209,7 @@ fn found(inner: &Inner, summary: ResourceSummary, source: &'static str) -> impl 
             ResourcesState {
                 summary,
                 node_events,
+                queue_node_events,
                 at,
             },
         );
@@ -515,6 +523,7 @@ fn render(state: &State, out: &mut Rendered) {
     let Some(ResourcesState {
         summary: res,
         node_events,
+        queue_node_events,
         at,
     }) = state.get(SECTION)
     else {
@@ -564,6 +573,21 @@ fn render(state: &State, out: &mut Rendered) {
     for (event, n) in node_events.by_name() {
         f.sample(&[("event", event)], n as f64);
     }
+    // The anonymous queue has every node.
+    let anonymous = [(String::new(), *node_events)];
+    let by_queue = if queue_node_events.is_empty() {
+        &anonymous[..]
+    } else {
+        &queue_node_events[..]
+    };
+    let mut f = Family::of(out, &QUEUE_NODE_EVENTS_TOTAL);
+    for (queue, events) in by_queue {
+        for (event, n) in events.by_name() {
+            let mut labels: Vec<_> = queue_label(queue).into_iter().collect();
+            labels.push(("event", event));
+            f.sample(&labels, n as f64);
+        }
+    }
     let mut f = Family::of(out, &LONG_DRAINED_NODES);
     for (label, seconds) in DRAIN_AGES {
         f.sample(
@@ -593,9 +617,16 @@ pub const FAMILIES: &[Doc] = &[
     QUEUE_CAPACITY[2],
     RESOURCE_STATUS_NODES,
     NODE_EVENTS_TOTAL,
+    QUEUE_NODE_EVENTS_TOTAL,
     LONG_DRAINED_NODES,
     DRAIN_REASON_NODES,
 ];
+
+const QUEUE_NODE_EVENTS_TOTAL: Doc = Doc::counter(
+    "flux_queue_resource_node_events_total",
+    "flux_resource_node_events_total for the nodes of one queue (its requires; no queue label for the anonymous queue): how often a class of nodes is drained, undrained, lost and back.",
+    &["queue", "event"],
+);
 
 const NODE_EVENTS_TOTAL: Doc = Doc::counter(
     "flux_resource_node_events_total",

@@ -57,6 +57,9 @@ pub struct NodesView {
     pub drains: Vec<(u32, String)>,
     /// (rank, when it was drained) of every drained or draining node.
     pub drained_since: Vec<(u32, f64)>,
+    /// (rank, its resource journal events by kind) of every node an event
+    /// named, in rank order; filled in by the collector.
+    pub events: Vec<(u32, [u64; 6])>,
 }
 
 impl NodesView {
@@ -137,6 +140,7 @@ pub fn rows(
         nodes,
         drains,
         drained_since,
+        events: Vec::new(),
     })
 }
 

@@ -749,6 +749,8 @@ pub struct ResourceSummary {
     pub totals: Vec<(&'static str, Counts)>,
     /// Per configured queue: its name and its rows.
     pub queues: Vec<(String, Vec<(&'static str, Counts)>)>,
+    /// Per configured queue: its name and its ranks.
+    pub queue_ranks: Vec<(String, IdSet)>,
     pub health: NodeHealth,
 }
 
@@ -795,16 +797,18 @@ pub fn summarize_counted(
     let config: Value =
         serde_json::from_str(config).map_err(|e| ParseError::malformed("config.get", e))?;
     let health = NodeHealth::parse(status, &sched.allocated.ranks())?;
-    let queues = configured_queues(&config)
+    let queue_ranks: Vec<(String, IdSet)> = configured_queues(&config)
         .into_iter()
-        .map(|(name, requires)| {
-            let ranks = sched.queue_ranks(&requires);
-            (name, sum_rows(per_rank, Some(&ranks)).to_vec())
-        })
+        .map(|(name, requires)| (name, sched.queue_ranks(&requires)))
+        .collect();
+    let queues = queue_ranks
+        .iter()
+        .map(|(name, ranks)| (name.clone(), sum_rows(per_rank, Some(ranks)).to_vec()))
         .collect();
     Ok(ResourceSummary {
         totals: sum_rows(per_rank, None).to_vec(),
         queues,
+        queue_ranks,
         health,
     })
 }

@@ -12,6 +12,7 @@ use super::poll::PollLoop;
 use super::resource_status::{self, ResourceStatusFeed};
 use super::roster::{RosterFeed, RosterReader, RosterWriter};
 use crate::exposition::{Exposition, RenderCache, Shared, Snapshot};
+use crate::model::idset::IdSet;
 use crate::names::Names;
 use crate::state::State;
 use crate::stats::{PublishStats, ResourceStatusAsks};
@@ -186,6 +187,16 @@ impl Context {
     /// The nodes the resource journal's events have named since it began.
     pub fn resource_node_events(&self) -> resource_status::NodeEvents {
         self.resource_status.node_events()
+    }
+
+    /// The same, counting only the ranks of `ranks`.
+    pub fn resource_node_events_in(&self, ranks: &IdSet) -> resource_status::NodeEvents {
+        self.resource_status.node_events_in(ranks)
+    }
+
+    /// The same by rank, for the ranks an event named.
+    pub fn resource_node_events_by_rank(&self) -> Vec<(u32, [u64; 6])> {
+        self.resource_status.node_events_by_rank()
     }
 
     /// How the `resource.status` asks were answered so far.

@@ -43,6 +43,7 @@
 //! that time.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,7 @@ use serde_json::value::RawValue;
 use super::deferred::Deferred;
 use super::subscription::{StreamEvent, Subscription};
 use crate::model::error::ParseError;
+use crate::model::idset::IdSet;
 use crate::model::resources::Slice;
 use crate::stats::ResourceStatusAsks;
 use flux::{Error, Handle, Rpc};
@@ -80,6 +82,9 @@ struct Inner {
     journal_started: Cell<bool>,
     /// The nodes the journal's events named, since its start.
     node_events: Cell<NodeEvents>,
+    /// The same by rank, for the ranks any event named: each counts in
+    /// [`NODE_EVENT_NAMES`]' order.
+    events_by_rank: RefCell<BTreeMap<u32, [u64; 6]>>,
     freshness: RefCell<Freshness>,
     /// The ask in flight, and the journal's count of changes when it was
     /// sent.
@@ -117,6 +122,7 @@ impl ResourceStatusFeed {
             journal: Subscription::new(JOURNAL, "resource"),
             journal_started: Cell::new(false),
             node_events: Cell::new(NodeEvents::default()),
+            events_by_rank: RefCell::new(BTreeMap::new()),
             freshness: RefCell::new(Freshness::default()),
             in_flight: RefCell::new(None),
             counting: RefCell::new(None),
@@ -178,6 +184,27 @@ impl ResourceStatusFeed {
         self.inner.node_events.get()
     }
 
+    /// The same, counting only the ranks of `ranks` (a queue's, say).
+    pub fn node_events_in(&self, ranks: &IdSet) -> NodeEvents {
+        let mut sum = NodeEvents::default();
+        for (rank, counts) in self.inner.events_by_rank.borrow().iter() {
+            if ranks.contains(*rank) {
+                sum.add(NodeEvents::from_counts(*counts));
+            }
+        }
+        sum
+    }
+
+    /// The same by rank, for every rank an event named, in rank order.
+    pub fn node_events_by_rank(&self) -> Vec<(u32, [u64; 6])> {
+        self.inner
+            .events_by_rank
+            .borrow()
+            .iter()
+            .map(|(rank, counts)| (*rank, *counts))
+            .collect()
+    }
+
     /// Asks sent to the resource module, and answers handed out again
     /// without asking: for `flux module stats`.
     pub fn counts(&self) -> ResourceStatusAsks {
@@ -199,6 +226,7 @@ fn follow_journal(inner: &Rc<Inner>) -> Result<(), Error> {
         move || {
             if let Some(inner) = again.upgrade() {
                 inner.node_events.set(NodeEvents::default());
+                inner.events_by_rank.borrow_mut().clear();
             }
             "{}".to_string()
         },
@@ -212,10 +240,17 @@ fn follow_journal(inner: &Rc<Inner>) -> Result<(), Error> {
                     Ok(JournalResponse::Events {
                         highest_rank,
                         nodes,
+                        named,
                     }) => {
                         let mut counted = inner.node_events.get();
                         counted.add(nodes);
                         inner.node_events.set(counted);
+                        let mut by_rank = inner.events_by_rank.borrow_mut();
+                        for (slot, ranks) in &named {
+                            for rank in ranks.iter() {
+                                by_rank.entry(rank).or_insert([0; 6])[*slot] += 1;
+                            }
+                        }
                         if let Some(highest) = highest_rank {
                             freshness.defined(inner.size.is_some_and(|size| highest < size));
                         }
@@ -473,7 +508,24 @@ pub struct NodeEvents {
     pub lively: u64,
 }
 
+/// The resource journal's events counted, in [`NodeEvents::by_name`]'s
+/// order.
+pub const NODE_EVENT_NAMES: [&str; 6] =
+    ["drain", "undrain", "offline", "online", "torpid", "lively"];
+
 impl NodeEvents {
+    /// From counts in [`NODE_EVENT_NAMES`]' order.
+    pub fn from_counts(c: [u64; 6]) -> NodeEvents {
+        NodeEvents {
+            drain: c[0],
+            undrain: c[1],
+            offline: c[2],
+            online: c[3],
+            torpid: c[4],
+            lively: c[5],
+        }
+    }
+
     /// The event names counted, with their counts.
     pub fn by_name(&self) -> [(&'static str, u64); 6] {
         [
@@ -506,6 +558,8 @@ pub enum JournalResponse {
     Events {
         highest_rank: Option<u32>,
         nodes: NodeEvents,
+        /// Each event's ranks, by its place in [`NODE_EVENT_NAMES`].
+        named: Vec<(usize, IdSet)>,
     },
     /// The empty response that ends the backlog.
     BacklogEnd,
@@ -538,26 +592,22 @@ pub fn journal_response(payload: &str) -> Result<JournalResponse, ParseError> {
     if response.events.is_empty() {
         return Ok(JournalResponse::BacklogEnd);
     }
-    let mut nodes = NodeEvents::default();
+    let mut counts = [0u64; 6];
+    let mut named = Vec::new();
     for event in &response.events {
-        let slot = match event.name.as_ref() {
-            "drain" => &mut nodes.drain,
-            "undrain" => &mut nodes.undrain,
-            "offline" => &mut nodes.offline,
-            "online" => &mut nodes.online,
-            "torpid" => &mut nodes.torpid,
-            "lively" => &mut nodes.lively,
-            _ => continue,
+        let Some(slot) = NODE_EVENT_NAMES.iter().position(|n| *n == event.name) else {
+            continue;
         };
         let ranks = event
             .context
             .as_ref()
             .and_then(|c| c.idset.as_deref())
             .unwrap_or("");
-        *slot += crate::model::idset::IdSet::parse(ranks)
-            .map_err(|e| e.within(JOURNAL))?
-            .count();
+        let ranks = IdSet::parse(ranks).map_err(|e| e.within(JOURNAL))?;
+        counts[slot] += ranks.count();
+        named.push((slot, ranks));
     }
+    let nodes = NodeEvents::from_counts(counts);
     let highest_rank = match response.r {
         Some(r) => Slice::all_of(r)
             .map_err(|e| e.within(JOURNAL))?
@@ -569,6 +619,7 @@ pub fn journal_response(payload: &str) -> Result<JournalResponse, ParseError> {
     Ok(JournalResponse::Events {
         highest_rank,
         nodes,
+        named,
     })
 }
 

@@ -170,14 +170,30 @@ pub fn recorded_state() -> flux_prometheus::state::State {
     let journal: Vec<serde_json::Value> =
         serde_json::from_str(&fixture("resource.journal.json")).expect("parses");
     let mut node_events = flux_prometheus::reactor::resource_status::NodeEvents::default();
+    let mut queue_node_events: Vec<(
+        String,
+        flux_prometheus::reactor::resource_status::NodeEvents,
+    )> = summary
+        .queue_ranks
+        .iter()
+        .map(|(q, _)| (q.clone(), Default::default()))
+        .collect();
     let mut at = 0.0f64;
     for response in &journal {
         if let Ok(flux_prometheus::reactor::resource_status::JournalResponse::Events {
             nodes,
+            named,
             ..
         }) = flux_prometheus::reactor::resource_status::journal_response(&response.to_string())
         {
             node_events.add(nodes);
+            for ((_, ranks), (_, sum)) in summary.queue_ranks.iter().zip(&mut queue_node_events) {
+                let mut counts = [0u64; 6];
+                for (slot, named) in &named {
+                    counts[*slot] += named.iter().filter(|r| ranks.contains(*r)).count() as u64;
+                }
+                sum.add(flux_prometheus::reactor::resource_status::NodeEvents::from_counts(counts));
+            }
         }
         for e in response["events"].as_array().into_iter().flatten() {
             at = at.max(e["timestamp"].as_f64().unwrap_or(0.0));
@@ -188,6 +204,7 @@ pub fn recorded_state() -> flux_prometheus::state::State {
         flux_prometheus::collectors::resources::ResourcesState {
             summary,
             node_events,
+            queue_node_events,
             at,
         },
     );
@@ -307,13 +324,36 @@ pub fn recorded_nodes() -> flux_prometheus::model::nodes::NodesView {
         .as_object()
         .map(|r| flux_prometheus::collectors::internals::housekeeping_ranks(r).expect("parses"))
         .unwrap_or_default();
-    flux_prometheus::model::nodes::rows(
+    let mut view = flux_prometheus::model::nodes::rows(
         &fixture("resource.status.json"),
         &allocated,
         &housekeeping,
         &mut Vec::new(),
     )
-    .expect("parses")
+    .expect("parses");
+    view.events = recorded_node_events();
+    view
+}
+
+/// The resource journal's events by rank, as the feed counts them.
+pub fn recorded_node_events() -> Vec<(u32, [u64; 6])> {
+    let journal: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("resource.journal.json")).expect("parses");
+    let mut by_rank: BTreeMap<u32, [u64; 6]> = BTreeMap::new();
+    for response in &journal {
+        if let Ok(flux_prometheus::reactor::resource_status::JournalResponse::Events {
+            named,
+            ..
+        }) = flux_prometheus::reactor::resource_status::journal_response(&response.to_string())
+        {
+            for (slot, ranks) in &named {
+                for rank in ranks.iter() {
+                    by_rank.entry(rank).or_insert([0; 6])[*slot] += 1;
+                }
+            }
+        }
+    }
+    by_rank.into_iter().collect()
 }
 
 /// What the scheduler collector makes of the recorded set.
