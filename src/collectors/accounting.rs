@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use super::{About, Collector, Context, Settings, Spec};
 use crate::model::accounting::{self, Accounting, Use, ASSOCIATION_LIMITS, QUEUE_LIMITS};
-use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
 use crate::names::Names;
 use crate::reactor::cadence::Cadence;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
@@ -217,17 +216,9 @@ struct Inner {
 
 impl Collector for Inner {
     fn reconfigure(&self, settings: &Settings) {
-        self.limit.set(label_limit(settings));
+        self.limit.set(settings.label_limit());
         self.cadence.ask_next();
     }
-}
-
-fn label_limit(settings: &Settings) -> usize {
-    settings
-        .option("label-limit")
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_LABEL_LIMIT)
 }
 
 fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
@@ -237,7 +228,7 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         ctx,
         poll: PollLoop::new(),
         cadence: cadence(),
-        limit: Cell::new(label_limit(settings)),
+        limit: Cell::new(settings.label_limit()),
         unread_total: Cell::new(0),
         logged: RefCell::new(BTreeSet::new()),
         loaded: Cell::new(None),

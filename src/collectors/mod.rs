@@ -120,6 +120,15 @@ impl Settings<'_> {
     pub fn option(&self, key: &str) -> Option<&str> {
         self.options.get(key).map(String::as_str)
     }
+
+    /// `label-limit` (the jobflow collector's option, checked already),
+    /// which bounds every collector's per-user labels.
+    pub fn label_limit(&self) -> usize {
+        self.option("label-limit")
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(crate::model::jobflow::DEFAULT_LABEL_LIMIT)
+    }
 }
 
 /// A running collector.

@@ -26,7 +26,6 @@ use std::time::Instant;
 
 use super::{About, Collector, Context, Render, Settings, Spec};
 use crate::model::accrual::Size;
-use crate::model::jobflow::DEFAULT_LABEL_LIMIT;
 use crate::model::roster::AccruedJobs;
 pub use crate::model::usage::Usage;
 use crate::model::usage::{ByProject, ByUid};
@@ -203,20 +202,12 @@ struct Inner {
     _timer: RefCell<Option<Timer>>,
 }
 
-fn limit(settings: &Settings) -> usize {
-    settings
-        .option("label-limit")
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_LABEL_LIMIT)
-}
-
 fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Error> {
     let inner = Rc::new(Inner {
         roster: ctx.roster_reader(),
         names: ctx.names().clone(),
         ctx,
-        limit: Cell::new(limit(settings)),
+        limit: Cell::new(settings.label_limit()),
         folded: RefCell::new(Folded::default()),
         counted: Cell::new(None),
         _timer: RefCell::new(None),
@@ -299,7 +290,7 @@ impl Inner {
 
 impl Collector for Inner {
     fn reconfigure(&self, settings: &Settings) {
-        self.limit.set(limit(settings));
+        self.limit.set(settings.label_limit());
         self.ctx.update(|_| {});
     }
 }
