@@ -122,6 +122,12 @@ pub struct Config {
     pub max_request_rate: u32,
     /// How often the module on each rank samples the jobs running there.
     pub sample_interval: Duration,
+    /// Keep series naming users and jobs to `private_scrapers` (None:
+    /// as the instance's `access.private-mode`).
+    pub private_mode: Option<bool>,
+    /// The basic-auth users and client-certificate SANs served those
+    /// series where they are private.
+    pub private_scrapers: Vec<String>,
 }
 
 /// What is wrong with the module's arguments or the broker config's
@@ -184,7 +190,7 @@ impl ConfigError {
 }
 
 /// The module's own keys; the collectors' follow (see [`keys`]).
-const MODULE_KEYS: [&str; 8] = [
+const MODULE_KEYS: [&str; 10] = [
     "listen",
     "poll-interval",
     "sample-interval",
@@ -193,6 +199,8 @@ const MODULE_KEYS: [&str; 8] = [
     "collectors",
     "web-config",
     "max-request-rate",
+    "private-mode",
+    "private-scrapers",
 ];
 
 impl Config {
@@ -215,6 +223,8 @@ impl Config {
             web_config: None,
             max_request_rate: DEFAULT_MAX_REQUEST_RATE,
             sample_interval: DEFAULT_SAMPLE_INTERVAL,
+            private_mode: None,
+            private_scrapers: Vec::new(),
         }
     }
 
@@ -243,6 +253,13 @@ impl Config {
                 "collectors" => config.collectors = parse_collectors(value, catalog)?,
                 "web-config" if value.is_empty() => config.web_config = None,
                 "web-config" => config.web_config = Some(value.into()),
+                "private-mode" => {
+                    config.private_mode = Some(
+                        parse_bool(value)
+                            .map_err(|why| ConfigError::bad_value(key, value, why.to_string()))?,
+                    )
+                }
+                "private-scrapers" => config.private_scrapers = parse_scrapers(value)?,
                 "max-request-rate" => {
                     config.max_request_rate = value.parse().map_err(|_| {
                         ConfigError::bad_value(
@@ -302,6 +319,41 @@ impl Config {
             said.push("per-node is deprecated: per-node=true now turns on the nodes collector (collectors=...,nodes), whose flux_node_drain_info{node,rank,reason} replaces flux_resource_drained_node_info".to_string());
         }
         said
+    }
+}
+
+/// `private-scrapers`: basic-auth users and certificate SANs, comma
+/// separated (an array in the broker config). A name is taken as it is
+/// written, as exporter-toolkit compares SANs.
+fn parse_scrapers(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut names = Vec::new();
+    for name in value.split(',').map(str::trim) {
+        if name.is_empty() {
+            if value.trim().is_empty() {
+                break;
+            }
+            return Err(ConfigError::bad_value(
+                "private-scrapers",
+                value,
+                "an empty name (expected basic-auth users or certificate SANs, comma separated)",
+            ));
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+/// The broker config's `access.private-mode` (flux-config-access(5)):
+/// false where it is not set.
+pub fn instance_private_mode(config: &str) -> Result<bool, ConfigError> {
+    let config: serde_json::Value = serde_json::from_str(config)
+        .map_err(|e| ConfigError::MalformedBrokerConfig(e.to_string()))?;
+    match config.get("access").and_then(|a| a.get("private-mode")) {
+        None => Ok(false),
+        Some(serde_json::Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(ConfigError::MalformedBrokerConfig(format!(
+            "access.private-mode is {other}: expected true or false"
+        ))),
     }
 }
 
@@ -691,6 +743,46 @@ mod tests {
         for fine in ["0.78.0", "0.88.0-59-g4a5e79f56", "1.0.0", "unknown"] {
             assert_eq!(check_flux_version(fine), Ok(()), "{fine}");
         }
+    }
+
+    #[test]
+    fn private_mode_and_its_scrapers_are_read_and_refused_by_name() {
+        let args = table_args(
+            r#"{"prometheus": {"private-mode": true, "private-scrapers": ["prometheus", "scraper.example.org"]}}"#,
+        )
+        .unwrap();
+        let config = Config::from_args(&args, 0, CATALOG).unwrap();
+        assert_eq!(config.private_mode, Some(true));
+        assert_eq!(
+            config.private_scrapers,
+            ["prometheus", "scraper.example.org"]
+        );
+        assert_eq!(Config::defaults(0, CATALOG).private_mode, None);
+        let err = Config::from_args(&["private-mode=maybe"], 0, CATALOG)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "private-mode=maybe: expected true or false");
+        let err = Config::from_args(&["private-scrapers=a,,b"], 0, CATALOG)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("private-scrapers=a,,b: an empty name"),
+            "{err}"
+        );
+        // An empty list clears it.
+        let config = Config::from_args(&["private-scrapers="], 0, CATALOG).unwrap();
+        assert!(config.private_scrapers.is_empty());
+        // The instance's own rule.
+        assert!(instance_private_mode(r#"{"access": {"private-mode": true}}"#).unwrap());
+        assert!(!instance_private_mode(r#"{"access": {"allow-guest-user": true}}"#).unwrap());
+        assert!(!instance_private_mode("{}").unwrap());
+        let err = instance_private_mode(r#"{"access": {"private-mode": "yes"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("access.private-mode is \"yes\": expected true or false"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,10 +10,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::access::{Audience, Policy, View, AGGREGATE_COMMENT};
 use crate::config::DEFAULT_MAX_REQUEST_RATE;
 use crate::http::pacing::Pacer;
 use crate::http::webconfig::WebConfig;
-use crate::render::{FamilyIndex, Rendered};
+use crate::render::{FamilyIndex, Privacy, Rendered};
 use crate::state::CollectorStatus;
 
 /// The exposition formats served.
@@ -44,6 +45,8 @@ pub struct Part {
     rendered: OnceLock<(Bytes, Vec<FamilyIndex>)>,
     openmetrics: OnceLock<Bytes>,
     deflated: [OnceLock<Deflated>; 2],
+    /// The aggregate view of it (crate::access), made when first asked.
+    aggregate: OnceLock<Arc<Part>>,
 }
 
 /// A part's text as non-final deflate blocks, with its CRC-32 and length.
@@ -80,7 +83,29 @@ impl Part {
             rendered: OnceLock::new(),
             openmetrics: OnceLock::new(),
             deflated: [OnceLock::new(), OnceLock::new()],
+            aggregate: OnceLock::new(),
         }
+    }
+
+    /// This part as a scraper with `view` is served it: itself, or its
+    /// aggregate view, made once. A part with nothing private is its own.
+    fn view(self: &Arc<Part>, view: View) -> Arc<Part> {
+        // (Not kept in `aggregate`, where it would hold itself.)
+        if view == View::Full
+            || self
+                .rendered()
+                .1
+                .iter()
+                .all(|f| f.privacy == Privacy::Public)
+        {
+            return Arc::clone(self);
+        }
+        Arc::clone(self.aggregate.get_or_init(|| {
+            let (text, families) = self.rendered();
+            // The text is the renderer's own, so UTF-8.
+            let text = std::str::from_utf8(text).unwrap_or_default();
+            Part::ready(crate::access::aggregate(text, families))
+        }))
     }
 
     fn rendered(&self) -> &(Bytes, Vec<FamilyIndex>) {
@@ -249,6 +274,8 @@ impl Selection {
 /// for the chosen collectors, in each format and encoding once.
 #[derive(Debug)]
 pub struct Body {
+    /// Text the text format opens with (OpenMetrics has no comments).
+    intro: &'static str,
     parts: Vec<Arc<Part>>,
     text: OnceLock<Bytes>,
     openmetrics: OnceLock<Bytes>,
@@ -259,8 +286,9 @@ pub struct Body {
 static EOF_DEFLATED: OnceLock<Deflated> = OnceLock::new();
 
 impl Body {
-    fn new(parts: Vec<Arc<Part>>) -> Body {
+    fn new(intro: &'static str, parts: Vec<Arc<Part>>) -> Body {
         Body {
+            intro,
             parts,
             text: OnceLock::new(),
             openmetrics: OnceLock::new(),
@@ -281,7 +309,10 @@ impl Body {
                 .iter()
                 .map(|p| p.body(format).len())
                 .sum::<usize>();
-            let mut out = Vec::with_capacity(size + b"# EOF\n".len());
+            let mut out = Vec::with_capacity(self.intro.len() + size + b"# EOF\n".len());
+            if format == Format::Text {
+                out.extend_from_slice(self.intro.as_bytes());
+            }
             for part in &self.parts {
                 out.extend_from_slice(part.body(format));
             }
@@ -298,8 +329,10 @@ impl Body {
     pub fn gzip(&self, format: Format) -> Bytes {
         self.gzip[format as usize]
             .get_or_init(|| {
-                let mut parts: Vec<&Deflated> =
-                    self.parts.iter().map(|p| p.deflated(format)).collect();
+                let intro = (format == Format::Text && !self.intro.is_empty())
+                    .then(|| deflate(self.intro.as_bytes()));
+                let mut parts: Vec<&Deflated> = intro.iter().collect();
+                parts.extend(self.parts.iter().map(|p| p.deflated(format)));
                 if format == Format::OpenMetrics {
                     parts.push(EOF_DEFLATED.get_or_init(|| deflate(b"# EOF\n")));
                 }
@@ -318,7 +351,7 @@ const KEPT_SELECTIONS: usize = 8;
 #[derive(Debug, Default)]
 pub struct Snapshot {
     exposition: Exposition,
-    selected: Mutex<Vec<(Selection, Arc<Body>)>>,
+    selected: Mutex<Vec<(Selection, Audience, Arc<Body>)>>,
 }
 
 impl Snapshot {
@@ -337,31 +370,37 @@ impl Snapshot {
         }
     }
 
-    /// The text of the whole snapshot.
+    /// The text of the whole snapshot, as an instance that keeps nothing
+    /// private serves it.
     pub fn text(&self) -> Bytes {
-        self.select(&Selection::default()).body(Format::Text)
+        self.select(&Selection::default(), Audience::default())
+            .body(Format::Text)
     }
 
-    /// The body for `selection`, already checked against the collectors.
-    pub fn select(&self, selection: &Selection) -> Arc<Body> {
+    /// The body for `selection` (already checked against the collectors)
+    /// as `audience` is served it.
+    pub fn select(&self, selection: &Selection, audience: Audience) -> Arc<Body> {
         let mut kept = self.selected.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, body)) = kept.iter().find(|(s, _)| s == selection) {
+        if let Some((_, _, body)) = kept
+            .iter()
+            .find(|(s, a, _)| s == selection && *a == audience)
+        {
             return Arc::clone(body);
         }
-        let body = Arc::new(self.assemble(selection));
+        let body = Arc::new(self.assemble(selection, audience));
         if kept.len() < KEPT_SELECTIONS {
-            kept.push((selection.clone(), Arc::clone(&body)));
+            kept.push((selection.clone(), audience, Arc::clone(&body)));
         }
         body
     }
 
-    fn assemble(&self, selection: &Selection) -> Body {
+    fn assemble(&self, selection: &Selection, audience: Audience) -> Body {
         let mut parts: Vec<Arc<Part>> = self
             .exposition
             .parts
             .iter()
             .filter(|(name, _)| name.is_empty() || selection.wants(name))
-            .map(|(_, part)| Arc::clone(part))
+            .map(|(_, part)| part.view(audience.view))
             .collect();
         let statuses: Vec<&CollectorStatus> = self
             .exposition
@@ -371,10 +410,18 @@ impl Snapshot {
             .collect();
         if !self.exposition.statuses.is_empty() {
             let mut own = Rendered::default();
-            crate::render::exporter_families(&statuses, &mut own);
+            crate::render::exporter_families(
+                &statuses,
+                (audience.mode(), audience.view.as_str()),
+                &mut own,
+            );
             parts.push(Part::ready(own));
         }
-        Body::new(parts)
+        let intro = match audience.view {
+            View::Full => "",
+            View::Aggregate => AGGREGATE_COMMENT,
+        };
+        Body::new(intro, parts)
     }
 }
 
@@ -390,6 +437,8 @@ impl Snapshot {
 pub struct Shared {
     current: ArcSwap<Snapshot>,
     web: ArcSwap<WebConfig>,
+    /// Who may see series that name users and jobs.
+    access: ArcSwap<Policy>,
     /// The nested instances' http_sd list (`/-/targets`), ready to send:
     /// each refresh takes a reference, not a copy.
     targets: Mutex<Bytes>,
@@ -417,6 +466,7 @@ impl Shared {
         Arc::new(Shared {
             current: ArcSwap::from_pointee(Snapshot::default()),
             web: ArcSwap::from_pointee(WebConfig::default()),
+            access: ArcSwap::from_pointee(Policy::default()),
             targets: Mutex::new(Bytes::from_static(b"[]")),
             ready: AtomicBool::new(false),
             known: OnceLock::new(),
@@ -519,6 +569,15 @@ impl Shared {
         self.web.load_full()
     }
 
+    /// The access rule for requests from now on.
+    pub fn set_access(&self, policy: Policy) {
+        self.access.store(Arc::new(policy));
+    }
+
+    pub fn access(&self) -> Arc<Policy> {
+        self.access.load_full()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
@@ -539,7 +598,7 @@ mod tests {
             const B: crate::render::Doc = crate::render::Doc::counter("b_total", "B.", &[]);
             crate::render::Family::of(out, &B).sample(&[], 2.0);
         }));
-        let body = Body::new(vec![a, empty, b]);
+        let body = Body::new("# An intro.\n", vec![a, empty, b]);
         for format in [Format::Text, Format::OpenMetrics] {
             let gz = body.gzip(format);
             // A single-member reader (as curl's) sees everything.

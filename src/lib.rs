@@ -54,6 +54,7 @@ pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
+pub mod access;
 pub mod announce;
 pub mod collectors;
 pub mod config;

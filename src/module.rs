@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::access::Policy;
 use crate::announce::Announcer;
 use crate::stats::{CollectorStats, ModuleStats};
 
@@ -117,6 +118,7 @@ fn stats_json(live: &Live) -> String {
         })
         .collect();
     let web = live.shared.web();
+    let access = live.shared.access();
     let (publish, publish_cpu) = ctx.publish_stats();
     // Only while a server runs: one that could not listen has no thread.
     let slice = live
@@ -130,7 +132,22 @@ fn stats_json(live: &Live) -> String {
         collectors,
         basic_auth: web.users.is_some(),
         tls: web.tls.is_some(),
+        verifies_client_certs: web.verifies_client_certs,
         web_config: web.source.as_ref().map(|p| p.display().to_string()),
+        private_mode: access.private.map(|r| r.key().to_string()),
+        private_scrapers: access.scrapers.iter().cloned().collect(),
+        private_basic_auth_users: web
+            .users
+            .as_ref()
+            .map(|users| {
+                users
+                    .names()
+                    .into_iter()
+                    .filter(|name| access.scrapers.contains(*name))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
         max_request_rate: live.shared.pacer.rate(),
         publish,
         publish_cpu,
@@ -285,6 +302,7 @@ impl Live {
         let table = config::table_args(payload)?;
         let queues = queue_names(payload);
         let config = config::effective_config(&table, &self.args, self.level, CATALOG)?;
+        let instance_private = config::instance_private_mode(payload)?;
         let web = load_web(&config)?;
         let scheme = if web.tls.is_some() { "https" } else { "http" };
         let listener = if config.listen != self.config.listen {
@@ -293,6 +311,17 @@ impl Live {
             None
         };
         self.shared.set_web(web);
+        let (policy, said) = Policy::new(
+            instance_private,
+            config.private_mode,
+            &config.private_scrapers,
+        );
+        if policy != *self.shared.access() {
+            for said in said {
+                self.h.log(Level::Info, &said);
+            }
+            self.shared.set_access(policy);
+        }
         if config.max_request_rate != self.config.max_request_rate {
             self.shared.pacer.set_rate(config.max_request_rate);
         }
@@ -428,6 +457,8 @@ struct Arguments {
     level: u32,
     config: Config,
     web: WebConfig,
+    /// Who may see series naming users and jobs.
+    access: Policy,
     /// The broker config's queues.
     queues: Vec<String>,
 }
@@ -455,11 +486,22 @@ impl Arguments {
             h.log(Level::Warning, &said);
         }
         let web = load_web(&config).map_err(|e| invalid(e.to_string()))?;
+        let instance_private =
+            config::instance_private_mode(&broker_config).map_err(|e| invalid(e.to_string()))?;
+        let (access, said) = Policy::new(
+            instance_private,
+            config.private_mode,
+            &config.private_scrapers,
+        );
+        for said in said {
+            h.log(Level::Info, &said);
+        }
         Ok(Arguments {
             args,
             level,
             config,
             web,
+            access,
             queues: queue_names(&broker_config),
         })
     }
@@ -514,6 +556,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         level,
         config,
         web,
+        access,
         queues,
     } = Arguments::read(&h, args)?;
 
@@ -521,6 +564,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     let scheme = if web.tls.is_some() { "https" } else { "http" };
     let shared = Shared::new(instance_description(&h));
     shared.set_web(web);
+    shared.set_access(access);
     shared.set_known_collectors(
         collectors::REGISTRY
             .iter()

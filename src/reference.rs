@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::collectors::{Spec, REGISTRY};
-use crate::render::{Doc, Kind, EXPORTER_FAMILIES};
+use crate::render::{Doc, Fold, Kind, Privacy, EXPORTER_FAMILIES};
 
 /// The forms the reference is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,11 @@ const CONVENTIONS: &str = "Units are base units (seconds, bytes) and are named i
 name. Counters end in _total and count from when the module loaded; info families end in \
 _info and always have the value 1, their labels being the information. A histogram has \
 _bucket (with le), _sum and _count series. Where a family has a queue label, the anonymous \
-queue of an instance without named queues has none.";
+queue of an instance without named queues has none. Where the instance keeps its jobs private \
+(access.private-mode, or the [prometheus] table's private-mode), a scraper that private-scrapers \
+does not list is served the aggregate view: a family marked \"left out\" is not served to it, and \
+one marked \"summed\", \"smallest\" or \"largest\" is served without its user, project, bank \
+and jobid labels, the series left alike made one.";
 
 /// The reference in `format`.
 pub fn write(format: Format) -> String {
@@ -95,6 +99,21 @@ pub fn write(format: Format) -> String {
 
 fn kind(doc: &Doc) -> &'static str {
     doc.kind.as_str()
+}
+
+/// What a scraper served the aggregate view gets of the family: nothing
+/// to say where it names no one.
+fn privacy(doc: &Doc) -> &'static str {
+    if !doc.names_anyone() {
+        return "";
+    }
+    match doc.privacy {
+        Privacy::Private | Privacy::Naming(Fold::Drop) => "left out",
+        Privacy::Naming(Fold::Sum) => "summed",
+        Privacy::Naming(Fold::Min) => "smallest",
+        Privacy::Naming(Fold::Max) => "largest",
+        Privacy::Public => "",
+    }
 }
 
 fn labels(doc: &Doc) -> String {
@@ -119,7 +138,7 @@ collectors' own declarations; `cargo test` fails when this file differs from it.
             let opts: Vec<String> = g.options.iter().map(|o| format!("`{o}=`")).collect();
             let _ = writeln!(out, "Its options: {}.\n", opts.join(", "));
         }
-        out.push_str("| family | type | unit | labels | help |\n| --- | --- | --- | --- | --- |\n");
+        out.push_str("| family | type | unit | labels | private mode | help |\n| --- | --- | --- | --- | --- | --- |\n");
         for doc in g.families {
             let labels = labels(doc);
             let labels = if labels.is_empty() {
@@ -129,11 +148,12 @@ collectors' own declarations; `cargo test` fails when this file differs from it.
             };
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} |",
                 doc.name,
                 kind(doc),
                 doc.unit().unwrap_or(""),
                 labels,
+                privacy(doc),
                 doc.help.replace('|', "\\|")
             );
         }
@@ -183,6 +203,10 @@ fn rst() -> String {
             let labels = labels(doc);
             if !labels.is_empty() {
                 what.push(format!("labels {labels}"));
+            }
+            let private = privacy(doc);
+            if !private.is_empty() {
+                what.push(format!("private mode: {private}"));
             }
             let _ = writeln!(
                 out,

@@ -36,6 +36,42 @@ pub struct Doc {
     /// Every label any of its samples may carry, in the order they are
     /// written (`le` of a histogram's buckets aside).
     pub labels: &'static [&'static str],
+    /// What its samples tell of users, jobs and drain reasons, and so what
+    /// a scraper not cleared for them is served of it.
+    pub privacy: Privacy,
+}
+
+/// The labels that name a user or a job: a sample carrying one is served
+/// only to the scrapers cleared for it where the instance keeps its jobs
+/// private (crate::access).
+pub const NAMING_LABELS: [&str; 4] = ["user", "project", "bank", "jobid"];
+
+/// What a family's samples tell of users, jobs and drain reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privacy {
+    /// Its samples with a [`NAMING_LABELS`] label are private. A scraper
+    /// not cleared for them is served what `fold` makes of them with those
+    /// labels taken away.
+    Naming(Fold),
+    /// Every sample is private (drain reasons, which an admin writes).
+    Private,
+    /// Nothing private, whatever its labels (the instance's own job ID).
+    Public,
+}
+
+/// How samples that differ only in their naming labels are made one for a
+/// scraper not cleared for those labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// Left out: there is no aggregate of them (a fair share, a job's
+    /// usage, an `_info`).
+    Drop,
+    /// Added up (counts, counters, histogram buckets).
+    Sum,
+    /// The smallest (the oldest timestamp, the nearest estimate).
+    Min,
+    /// The largest (the largest job).
+    Max,
 }
 
 impl Doc {
@@ -45,11 +81,53 @@ impl Doc {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Doc {
+        // Counts (counters, histograms) add up across users; a gauge or
+        // an info family is left out unless its collector says how it adds
+        // up (`Doc::folded`).
+        let fold = match kind {
+            Kind::Counter | Kind::Histogram => Fold::Sum,
+            Kind::Gauge | Kind::Info => Fold::Drop,
+        };
         Doc {
             name,
             kind,
             help,
             labels,
+            privacy: Privacy::Naming(fold),
+        }
+    }
+
+    /// How this family's samples fold over their naming labels.
+    pub const fn folded(self, fold: Fold) -> Doc {
+        Doc {
+            privacy: Privacy::Naming(fold),
+            ..self
+        }
+    }
+
+    /// Every sample of this family is private.
+    pub const fn private(self) -> Doc {
+        Doc {
+            privacy: Privacy::Private,
+            ..self
+        }
+    }
+
+    /// No sample of this family is private, whatever its labels.
+    pub const fn public(self) -> Doc {
+        Doc {
+            privacy: Privacy::Public,
+            ..self
+        }
+    }
+
+    /// Whether a scraper not cleared for users and jobs may be served
+    /// anything of a sample with these labels (a histogram's `le` aside).
+    pub fn names_anyone(&self) -> bool {
+        match self.privacy {
+            Privacy::Public => false,
+            Privacy::Private => true,
+            Privacy::Naming(_) => self.labels.iter().any(|l| NAMING_LABELS.contains(l)),
         }
     }
 
@@ -112,6 +190,7 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct FamilyIndex {
     pub kind: Kind,
+    pub privacy: Privacy,
     /// The family's name, as the text format writes it (with `_total` or
     /// `_info`).
     name: Range<usize>,
@@ -119,6 +198,23 @@ pub struct FamilyIndex {
     help: Range<usize>,
     /// Its sample lines.
     samples: Range<usize>,
+}
+
+impl FamilyIndex {
+    /// The family's name in `text`, the text it indexes.
+    pub fn name<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.name.clone()]
+    }
+
+    /// Its sample lines in `text`.
+    pub fn samples<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.samples.clone()]
+    }
+
+    /// Where its HELP line begins in `text`.
+    pub fn start(&self) -> usize {
+        self.name.start.saturating_sub("# HELP ".len())
+    }
 }
 
 /// Metric families, rendered: the text format (0.0.4), and an index of its
@@ -161,6 +257,50 @@ impl Rendered {
 
     pub fn into_parts(self) -> (String, Vec<FamilyIndex>) {
         (self.text, self.families)
+    }
+
+    /// Its families, with the text each index points into.
+    pub fn families(&self) -> &[FamilyIndex] {
+        &self.families
+    }
+
+    /// Writes text that is no family's (a comment) as it is.
+    pub fn push_verbatim(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    /// Writes a family from another text: its HELP (escaped already) and
+    /// TYPE lines, then `samples`, which are whole sample lines.
+    pub fn push_family(&mut self, from: &FamilyIndex, text: &str, samples: &str) {
+        let kind = match from.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge | Kind::Info => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        let name = from.name(text);
+        let out = &mut self.text;
+        out.push_str("# HELP ");
+        let name_start = out.len();
+        out.push_str(name);
+        let name_range = name_start..out.len();
+        out.push(' ');
+        let help_start = out.len();
+        out.push_str(&text[from.help.clone()]);
+        let help = help_start..out.len();
+        out.push_str("\n# TYPE ");
+        out.push_str(name);
+        out.push(' ');
+        out.push_str(kind);
+        out.push('\n');
+        let at = out.len();
+        out.push_str(samples);
+        self.families.push(FamilyIndex {
+            kind: from.kind,
+            privacy: from.privacy,
+            name: name_range,
+            help,
+            samples: at..out.len(),
+        });
     }
 
     /// The OpenMetrics form of these families, without `# EOF`.
@@ -263,8 +403,15 @@ impl<'a> Family<'a> {
             out.push_str(kind);
             out.push('\n');
             let at = out.len();
+            // A family none of whose labels names anyone is public.
+            let privacy = if self.doc.names_anyone() {
+                self.doc.privacy
+            } else {
+                Privacy::Public
+            };
             self.out.families.push(FamilyIndex {
                 kind: self.doc.kind,
+                privacy,
                 name,
                 help,
                 samples: at..at,
@@ -349,7 +496,7 @@ fn escape_help(out: &mut String, help: &str) {
     }
 }
 
-fn write_value(out: &mut String, v: f64) {
+pub fn write_value(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
     } else if v.is_infinite() {
@@ -367,8 +514,11 @@ fn write_value(out: &mut String, v: f64) {
 
 /// The exporter about itself: node_exporter's `_success` and `_duration`
 /// for every collector in `statuses` alike.
-pub fn exporter_families(statuses: &[&CollectorStatus], out: &mut Rendered) {
+/// `access` is what this scraper is served (crate::access): its mode and
+/// its view.
+pub fn exporter_families(statuses: &[&CollectorStatus], access: (&str, &str), out: &mut Rendered) {
     Family::of(out, &PROMETHEUS_BUILD_INFO).sample(&[("version", crate::VERSION)], 1.0);
+    Family::of(out, &PROMETHEUS_ACCESS_INFO).sample(&[("mode", access.0), ("view", access.1)], 1.0);
     let mut up = Family::of(out, &PROMETHEUS_COLLECTOR_UP);
     for c in statuses {
         up.sample(&[("collector", c.name)], if c.up { 1.0 } else { 0.0 });
@@ -388,6 +538,7 @@ pub fn exporter_families(statuses: &[&CollectorStatus], out: &mut Rendered) {
 /// The exporter's own families, written in every exposition.
 pub const EXPORTER_FAMILIES: &[Doc] = &[
     PROMETHEUS_BUILD_INFO,
+    PROMETHEUS_ACCESS_INFO,
     PROMETHEUS_COLLECTOR_UP,
     PROMETHEUS_COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS,
     PROMETHEUS_COLLECTOR_DURATION_SECONDS,
@@ -397,6 +548,12 @@ const PROMETHEUS_BUILD_INFO: Doc = Doc::info(
     "flux_prometheus_build_info",
     "The exporter's version; the value is always 1.",
     &["version"],
+);
+
+const PROMETHEUS_ACCESS_INFO: Doc = Doc::info(
+    "flux_prometheus_access_info",
+    "What this scraper is served: mode is private where series naming users, projects, banks, jobs or drain reasons are kept to the scrapers private-scrapers lists (access.private-mode, or the [prometheus] table's private-mode), else open; view is full, or aggregate where those series are left out or folded. Always 1.",
+    &["mode", "view"],
 );
 
 const PROMETHEUS_COLLECTOR_UP: Doc = Doc::gauge(

@@ -44,7 +44,17 @@ pub struct ModuleStats {
     pub collectors: BTreeMap<String, CollectorStats>,
     pub basic_auth: bool,
     pub tls: bool,
+    /// Whether client certificates are verified against a CA, so that
+    /// their SANs can clear a scraper (`private-scrapers`).
+    pub verifies_client_certs: bool,
     pub web_config: Option<String>,
+    /// Why series naming users and jobs are private ("access.private-mode"
+    /// or "private-mode"); None where they are served to every scraper.
+    pub private_mode: Option<String>,
+    /// The scrapers served those series where they are private.
+    pub private_scrapers: Vec<String>,
+    /// Those of them that are basic-auth users of the web config.
+    pub private_basic_auth_users: Vec<String>,
     pub max_request_rate: u32,
     /// The reactor thread's time per publish (before-publish hooks and the
     /// render of what changed) over the last publishes: wall time.

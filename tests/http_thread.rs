@@ -318,6 +318,7 @@ fn requests_over_the_rate_wait_their_turn_and_all_succeed() {
                 tokio::spawn(flux_prometheus::http::serve_connection(
                     server,
                     Arc::clone(&shared),
+                    Arc::default(),
                 ));
                 tokio::spawn(async move {
                     client

@@ -12,6 +12,7 @@ use flux_prometheus::exposition::Shared;
 use flux_prometheus::http::webconfig::WebConfig;
 use flux_prometheus::http::Server;
 use flux_prometheus::render::Rendered;
+
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
 const METRICS: &str =
@@ -480,5 +481,113 @@ fn basic_auth_and_headers_over_tls() {
     assert!(r
         .to_ascii_lowercase()
         .contains("strict-transport-security: max-age=31536000"));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A published exposition with a per-user family, a per-queue one and a
+/// drain reason, on a server whose instance keeps its jobs private and
+/// clears `scrapers`.
+fn serve_private(web: WebConfig, scrapers: &[&str]) -> (Server, SocketAddr, Arc<Shared>) {
+    use flux_prometheus::render::{Doc, Family};
+    const USER_JOBS: Doc = Doc::gauge("flux_user_jobs", "Jobs by user.", &["user", "state"]);
+    const SUBMITTED: Doc = Doc::counter(
+        "flux_jobs_submitted_total",
+        "Jobs submitted.",
+        &["queue", "user"],
+    );
+    const DRAIN: Doc = Doc::info("flux_node_drain_info", "Drained.", &["node", "reason"]).private();
+    let mut out = Rendered::default();
+    Family::of(&mut out, &USER_JOBS)
+        .sample(&[("user", "alice"), ("state", "run")], 2.0)
+        .sample(&[("user", "bob"), ("state", "run")], 1.0);
+    Family::of(&mut out, &SUBMITTED)
+        .sample(&[("queue", "batch"), ("user", "alice")], 5.0)
+        .sample(&[("queue", "batch"), ("user", "bob")], 3.0);
+    Family::of(&mut out, &DRAIN).sample(&[("node", "n1"), ("reason", "bob's job broke it")], 1.0);
+    let shared = Shared::new("test".into());
+    shared.publish(out, true);
+    shared.set_web(web);
+    let (policy, _) = flux_prometheus::access::Policy::new(
+        true,
+        None,
+        &scrapers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+    );
+    shared.set_access(policy);
+    let server = Server::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        Arc::clone(&shared),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    (server, addr, shared)
+}
+
+#[test]
+fn in_private_mode_only_a_listed_basic_auth_user_sees_users_and_drain_reasons() {
+    let yaml = format!(
+        "basic_auth_users:\n  prometheus: {}\n  alice: {}\n",
+        hash(),
+        hash()
+    );
+    let (_server, addr, shared) = serve_private(parse(&yaml).unwrap(), &["prometheus"]);
+    shared.set_targets(r#"[{"targets":["node3:41235"],"labels":{"flux_user":"bob"}}]"#.into());
+    let cleared = get(addr, &basic("prometheus", "s3cret"));
+    assert!(cleared.starts_with("HTTP/1.1 200"), "{cleared}");
+    assert!(
+        cleared.contains("flux_user_jobs{user=\"bob\",state=\"run\"} 1\n"),
+        "{cleared}"
+    );
+    assert!(cleared.contains("bob's job broke it"), "{cleared}");
+    assert!(!cleared.contains("# Private mode:"), "{cleared}");
+    // A guest's user is authenticated, and served the aggregate view.
+    let guest = get(addr, &basic("alice", "s3cret"));
+    assert!(guest.starts_with("HTTP/1.1 200"), "{guest}");
+    let body = guest.split("\r\n\r\n").nth(1).unwrap_or("");
+    assert!(
+        !body.contains("user=") && !body.contains("reason="),
+        "{body}"
+    );
+    assert!(
+        body.contains("flux_jobs_submitted_total{queue=\"batch\"} 8\n"),
+        "{body}"
+    );
+    assert!(body.starts_with("# Private mode:"), "{body}");
+    // Wrong credentials are still refused.
+    assert!(get(addr, &basic("prometheus", "wrong")).starts_with("HTTP/1.1 401"));
+    // Nested instances are jobs: none is listed to the guest.
+    let targets = |extra: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let req = format!("GET /-/targets HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(targets(&basic("alice", "s3cret")).ends_with("\r\n\r\n[]"));
+    assert!(targets(&basic("prometheus", "s3cret")).contains("\"flux_user\":\"bob\""));
+}
+
+#[test]
+fn in_private_mode_a_verified_client_certificate_san_clears_a_scraper() {
+    let dir = temp_dir("private-sans");
+    let (ca, client) = make_pki(&dir);
+    let config = |auth: &str| {
+        format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: {auth}\n  client_ca_file: ca.crt\n")
+    };
+    // The client certificate's SAN is the DNS name "scraper".
+    let web = WebConfig::parse(&config("VerifyClientCertIfGiven"), &dir).unwrap();
+    let (_server, addr, _shared) = serve_private(web, &["scraper"]);
+    let cleared = https_get(addr, &ca, Some(&client), BOTH).expect("with a certificate");
+    assert!(cleared.contains("user=\"alice\""), "{cleared}");
+    let anonymous = https_get(addr, &ca, None, BOTH).expect("without a certificate");
+    assert!(anonymous.starts_with("HTTP/1.1 200"), "{anonymous}");
+    assert!(!anonymous.contains("user="), "{anonymous}");
+    // A certificate no CA vouched for names whoever its maker likes: it
+    // clears no one.
+    let web = WebConfig::parse(&config("RequireAnyClientCert"), &dir).unwrap();
+    let (_server, addr, _shared) = serve_private(web, &["scraper"]);
+    let unverified = https_get(addr, &ca, Some(&client), BOTH).expect("any certificate");
+    assert!(unverified.starts_with("HTTP/1.1 200"), "{unverified}");
+    assert!(!unverified.contains("user="), "{unverified}");
     std::fs::remove_dir_all(dir).ok();
 }

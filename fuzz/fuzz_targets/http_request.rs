@@ -27,6 +27,11 @@ fn shared(with_auth: bool) -> Arc<Shared> {
         let web = WebConfig::parse(&format!("basic_auth_users:\n  u: {hash}\n"), ".".as_ref())
             .expect("web config");
         shared.set_web(web);
+        // Private, with the basic-auth user cleared: both views are served.
+        shared.set_access(flux_prometheus::access::Policy {
+            private: Some(flux_prometheus::access::Reason::Module),
+            scrapers: ["u".to_string()].into(),
+        });
     }
     shared
 }
@@ -49,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
         let serving = tokio::spawn(flux_prometheus::http::serve_connection(
             server,
             Arc::clone(shared),
+            Arc::default(),
         ));
         let _ = client.write_all(data).await;
         let _ = client.shutdown().await;

@@ -348,7 +348,8 @@ const INSTANCE_INFO: Doc = Doc::info(
     "flux_instance_info",
     "The Flux instance: version, nesting level and, when nested, the enclosing job; always 1.",
     &["version", "level", "jobid"],
-);
+)
+.public();
 
 const INSTANCE_BROKERS: Doc = Doc::gauge(
     "flux_instance_brokers",

@@ -44,7 +44,7 @@ use crate::model::queues::QueueStatus;
 use crate::reactor::allocated::AllocatedWriter;
 use crate::reactor::roster::RosterWriter;
 use crate::reactor::subscription::{StreamEvent, Subscription};
-use crate::render::{Doc, Family, Rendered};
+use crate::render::{Doc, Family, Fold, Rendered};
 use crate::state::{Section, State};
 use flux::{Error, Level, MsgHandler, Request};
 
@@ -940,54 +940,63 @@ const QUEUE_PENDING_REASON_JOBS: Doc = Doc::gauge(
     "flux_queue_pending_reason_jobs",
     "Pending jobs by the one reason each waits, in the order flux acts on them: held (urgency 0, or priority 0), a dependency (flux-accounting's limits by their own names, begin-time, any other as dependency), priority (not yet prioritised), queue-stopped, then the scheduler's own sched.reason_pending where it gives one, else resources. Sums to the queue's pending jobs. With the jobflow option pending-reasons only.",
     &["queue", "user", "project", "reason"],
-);
+)
+.folded(Fold::Sum);
 
 const QUEUE_PENDING_ESTIMATED_JOBS: Doc = Doc::gauge(
     "flux_queue_pending_estimated_jobs",
     "Pending jobs the scheduler gave a start estimate (sched.t_estimate: flux-core's schedulers give the first pending job one, Fluxion with a backfilling queue policy the jobs it reserves for). Absent where none has one. With the jobflow option pending-reasons only.",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Sum);
 
 const QUEUE_PENDING_NEXT_START_ESTIMATE_TIMESTAMP_SECONDS: Doc = Doc::gauge(
     "flux_queue_pending_next_start_estimate_timestamp_seconds",
     "The earliest start the scheduler estimates for a pending job (sched.t_estimate); the seconds until it are this minus time(). Absent where no pending job has an estimate. With the jobflow option pending-reasons only.",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Min);
 const QUEUE_PENDING_JOBS: Doc = Doc::gauge(
     "flux_queue_pending_jobs",
     "Pending jobs by status: eligible to run, held (urgency 0), or blocked on dependencies.",
     &["queue", "user", "project", "status"],
-);
+)
+.folded(Fold::Sum);
 
 const QUEUE_PENDING_REQUESTED_NODES: Doc = Doc::gauge(
     "flux_queue_pending_requested_nodes",
     "Nodes requested by pending jobs (jobs that ask for slots only count none).",
     &["queue", "user", "project", "status"],
-);
+)
+.folded(Fold::Sum);
 
 const QUEUE_PENDING_REQUESTED_CORES: Doc = Doc::gauge(
     "flux_queue_pending_requested_cores",
     "Cores requested by pending jobs (slots times cores per slot).",
     &["queue", "user", "project", "status"],
-);
+)
+.folded(Fold::Sum);
 
 const QUEUE_PENDING_REQUESTED_GPUS: Doc = Doc::gauge(
     "flux_queue_pending_requested_gpus",
     "GPUs requested by pending jobs.",
     &["queue", "user", "project", "status"],
-);
+)
+.folded(Fold::Sum);
 
 const QUEUE_PENDING_LARGEST_JOB_NODES: Doc = Doc::gauge(
     "flux_queue_pending_largest_job_nodes",
     "Nodes requested by the largest pending job.",
     &["queue", "user", "project", "status"],
-);
+)
+.folded(Fold::Max);
 
 const QUEUE_PENDING_OLDEST_SUBMIT_TIMESTAMP_SECONDS: Doc = Doc::gauge(
     "flux_queue_pending_oldest_submit_timestamp_seconds",
     "Submit time of the oldest pending job; its age is time() minus this.",
     &["queue", "user", "project", "status"],
-);
+)
+.folded(Fold::Min);
 
 const JOBS_SUBMITTED_TOTAL: Doc = Doc::counter(
     "flux_jobs_submitted_total",
@@ -1107,43 +1116,50 @@ const JOBS_RUNNING_SAMPLED: Doc = Doc::gauge(
     "flux_jobs_running_sampled",
     "Running jobs whose nodes' prometheus modules sample them now (the shell plugin registers each job's tasks with the module on its node).",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Sum);
 
 const JOBS_RUNNING_CPU_CORES: Doc = Doc::gauge(
     "flux_jobs_running_cpu_cores",
     "Cores' worth of CPU the sampled running jobs used over each node's last sampling period. Over flux_jobs_running_allocated_cores it is their CPU efficiency now.",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Sum);
 
 const JOBS_RUNNING_ALLOCATED_CORES: Doc = Doc::gauge(
     "flux_jobs_running_allocated_cores",
     "Cores allocated to the sampled running jobs, on the nodes that have measured a rate.",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Sum);
 
 const JOBS_RUNNING_MEMORY_BYTES: Doc = Doc::gauge(
     "flux_jobs_running_memory_bytes",
     "Resident memory of the sampled running jobs' processes (or cgroups) at each node's last look.",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Sum);
 
 const JOBS_RUNNING_GPUS_BUSY: Doc = Doc::gauge(
     "flux_jobs_running_gpus_busy",
     "GPUs' worth of busy time of the sampled running jobs over each node's last sampling period: the share of time a kernel ran, from NVML's utilisation samples, summed over their GPUs. Over flux_jobs_running_measured_gpus it is their GPU utilisation now.",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Sum);
 
 const JOBS_RUNNING_MEASURED_GPUS: Doc = Doc::gauge(
     "flux_jobs_running_measured_gpus",
     "GPUs allocated to the sampled running jobs whose utilisation NVML measured at each node's last look.",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Sum);
 
 const JOBS_RUNNING_GPU_MEMORY_BYTES: Doc = Doc::gauge(
     "flux_jobs_running_gpu_memory_bytes",
     "Memory in use on the sampled running jobs' GPUs at each node's last look (NVML).",
     &["queue", "user", "project"],
-);
+)
+.folded(Fold::Sum);
 
 // Shares the picker table with the queue families; it has no per-job
 // series of its own.

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 pub use crate::reactor::{Backoff, Context};
 
+use crate::access::Audience;
 pub use crate::config::{About, Catalog, OptionSpec};
 use crate::exposition::{Exposition, Format, Part, RenderCache, RenderLater, Selection, Snapshot};
 use crate::render::{Doc, Rendered};
@@ -160,16 +161,21 @@ pub fn restart_on_new_interval(a: &Settings, b: &Settings) -> bool {
 /// The Prometheus text format (0.0.4) of `state`: every collector's
 /// families in registry order, then the exporter's own.
 pub fn render(state: &State) -> String {
-    let body = Snapshot::of(render_parts(state, &mut RenderCache::default())).text();
-    String::from_utf8_lossy(&body).into_owned()
+    render_for(state, Audience::default(), Format::Text)
 }
 
 /// The OpenMetrics form of the same, with its `# EOF`.
 pub fn render_openmetrics(state: &State) -> String {
+    render_for(state, Audience::default(), Format::OpenMetrics)
+}
+
+/// The exposition of `state` in `format` as `audience` is served it
+/// (crate::access).
+pub fn render_for(state: &State, audience: Audience, format: Format) -> String {
     let snapshot = Snapshot::of(render_parts(state, &mut RenderCache::default()));
     let body = snapshot
-        .select(&Selection::default())
-        .body(Format::OpenMetrics);
+        .select(&Selection::default(), audience)
+        .body(format);
     String::from_utf8_lossy(&body).into_owned()
 }
 

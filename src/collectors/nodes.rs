@@ -409,4 +409,5 @@ const NODE_DRAIN_INFO: Doc = Doc::info(
     "flux_node_drain_info",
     "A drained or draining node and the reason given to flux resource drain; always 1.",
     &["node", "rank", "reason"],
-);
+)
+.private();

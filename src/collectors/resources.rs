@@ -644,7 +644,8 @@ const DRAIN_REASON_NODES: Doc = Doc::gauge(
     "flux_resource_drain_reason_nodes",
     "Drained nodes (draining ones included) by the reason given to flux resource drain; the 20 most common reasons apart, the rest as other, no reason as the empty string.",
     &["reason"],
-);
+)
+.private();
 
 // Nodes, cores and GPUs, in that order, in each of the four below.
 

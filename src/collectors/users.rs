@@ -31,7 +31,7 @@ pub use crate::model::usage::Usage;
 use crate::model::usage::{ByProject, ByUid};
 use crate::names::Names;
 use crate::reactor::roster::{self, Follower, RosterReader};
-use crate::render::{Doc, Family, Rendered};
+use crate::render::{Doc, Family, Fold, Rendered};
 use crate::state::{Section, State};
 use flux::{Error, Level, Timer};
 
@@ -378,17 +378,20 @@ const USER_SECONDS: [Doc; 3] = [
         "flux_user_allocated_core_seconds_total",
         "Core-seconds allocated to the jobs of a user: the sum over flux jobs -a of ncores times runtime (alloc to finish), growing while jobs run, and read again from the jobs the job manager keeps after a module reload or an instance restart. Beyond label-limit users with their own counter, the rest are summed as user=\"other\".",
         &["user"],
-    ),
+    )
+.folded(Fold::Drop),
     Doc::counter(
         "flux_user_allocated_gpu_seconds_total",
         "GPU-seconds allocated to the jobs of a user, as flux_user_allocated_core_seconds_total counts core-seconds.",
         &["user"],
-    ),
+    )
+.folded(Fold::Drop),
     Doc::counter(
         "flux_user_allocated_node_seconds_total",
         "Node-seconds allocated to the jobs of a user, as flux_user_allocated_core_seconds_total counts core-seconds.",
         &["user"],
-    ),
+    )
+.folded(Fold::Drop),
 ];
 
 const PROJECT_SECONDS: [Doc; 3] = [
@@ -396,17 +399,20 @@ const PROJECT_SECONDS: [Doc; 3] = [
         "flux_project_allocated_core_seconds_total",
         "Core-seconds allocated to the jobs of a project (jobspec system.project, else system.bank). Beyond label-limit projects with their own counter, the rest are summed as project=\"other\".",
         &["project"],
-    ),
+    )
+.folded(Fold::Drop),
     Doc::counter(
         "flux_project_allocated_gpu_seconds_total",
         "GPU-seconds allocated to the jobs of a project, as flux_project_allocated_core_seconds_total counts core-seconds.",
         &["project"],
-    ),
+    )
+.folded(Fold::Drop),
     Doc::counter(
         "flux_project_allocated_node_seconds_total",
         "Node-seconds allocated to the jobs of a project, as flux_project_allocated_core_seconds_total counts core-seconds.",
         &["project"],
-    ),
+    )
+.folded(Fold::Drop),
 ];
 
 const QUEUE_SECONDS: [Doc; 3] = [

@@ -34,6 +34,7 @@ pub mod ratelimit;
 pub mod sans;
 pub mod webconfig;
 
+use crate::access::{Audience, Scraper, View};
 use crate::exposition::{Format, Selection, SelectionError, Shared, SliceRefused};
 use auth::{basic_credentials, Users};
 
@@ -160,35 +161,54 @@ async fn accept_loop(
         active.fetch_add(1, Ordering::Relaxed);
         let guard = ActiveConnection(Arc::clone(&active));
         let shared = Arc::clone(&shared);
-        let tls = shared.web().tls.clone();
+        let web = shared.web();
         tokio::spawn(async move {
             let _guard = guard;
             // The handshake runs in the connection's own task, so a client
             // that never completes it holds up no one else.
-            match tls {
+            match &web.tls {
                 Some(tls) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
                     let handshake = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
-                        serve_connection(stream, shared).await;
+                        let sans = if web.verifies_client_certs {
+                            verified_sans(stream.get_ref().1)
+                        } else {
+                            Vec::new()
+                        };
+                        drop(web);
+                        serve_connection(stream, shared, Arc::new(sans)).await;
                     }
                 }
-                None => serve_connection(stream, shared).await,
+                None => serve_connection(stream, shared, Arc::default()).await,
             }
         });
     }
 }
 
+/// The SANs of the client certificate a TLS connection's verifier has
+/// checked against a CA, written as Go writes them; none where the client
+/// gave no certificate.
+fn verified_sans(connection: &rustls::ServerConnection) -> Vec<String> {
+    connection
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|cert| sans::subject_alt_names(cert))
+        .unwrap_or_default()
+}
+
 /// Serves one connection until it ends, its lifetime cap passes or the
 /// runtime stops: what the accept loop does for each client (public so the
-/// fuzz target can drive it over an in-memory stream).
-pub async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+/// fuzz target can drive it over an in-memory stream). `sans` are those of
+/// the client certificate a CA vouched for, if any.
+pub async fn serve_connection<S>(stream: S, shared: Arc<Shared>, sans: Arc<Vec<String>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(handle(&shared, &request).await) }
+        let sans = Arc::clone(&sans);
+        async move { Ok::<_, Infallible>(handle(&shared, &sans, &request).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -200,10 +220,11 @@ where
 
 /// One request: the web config's `rate_limit` (429 at once where it is
 /// spent), its turn under `max-request-rate`, authentication where the web
-/// config asks for it, then [`respond`], then the web config's extra
-/// headers.
+/// config asks for it, then [`respond`] with what the access rule serves
+/// this scraper, then the web config's extra headers.
 async fn handle(
     shared: &Shared,
+    sans: &[String],
     request: &Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let web = shared.web();
@@ -214,13 +235,19 @@ async fn handle(
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
-    let allowed = match &web.users {
+    let user = match &web.users {
         Some(users) => authorized(users, request.headers()).await,
-        None => true,
+        None => Some(None),
     };
-    let mut r = if allowed {
+    let mut r = if let Some(user) = user {
+        let scraper = Scraper {
+            user,
+            sans: sans.to_vec(),
+        };
+        let audience = shared.access().audience(&scraper);
         respond(
             shared,
+            audience,
             request.method(),
             request.uri().path(),
             request.uri().query(),
@@ -237,22 +264,24 @@ async fn handle(
 
 /// Checks basic-auth credentials: a cached outcome at once, otherwise
 /// bcrypt on the runtime's small blocking pool, so a client sending wrong
-/// passwords cannot stall the thread that serves everyone else.
-async fn authorized(users: &Arc<Users>, headers: &HeaderMap) -> bool {
-    let Some((user, password)) = headers
+/// passwords cannot stall the thread that serves everyone else. The user
+/// the credentials prove, or None where they prove none.
+async fn authorized(users: &Arc<Users>, headers: &HeaderMap) -> Option<Option<String>> {
+    let (user, password) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(basic_credentials)
-    else {
-        return false;
+        .and_then(basic_credentials)?;
+    let ok = match users.cached(&user, &password) {
+        Some(ok) => ok,
+        None => {
+            let users = Arc::clone(users);
+            let (u, p) = (user.clone(), password);
+            tokio::task::spawn_blocking(move || users.verify(&u, &p))
+                .await
+                .unwrap_or(false)
+        }
     };
-    if let Some(ok) = users.cached(&user, &password) {
-        return ok;
-    }
-    let users = Arc::clone(users);
-    tokio::task::spawn_blocking(move || users.verify(&user, &password))
-        .await
-        .unwrap_or(false)
+    ok.then_some(Some(user))
 }
 
 pub fn unauthorized() -> Response<Full<Bytes>> {
@@ -399,9 +428,11 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The whole HTTP behaviour, as a pure function of request and shared state.
+/// The whole HTTP behaviour, as a pure function of request, shared state
+/// and what the access rule serves the scraper.
 pub fn respond(
     shared: &Shared,
+    audience: Audience,
     method: &Method,
     path: &str,
     query: Option<&str>,
@@ -437,7 +468,7 @@ pub fn respond(
             if let Err(why) = shared.check_selection(&selection) {
                 return bad_request(why.to_string());
             }
-            let snapshot = shared.snapshot().select(&selection);
+            let snapshot = shared.snapshot().select(&selection, audience);
             let format = negotiate(headers);
             let content_type = match format {
                 Format::Text => TEXT_CONTENT_TYPE,
@@ -460,7 +491,16 @@ pub fn respond(
             );
             r
         }
-        TARGETS_PATH => response(StatusCode::OK, "application/json", shared.targets()),
+        // Nested instances are jobs, and their targets name them and their
+        // users: none is listed to a scraper not cleared for that.
+        TARGETS_PATH => response(
+            StatusCode::OK,
+            "application/json",
+            match audience.view {
+                View::Full => shared.targets(),
+                View::Aggregate => Bytes::from_static(b"[]"),
+            },
+        ),
         "/" => response(
             StatusCode::OK,
             "text/html; charset=utf-8",

@@ -28,6 +28,11 @@ use crate::http::ratelimit::{parse_go_duration, RateLimit, RateLimitConfig};
 pub struct WebConfig {
     pub users: Option<Arc<Users>>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether a client certificate, where one is given, has been verified
+    /// against a CA (`RequireAndVerifyClientCert`,
+    /// `VerifyClientCertIfGiven`): only then do its SANs say who the
+    /// scraper is (crate::access).
+    pub verifies_client_certs: bool,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `rate_limit` as read, and its bucket.
     pub rate_limit_config: Option<RateLimitConfig>,
@@ -185,6 +190,13 @@ impl WebConfig {
             Some(users) if !users.is_empty() => Some(Arc::new(Users::new(users)?)),
             _ => None,
         };
+        let verifies_client_certs = file.tls_server_config.as_ref().is_some_and(|tls| {
+            !tls.is_empty()
+                && matches!(
+                    tls.client_auth_type.as_deref(),
+                    Some("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven")
+                )
+        });
         let tls = match file.tls_server_config {
             // As toolkit: with no certificate, key, client CA or client
             // auth type, the server speaks plain HTTP.
@@ -222,6 +234,7 @@ impl WebConfig {
         Ok(WebConfig {
             users,
             tls,
+            verifies_client_certs,
             headers,
             rate_limit: Arc::new(RateLimit::new(rate_limit_config)),
             rate_limit_config,
