@@ -27,6 +27,9 @@ const REFRESH_INTERVAL: &str = "30s";
 const CA_FILE: &str = "/etc/prometheus/flux-ca.pem";
 const USERNAME: &str = "prometheus";
 const PASSWORD_FILE: &str = "/etc/prometheus/flux-scrape.password";
+/// Prometheus's client certificate, where the web-config verifies them.
+const CERT_FILE: &str = "/etc/prometheus/flux-scrape.crt";
+const KEY_FILE: &str = "/etc/prometheus/flux-scrape.key";
 
 /// `scrape-config [--nested]`.
 pub fn run(rest: &[String]) -> Outcome {
@@ -143,36 +146,72 @@ struct Auth {
 #[derive(Serialize, Clone)]
 struct TlsConfig {
     ca_file: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_file: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<&'static str>,
 }
 
 #[derive(Serialize, Clone)]
 struct BasicAuth {
-    username: &'static str,
+    username: String,
     password_file: &'static str,
 }
 
 impl Auth {
+    /// Where the module keeps series naming users and jobs private, the
+    /// scraper proves itself one the module lists (`private-scrapers`):
+    /// by a basic-auth user it lists, else by a client certificate.
     fn of(stats: &ModuleStats, target: &Target) -> Auth {
+        let user = match stats.private_basic_auth_users.first() {
+            Some(listed) if stats.private_mode.is_some() => listed.clone(),
+            _ => USERNAME.to_string(),
+        };
+        let client_cert = stats.verifies_client_certs;
         Auth {
-            tls_config: (target.scheme == "https").then_some(TlsConfig { ca_file: CA_FILE }),
+            tls_config: (target.scheme == "https").then_some(TlsConfig {
+                ca_file: CA_FILE,
+                cert_file: client_cert.then_some(CERT_FILE),
+                key_file: client_cert.then_some(KEY_FILE),
+            }),
             basic_auth: stats.basic_auth.then_some(BasicAuth {
-                username: USERNAME,
+                username: user,
                 password_file: PASSWORD_FILE,
             }),
         }
     }
 
     /// What a person must fill in, as comments above the YAML.
-    fn notes(&self) -> String {
+    fn notes(&self, stats: &ModuleStats) -> String {
         let mut notes = String::new();
-        if self.tls_config.is_some() {
+        if let Some(tls) = &self.tls_config {
             notes.push_str(&format!(
                 "# tls_config.ca_file: the CA that signed the module's certificate ({CA_FILE}).\n"
             ));
+            if tls.cert_file.is_some() {
+                notes.push_str(&format!(
+                    "# tls_config.cert_file, key_file: Prometheus's client certificate, signed by the\n# module's client_ca_file ({CERT_FILE}, {KEY_FILE}).\n"
+                ));
+            }
         }
         if self.basic_auth.is_some() {
             notes.push_str(&format!(
                 "# basic_auth: a user of the module's web-config, its password in {PASSWORD_FILE}.\n"
+            ));
+        }
+        if let Some(why) = &stats.private_mode {
+            let cleared = if !stats.private_basic_auth_users.is_empty() {
+                "the basic_auth user below is one the module lists in private-scrapers,\n# so this job is served every series".to_string()
+            } else if stats.verifies_client_certs && !stats.private_scrapers.is_empty() {
+                format!(
+                    "the client certificate must name one of {} among its SANs\n# for this job to be served every series; without it, the aggregate view",
+                    stats.private_scrapers.join(", ")
+                )
+            } else {
+                "the module lists no scraper this job can prove itself to be (private-scrapers\n# names a basic-auth user of its web-config, or a SAN of a verified client certificate),\n# so this job is served the aggregate view".to_string()
+            };
+            notes.push_str(&format!(
+                "# {why}: series naming users, jobs and drain reasons are private;\n# {cleared}.\n"
             ));
         }
         notes
@@ -227,7 +266,7 @@ fn write(jobs: &[ScrapeJob], notes: String) -> Outcome {
 /// The comments above the YAML: what a person fills in, and why there is
 /// a second job.
 fn notes(stats: &ModuleStats, auth: &Auth) -> String {
-    let mut notes = auth.notes();
+    let mut notes = auth.notes(stats);
     if stats
         .collectors
         .keys()
@@ -322,6 +361,59 @@ mod tests {
         })
         .unwrap();
         assert!(!open.contains("basic_auth"));
+    }
+
+    #[test]
+    fn in_private_mode_the_scrape_job_proves_itself_a_listed_scraper() {
+        let stats = ModuleStats {
+            url: Some("https://node0:9475/metrics".into()),
+            basic_auth: true,
+            tls: true,
+            private_mode: Some("access.private-mode".into()),
+            private_scrapers: vec!["metrics".into()],
+            private_basic_auth_users: vec!["metrics".into()],
+            ..ModuleStats::default()
+        };
+        let yaml = scrape_config(&stats).unwrap();
+        let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).expect(&yaml);
+        let job = &config["scrape_configs"][0];
+        assert_eq!(
+            job["basic_auth"]["username"].as_str(),
+            Some("metrics"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("# access.private-mode: series naming users"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("served every series"), "{yaml}");
+        // Cleared by a client certificate instead: the job presents one.
+        let stats = ModuleStats {
+            basic_auth: false,
+            verifies_client_certs: true,
+            private_basic_auth_users: Vec::new(),
+            ..stats
+        };
+        let yaml = scrape_config(&stats).unwrap();
+        let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).expect(&yaml);
+        let tls = &config["scrape_configs"][0]["tls_config"];
+        assert_eq!(tls["cert_file"].as_str(), Some(CERT_FILE), "{yaml}");
+        assert_eq!(tls["key_file"].as_str(), Some(KEY_FILE), "{yaml}");
+        assert!(
+            yaml.contains("must name one of metrics among its SANs"),
+            "{yaml}"
+        );
+        // Nobody can be cleared: the job is told it gets the aggregate view.
+        let yaml = scrape_config(&ModuleStats {
+            url: Some("http://node0:9475/metrics".into()),
+            private_mode: Some("private-mode".into()),
+            ..ModuleStats::default()
+        })
+        .unwrap();
+        assert!(
+            yaml.contains("so this job is served the aggregate view"),
+            "{yaml}"
+        );
     }
 
     #[test]
