@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 1
 
-plan 18
+plan 20
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -55,6 +55,12 @@ load web-config="$dir/tls.yml"
 url=$(module_url)
 ok "with TLS the module's URL is https ($url)" grep -q '^https://' <<<"$url"
 ok "an https scrape verified against the certificate" bash -c "curl -sf --cacert '$dir/tls.crt' '$url' | grep -q '^flux_prometheus_build_info'"
+ok "HTTP/2 over TLS, as exporter-toolkit offers it by default" bash -c \
+    "[ \"\$(curl -sf --http2 --cacert '$dir/tls.crt' -o '$dir/h2.txt' -w '%{http_version}' '$url')\" = 2 ] && grep -q '^flux_prometheus_build_info' '$dir/h2.txt'"
+flux module remove prometheus
+printf 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nhttp_server_config:\n  http2: false\n' >"$dir/h1.yml"
+load web-config="$dir/h1.yml"
+is "$(curl -sf --http2 --cacert "$dir/tls.crt" -o /dev/null -w '%{http_version}' "$(module_url)")" 1.1 "http2: false: HTTP/1.1 only"
 flux module remove prometheus
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=client-ca -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj /CN=scraper -keyout "$dir/client.key" -out "$dir/client.csr" 2>/dev/null

@@ -591,3 +591,40 @@ fn in_private_mode_a_verified_client_certificate_san_clears_a_scraper() {
     assert!(!unverified.contains("user="), "{unverified}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The protocol ALPN settles on for a client that offers HTTP/2 first.
+fn negotiated(addr: SocketAddr, ca: &CertificateDer<'static>) -> Option<Vec<u8>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(BOTH)
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).unwrap();
+    }
+    conn.alpn_protocol().map(<[u8]>::to_vec)
+}
+
+#[test]
+fn http2_is_offered_over_tls_unless_the_file_says_no() {
+    let dir = temp_dir("http2");
+    let (ca, _) = make_pki(&dir);
+    let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    // As exporter-toolkit: http2 is on by default.
+    let (_server, addr) = serve(WebConfig::parse(tls, &dir).unwrap());
+    assert_eq!(negotiated(addr, &ca).as_deref(), Some(&b"h2"[..]));
+    let off = format!("{tls}http_server_config:\n  http2: false\n");
+    let (_server, addr) = serve(WebConfig::parse(&off, &dir).unwrap());
+    assert_eq!(negotiated(addr, &ca).as_deref(), Some(&b"http/1.1"[..]));
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
 pub mod auth;
@@ -171,13 +171,19 @@ async fn accept_loop(
                     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
                     let handshake = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
+                        let connection = stream.get_ref().1;
                         let sans = if web.verifies_client_certs {
-                            verified_sans(stream.get_ref().1)
+                            verified_sans(connection)
                         } else {
                             Vec::new()
                         };
+                        let h2 = connection.alpn_protocol() == Some(b"h2");
                         drop(web);
-                        serve_connection(stream, shared, Arc::new(sans)).await;
+                        if h2 {
+                            serve_h2_connection(stream, shared, Arc::new(sans)).await;
+                        } else {
+                            serve_connection(stream, shared, Arc::new(sans)).await;
+                        }
                     }
                 }
                 None => serve_connection(stream, shared, Arc::default()).await,
@@ -214,6 +220,29 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEADER_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+}
+
+/// Streams an HTTP/2 client may have open at once on a connection.
+pub const MAX_H2_STREAMS: u32 = 16;
+
+/// Serves one HTTP/2 connection (over TLS, where ALPN chose `h2`) as
+/// [`serve_connection`] serves an HTTP/1.1 one: the same requests, the same
+/// bound on header size, and the same lifetime cap.
+pub async fn serve_h2_connection<S>(stream: S, shared: Arc<Shared>, sans: Arc<Vec<String>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let shared = Arc::clone(&shared);
+        let sans = Arc::clone(&sans);
+        async move { Ok::<_, Infallible>(handle(&shared, &sans, &request).await) }
+    });
+    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(MAX_H2_STREAMS)
         .serve_connection(TokioIo::new(stream), service);
     let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }

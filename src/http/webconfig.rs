@@ -144,9 +144,9 @@ impl TlsFile {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct HttpFile {
-    /// This exporter speaks HTTP/1.1, which is what Prometheus scrapes
-    /// with; the key is accepted so existing files keep working.
-    #[allow(dead_code)]
+    /// HTTP/2 over TLS, offered by ALPN beside HTTP/1.1 (toolkit's
+    /// default); false offers HTTP/1.1 alone. Plain HTTP is HTTP/1.1, as in
+    /// Go.
     http2: Option<bool>,
     headers: Option<BTreeMap<String, String>>,
 }
@@ -197,19 +197,25 @@ impl WebConfig {
                     Some("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven")
                 )
         });
+        let http = file.http_server_config.unwrap_or_default();
+        let http2 = http.http2.unwrap_or(true);
         let tls = match file.tls_server_config {
             // As toolkit: with no certificate, key, client CA or client
             // auth type, the server speaks plain HTTP.
             Some(tls) if tls.is_empty() => None,
-            Some(tls) => Some(Arc::new(tls_config(tls, dir)?)),
+            Some(tls) => {
+                let mut config = tls_config(tls, dir)?;
+                config.alpn_protocols = if http2 {
+                    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+                } else {
+                    vec![b"http/1.1".to_vec()]
+                };
+                Some(Arc::new(config))
+            }
             None => None,
         };
         let mut headers = Vec::new();
-        for (name, value) in file
-            .http_server_config
-            .and_then(|h| h.headers)
-            .unwrap_or_default()
-        {
+        for (name, value) in http.headers.unwrap_or_default() {
             let Some((_, allowed)) = SETTABLE_HEADERS.iter().find(|(h, _)| *h == name) else {
                 let names: Vec<&str> = SETTABLE_HEADERS.iter().map(|(h, _)| *h).collect();
                 return Err(WebConfigError::key(
@@ -577,6 +583,5 @@ fn tls_config(tls: TlsFile, dir: &Path) -> Result<rustls::ServerConfig, WebConfi
         )
     })?;
     config.ignore_client_order = tls.prefer_server_cipher_suites.unwrap_or(false);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
