@@ -280,6 +280,21 @@ enum ReloadError {
     Stopping,
 }
 
+/// The access rule of `config` on the instance whose broker config is
+/// `broker_config` (its `access.private-mode`), and what the log should
+/// say of it.
+fn access_policy(
+    config: &Config,
+    broker_config: &str,
+) -> Result<(Policy, Vec<String>), ConfigError> {
+    let instance_private = config::instance_private_mode(broker_config)?;
+    Ok(Policy::new(
+        instance_private,
+        config.private_mode,
+        &config.private_scrapers,
+    ))
+}
+
 fn load_web(config: &Config) -> Result<WebConfig, WebConfigError> {
     match &config.web_config {
         Some(path) => WebConfig::load(path),
@@ -302,7 +317,7 @@ impl Live {
         let table = config::table_args(payload)?;
         let queues = queue_names(payload);
         let config = config::effective_config(&table, &self.args, self.level, CATALOG)?;
-        let instance_private = config::instance_private_mode(payload)?;
+        let (policy, said) = access_policy(&config, payload)?;
         let web = load_web(&config)?;
         let scheme = if web.tls.is_some() { "https" } else { "http" };
         let listener = if config.listen != self.config.listen {
@@ -311,11 +326,6 @@ impl Live {
             None
         };
         self.shared.set_web(web);
-        let (policy, said) = Policy::new(
-            instance_private,
-            config.private_mode,
-            &config.private_scrapers,
-        );
         if policy != *self.shared.access() {
             for said in said {
                 self.h.log(Level::Info, &said);
@@ -486,13 +496,8 @@ impl Arguments {
             h.log(Level::Warning, &said);
         }
         let web = load_web(&config).map_err(|e| invalid(e.to_string()))?;
-        let instance_private =
-            config::instance_private_mode(&broker_config).map_err(|e| invalid(e.to_string()))?;
-        let (access, said) = Policy::new(
-            instance_private,
-            config.private_mode,
-            &config.private_scrapers,
-        );
+        let (access, said) =
+            access_policy(&config, &broker_config).map_err(|e| invalid(e.to_string()))?;
         for said in said {
             h.log(Level::Info, &said);
         }

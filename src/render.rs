@@ -121,8 +121,8 @@ impl Doc {
         }
     }
 
-    /// Whether a scraper not cleared for users and jobs may be served
-    /// anything of a sample with these labels (a histogram's `le` aside).
+    /// Whether a sample of this family may name a user, project, bank, job
+    /// or drain reason, and so be kept from a scraper not cleared for them.
     pub fn names_anyone(&self) -> bool {
         match self.privacy {
             Privacy::Public => false,

@@ -13,8 +13,10 @@
 //! [`Snapshot`]: crate::exposition::Snapshot
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -203,6 +205,25 @@ fn verified_sans(connection: &rustls::ServerConnection) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What both protocols serve: [`handle`] for each request of a connection
+/// whose client certificate, if a CA vouched for it, has the SANs `sans`.
+#[derive(Clone)]
+struct Handler {
+    shared: Arc<Shared>,
+    sans: Arc<Vec<String>>,
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Handler {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let (shared, sans) = (Arc::clone(&self.shared), Arc::clone(&self.sans));
+        Box::pin(async move { Ok(handle(&shared, &sans, &request).await) })
+    }
+}
+
 /// Serves one connection until it ends, its lifetime cap passes or the
 /// runtime stops: what the accept loop does for each client (public so the
 /// fuzz target can drive it over an in-memory stream). `sans` are those of
@@ -211,11 +232,7 @@ pub async fn serve_connection<S>(stream: S, shared: Arc<Shared>, sans: Arc<Vec<S
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let shared = Arc::clone(&shared);
-        let sans = Arc::clone(&sans);
-        async move { Ok::<_, Infallible>(handle(&shared, &sans, &request).await) }
-    });
+    let service = Handler { shared, sans };
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
@@ -234,11 +251,7 @@ pub async fn serve_h2_connection<S>(stream: S, shared: Arc<Shared>, sans: Arc<Ve
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let shared = Arc::clone(&shared);
-        let sans = Arc::clone(&sans);
-        async move { Ok::<_, Infallible>(handle(&shared, &sans, &request).await) }
-    });
+    let service = Handler { shared, sans };
     let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32)
