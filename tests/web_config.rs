@@ -36,9 +36,14 @@ fn serve(web: WebConfig) -> (Server, SocketAddr) {
     let shared = Shared::new("test".into());
     shared.publish(Rendered::verbatim(METRICS.into()), true);
     shared.set_web(web);
+    start(&shared)
+}
+
+/// The real HTTP thread serving `shared` on a free local port.
+fn start(shared: &Arc<Shared>) -> (Server, SocketAddr) {
     let server = Server::start(
         TcpListener::bind("127.0.0.1:0").unwrap(),
-        Arc::clone(&shared),
+        Arc::clone(shared),
     )
     .unwrap();
     let addr = server.local_addr();
@@ -251,6 +256,20 @@ fn make_pki(dir: &Path) -> (CertificateDer<'static>, rcgen::CertifiedKey) {
     )
 }
 
+/// A rustls client that trusts `ca` and speaks `versions`, its own
+/// certificate yet to be chosen.
+fn client_config(
+    ca: &CertificateDer<'static>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+}
+
 /// An HTTPS GET with rustls; Err when the handshake or request fails.
 fn https_get(
     addr: SocketAddr,
@@ -258,14 +277,7 @@ fn https_get(
     client: Option<&rcgen::CertifiedKey>,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<String, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .unwrap()
-    .with_root_certificates(roots);
+    let builder = client_config(ca, versions);
     let config = match client {
         Some(c) => builder
             .with_client_auth_cert(
@@ -513,12 +525,7 @@ fn serve_private(web: WebConfig, scrapers: &[&str]) -> (Server, SocketAddr, Arc<
         &scrapers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
     );
     shared.set_access(policy);
-    let server = Server::start(
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        Arc::clone(&shared),
-    )
-    .unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = start(&shared);
     (server, addr, shared)
 }
 
@@ -594,15 +601,7 @@ fn in_private_mode_a_verified_client_certificate_san_clears_a_scraper() {
 
 /// The protocol ALPN settles on for a client that offers HTTP/2 first.
 fn negotiated(addr: SocketAddr, ca: &CertificateDer<'static>) -> Option<Vec<u8>> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(BOTH)
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config = client_config(ca, BOTH).with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
