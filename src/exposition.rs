@@ -16,6 +16,7 @@ use crate::http::pacing::Pacer;
 use crate::http::webconfig::WebConfig;
 use crate::render::{FamilyIndex, Privacy, Rendered};
 use crate::state::CollectorStatus;
+use crate::stats::{PublishStats, Timings};
 
 /// The exposition formats served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +201,13 @@ pub struct Exposition {
 /// made from and the length of its text: a collector whose section has not
 /// changed is not rendered again.
 #[derive(Default)]
-pub struct RenderCache(BTreeMap<&'static str, CachedPart>);
+pub struct RenderCache {
+    parts: BTreeMap<&'static str, CachedPart>,
+    /// The thread's CPU clock, where renders are timed.
+    clock: Option<fn() -> Option<f64>>,
+    /// The CPU time of each collector's renders.
+    spent: BTreeMap<&'static str, Timings>,
+}
 
 /// One collector's last render.
 pub struct CachedPart {
@@ -212,12 +219,21 @@ pub struct CachedPart {
 }
 
 impl RenderCache {
+    /// A cache that times each render by `clock` (a thread's CPU time, in
+    /// seconds).
+    pub fn timed(clock: fn() -> Option<f64>) -> RenderCache {
+        RenderCache {
+            clock: Some(clock),
+            ..RenderCache::default()
+        }
+    }
+
     pub fn last(&self, name: &str) -> Option<&CachedPart> {
-        self.0.get(name)
+        self.parts.get(name)
     }
 
     pub fn keep(&mut self, name: &'static str, generation: u64, part: Arc<Part>, len: usize) {
-        self.0.insert(
+        self.parts.insert(
             name,
             CachedPart {
                 generation,
@@ -228,7 +244,30 @@ impl RenderCache {
     }
 
     pub fn forget(&mut self, name: &str) {
-        self.0.remove(name);
+        self.parts.remove(name);
+    }
+
+    /// Runs `render` for collector `name`, timing it where the cache times.
+    pub fn time<T>(&mut self, name: &'static str, render: impl FnOnce() -> T) -> T {
+        let Some(clock) = self.clock else {
+            return render();
+        };
+        let started = clock();
+        let made = render();
+        if let (Some(a), Some(b)) = (started, clock()) {
+            self.spent.entry(name).or_default().push(b - a);
+        }
+        made
+    }
+
+    /// Forgets the render times so far.
+    pub fn forget_spent(&mut self) {
+        self.spent.clear();
+    }
+
+    /// The CPU time of each collector's renders so far.
+    pub fn spent(&self) -> impl Iterator<Item = (&'static str, PublishStats)> + '_ {
+        self.spent.iter().map(|(name, t)| (*name, t.stats()))
     }
 }
 

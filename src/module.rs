@@ -119,7 +119,7 @@ fn stats_json(live: &Live) -> String {
         .collect();
     let web = live.shared.web();
     let access = live.shared.access();
-    let (publish, publish_cpu) = ctx.publish_stats();
+    let (publish, publish_cpu, publish_parts) = ctx.publish_stats();
     // Only while a server runs: one that could not listen has no thread.
     let slice = live
         .url
@@ -151,6 +151,7 @@ fn stats_json(live: &Live) -> String {
         max_request_rate: live.shared.pacer.rate(),
         publish,
         publish_cpu,
+        publish_parts,
         heap_bytes: crate::heap_bytes() as u64,
         resource_status: ctx.resource_status_asks(),
         http_wakeup_slice_us: slice

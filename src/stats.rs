@@ -62,6 +62,12 @@ pub struct ModuleStats {
     /// The same publishes' CPU time on the reactor thread: less than the
     /// wall time by what the thread waited for a core.
     pub publish_cpu: PublishStats,
+    /// The CPU time of each part of those publishes, by part: `hooks`
+    /// (the state derived before each render), each collector's render
+    /// (counted only at the publishes after its section changed), and
+    /// `snapshot` (handing the whole to the HTTP thread).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub publish_parts: BTreeMap<String, PublishStats>,
     /// Bytes the module holds allocated (its Rust heap, both threads).
     pub heap_bytes: u64,
     /// `resource.status` asks: sent to the resource module, and answered
@@ -144,6 +150,34 @@ impl PublishStats {
     }
 }
 
+/// The last [`PublishStats::KEPT`] durations of something timed, and how
+/// many there were.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    count: u64,
+    kept: Vec<f64>,
+}
+
+impl Timings {
+    pub fn push(&mut self, seconds: f64) {
+        if self.kept.len() < PublishStats::KEPT {
+            self.kept.push(seconds);
+        } else {
+            self.kept[(self.count % PublishStats::KEPT as u64) as usize] = seconds;
+        }
+        self.count += 1;
+    }
+
+    /// How many there were in all.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn stats(&self) -> PublishStats {
+        PublishStats::of(self.count, &self.kept)
+    }
+}
+
 impl ModuleStats {
     pub fn parse(json: &str) -> Result<ModuleStats, ParseError> {
         serde_json::from_str(json).map_err(|e| {
@@ -155,6 +189,18 @@ impl ModuleStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timings_keep_the_last_ones_and_count_them_all() {
+        let mut t = Timings::default();
+        for i in 0..PublishStats::KEPT + 10 {
+            // The first ten are the slowest, and are overwritten.
+            t.push(if i < 10 { 1.0 } else { 0.001 });
+        }
+        let stats = t.stats();
+        assert_eq!(stats.count, PublishStats::KEPT as u64 + 10);
+        assert_eq!(stats.max, 0.001);
+    }
 
     #[test]
     fn what_the_module_writes_the_command_reads_back() {

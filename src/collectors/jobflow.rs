@@ -501,7 +501,7 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         .show_live_jobs(options.job_usage_series);
     let weak: Weak<Inner> = Rc::downgrade(&inner);
     let summary = weak.clone();
-    inner.ctx.before_publish(move || {
+    inner.ctx.before_publish(NAME, move || {
         let Some(inner) = summary.upgrade() else {
             return false;
         };

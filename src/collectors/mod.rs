@@ -212,13 +212,16 @@ pub fn render_parts(state: &State, cache: &mut RenderCache) -> Exposition {
                         // makes arenas: 8 per core), each large request
                         // sorts that module's free chunks (BENCHMARKS.md,
                         // "a million jobs").
-                        let mut out =
-                            Rendered::with_capacity(last.map_or(1024, |l| l.len + l.len / 8));
-                        render(state, &mut out);
+                        let capacity = last.map_or(1024, |l| l.len + l.len / 8);
+                        let out = cache.time(name, || {
+                            let mut out = Rendered::with_capacity(capacity);
+                            render(state, &mut out);
+                            out
+                        });
                         let len = out.len();
                         (Part::ready(out), len)
                     }
-                    Render::Later(take) => match take(state) {
+                    Render::Later(take) => match cache.time(name, || take(state)) {
                         Some(later) => (Part::later(later), 0),
                         None => (Part::ready(Rendered::default()), 0),
                     },

@@ -182,7 +182,7 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
             start_round(&inner);
         }
     })?;
-    inner.ctx.before_publish(move || {
+    inner.ctx.before_publish(NAME, move || {
         let Some(inner) = weak.upgrade() else {
             return false;
         };

@@ -222,6 +222,10 @@ impl Follower for Inner {
         &self.ctx
     }
 
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
     fn stale(&self) -> bool {
         let key = self.key();
         key.is_none() || key != self.counted.get()

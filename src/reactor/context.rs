@@ -1,6 +1,7 @@
 //! What every collector shares: the handle, the state, and publication.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,12 +16,27 @@ use crate::exposition::{Exposition, RenderCache, Shared, Snapshot};
 use crate::model::idset::IdSet;
 use crate::names::Names;
 use crate::state::State;
-use crate::stats::{PublishStats, ResourceStatusAsks};
+use crate::stats::{PublishStats, ResourceStatusAsks, Timings};
 use flux::{Error, Handle};
 
 /// Renders the state's collectors into an exposition, re-using what the
 /// cache holds of the sections that did not change.
 pub type RenderAll = fn(&State, &mut RenderCache) -> Exposition;
+
+/// A collector's work before each render: false once it is no longer
+/// wanted.
+type Hook = Box<dyn Fn() -> bool>;
+
+/// The reactor thread's time per publish, and per part of one.
+#[derive(Default)]
+struct PublishTimes {
+    wall: Timings,
+    cpu: Timings,
+    hooks: Timings,
+    /// Each collector's hook.
+    hook: BTreeMap<&'static str, Timings>,
+    snapshot: Timings,
+}
 
 pub struct Context {
     pub handle: Handle,
@@ -40,15 +56,16 @@ pub struct Context {
     nested: Rc<NestedFeed>,
     resource_status: ResourceStatusFeed,
     names: Names,
-    /// Publishes so far, and the last ones' wall and CPU seconds.
-    publishes: RefCell<(u64, Vec<(f64, f64)>)>,
+    /// The last publishes' wall and CPU seconds, and the CPU seconds of
+    /// their hooks and snapshots.
+    publishes: RefCell<PublishTimes>,
     /// The last render of each collector's families.
     rendered: RefCell<RenderCache>,
     /// Renders every collector's families (the registry's).
     render: RenderAll,
     /// Run before each render; each says whether to keep it (false once its
     /// collector is gone).
-    before_publish: RefCell<Vec<Box<dyn Fn() -> bool>>>,
+    before_publish: RefCell<Vec<(&'static str, Hook)>>,
 }
 
 impl Context {
@@ -89,9 +106,9 @@ impl Context {
             nested,
             resource_status: ResourceStatusFeed::new(handle)?,
             names,
-            rendered: RefCell::new(RenderCache::default()),
+            rendered: RefCell::new(RenderCache::timed(flux::thread_cpu_seconds)),
             render,
-            publishes: RefCell::new((0, Vec::new())),
+            publishes: RefCell::default(),
             before_publish: RefCell::new(Vec::new()),
         });
         let weak: Weak<Context> = Rc::downgrade(&ctx);
@@ -218,8 +235,11 @@ impl Context {
     /// other collectors keep (the resources collector recounts the journal's
     /// allocated set, so that a job that runs is allocated in the same
     /// publish). The hook returns false once it is no longer wanted.
-    pub fn before_publish(&self, hook: impl Fn() -> bool + 'static) {
-        self.before_publish.borrow_mut().push(Box::new(hook));
+    /// `collector` names the hook in the publish times.
+    pub fn before_publish(&self, collector: &'static str, hook: impl Fn() -> bool + 'static) {
+        self.before_publish
+            .borrow_mut()
+            .push((collector, Box::new(hook)));
     }
 
     /// Changes the state inside a [`before_publish`](Self::before_publish)
@@ -268,43 +288,70 @@ impl Context {
         self.publish.disarm();
         self.last_publish.set(Some(self.handle.now()));
         let hooks = std::mem::take(&mut *self.before_publish.borrow_mut());
-        let kept: Vec<_> = hooks.into_iter().filter(|hook| hook()).collect();
+        let mut hook_times = Vec::with_capacity(hooks.len());
+        let mut cpu_hooked = cpu_started;
+        let kept: Vec<_> = hooks
+            .into_iter()
+            .filter(|(name, hook)| {
+                let kept = hook();
+                let now = flux::thread_cpu_seconds();
+                if let Some(spent) = cpu_hooked.zip(now).map(|(a, b)| b - a) {
+                    hook_times.push((*name, spent));
+                }
+                cpu_hooked = now;
+                kept
+            })
+            .collect();
         self.before_publish.borrow_mut().splice(0..0, kept);
         let state = self.state.borrow();
         let exposition = (self.render)(&state, &mut self.rendered.borrow_mut());
+        let cpu_rendered = flux::thread_cpu_seconds();
         self.shared
             .publish_snapshot(Snapshot::of(exposition), state.all_reported());
         let took = started.elapsed().as_secs_f64();
-        let cpu = match (cpu_started, flux::thread_cpu_seconds()) {
-            (Some(a), Some(b)) => b - a,
-            _ => took,
-        };
-        let mut publishes = self.publishes.borrow_mut();
-        let (count, ring) = &mut *publishes;
-        if ring.len() < PublishStats::KEPT {
-            ring.push((took, cpu));
-        } else {
-            ring[(*count as usize) % PublishStats::KEPT] = (took, cpu);
+        let cpu_ended = flux::thread_cpu_seconds();
+        let between = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+        let mut times = self.publishes.borrow_mut();
+        times.wall.push(took);
+        times
+            .cpu
+            .push(between(cpu_started, cpu_ended).unwrap_or(took));
+        if let Some(hooks) = between(cpu_started, cpu_hooked) {
+            times.hooks.push(hooks);
         }
-        *count += 1;
+        for (name, spent) in hook_times {
+            times.hook.entry(name).or_default().push(spent);
+        }
+        if let Some(snapshot) = between(cpu_rendered, cpu_ended) {
+            times.snapshot.push(snapshot);
+        }
     }
 
     /// Forgets the publish times so far.
     pub fn clear_publish_stats(&self) {
-        *self.publishes.borrow_mut() = (0, Vec::new());
+        *self.publishes.borrow_mut() = PublishTimes::default();
+        self.rendered.borrow_mut().forget_spent();
     }
 
     /// How long the last publishes took the reactor thread: wall time,
-    /// then CPU time.
-    pub fn publish_stats(&self) -> (PublishStats, PublishStats) {
-        let publishes = self.publishes.borrow();
-        let (count, ring) = &*publishes;
-        let wall: Vec<f64> = ring.iter().map(|(wall, _)| *wall).collect();
-        let cpu: Vec<f64> = ring.iter().map(|(_, cpu)| *cpu).collect();
-        (
-            PublishStats::of(*count, &wall),
-            PublishStats::of(*count, &cpu),
-        )
+    /// CPU time, and the CPU time of each part (the hooks, each
+    /// collector's render, the snapshot).
+    pub fn publish_stats(&self) -> (PublishStats, PublishStats, BTreeMap<String, PublishStats>) {
+        let times = self.publishes.borrow();
+        let mut parts: BTreeMap<String, PublishStats> = self
+            .rendered
+            .borrow()
+            .spent()
+            .map(|(name, stats)| (name.to_string(), stats))
+            .collect();
+        if times.wall.count() > 0 {
+            parts.insert("hooks".into(), times.hooks.stats());
+            parts.insert("snapshot".into(), times.snapshot.stats());
+            for (name, hook) in &times.hook {
+                parts.insert(format!("{name} hook"), hook.stats());
+            }
+        }
+        (times.wall.stats(), times.cpu.stats(), parts)
     }
 
     /// Records a successful update of `collector` that began at `started`.

@@ -19,6 +19,8 @@ pub const NOT_CURRENT: &str =
 /// A collector that exports what it reads from the roster.
 pub trait Follower {
     fn ctx(&self) -> &Context;
+    /// Its collector's name.
+    fn name(&self) -> &'static str;
     /// Whether what it last exported is out of date: the roster changed,
     /// user names came in, the journal was lost.
     fn stale(&self) -> bool;
@@ -53,16 +55,18 @@ pub fn follow<T: Follower + 'static>(inner: &Rc<T>, interval: Duration) -> Resul
     })?;
     timer.start();
     let hook = Rc::downgrade(inner);
-    inner.ctx().before_publish(move || match hook.upgrade() {
-        Some(inner) => {
-            if inner.stale() {
-                inner.refresh();
+    inner
+        .ctx()
+        .before_publish(inner.name(), move || match hook.upgrade() {
+            Some(inner) => {
+                if inner.stale() {
+                    inner.refresh();
+                }
+                // Kept until the roster has been found current once.
+                inner.stale()
             }
-            // Kept until the roster has been found current once.
-            inner.stale()
-        }
-        None => false,
-    });
+            None => false,
+        });
     Ok(timer)
 }
 
