@@ -162,12 +162,103 @@ fn benches(c: &mut Criterion) {
         "resources refresh from the journal's allocated set, 4096x64x4, 5000 jobs",
         |b| b.iter(|| from_journal(black_box(&status_all_online), black_box(&config))),
     );
+    largest_recount(c);
     c.bench_function("resources refresh, 4096x64x4, 5000 jobs", |b| {
         b.iter(|| {
             resources::summarize(black_box(&sched), black_box(&status), black_box(&config))
                 .expect("parses")
         })
     });
+}
+
+/// The resources collector's work before a publish on the largest system
+/// (BENCHMARKS.md, "The largest system"): 16,384 nodes x 96 cores x 4 GPUs
+/// in two queues, 2,048 whole-node jobs, 8,333 of a core and a GPU and
+/// 39,619 of a core; after one job more is allocated or freed, the ranks it
+/// touched are counted again and the summary made.
+fn largest_recount(c: &mut Criterion) {
+    const NODES: u32 = 16_384;
+    let r = json!({"version": 1, "execution": {
+        "R_lite": [{"rank": format!("0-{}", NODES - 1), "children": {"core": "0-95", "gpu": "0-3"}}],
+        "properties": {"batch": format!("0-{}", NODES / 2 - 1), "debug": format!("{}-{}", NODES / 2, NODES - 1)},
+        "nodelist": [format!("fake[0-{}]", NODES - 1)], "starttime": 0.0, "expiration": 0.0}});
+    let status = json!({"R": r, "online": format!("0-{}", NODES - 1), "offline": "",
+        "exclude": "", "torpid": "", "drain": {"100-104": {"reason": "bad dimm", "timestamp": 1.0}}})
+    .to_string();
+    let config =
+        json!({"queues": {"batch": {"requires": ["batch"]}, "debug": {"requires": ["debug"]}}})
+            .to_string();
+    let job = |rank: u32, cores: String, gpus: Option<u32>| {
+        let mut children = json!({"core": cores});
+        if let Some(g) = gpus {
+            children["gpu"] = g.to_string().into();
+        }
+        let r = json!({"version": 1, "execution": {"R_lite": [{"rank": rank.to_string(), "children": children}]}});
+        let r = serde_json::value::RawValue::from_string(r.to_string()).expect("json");
+        flux_prometheus::model::resources::JobR::read(&r).ok()
+    };
+    let mut allocations = Allocations::default();
+    allocations.begin_backlog();
+    let mut id = 0i64;
+    // Whole nodes: every eighth.
+    for n in (0..NODES).step_by(8) {
+        allocations.alloc(id, false, job(n, "0-95".into(), Some(0)));
+        id += 1;
+    }
+    // Then a core (and a GPU for the first 8,333) on the other nodes.
+    let mut placed = 0u32;
+    'fill: for core in 0..96u32 {
+        for n in (0..NODES).filter(|n| n % 8 != 0) {
+            if placed == 8_333 + 39_619 {
+                break 'fill;
+            }
+            let gpu = (placed < 8_333).then_some(placed / (NODES - NODES / 8) + 1);
+            allocations.alloc(id, false, job(n, core.to_string(), gpu));
+            id += 1;
+            placed += 1;
+        }
+    }
+    allocations.end_backlog();
+    let sets = resources::StatusSets::derive(&status)
+        .expect("parses")
+        .expect("no rank offline");
+    let (generation, set) = allocations.current().expect("complete");
+    let view = resources::SchedView {
+        all: &sets.all,
+        down: &sets.down,
+        allocated: set,
+    };
+    let mut kept = (
+        generation,
+        resources::Tally::new(view, &status, &config).expect("parses"),
+    );
+    let extra = id;
+    let mut on = false;
+    c.bench_function(
+        "resources recount after one change, 16384x96x4, 50000 jobs",
+        |b| {
+            b.iter(|| {
+                if on {
+                    allocations.free(extra);
+                } else {
+                    allocations.alloc(extra, false, job(5, "95".into(), None));
+                }
+                on = !on;
+                let (generation, set) = allocations.current().expect("complete");
+                let view = resources::SchedView {
+                    all: &sets.all,
+                    down: &sets.down,
+                    allocated: set,
+                };
+                let changed = allocations
+                    .ranks_changed_since(kept.0)
+                    .expect("kept changes");
+                kept.1.recount(view, black_box(&changed));
+                kept.0 = generation;
+                kept.1.summary(set)
+            })
+        },
+    );
 }
 
 criterion_group!(group, benches);

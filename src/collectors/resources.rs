@@ -32,7 +32,7 @@ use crate::config::parse_bool;
 use crate::model::allocations::{self, Allocations};
 use crate::model::error::ParseError;
 use crate::model::resources::DRAIN_AGES;
-use crate::model::resources::{self, Counts, RankCounts, ResourceSet, ResourceSummary, ALL};
+use crate::model::resources::{self, Counts, ResourceSet, ResourceSummary, Tally, ALL};
 use crate::reactor::allocated::AllocatedReader;
 use crate::reactor::poll::{Opened, PollLoop, ROUND_TIMEOUT};
 use crate::reactor::resource_status::NodeEvents;
@@ -113,14 +113,16 @@ struct Counted {
     /// The `resource.status` answer `sets` were derived from.
     status: String,
     sets: resources::StatusSets,
-    /// Each rank's counts, as of a generation of the allocated set.
-    counts: Option<(u64, RankCounts)>,
+    /// The config and the tally counted from it, as of a generation of
+    /// the allocated set.
+    tally: Option<(String, u64, Tally)>,
 }
 
 /// The summary from the journal's allocated set (`generation` of
 /// `allocations`): all and down are derived again only when `status`
-/// changed, and ranks are counted again only where their allocation
-/// changed since the last count (every rank where that is not known).
+/// changed, the tally made again when the config changed too, and ranks
+/// counted again only where their allocation changed since the last count
+/// (every rank where that is not known).
 fn summarize_journal(
     inner: &Inner,
     allocations: &Allocations,
@@ -134,26 +136,35 @@ fn summarize_journal(
             Ok(Some(sets)) => Some(Counted {
                 status: status.clone(),
                 sets,
-                counts: None,
+                tally: None,
             }),
             _ => None,
         };
     }
-    let Counted { sets, counts, .. } = cache.as_mut()?;
+    let Counted { sets, tally, .. } = cache.as_mut()?;
     let view = resources::SchedView {
         all: &sets.all,
         down: &sets.down,
         allocated,
     };
-    let (from, kept) = counts.get_or_insert_with(|| (generation, view.rank_counts()));
+    if tally.as_ref().is_none_or(|(c, _, _)| c != config) {
+        match Tally::new(view, status, config) {
+            Ok(made) => *tally = Some((config.to_string(), generation, made)),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    let (_, from, kept) = tally.as_mut()?;
     if *from != generation {
         match allocations.ranks_changed_since(*from) {
-            Some(changed) => view.recount(kept, &changed),
-            None => *kept = view.rank_counts(),
+            Some(changed) => kept.recount(view, &changed),
+            None => match Tally::new(view, status, config) {
+                Ok(made) => *kept = made,
+                Err(e) => return Some(Err(e)),
+            },
         }
         *from = generation;
     }
-    Some(resources::summarize_counted(view, kept, status, config))
+    Some(Ok(kept.summary(allocated)))
 }
 
 /// What one poll keeps: the answers so far (the watched three, then

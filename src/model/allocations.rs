@@ -180,11 +180,11 @@ pub fn housekeeping_configured(config: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::resources::{RankCounts, ResourceSet, SchedView, StatusSets};
+    use crate::model::resources::{ResourceSet, SchedView, StatusSets, Tally};
     use serde_json::value::RawValue;
 
     /// 16 nodes of 4 cores and 2 GPUs, nodes 3 and 9 drained, 12 excluded.
-    const STATUS: &str = r#"{"R":{"version":1,"execution":{"R_lite":[{"rank":"0-15","children":{"core":"0-3","gpu":"0-1"}}],"starttime":0,"expiration":0,"nodelist":["n[0-15]"]}},"offline":"","online":"0-15","exclude":"12","torpid":"","drain":{"3":{"timestamp":1.0,"reason":"x"},"9":{"timestamp":1.0,"reason":"y"}}}"#;
+    const STATUS: &str = r#"{"R":{"version":1,"execution":{"R_lite":[{"rank":"0-15","children":{"core":"0-3","gpu":"0-1"}}],"starttime":0,"expiration":0,"nodelist":["n[0-15]"],"properties":{"a":"0-7"}}},"offline":"","online":"0-15","exclude":"12","torpid":"","drain":{"3":{"timestamp":1.0,"reason":"x"},"9":{"timestamp":1.0,"reason":"y"}}}"#;
 
     fn job_r(ranks: &str, cores: &str, gpus: &str) -> JobR {
         let s = format!(
@@ -228,7 +228,12 @@ mod tests {
                 allocated,
             }
         }
-        let mut kept: (u64, RankCounts) = (generation, view(&sets, set).rank_counts());
+        // Two queues: one on the ranks with property "a", one on all.
+        let config = r#"{"queues": {"a": {"requires": ["a"]}, "b": {}}}"#;
+        let mut kept = (
+            generation,
+            Tally::new(view(&sets, set), STATUS, config).unwrap(),
+        );
         // A linear congruential sequence: the same jobs every run.
         let mut n: u64 = 7;
         let mut running: Vec<i64> = Vec::new();
@@ -248,23 +253,23 @@ mod tests {
             if r.is_multiple_of(4) {
                 let (generation, set) = allocations.current().unwrap();
                 let changed = allocations.ranks_changed_since(kept.0).unwrap();
-                view(&sets, set).recount(&mut kept.1, &changed);
+                kept.1.recount(view(&sets, set), &changed);
                 kept.0 = generation;
-                assert_eq!(kept.1, view(&sets, set).rank_counts(), "step {step}");
-                let summary = crate::model::resources::summarize_counted(
-                    view(&sets, set),
-                    &kept.1,
-                    STATUS,
-                    "{}",
-                )
-                .unwrap();
+                let fresh = Tally::new(view(&sets, set), STATUS, config).unwrap();
+                assert_eq!(kept.1, fresh, "step {step}");
                 assert_eq!(
-                    summary,
-                    crate::model::resources::summarize_view(view(&sets, set), STATUS, "{}")
+                    kept.1.summary(set),
+                    crate::model::resources::summarize_view(view(&sets, set), STATUS, config)
                         .unwrap()
                 );
             }
         }
+        // The queue on "a" holds the first 8 ranks' resources.
+        let (_, set) = allocations.current().unwrap();
+        let summary = kept.1.summary(set);
+        assert_eq!(summary.queues[0].0, "a");
+        assert_eq!(summary.queues[0].1[3].1.nnodes, 8);
+        assert!(summary.health.allocated > 0 && summary.health.draining <= 2);
     }
 
     #[test]

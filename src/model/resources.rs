@@ -60,6 +60,10 @@ impl RankCounts {
         }
     }
 
+    fn get(&self, rank: u32) -> Option<[Counts; 4]> {
+        self.ranks.get(rank as usize).copied().flatten()
+    }
+
     fn iter(&self) -> impl Iterator<Item = (u32, &[Counts; 4])> + '_ {
         self.ranks
             .iter()
@@ -71,21 +75,19 @@ impl RankCounts {
 /// The rows of `flux resource list`: free, allocated and down (which
 /// overlap: a down node may also be allocated), then `all`, as `flux
 /// resource list -s all` prints it.
-fn sum_rows(per_rank: &RankCounts, only: Option<&IdSet>) -> [(&'static str, Counts); 4] {
-    let mut rows = [
-        ("free", Counts::default()),
-        ("allocated", Counts::default()),
-        ("down", Counts::default()),
-        (ALL, Counts::default()),
-    ];
+const ROWS: [&str; 4] = ["free", "allocated", "down", ALL];
+
+/// The sums of each row over the ranks of `only` (all ranks for None).
+fn sum_rows(per_rank: &RankCounts, only: Option<&IdSet>) -> [Counts; 4] {
+    let mut rows = [Counts::default(); 4];
     for (rank, counts) in per_rank.iter() {
         if only.is_some_and(|o| !o.contains(rank)) {
             continue;
         }
         for (row, c) in rows.iter_mut().zip(counts) {
-            row.1.nnodes += c.nnodes;
-            row.1.ncores += c.ncores;
-            row.1.ngpus += c.ngpus;
+            row.nnodes += c.nnodes;
+            row.ncores += c.ncores;
+            row.ngpus += c.ngpus;
         }
     }
     rows
@@ -484,14 +486,6 @@ impl SchedView<'_> {
         counts
     }
 
-    /// Counts `ranks` again, where only their allocation has changed since
-    /// `counts` was made from this view's `all` and `down` sets.
-    pub fn recount(&self, counts: &mut RankCounts, ranks: &IdSet) {
-        for rank in ranks.iter() {
-            counts.set(rank, self.counts_of(rank));
-        }
-    }
-
     /// One rank's counts, or None where no set holds it.
     fn counts_of(&self, rank: u32) -> Option<[Counts; 4]> {
         let (all, down, alloc) = (
@@ -692,54 +686,6 @@ impl NodeHealth {
             ("housekeeping", self.housekeeping),
         ]
     }
-
-    /// From a `resource.status` response and the allocated ranks: drained
-    /// ranks that still run a job are "draining"; avail is every rank not
-    /// excluded, drained, draining or torpid (offline ones included).
-    pub fn parse(payload: &str, allocated: &IdSet) -> Result<NodeHealth, ParseError> {
-        let bad = |e: ParseError| e.within("resource.status");
-        let v: Value = serde_json::from_str(payload)
-            .map_err(|e| ParseError::malformed("resource.status", e))?;
-        let all = {
-            #[derive(Deserialize)]
-            struct WithR<'a> {
-                #[serde(rename = "R", borrow)]
-                r: Option<&'a RawValue>,
-            }
-            let with_r: WithR = serde_json::from_str(payload)
-                .map_err(|e| ParseError::malformed("resource.status", e))?;
-            rv1_ranks(with_r.r).map_err(bad)?
-        };
-        let StatusIdsets {
-            offline,
-            exclude,
-            torpid,
-            mut drained,
-            drains,
-            drained_since,
-        } = StatusIdsets::read(&v).map_err(bad)?;
-        let mut allocated_ranks = all.clone();
-        allocated_ranks.intersect_with(allocated);
-        let mut draining = drained.clone();
-        draining.intersect_with(allocated);
-        drained.subtract(&draining);
-        let mut avail = all;
-        for gone in [&exclude, &drained, &draining, &torpid] {
-            avail.subtract(gone);
-        }
-        Ok(NodeHealth {
-            avail: avail.count(),
-            offline: offline.count(),
-            excluded: exclude.count(),
-            drained: drained.count(),
-            draining: draining.count(),
-            torpid: torpid.count(),
-            allocated: allocated_ranks.count(),
-            housekeeping: 0,
-            drains,
-            drained_since,
-        })
-    }
 }
 
 /// Everything the resources collector exports, computed from one poll.
@@ -783,34 +729,158 @@ pub fn summarize_view(
     status: &str,
     config: &str,
 ) -> Result<ResourceSummary, ParseError> {
-    summarize_counted(sched, &sched.rank_counts(), status, config)
+    Ok(Tally::new(sched, status, config)?.summary(sched.allocated))
 }
 
-/// As [`summarize_view`], with the view's ranks counted already
-/// ([`SchedView::rank_counts`], kept up to date by [`SchedView::recount`]).
-pub fn summarize_counted(
-    sched: SchedView,
-    per_rank: &RankCounts,
-    status: &str,
-    config: &str,
-) -> Result<ResourceSummary, ParseError> {
-    let config: Value =
-        serde_json::from_str(config).map_err(|e| ParseError::malformed("config.get", e))?;
-    let health = NodeHealth::parse(status, &sched.allocated.ranks())?;
-    let queue_ranks: Vec<(String, IdSet)> = configured_queues(&config)
-        .into_iter()
-        .map(|(name, requires)| (name, sched.queue_ranks(&requires)))
-        .collect();
-    let queues = queue_ranks
-        .iter()
-        .map(|(name, ranks)| (name.clone(), sum_rows(per_rank, Some(ranks)).to_vec()))
-        .collect();
-    Ok(ResourceSummary {
-        totals: sum_rows(per_rank, None).to_vec(),
-        queues,
-        queue_ranks,
-        health,
-    })
+/// The counts of one `resource.status` answer and instance config, kept
+/// up to date as the allocated set changes: after a change only the ranks
+/// it touched are counted again, and the rows of the instance and of each
+/// queue move by their difference. What a summary needs of the status
+/// answer and the config is read once, when the tally is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tally {
+    per_rank: RankCounts,
+    totals: [Counts; 4],
+    /// Per configured queue: its name, its ranks and their rows.
+    queues: Vec<(String, IdSet, [Counts; 4])>,
+    /// The ranks of the status answer's R.
+    ranks: IdSet,
+    /// Of those, the ranks with something allocated.
+    allocated: u64,
+    /// Those not excluded, drained (draining included) or torpid.
+    avail: u64,
+    sets: StatusIdsets,
+}
+
+impl Tally {
+    pub fn new(sched: SchedView, status: &str, config: &str) -> Result<Tally, ParseError> {
+        let config: Value =
+            serde_json::from_str(config).map_err(|e| ParseError::malformed("config.get", e))?;
+        let bad = |e: ParseError| e.within("resource.status");
+        let v: Value = serde_json::from_str(status)
+            .map_err(|e| ParseError::malformed("resource.status", e))?;
+        let ranks = {
+            #[derive(Deserialize)]
+            struct WithR<'a> {
+                #[serde(rename = "R", borrow)]
+                r: Option<&'a RawValue>,
+            }
+            let with_r: WithR = serde_json::from_str(status)
+                .map_err(|e| ParseError::malformed("resource.status", e))?;
+            rv1_ranks(with_r.r).map_err(bad)?
+        };
+        let sets = StatusIdsets::read(&v).map_err(bad)?;
+        // Draining ranks are drained ones that still run a job: either way
+        // not avail.
+        let mut avail = ranks.clone();
+        for gone in [&sets.exclude, &sets.drained, &sets.torpid] {
+            avail.subtract(gone);
+        }
+        let allocated = sched
+            .allocated
+            .nodes
+            .keys()
+            .filter(|&rank| ranks.contains(rank))
+            .count() as u64;
+        let per_rank = sched.rank_counts();
+        let queues = configured_queues(&config)
+            .into_iter()
+            .map(|(name, requires)| {
+                let ranks = sched.queue_ranks(&requires);
+                let rows = sum_rows(&per_rank, Some(&ranks));
+                (name, ranks, rows)
+            })
+            .collect();
+        Ok(Tally {
+            totals: sum_rows(&per_rank, None),
+            per_rank,
+            queues,
+            ranks,
+            allocated,
+            avail: avail.count(),
+            sets,
+        })
+    }
+
+    /// Counts `changed` again, where only their allocation has changed
+    /// since the tally was made from this view's `all` and `down` sets.
+    pub fn recount(&mut self, sched: SchedView, changed: &IdSet) {
+        for rank in changed.iter() {
+            let old = self.per_rank.get(rank);
+            let new = sched.counts_of(rank);
+            if old == new {
+                continue;
+            }
+            let move_rows = |rows: &mut [Counts; 4]| {
+                for (row, (was, is)) in rows.iter_mut().zip(
+                    old.unwrap_or_default()
+                        .iter()
+                        .zip(new.unwrap_or_default().iter()),
+                ) {
+                    row.nnodes = row.nnodes.saturating_sub(was.nnodes) + is.nnodes;
+                    row.ncores = row.ncores.saturating_sub(was.ncores) + is.ncores;
+                    row.ngpus = row.ngpus.saturating_sub(was.ngpus) + is.ngpus;
+                }
+            };
+            move_rows(&mut self.totals);
+            for (_, ranks, rows) in &mut self.queues {
+                if ranks.contains(rank) {
+                    move_rows(rows);
+                }
+            }
+            if self.ranks.contains(rank) {
+                let was = old.is_some_and(|c| c[1].nnodes > 0);
+                let is = sched.allocated.nodes.contains_key(&rank);
+                match (was, is) {
+                    (false, true) => self.allocated += 1,
+                    (true, false) => self.allocated = self.allocated.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            self.per_rank.set(rank, new);
+        }
+    }
+
+    /// What `flux resource list` and `flux resource status` print, with
+    /// `allocated` the allocated set the tally is counted up to.
+    pub fn summary(&self, allocated: &ResourceSet) -> ResourceSummary {
+        let sets = &self.sets;
+        let draining = sets
+            .drained
+            .iter()
+            .filter(|rank| allocated.nodes.contains_key(rank))
+            .count() as u64;
+        ResourceSummary {
+            totals: rows(&self.totals),
+            queues: self
+                .queues
+                .iter()
+                .map(|(name, _, r)| (name.clone(), rows(r)))
+                .collect(),
+            queue_ranks: self
+                .queues
+                .iter()
+                .map(|(name, ranks, _)| (name.clone(), ranks.clone()))
+                .collect(),
+            health: NodeHealth {
+                avail: self.avail,
+                offline: sets.offline.count(),
+                excluded: sets.exclude.count(),
+                drained: sets.drained.count() - draining,
+                draining,
+                torpid: sets.torpid.count(),
+                allocated: self.allocated,
+                housekeeping: 0,
+                drains: sets.drains.clone(),
+                drained_since: sets.drained_since.clone(),
+            },
+        }
+    }
+}
+
+/// The rows of `flux resource list`, named.
+fn rows(counts: &[Counts; 4]) -> Vec<(&'static str, Counts)> {
+    ROWS.iter().copied().zip(counts.iter().copied()).collect()
 }
 
 /// The queues a broker config defines, by name; "" alone for the anonymous
