@@ -21,6 +21,12 @@ pub struct Node {
 }
 
 impl Node {
+    /// Whether it holds a core or a GPU: an allocated rank, in the
+    /// allocated set.
+    fn holds_any(&self) -> bool {
+        !self.cores.is_empty() || !self.gpus.is_empty()
+    }
+
     fn counts(&self) -> Counts {
         let (ncores, ngpus) = (self.cores.count(), self.gpus.count());
         Counts {
@@ -779,8 +785,8 @@ impl Tally {
         let allocated = sched
             .allocated
             .nodes
-            .keys()
-            .filter(|&rank| ranks.contains(rank))
+            .iter()
+            .filter(|(rank, node)| ranks.contains(*rank) && node.holds_any())
             .count() as u64;
         let per_rank = sched.rank_counts();
         let queues = configured_queues(&config)
@@ -830,7 +836,7 @@ impl Tally {
             }
             if self.ranks.contains(rank) {
                 let was = old.is_some_and(|c| c[1].nnodes > 0);
-                let is = sched.allocated.nodes.contains_key(&rank);
+                let is = new.is_some_and(|c| c[1].nnodes > 0);
                 match (was, is) {
                     (false, true) => self.allocated += 1,
                     (true, false) => self.allocated = self.allocated.saturating_sub(1),
@@ -848,7 +854,7 @@ impl Tally {
         let draining = sets
             .drained
             .iter()
-            .filter(|rank| allocated.nodes.contains_key(rank))
+            .filter(|rank| allocated.nodes.get(rank).is_some_and(Node::holds_any))
             .count() as u64;
         ResourceSummary {
             totals: rows(&self.totals),
