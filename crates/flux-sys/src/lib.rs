@@ -58,6 +58,8 @@ macro_rules! with_libflux_functions {
             fn flux_kvs_txn_destroy(txn: *mut flux_kvs_txn_t);
             fn flux_kvs_txn_put(txn: *mut flux_kvs_txn_t, flags: c_int, key: *const c_char, value: *const c_char) -> c_int;
             fn flux_kvs_commit(h: *mut flux_t, ns: *const c_char, flags: c_int, txn: *mut flux_kvs_txn_t) -> *mut flux_future_t;
+            fn flux_kvs_lookup(h: *mut flux_t, ns: *const c_char, flags: c_int, key: *const c_char) -> *mut flux_future_t;
+            fn flux_kvs_lookup_get(f: *mut flux_future_t, value: *mut *const c_char) -> c_int;
             fn flux_plugin_set_name(p: *mut flux_plugin_t, name: *const c_char) -> c_int;
             fn flux_plugin_add_handler(p: *mut flux_plugin_t, topic: *const c_char, cb: flux_plugin_f, arg: *mut c_void) -> c_int;
             fn flux_plugin_aux_set(p: *mut flux_plugin_t, key: *const c_char, val: *mut c_void, free_fn: flux_free_f) -> c_int;

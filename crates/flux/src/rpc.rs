@@ -98,6 +98,7 @@ impl Handle {
         let continuation = match response {
             Response::Payload => rpc_continuation as unsafe extern "C" fn(_, _),
             Response::Fulfilled => fulfilled_continuation,
+            Response::KvsValue => kvs_value_continuation,
         };
         // SAFETY: f is valid; arg stays valid until Rpc::drop, which destroys
         // the future (and so its continuation) before freeing arg.
@@ -141,6 +142,30 @@ pub(super) enum Response {
     Payload,
     /// Only that the future was fulfilled (`flux_future_get`), as "".
     Fulfilled,
+    /// A KVS lookup's value (`flux_kvs_lookup_get`).
+    KvsValue,
+}
+
+/// # Safety
+/// `f` must be a valid, fulfilled KVS lookup future.
+unsafe fn kvs_value(f: *mut sys::flux_future_t, topic: &str) -> Result<String, Error> {
+    let mut s: *const c_char = ptr::null();
+    // SAFETY: f is a fulfilled lookup future (the caller's promise); s is a
+    // valid out pointer.
+    if unsafe { sys::flux_kvs_lookup_get(f, &mut s) } < 0 {
+        let errno = current_errno();
+        // SAFETY: the error string is NULL or owned by f, copied at once.
+        let detail = unsafe { owned_string(sys::flux_future_error_string(f)) }
+            .unwrap_or_else(|| strerror(errno));
+        return Err(Error::new(errno, format!("{topic}: {detail}")));
+    }
+    // SAFETY: s is NULL or the value owned by f, copied at once.
+    Ok(unsafe { owned_string(s) }.unwrap_or_default())
+}
+
+unsafe extern "C" fn kvs_value_continuation(f: *mut sys::flux_future_t, arg: *mut c_void) {
+    // SAFETY: as for rpc_continuation, with a KVS lookup future.
+    unsafe { continue_with(f, arg, Response::KvsValue) }
 }
 
 /// # Safety
@@ -184,6 +209,8 @@ unsafe fn continue_with(f: *mut sys::flux_future_t, arg: *mut c_void, response: 
         Response::Payload => unsafe { future_result(f, &callback.topic) },
         // SAFETY: the same future, fulfilled.
         Response::Fulfilled => unsafe { fulfilled(f, &callback.topic) },
+        // SAFETY: the same future, a KVS lookup's.
+        Response::KvsValue => unsafe { kvs_value(f, &callback.topic) },
     };
     // Re-arm for the next streamed response before user code may destroy f.
     if result.is_ok() {
