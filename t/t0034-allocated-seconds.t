@@ -3,10 +3,11 @@
 # (users collector), against the sum over flux jobs -a of ncores and nnodes
 # (and a job's R's GPUs) times runtime: after jobs of every ending, growing
 # while a job runs, after a module reload, and after the instance is
-# restarted on the same state directory.
+# restarted on the same state directory; and jobs the job manager purged
+# still counted after a reload and after a restart.
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 1
-plan 11
+plan 18
 
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
 url=$(module_url)
@@ -68,6 +69,38 @@ flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval
 url=$(module_url)
 ok "after a module reload the counter is read again from the jobs: the same ($before)" \
     wait_for_value "$url" flux_queue_allocated_core_seconds_total "$before"
+
+# Within 0.5 % of $2 within 10 s.
+comes_near() {
+    local series=$1 want=$2 got
+    for _ in $(seq 40); do
+        got=$(value "$series")
+        near "$got" "$want" && return 0
+        sleep 0.25
+    done
+    diag "$series: module $got, want $want"
+    return 1
+}
+# Jobs purged: no longer there to be read again, but what they ended with
+# is saved in the KVS when the module is removed, and carried.
+flux job purge --force --num-limit=0 >/dev/null
+is "$(flux jobs -a -n | wc -l)" 0 "every inactive job is purged"
+flux module remove prometheus
+is "$(flux kvs get prometheus.allocated-seconds | jq .version)" 1 \
+    "the module saved the allocation-seconds of the runs that ended in the KVS"
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
+url=$(module_url)
+ok "after a purge and a reload the counter keeps the purged jobs' seconds ($before)" \
+    comes_near flux_queue_allocated_core_seconds_total "$before"
+ok "so does the user's" comes_near "flux_user_allocated_core_seconds_total{user=\"$me\"}" "$before"
+flux module remove prometheus
+# A saved value that cannot be read is logged, and the counters are those
+# of the jobs the job manager keeps.
+flux kvs put prometheus.allocated-seconds='{"version":99}'
+flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
+url=$(module_url)
+ok "a saved value of another version is logged by name" \
+    sh -c 'for i in $(seq 40); do flux dmesg | grep -q "prometheus.allocated-seconds cannot be read (version 99" && exit 0; sleep 0.25; done; exit 1'
 flux module remove prometheus
 
 # An instance restarted on the same state directory: the job manager
@@ -94,6 +127,39 @@ ok "after a restart the counter counts the first run's job too ($counter, flux j
     near "$counter" "$cli"
 ok "and that is more than the second run's job alone" \
     awk -v c="$counter" -v f="$first" 'BEGIN { exit !(c > f) }'
+rm -rf "$statedir"
+
+# Restarted after its jobs were purged: what they ended with was saved in
+# the KVS, which the state directory keeps.
+statedir=$(mktemp -d)
+first=$(restarted "
+    flux module load --name=prometheus '$MODULE_SO' listen=127.0.0.1:0 poll-interval=0.3s
+    url=\$(flux module stats prometheus | jq -r .url)
+    flux run -n2 sleep 1 >/dev/null
+    cli=\$(flux jobs -a -no '{ncores} {runtime}' | awk '{ s += \$1 * \$2 } END { printf \"%.3f\", s }')
+    for _ in \$(seq 40); do
+        v=\$(curl -sf \"\$url\" | awk '\$1 == \"flux_queue_allocated_core_seconds_total\" { print \$2 }')
+        awk -v v=\"\$v\" -v c=\"\$cli\" 'BEGIN { exit !(v > 0 && v >= c * 0.995) }' && break
+        sleep 0.25
+    done
+    flux job purge --force --num-limit=0 >/dev/null
+    # Removed as rc3 removes it, which saves the sums.
+    flux module remove prometheus
+    echo \"\$cli\"")
+second=$(restarted "
+    flux module load --name=prometheus '$MODULE_SO' listen=127.0.0.1:0 poll-interval=0.3s
+    url=\$(flux module stats prometheus | jq -r .url)
+    for _ in \$(seq 40); do
+        v=\$(curl -sf \"\$url\" | awk '\$1 == \"flux_queue_allocated_core_seconds_total\" { print \$2 }')
+        [ -n \"\$v\" ] && awk -v v=\"\$v\" 'BEGIN { exit !(v > 0) }' && break
+        sleep 0.25
+    done
+    echo \"\$v \$(flux jobs -a -n | wc -l)\"
+    flux module remove prometheus")
+read -r counter njobs <<<"$second"
+is "$njobs" 0 "the instance restarted after the purge has no inactive job"
+ok "yet its counter counts the purged job ($counter, flux jobs -a before the purge $first)" \
+    near "$counter" "$first"
 rm -rf "$statedir"
 
 # GPU-seconds: an instance whose one node has 2 GPUs (configured, not

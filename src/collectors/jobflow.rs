@@ -41,6 +41,7 @@ use crate::model::jobflow::{
     DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS, WAIT_PHASES,
 };
 use crate::model::queues::QueueStatus;
+use crate::model::roster::SavedSeconds;
 use crate::reactor::allocated::AllocatedWriter;
 use crate::reactor::roster::RosterWriter;
 use crate::reactor::subscription::{StreamEvent, Subscription};
@@ -265,6 +266,100 @@ struct Inner {
     refusals_logged: Cell<u32>,
     /// The pending jobs' annotations asked of job-list after a backlog.
     recall: RefCell<Option<flux::Rpc>>,
+    /// The allocation-seconds of the runs that ended, as last saved for
+    /// the module after this one, and the save under way.
+    saved: RefCell<(Option<SavedSeconds>, Option<flux::Rpc>)>,
+    /// Looks up what the module before this one saved, then subscribes;
+    /// then saves every [`SAVE_EVERY`] seconds.
+    saving: RefCell<(Option<flux::Rpc>, Option<flux::Timer>)>,
+    /// A failed save has been logged since the last one that worked.
+    save_failure_logged: Cell<bool>,
+}
+
+/// Where the allocation-seconds of the runs that ended are kept for the
+/// next module (a reload, an instance restart): the instance's KVS.
+pub const SAVED_KEY: &str = "prometheus.allocated-seconds";
+
+/// Seconds between two saves of [`SAVED_KEY`], when the sums changed; it
+/// is saved when the collector stops as well.
+pub const SAVE_EVERY: f64 = 300.0;
+
+impl Drop for Inner {
+    /// Saves the sums as they are: the module is removed in order (an
+    /// abandoned module's collectors are never dropped).
+    fn drop(&mut self) {
+        save_seconds(self);
+    }
+}
+
+/// Saves the allocation-seconds of the runs that ended where they changed
+/// since the last save.
+fn save_seconds(inner: &Inner) {
+    let Some(saved) = inner.roster.borrow_mut().saved_seconds() else {
+        return;
+    };
+    let mut kept = inner.saved.borrow_mut();
+    if kept.0.as_ref() == Some(&saved) {
+        return;
+    }
+    let Ok(json) = serde_json::to_string(&saved) else {
+        return;
+    };
+    let ctx = Rc::downgrade(&inner.ctx);
+    let logged = Rc::new(Cell::new(inner.save_failure_logged.get()));
+    let answer = inner.ctx.handle.kvs_put(SAVED_KEY, &json, move |done| {
+        let Some(ctx) = ctx.upgrade() else { return };
+        match done {
+            Ok(()) => logged.set(false),
+            Err(e) if !logged.get() => {
+                logged.set(true);
+                ctx.handle.log(
+                    flux::Level::Warning,
+                    &format!(
+                        "{NAME} collector: cannot save the allocation-seconds in {SAVED_KEY}: {e}"
+                    ),
+                );
+            }
+            Err(_) => {}
+        }
+    });
+    match answer {
+        Ok(rpc) => *kept = (Some(saved), Some(rpc)),
+        Err(e) => {
+            if !inner.save_failure_logged.replace(true) {
+                inner.ctx.handle.log(
+                    flux::Level::Warning,
+                    &format!(
+                        "{NAME} collector: cannot save the allocation-seconds in {SAVED_KEY}: {e}"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Takes what the module before this one saved (None: nothing saved).
+/// What cannot be read is logged and left: the sums are then those of the
+/// jobs the job manager keeps.
+fn restore_seconds(inner: &Inner, answer: Result<Option<String>, Error>) {
+    let why = match answer {
+        Ok(None) => return,
+        Ok(Some(json)) => match SavedSeconds::parse(&json) {
+            Ok(saved) => match inner.roster.borrow_mut().restore_seconds(&saved) {
+                Ok(()) => {
+                    inner.saved.borrow_mut().0 = Some(saved);
+                    return;
+                }
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e.to_string(),
+    };
+    inner.ctx.handle.log(
+        flux::Level::Warning,
+        &format!("{NAME} collector: {SAVED_KEY} cannot be read ({why}): the allocation-seconds are counted from the jobs the job manager keeps"),
+    );
 }
 
 /// Refused usage records logged, at most; the rest are only counted.
@@ -488,6 +583,9 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
             .unwrap_or(u32::MAX),
         refusals_logged: Cell::new(0),
         recall: RefCell::new(None),
+        saved: RefCell::new((None, None)),
+        saving: RefCell::new((None, None)),
+        save_failure_logged: Cell::new(false),
     });
     *inner.services.borrow_mut() = vec![
         serve_usage(&inner)?,
@@ -511,9 +609,41 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         }
         true
     });
-    let subscribing = weak.clone();
+    // What the module before this one saved is taken before the first
+    // backlog is read, which is checked against it.
+    let restoring = weak.clone();
+    let lookup = handle.kvs_lookup(SAVED_KEY, move |answer| {
+        if let Some(inner) = restoring.upgrade() {
+            restore_seconds(&inner, answer);
+            if let Err(e) = subscribe(&inner) {
+                inner.ctx.failed(NAME, &e, |_| {});
+            }
+        }
+    });
+    match lookup {
+        Ok(rpc) => inner.saving.borrow_mut().0 = Some(rpc),
+        Err(e) => {
+            restore_seconds(&inner, Err(e));
+            subscribe(&inner)?;
+        }
+    }
+    let saving = weak;
+    let timer = handle.timer(SAVE_EVERY, SAVE_EVERY, move || {
+        if let Some(inner) = saving.upgrade() {
+            save_seconds(&inner);
+        }
+    })?;
+    timer.start();
+    inner.saving.borrow_mut().1 = Some(timer);
+    Ok(Box::new(inner))
+}
+
+/// Follows the journal.
+fn subscribe(inner: &Rc<Inner>) -> Result<(), Error> {
+    let subscribing = Rc::downgrade(inner);
+    let weak = Rc::downgrade(inner);
     inner.stream.start(
-        handle,
+        inner.ctx.handle,
         move || {
             subscribing
                 .upgrade()
@@ -525,8 +655,7 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
                 on_event(&inner, event);
             }
         },
-    )?;
-    Ok(Box::new(inner))
+    )
 }
 
 impl Collector for Inner {

@@ -380,7 +380,7 @@ pub const FAMILIES: &[Doc] = &[
 const USER_SECONDS: [Doc; 3] = [
     Doc::counter(
         "flux_user_allocated_core_seconds_total",
-        "Core-seconds allocated to the jobs of a user: the sum over flux jobs -a of ncores times runtime (alloc to finish), growing while jobs run, and read again from the jobs the job manager keeps after a module reload or an instance restart. Beyond label-limit users with their own counter, the rest are summed as user=\"other\".",
+        "Core-seconds allocated to the jobs of a user: the sum over flux jobs -a of ncores times runtime (alloc to finish), growing while jobs run, and read again from the jobs the job manager keeps after a module reload or an instance restart, with what purged jobs had ended with kept in the KVS. Beyond label-limit users with their own counter, the rest are summed as user=\"other\".",
         &["user"],
     )
 .folded(Fold::Drop),

@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::accrual::{Accrued, Run, Size};
+use super::accrual::{Accrued, Ended, Run, Size};
 use super::idset::IdSet;
 use super::journal::EventContext;
 pub use super::journal::{JobNode, Phase, RosterJob};
@@ -49,8 +49,64 @@ pub struct Roster {
     /// until its run ends (`finish`, or its first fatal exception).
     run_started: FxHashMap<i64, f64>,
     /// Allocation-seconds by owner, project and queue, as the jobs known
-    /// since the backlog began ran them.
+    /// since the backlog began ran them, and what jobs no longer there
+    /// (purged) had ended with.
     accrued: AccruedJobs,
+    /// The time of the latest event read.
+    last_at: f64,
+    /// What had ended before this module read the jobs (saved by the one
+    /// before it), to check the first backlog against.
+    restored: Option<EndedJobs>,
+}
+
+/// Allocation-seconds of runs that had ended, by owner, project and queue.
+pub type EndedJobs = Ended<Option<u32>, Option<Arc<str>>, Option<Arc<str>>>;
+
+/// [`EndedJobs`] as it is saved between two modules (in the KVS): every
+/// key with its core-, GPU- and node-seconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedSeconds {
+    pub version: u32,
+    /// The time of the latest event counted in the sums.
+    pub at: f64,
+    pub by_uid: Vec<(Option<u32>, [f64; 3])>,
+    pub by_project: Vec<(Option<String>, [f64; 3])>,
+    pub by_queue: Vec<(Option<String>, [f64; 3])>,
+}
+
+impl SavedSeconds {
+    pub const VERSION: u32 = 1;
+
+    /// From its JSON text: a version other than this module's is named
+    /// as such, whatever its shape.
+    pub fn parse(json: &str) -> Result<SavedSeconds, ParseError> {
+        #[derive(serde::Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let version = serde_json::from_str::<Version>(json)
+            .map_err(|e| ParseError::malformed("the saved allocation-seconds", e))?
+            .version;
+        if version != Self::VERSION {
+            return Err(ParseError::invalid(format!(
+                "version {version} (this module reads version {})",
+                Self::VERSION
+            )));
+        }
+        serde_json::from_str(json)
+            .map_err(|e| ParseError::malformed("the saved allocation-seconds", e))
+    }
+}
+
+fn triple(s: Size) -> [f64; 3] {
+    [s.cores, s.gpus, s.nodes]
+}
+
+fn size_of([cores, gpus, nodes]: [f64; 3]) -> Option<Size> {
+    [cores, gpus, nodes]
+        .iter()
+        .all(|v| v.is_finite() && *v >= 0.0)
+        .then_some(Size { cores, gpus, nodes })
 }
 
 /// Allocation-seconds by owner, by project and by queue (None: the
@@ -84,10 +140,19 @@ impl Changes {
 }
 
 impl Roster {
+    /// Starts reading every job again. The runs that had ended are checked
+    /// against the jobs read (see [`super::accrual`]): those saved by the
+    /// module before this one, or those read so far.
     pub fn begin_backlog(&mut self) {
+        let had = self
+            .restored
+            .take()
+            .or_else(|| self.accrued.take_check())
+            .unwrap_or_else(|| self.accrued.ended(self.last_at));
         self.jobs.clear();
         self.run_started.clear();
         self.accrued.clear();
+        self.accrued.check_against(had);
         self.by_uid.clear();
         self.by_project.clear();
         if let Some(changes) = &mut self.changes {
@@ -98,8 +163,75 @@ impl Roster {
     }
 
     pub fn end_backlog(&mut self) {
+        self.accrued.carry_missing();
         self.complete = true;
         self.generation += 1;
+    }
+
+    /// What had ended by the latest event read, to save for the module
+    /// after this one; None until the jobs are read to the present.
+    pub fn saved_seconds(&self) -> Option<SavedSeconds> {
+        if !self.complete {
+            return None;
+        }
+        let ended = self.accrued.ended(self.last_at);
+        let name = |k: &Option<Arc<str>>| k.as_deref().map(str::to_string);
+        let mut saved = SavedSeconds {
+            version: SavedSeconds::VERSION,
+            at: ended.at,
+            by_uid: ended.by_uid.iter().map(|(k, s)| (*k, triple(*s))).collect(),
+            by_project: ended
+                .by_project
+                .iter()
+                .map(|(k, s)| (name(k), triple(*s)))
+                .collect(),
+            by_queue: ended
+                .by_queue
+                .iter()
+                .map(|(k, s)| (name(k), triple(*s)))
+                .collect(),
+        };
+        saved.by_uid.sort_by_key(|(k, _)| *k);
+        saved.by_project.sort_by(|a, b| a.0.cmp(&b.0));
+        saved.by_queue.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(saved)
+    }
+
+    /// Takes what the module before this one saved, for the next backlog
+    /// to be checked against. A version of another shape or a sum that is
+    /// not a number is refused, and nothing is taken.
+    pub fn restore_seconds(&mut self, saved: &SavedSeconds) -> Result<(), ParseError> {
+        if saved.version != SavedSeconds::VERSION {
+            return Err(ParseError::invalid(format!(
+                "version {} (this module reads version {})",
+                saved.version,
+                SavedSeconds::VERSION
+            )));
+        }
+        let bad = |what: &str| ParseError::invalid(format!("{what}: not a count of seconds"));
+        let mut ended = EndedJobs::empty(saved.at);
+        for (uid, s) in &saved.by_uid {
+            ended
+                .by_uid
+                .insert(*uid, size_of(*s).ok_or_else(|| bad("by_uid"))?);
+        }
+        for (name, s) in &saved.by_project {
+            let key = name.as_deref().map(|n| intern(&mut self.projects, n));
+            ended
+                .by_project
+                .insert(key, size_of(*s).ok_or_else(|| bad("by_project"))?);
+        }
+        for (name, s) in &saved.by_queue {
+            let key = name.as_deref().map(|n| intern(&mut self.projects, n));
+            ended
+                .by_queue
+                .insert(key, size_of(*s).ok_or_else(|| bad("by_queue"))?);
+        }
+        if !saved.at.is_finite() {
+            return Err(bad("at"));
+        }
+        self.restored = Some(ended);
+        Ok(())
     }
 
     pub fn stream_lost(&mut self) {
@@ -246,6 +378,9 @@ impl Roster {
         context: &EventContext,
         r: Option<Result<&JobR, &ParseError>>,
     ) {
+        if at > self.last_at {
+            self.last_at = at;
+        }
         match name {
             "jobspec-update" => {
                 if let Some(queue) = &context.queue {
@@ -604,5 +739,96 @@ mod tests {
         roster.begin_backlog();
         roster.end_backlog();
         assert!(roster.take_changes().all);
+    }
+
+    /// Jobs 1 (2 cores, 10 s, queue batch) and 2 (1 core, 5 s, queue
+    /// debug) of uid 5, with their events at their times.
+    fn run_two(roster: &mut Roster, which: &[i64]) {
+        let r = job_r(
+            r#"{"version":1,"execution":{"R_lite":[{"rank":"0","children":{"core":"0-1"}}]}}"#,
+        );
+        let one =
+            job_r(r#"{"version":1,"execution":{"R_lite":[{"rank":"1","children":{"core":"0"}}]}}"#);
+        for &id in which {
+            let (queue, r, start, end) = if id == 1 {
+                ("batch", &r, 100.0, 110.0)
+            } else {
+                ("debug", &one, 120.0, 125.0)
+            };
+            roster.submit(id, Some(5), Some("chem"), Some(queue));
+            let none = EventContext::default();
+            roster.event_at(id, "alloc", start, &none, Some(Ok(r)));
+            roster.event_at(id, "finish", end, &none, None);
+            roster.event_at(id, "clean", end, &none, None);
+        }
+    }
+
+    fn core_seconds(roster: &Roster) -> (f64, f64, f64, f64) {
+        let a = roster.accrued().unwrap();
+        let q = |name: &str| a.by_queue[&Some(Arc::from(name))].at(1e9).cores;
+        (
+            a.by_uid[&Some(5)].at(1e9).cores,
+            a.by_project[&Some(Arc::from("chem"))].at(1e9).cores,
+            q("batch"),
+            q("debug"),
+        )
+    }
+
+    #[test]
+    fn a_purged_job_stays_counted_when_the_jobs_are_read_again() {
+        let mut roster = Roster::default();
+        roster.begin_backlog();
+        run_two(&mut roster, &[1, 2]);
+        roster.end_backlog();
+        assert_eq!(core_seconds(&roster), (25.0, 25.0, 20.0, 5.0));
+        // A new backlog (the journal read again) without job 1, purged.
+        roster.begin_backlog();
+        run_two(&mut roster, &[2]);
+        roster.end_backlog();
+        assert_eq!(core_seconds(&roster), (25.0, 25.0, 20.0, 5.0));
+        // Saved, and read by the next module, whose backlog lacks both.
+        let saved = roster.saved_seconds().unwrap();
+        let text = serde_json::to_string(&saved).unwrap();
+        let mut next = Roster::default();
+        next.restore_seconds(&SavedSeconds::parse(&text).unwrap())
+            .unwrap();
+        next.begin_backlog();
+        next.end_backlog();
+        assert_eq!(core_seconds(&next), (25.0, 25.0, 20.0, 5.0));
+        // A backlog lost before its end is checked against the same sums.
+        let mut again = Roster::default();
+        again.restore_seconds(&saved).unwrap();
+        again.begin_backlog();
+        run_two(&mut again, &[2]);
+        again.stream_lost();
+        again.begin_backlog();
+        run_two(&mut again, &[2]);
+        again.end_backlog();
+        assert_eq!(core_seconds(&again), (25.0, 25.0, 20.0, 5.0));
+    }
+
+    #[test]
+    fn saved_seconds_of_another_version_or_not_numbers_are_refused() {
+        let mut roster = Roster::default();
+        let mut saved = SavedSeconds {
+            version: 2,
+            at: 1.0,
+            by_uid: vec![(Some(5), [1.0, 0.0, 1.0])],
+            by_project: vec![],
+            by_queue: vec![(None, [1.0, 0.0, 1.0])],
+        };
+        let e = roster.restore_seconds(&saved).unwrap_err();
+        assert!(e.to_string().contains("version 2"), "{e}");
+        let e = SavedSeconds::parse(r#"{"version": 9, "other": "shape"}"#).unwrap_err();
+        assert!(e.to_string().contains("version 9"), "{e}");
+        assert!(SavedSeconds::parse("[1, 2]").is_err());
+        saved.version = SavedSeconds::VERSION;
+        saved.by_uid[0].1[0] = -3.0;
+        let e = roster.restore_seconds(&saved).unwrap_err();
+        assert!(e.to_string().contains("by_uid"), "{e}");
+        // Nothing was taken: the backlog carries nothing.
+        roster.begin_backlog();
+        roster.end_backlog();
+        assert!(roster.accrued().unwrap().by_uid.is_empty());
     }
 }
