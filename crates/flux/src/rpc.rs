@@ -2,7 +2,7 @@
 //! (one, or a stream) go to a Rust closure on the reactor.
 
 use std::cell::RefCell;
-use std::os::raw::{c_char, c_void};
+use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 use std::rc::Rc;
 
@@ -121,17 +121,31 @@ impl Handle {
 /// # Safety
 /// `f` must be a valid future whose response has arrived or may block.
 unsafe fn future_result(f: *mut sys::flux_future_t, topic: &str) -> Result<String, Error> {
+    // SAFETY: the caller's promise, with the getter of an RPC's payload.
+    unsafe { string_result(f, topic, sys::flux_rpc_get) }
+}
+
+/// The string a future holds, read by `get` (`flux_rpc_get`,
+/// `flux_kvs_lookup_get`), or its error.
+///
+/// # Safety
+/// `f` must be a valid future of the kind `get` reads.
+unsafe fn string_result(
+    f: *mut sys::flux_future_t,
+    topic: &str,
+    get: unsafe extern "C" fn(*mut sys::flux_future_t, *mut *const c_char) -> c_int,
+) -> Result<String, Error> {
     let mut s: *const c_char = ptr::null();
     // SAFETY: f is a valid future (the caller's promise); s is a valid out
     // pointer.
-    if unsafe { sys::flux_rpc_get(f, &mut s) } < 0 {
+    if unsafe { get(f, &mut s) } < 0 {
         let errno = current_errno();
         // SAFETY: the error string is NULL or owned by f, copied at once.
         let detail = unsafe { owned_string(sys::flux_future_error_string(f)) }
             .unwrap_or_else(|| strerror(errno));
         return Err(Error::new(errno, format!("{topic}: {detail}")));
     }
-    // SAFETY: s is NULL or the payload owned by f, copied at once.
+    // SAFETY: s is NULL or the string owned by f, copied at once.
     Ok(unsafe { owned_string(s) }.unwrap_or_default())
 }
 
@@ -149,18 +163,8 @@ pub(super) enum Response {
 /// # Safety
 /// `f` must be a valid, fulfilled KVS lookup future.
 unsafe fn kvs_value(f: *mut sys::flux_future_t, topic: &str) -> Result<String, Error> {
-    let mut s: *const c_char = ptr::null();
-    // SAFETY: f is a fulfilled lookup future (the caller's promise); s is a
-    // valid out pointer.
-    if unsafe { sys::flux_kvs_lookup_get(f, &mut s) } < 0 {
-        let errno = current_errno();
-        // SAFETY: the error string is NULL or owned by f, copied at once.
-        let detail = unsafe { owned_string(sys::flux_future_error_string(f)) }
-            .unwrap_or_else(|| strerror(errno));
-        return Err(Error::new(errno, format!("{topic}: {detail}")));
-    }
-    // SAFETY: s is NULL or the value owned by f, copied at once.
-    Ok(unsafe { owned_string(s) }.unwrap_or_default())
+    // SAFETY: the caller's promise, with the getter of a lookup's value.
+    unsafe { string_result(f, topic, sys::flux_kvs_lookup_get) }
 }
 
 unsafe extern "C" fn kvs_value_continuation(f: *mut sys::flux_future_t, arg: *mut c_void) {
