@@ -13,7 +13,7 @@ run_inside_flux 1
 [ -x "$REPO/target/release/flux-prometheus" ] || (cd "$REPO" && cargo build --release --quiet) >&2
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
 
-plan 21
+plan 22
 
 dir=$(mktemp -d)
 pids=()
@@ -128,4 +128,10 @@ flux cancel --all --quiet
 flux module remove prometheus
 out=$(flux prometheus status 2>&1); rc=$?
 ok "status without the module: one line saying so, non-zero ($out)" test $rc -ne 0 -a -n "$(grep 'not loaded' <<<"$out")"
+
+# A reader gone before the output is written (| head, | grep -q): no
+# message, and success.
+{ sleep 0.5; flux prometheus metrics 2>"$dir/epipe.err"; echo $? >"$dir/epipe.rc"; } | true
+ok "a reader that stops early gets no message and exit 0 ($(cat "$dir/epipe.rc"): $(head -c 200 "$dir/epipe.err"))" \
+    test "$(cat "$dir/epipe.rc")" = 0 -a ! -s "$dir/epipe.err"
 done_testing
