@@ -27,7 +27,7 @@ pub struct Mount {
 impl Mount {
     /// The directory of cgroup `path` (as `/proc/PID/cgroup` writes it), or
     /// None where the cgroup lies outside what this mount shows.
-    fn dir_of(&self, path: &str) -> Option<PathBuf> {
+    pub(crate) fn dir_of(&self, path: &str) -> Option<PathBuf> {
         let relative = if self.root == "/" {
             path
         } else {
@@ -228,7 +228,19 @@ impl ShellCgroup {
         Some(OpenCgroup {
             cpu: File::open(self.dir.join("cpu.stat")).ok()?,
             memory: File::open(memory).ok(),
+            events: None,
             buf: Vec::with_capacity(512),
+        })
+    }
+
+    /// [`ShellCgroup::open`], and `cgroup.events` too: a cgroup that stays
+    /// when its processes have gone (one the module made, which nothing
+    /// else removes) then reads as gone.
+    pub fn open_watching(&self) -> Option<OpenCgroup> {
+        let events = File::open(self.dir.join("cgroup.events")).ok()?;
+        Some(OpenCgroup {
+            events: Some(events),
+            ..self.open()?
         })
     }
 
@@ -282,6 +294,7 @@ impl ShellCgroup {
 pub struct OpenCgroup {
     cpu: File,
     memory: Option<File>,
+    events: Option<File>,
     buf: Vec<u8>,
 }
 
@@ -301,8 +314,13 @@ fn reread<'a>(file: &File, buf: &'a mut Vec<u8>) -> Option<&'a str> {
 
 impl OpenCgroup {
     /// CPU seconds (user and system) and memory charged now. None when the
-    /// cgroup has gone.
+    /// cgroup has gone, or, watched, holds no process any more.
     pub fn now(&mut self) -> Option<(f64, Option<u64>)> {
+        if let Some(events) = &self.events {
+            if keyed(reread(events, &mut self.buf)?, "populated") == Some(0) {
+                return None;
+            }
+        }
         let cpu = reread(&self.cpu, &mut self.buf)?;
         let seconds = (keyed(cpu, "user_usec")? + keyed(cpu, "system_usec")?) as f64 / 1e6;
         let memory = self

@@ -53,6 +53,14 @@ pub fn parse_stat(line: &str) -> Result<Stat, BadStat> {
     })
 }
 
+/// What `/proc/PID/stat` says of process `pid`, or None where it has gone
+/// or the line cannot be read.
+pub fn stat(pid: i32, proc_dir: &Path) -> Option<Stat> {
+    std::fs::read_to_string(proc_dir.join(pid.to_string()).join("stat"))
+        .ok()
+        .and_then(|line| parse_stat(&line).ok())
+}
+
 /// Every process under `proc_dir` (normally `/proc`). One that ends
 /// while it is read, or whose line cannot be read, is left out.
 pub fn scan(proc_dir: &Path) -> Vec<Stat> {
@@ -77,6 +85,18 @@ pub fn scan(proc_dir: &Path) -> Vec<Stat> {
 /// many the node runs. None where the kernel has no such files; then
 /// [`scan`] and [`trees`] find them.
 pub fn walk(roots: &[i32], proc_dir: &Path) -> Option<Vec<Stat>> {
+    walk_each(roots, proc_dir, |_| {})
+}
+
+/// [`walk`], calling `visit` with each process after its `stat` is read
+/// and before its children are: a process moved to a cgroup by `visit`
+/// takes every child it forks later with it, and the ones it had are read
+/// after.
+pub fn walk_each(
+    roots: &[i32],
+    proc_dir: &Path,
+    mut visit: impl FnMut(&Stat),
+) -> Option<Vec<Stat>> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut todo: Vec<i32> = roots.to_vec();
@@ -88,13 +108,11 @@ pub fn walk(roots: &[i32], proc_dir: &Path) -> Option<Vec<Stat>> {
         let dir = proc_dir.join(pid.to_string());
         // A process that has ended leaves nothing to read; its children,
         // reparented, are no longer in the tree.
-        let Some(stat) = std::fs::read_to_string(dir.join("stat"))
-            .ok()
-            .and_then(|line| parse_stat(&line).ok())
-        else {
+        let Some(stat) = stat(pid, proc_dir) else {
             continue;
         };
         let threads = stat.threads;
+        visit(&stat);
         out.push(stat);
         let mut take = |file: &Path| {
             if let Ok(children) = std::fs::read_to_string(file) {
