@@ -1,11 +1,14 @@
 //! This node's figures: the tasks' CPU time and peak memory, from the
 //! shell's own cgroup where it has one (sdexec), else from the children the
-//! shell has reaped (`getrusage`) and samples of its tasks' process trees.
+//! shell has reaped (`getrusage`) and samples of its tasks' process trees,
+//! with the peak and OOM kills of the cgroup the module moved them into
+//! where it did (`job-cgroups`).
 
 use std::path::Path;
 use std::time::Instant;
 
 use usage::cgroup::{Mounts, OpenCgroup, ShellCgroup};
+use usage::jobcgroup;
 use usage::proc::{self, Units};
 use usage::NodeUsage;
 
@@ -116,6 +119,30 @@ impl Measure {
             memory_byte_seconds,
             ..NodeUsage::default()
         };
+        // The module on this rank may have moved the shell and its tasks
+        // into a cgroup of their own once they had started (its
+        // `job-cgroups`): the tasks' CPU time is still what the shell
+        // reaped, which counts from their start, and the cgroup adds its
+        // memory peak and OOM kills.
+        if self.cgroup.is_none() {
+            let placed = std::fs::read_to_string("/proc/self/cgroup")
+                .ok()
+                .filter(|text| jobcgroup::in_one(text))
+                .and_then(|text| jobcgroup::placed_in(&Mounts::of_this_system(), &text));
+            if let Some(figures) = placed.as_ref().and_then(ShellCgroup::read) {
+                // The cgroup counts pages the tasks share once, as the
+                // sum of their resident sets does not; the largest task's
+                // own peak is the floor.
+                let peak = figures
+                    .peak_bytes
+                    .map_or(base.peak_memory_bytes, |p| p.max(children.max_rss_bytes));
+                return NodeUsage {
+                    peak_memory_bytes: peak,
+                    oom_kills: figures.oom_kills,
+                    ..base
+                };
+            }
+        }
         // The cgroup holds the shell too: its own CPU time is taken out.
         match self.cgroup.as_ref().and_then(ShellCgroup::read) {
             Some(figures) => {
