@@ -122,6 +122,9 @@ pub struct Config {
     pub max_request_rate: u32,
     /// How often the module on each rank samples the jobs running there.
     pub sample_interval: Duration,
+    /// Give each job shell without a cgroup of its own one, made by the
+    /// module on its rank, and sample the job from it.
+    pub job_cgroups: bool,
     /// Keep series naming users and jobs to `private_scrapers` (None:
     /// as the instance's `access.private-mode`).
     pub private_mode: Option<bool>,
@@ -190,10 +193,11 @@ impl ConfigError {
 }
 
 /// The module's own keys; the collectors' follow (see [`keys`]).
-const MODULE_KEYS: [&str; 10] = [
+const MODULE_KEYS: [&str; 11] = [
     "listen",
     "poll-interval",
     "sample-interval",
+    "job-cgroups",
     "publish-interval",
     "busy-publish-interval",
     "collectors",
@@ -223,6 +227,7 @@ impl Config {
             web_config: None,
             max_request_rate: DEFAULT_MAX_REQUEST_RATE,
             sample_interval: DEFAULT_SAMPLE_INTERVAL,
+            job_cgroups: false,
             private_mode: None,
             private_scrapers: Vec::new(),
         }
@@ -246,6 +251,10 @@ impl Config {
                 "listen" => config.listen = parse_listen(value)?,
                 "poll-interval" => config.poll_interval = parse_duration(key, value)?,
                 "sample-interval" => config.sample_interval = parse_duration(key, value)?,
+                "job-cgroups" => {
+                    config.job_cgroups = parse_bool(value)
+                        .map_err(|why| ConfigError::bad_value(key, value, why.to_string()))?
+                }
                 "publish-interval" => config.publish_interval = parse_duration(key, value)?,
                 "busy-publish-interval" => {
                     config.busy_publish_interval = parse_duration(key, value)?

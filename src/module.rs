@@ -340,6 +340,7 @@ impl Live {
             sampler
                 .set_period(config.sample_interval)
                 .map_err(ReloadError::Request)?;
+            sampler.set_job_cgroups(config.job_cgroups);
         }
         if let Some(listener) = listener {
             self.serve(listener, scheme)?;
@@ -628,7 +629,11 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         live.borrow_mut().collectors.push((name, running));
     }
     module.handlers = Some(handle_requests(&h, &live)?);
-    live.borrow_mut().sampler = Some(Sampler::start(h, config.sample_interval)?);
+    live.borrow_mut().sampler = Some(Sampler::start(
+        h,
+        config.sample_interval,
+        config.job_cgroups,
+    )?);
     if level > 0 {
         announce_to_parent(&h, &ctx, &live);
     }

@@ -48,6 +48,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
     let sampler = Rc::new(RefCell::new(Some(Sampler::start(
         h,
         config.sample_interval,
+        config.job_cgroups,
     )?)));
     let name = h.module_name().unwrap_or_else(|| "prometheus".into());
     let stats_of = Rc::clone(&sampler);
@@ -66,10 +67,10 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
             .flatten()
             .unwrap_or_else(|| "{}".into());
         let outcome = read_config(&payload, &args, level).and_then(|config| {
-            reload_of
-                .borrow()
-                .as_ref()
-                .map_or(Ok(()), |s| s.set_period(config.sample_interval))
+            reload_of.borrow().as_ref().map_or(Ok(()), |s| {
+                s.set_job_cgroups(config.job_cgroups);
+                s.set_period(config.sample_interval)
+            })
         });
         match outcome {
             Ok(()) => request.respond("{}"),

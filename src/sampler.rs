@@ -6,7 +6,9 @@
 //! Every `sample-interval` (30 s; the first look comes at a point of the
 //! period set by the rank, so that ranks do not all send at once) the
 //! sampler looks at each registered job: its shell's own cgroup v2 where it
-//! has one (sdexec), else the process trees under its tasks in `/proc`. It
+//! has one (sdexec), or the cgroup the module made for it and moved its
+//! shell and tasks into (`job-cgroups`), else the process trees under its
+//! tasks in `/proc`. It
 //! sends rank 0 one batch for all of them (`NAME.samples`). A job whose
 //! processes are all gone is done here and forgotten.
 //!
@@ -24,6 +26,7 @@ use std::time::Duration;
 use flux::{Error, Handle, Level, MsgHandler, Request, Rpc, Timer};
 use usage::cgroup::{Mounts, OpenCgroup, ShellCgroup};
 use usage::gpu::GpuSample;
+use usage::jobcgroup::{self, Parents};
 use usage::live::{self, Batch, JobGpus, JobSample, Registration, WireError};
 use usage::proc::{self, Units};
 
@@ -70,6 +73,11 @@ struct Registered {
     cgroup: Option<ShellCgroup>,
     /// Its files, held open while the job runs.
     files: Option<OpenCgroup>,
+    /// The cgroup is of the module's making (`job-cgroups`), to be removed
+    /// when its processes have gone; its CPU time counts from the move, so
+    /// what the processes had used before is added.
+    made: bool,
+    cpu_seconds_before: f64,
     cores: u64,
     gpus: u64,
     gpu_ids: Vec<u32>,
@@ -93,6 +101,13 @@ struct Inner {
     units: Units,
     /// Where this node mounts its cgroup hierarchies.
     mounts: Mounts,
+    /// Where jobs' cgroups are made, with `job-cgroups`.
+    job_cgroups: RefCell<Option<Parents>>,
+    /// A job could not be given a cgroup, and that was logged.
+    placement_logged: Cell<bool>,
+    /// Job cgroups an earlier module left that still held processes when
+    /// last looked at: looked at again each period until they have gone.
+    leftovers: Cell<usize>,
     period: Cell<f64>,
     jobs: RefCell<BTreeMap<u64, Registered>>,
     /// Jobs with GPUs whose processes are gone, until their shells have
@@ -107,6 +122,19 @@ struct Inner {
     sent_empty: Cell<bool>,
     stats: RefCell<SamplerStats>,
     timer: RefCell<Option<Timer>>,
+}
+
+impl Drop for Inner {
+    /// The cgroups this module made whose processes have gone; the others
+    /// stay with their processes, and a later module removes them once
+    /// they are empty.
+    fn drop(&mut self) {
+        for job in self.jobs.get_mut().values() {
+            if let (true, Some(cgroup)) = (job.made, &job.cgroup) {
+                jobcgroup::remove(cgroup);
+            }
+        }
+    }
 }
 
 /// A job with GPUs whose processes have gone.
@@ -127,8 +155,9 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Serves `NAME.register` and samples every `period`.
-    pub fn start(h: Handle, period: Duration) -> Result<Sampler, Error> {
+    /// Serves `NAME.register` and samples every `period`; with
+    /// `job_cgroups`, gives each job without a cgroup one.
+    pub fn start(h: Handle, period: Duration, job_cgroups: bool) -> Result<Sampler, Error> {
         let rank = h.rank()?;
         let inner = Rc::new(Inner {
             h,
@@ -143,6 +172,9 @@ impl Sampler {
                 page_size: flux::page_size(),
             },
             mounts: Mounts::of_this_system(),
+            job_cgroups: RefCell::new(None),
+            placement_logged: Cell::new(false),
+            leftovers: Cell::new(0),
             period: Cell::new(period.as_secs_f64()),
             jobs: RefCell::new(BTreeMap::new()),
             ended: RefCell::new(BTreeMap::new()),
@@ -179,6 +211,7 @@ impl Sampler {
             },
         )?;
         arm(&inner)?;
+        set_job_cgroups(&inner, job_cgroups);
         Ok(Sampler {
             inner,
             _register: register,
@@ -196,11 +229,18 @@ impl Sampler {
         Ok(())
     }
 
+    /// Jobs registered from now on are given cgroups, or not
+    /// (`flux config reload`); those given one keep it.
+    pub fn set_job_cgroups(&self, on: bool) {
+        set_job_cgroups(&self.inner, on);
+    }
+
     pub fn stats(&self) -> SamplerStats {
         let mut stats = self.inner.stats.borrow().clone();
         let jobs = self.inner.jobs.borrow();
         stats.jobs = jobs.len();
         stats.cgroup_jobs = jobs.values().filter(|j| j.cgroup.is_some()).count();
+        stats.made_cgroup_jobs = jobs.values().filter(|j| j.made).count();
         stats
     }
 }
@@ -212,6 +252,38 @@ pub fn first_look(rank: u32, period: f64) -> f64 {
     let frac =
         (u64::from(rank).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
     (period * frac).max(0.001)
+}
+
+/// Turns the making of jobs' cgroups on or off. Where the broker's cgroup
+/// cannot be known, that is logged and jobs are sampled from their
+/// processes.
+fn set_job_cgroups(inner: &Inner, on: bool) {
+    if on == inner.job_cgroups.borrow().is_some() {
+        return;
+    }
+    if !on {
+        *inner.job_cgroups.borrow_mut() = None;
+        return;
+    }
+    match Parents::of_this_process(&inner.mounts) {
+        Ok(parents) => {
+            // What an earlier module left of jobs that have ended.
+            let left = parents.sweep(inner.rank, |id| inner.jobs.borrow().contains_key(&id));
+            inner.leftovers.set(left);
+            inner.h.log(
+                Level::Debug,
+                &format!(
+                    "usage sampler: making jobs' cgroups in {}",
+                    parents.v2.display()
+                ),
+            );
+            *inner.job_cgroups.borrow_mut() = Some(parents);
+        }
+        Err(e) => inner.h.log(
+            Level::Warning,
+            &format!("usage sampler: job-cgroups: jobs are sampled from their processes: {e}"),
+        ),
+    }
 }
 
 fn arm(inner: &Rc<Inner>) -> Result<(), Error> {
@@ -269,10 +341,23 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
             });
         }
     }
-    let cgroup = std::fs::read_to_string(procfs.join(pids[0].to_string()).join("cgroup"))
+    let mut cgroup = std::fs::read_to_string(procfs.join(pids[0].to_string()).join("cgroup"))
         .ok()
         .and_then(|text| inner.mounts.shell_cgroup(&text));
-    let files = cgroup.as_ref().and_then(ShellCgroup::open);
+    let mut cpu_seconds_before = 0.0;
+    let mut made = false;
+    if cgroup.is_none() && !inner.jobs.borrow().contains_key(&id) {
+        if let Some(placed) = place(inner, id, &pids) {
+            cpu_seconds_before = placed.cpu_ticks_before as f64 / inner.units.ticks_per_second;
+            cgroup = Some(placed.cgroup);
+            made = true;
+        }
+    }
+    let files = match &cgroup {
+        Some(c) if made => c.open_watching(),
+        Some(c) => c.open(),
+        None => None,
+    };
     inner.jobs.borrow_mut().insert(
         id,
         Registered {
@@ -280,6 +365,8 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
             pids,
             cgroup,
             files,
+            made,
+            cpu_seconds_before,
             cores,
             gpus,
             gpu_ids,
@@ -293,6 +380,38 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
         },
     );
     Ok(())
+}
+
+/// Gives job `id` a cgroup of its own, where `job-cgroups` is on, moving
+/// into it the job shell (the tasks' parent, where it is `flux-shell` run
+/// by the tasks' owner) and the tasks' process trees. A failure is logged
+/// once, and the job is sampled from its processes.
+fn place(inner: &Inner, id: u64, pids: &[i32]) -> Option<jobcgroup::Placed> {
+    let parents = inner.job_cgroups.borrow();
+    let parents = parents.as_ref()?;
+    let procfs = Path::new("/proc");
+    let task = proc::stat(*pids.first()?, procfs)?;
+    let shell = std::fs::read_to_string(procfs.join(task.ppid.to_string()).join("comm"))
+        .ok()
+        .filter(|comm| comm.trim_end() == "flux-shell")
+        .filter(|_| proc::owner(task.ppid, procfs) == proc::owner(task.pid, procfs))
+        .map(|_| task.ppid);
+    match parents.place(inner.rank, id, shell, pids, procfs) {
+        Ok(placed) => Some(placed),
+        Err(e) => {
+            inner.stats.borrow_mut().placements_failed += 1;
+            if !inner.placement_logged.replace(true) {
+                inner.h.log(
+                    Level::Warning,
+                    &format!(
+                        "usage sampler: job-cgroups: job {id} is sampled from its processes: {e} \
+                         (said once; flux module stats prometheus counts the others)"
+                    ),
+                );
+            }
+            None
+        }
+    }
 }
 
 /// Looks at every registered job once, and sends rank 0 the batch.
@@ -310,6 +429,14 @@ fn look(inner: &Rc<Inner>) {
         inner.units,
     );
     drop(ended);
+    if inner.leftovers.get() > 0 {
+        if let Some(parents) = inner.job_cgroups.borrow().as_ref() {
+            let jobs = inner.jobs.borrow();
+            inner
+                .leftovers
+                .set(parents.sweep(inner.rank, |id| jobs.contains_key(&id)));
+        }
+    }
     if let Some(why) = gpus.take_failure() {
         inner.h.log(Level::Info, &format!("usage sampler: {why}"));
     }
@@ -352,12 +479,15 @@ fn sample_all(
                 // anywhere) leaves memory to the process trees.
                 let memory =
                     memory.unwrap_or_else(|| tree(&mut everyone).map_or(0, |s| s.rss_bytes));
-                (0, cpu_seconds, memory, "cgroup")
+                (0, cpu_seconds + job.cpu_seconds_before, memory, "cgroup")
             }),
             None => tree(&mut everyone)
                 .map(|s| (s.processes as u64, s.cpu_seconds, s.rss_bytes, "processes")),
         };
         let Some((processes, cpu_seconds, memory_bytes, source)) = seen else {
+            if let (true, Some(cgroup)) = (job.made, &job.cgroup) {
+                jobcgroup::remove(cgroup);
+            }
             if !job.gpu_ids.is_empty() {
                 ended.insert(
                     id,
@@ -581,6 +711,8 @@ mod tests {
                 pids: vec![child.id() as i32],
                 cgroup: None,
                 files: None,
+                made: false,
+                cpu_seconds_before: 0.0,
                 cores: 2,
                 gpus: 0,
                 gpu_ids: Vec::new(),

@@ -93,6 +93,11 @@ pub struct SamplerStats {
     /// Of those, the jobs whose shell has a cgroup of its own, sampled
     /// from it rather than from their processes.
     pub cgroup_jobs: usize,
+    /// Of those, the jobs in a cgroup the module made (`job-cgroups`).
+    pub made_cgroup_jobs: usize,
+    /// Jobs that `job-cgroups` could not give a cgroup, sampled from their
+    /// processes instead.
+    pub placements_failed: u64,
     pub registrations: u64,
     pub registrations_refused: u64,
     pub batches_sent: u64,
