@@ -81,11 +81,6 @@ impl Accrual {
         self.jobs += 1;
     }
 
-    /// Allocation-seconds of the runs that ended.
-    pub fn ended(&self) -> Size {
-        self.ended
-    }
-
     fn end(&mut self, size: Size, started: f64, at: f64) {
         self.running = self.running.minus(size);
         self.started = self.started.minus(size.scaled(started));
