@@ -272,8 +272,9 @@ struct Inner {
     /// Looks up what the module before this one saved, then subscribes;
     /// then saves every [`SAVE_EVERY`] seconds.
     saving: RefCell<(Option<flux::Rpc>, Option<flux::Timer>)>,
-    /// A failed save has been logged since the last one that worked.
-    save_failure_logged: Cell<bool>,
+    /// The last save failed (and a failure was logged since the last one
+    /// that worked): the next tick saves again, changed or not.
+    save_failed: Rc<Cell<bool>>,
 }
 
 /// Where the allocation-seconds of the runs that ended are kept for the
@@ -299,42 +300,36 @@ fn save_seconds(inner: &Inner) {
         return;
     };
     let mut kept = inner.saved.borrow_mut();
-    if kept.0.as_ref() == Some(&saved) {
+    if !inner.save_failed.get() && kept.0.as_ref() == Some(&saved) {
         return;
     }
     let Ok(json) = serde_json::to_string(&saved) else {
         return;
     };
     let ctx = Rc::downgrade(&inner.ctx);
-    let logged = Rc::new(Cell::new(inner.save_failure_logged.get()));
-    let answer = inner.ctx.handle.kvs_put(SAVED_KEY, &json, move |done| {
-        let Some(ctx) = ctx.upgrade() else { return };
-        match done {
-            Ok(()) => logged.set(false),
-            Err(e) if !logged.get() => {
-                logged.set(true);
-                ctx.handle.log(
-                    flux::Level::Warning,
-                    &format!(
-                        "{NAME} collector: cannot save the allocation-seconds in {SAVED_KEY}: {e}"
-                    ),
-                );
-            }
-            Err(_) => {}
-        }
-    });
+    let failed = Rc::clone(&inner.save_failed);
+    let answer =
+        inner
+            .ctx
+            .handle
+            .kvs_put(SAVED_KEY, &json, move |done| match (done, ctx.upgrade()) {
+                (Ok(()), _) => failed.set(false),
+                (Err(e), Some(ctx)) => save_failed(&ctx.handle, &failed, &e),
+                (Err(_), None) => failed.set(true),
+            });
     match answer {
         Ok(rpc) => *kept = (Some(saved), Some(rpc)),
-        Err(e) => {
-            if !inner.save_failure_logged.replace(true) {
-                inner.ctx.handle.log(
-                    flux::Level::Warning,
-                    &format!(
-                        "{NAME} collector: cannot save the allocation-seconds in {SAVED_KEY}: {e}"
-                    ),
-                );
-            }
-        }
+        Err(e) => save_failed(&inner.ctx.handle, &inner.save_failed, &e),
+    }
+}
+
+/// Notes a save that failed, logged once until one works again.
+fn save_failed(handle: &flux::Handle, failed: &Cell<bool>, e: &Error) {
+    if !failed.replace(true) {
+        handle.log(
+            flux::Level::Warning,
+            &format!("{NAME} collector: cannot save the allocation-seconds in {SAVED_KEY}: {e}"),
+        );
     }
 }
 
@@ -585,7 +580,7 @@ fn start(ctx: Rc<Context>, settings: &Settings) -> Result<Box<dyn Collector>, Er
         recall: RefCell::new(None),
         saved: RefCell::new((None, None)),
         saving: RefCell::new((None, None)),
-        save_failure_logged: Cell::new(false),
+        save_failed: Rc::new(Cell::new(false)),
     });
     *inner.services.borrow_mut() = vec![
         serve_usage(&inner)?,
