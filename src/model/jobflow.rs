@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::allocations::Allocations;
 use super::journal::{Annotations, EventContext};
-use super::live::Live;
+use super::live::{Live, Sums};
 use super::nested::Nested;
 use super::resources::JobR;
 use super::roster::Roster;
@@ -340,6 +340,20 @@ pub struct LiveFlow {
     pub gpus_busy: f64,
     pub measured_gpus: u64,
     pub gpu_memory_bytes: u64,
+}
+
+impl From<&Sums> for LiveFlow {
+    fn from(s: &Sums) -> LiveFlow {
+        LiveFlow {
+            jobs: s.jobs,
+            cpu_cores: s.cpu_cores(),
+            allocated_cores: s.allocated_cores,
+            memory_bytes: s.memory_bytes,
+            gpus_busy: s.gpus_busy(),
+            measured_gpus: s.measured_gpus,
+            gpu_memory_bytes: s.gpu_memory_bytes,
+        }
+    }
 }
 
 /// One running job's figures now, for the opt-in per-job series.
@@ -718,7 +732,7 @@ pub struct JobFlow {
     newest: f64,
     usage_refused: u64,
     /// Running jobs' samples from each rank, and those refused.
-    live: Live,
+    live: Live<FlowKey>,
     live_refused: u64,
     live_job_rows: usize,
     /// See [`JobFlowSummary::wait_phases`].
@@ -1208,6 +1222,9 @@ impl JobFlow {
                 let Some(job) = self.jobs.remove(&id) else {
                     return;
                 };
+                if let Ok(id) = u64::try_from(id) {
+                    self.live.end_job(id);
+                }
                 if self.jobs.capacity() > 1024 && self.jobs.len() < self.jobs.capacity() / 4 {
                     self.jobs.shrink_to_fit();
                 }
@@ -1313,9 +1330,8 @@ impl JobFlow {
             i64::try_from(sample.id)
                 .ok()
                 .and_then(|id| jobs.get(&id))
-                .is_some_and(|job| {
-                    sample.userid == instance_owner || job.uid == Some(sample.userid)
-                })
+                .filter(|job| sample.userid == instance_owner || job.uid == Some(sample.userid))
+                .map(|job| &job.key)
         });
         self.live_refused += refused as u64;
         refused
@@ -1353,59 +1369,28 @@ impl JobFlow {
         }
     }
 
-    /// The live figures by key, and the per-job rows asked for.
+    /// The live figures by key (every queue, zero or not), and the per-job
+    /// rows asked for.
     fn live_summary(&self) -> (BTreeMap<FlowKey, LiveFlow>, Vec<LiveJobRow>) {
-        // By job first (a job may run on many ranks), keyed by reference:
-        // no key is copied per job. A job that ended since its node's last
-        // look counts no more.
-        let mut by_job: FxHashMap<i64, (&FlowKey, LiveFlow)> = FxHashMap::default();
-        for (_, s) in self.live.samples() {
-            let Some((id, job)) = i64::try_from(s.id)
-                .ok()
-                .and_then(|id| self.jobs.get(&id).map(|job| (id, job)))
-            else {
-                continue;
-            };
-            let (_, flow) = by_job.entry(id).or_insert_with(|| {
-                (
-                    &job.key,
-                    LiveFlow {
-                        jobs: 1,
-                        ..LiveFlow::default()
-                    },
-                )
-            });
-            if let Some(rate) = s.cpu_cores {
-                flow.cpu_cores += rate;
-                flow.allocated_cores += s.cores;
-            }
-            flow.memory_bytes += s.memory_bytes;
-            if let Some(busy) = usage::gpu::gpus_busy(&s.gpu) {
-                flow.gpus_busy += busy;
-                flow.measured_gpus += usage::gpu::measured(&s.gpu);
-            }
-            flow.gpu_memory_bytes += s.gpu.iter().map(|g| g.memory_used_bytes).sum::<u64>();
-        }
-        let mut by_ref: BTreeMap<&FlowKey, LiveFlow> = BTreeMap::new();
+        let mut by_key: BTreeMap<FlowKey, LiveFlow> = self
+            .live
+            .by_key()
+            .map(|(key, sums)| (key.clone(), LiveFlow::from(sums)))
+            .collect();
         for queue in self.queues.keys() {
-            by_ref.entry(queue).or_default();
-        }
-        for (key, flow) in by_job.values() {
-            let total = by_ref.entry(key).or_default();
-            total.jobs += 1;
-            total.cpu_cores += flow.cpu_cores;
-            total.allocated_cores += flow.allocated_cores;
-            total.memory_bytes += flow.memory_bytes;
-            total.gpus_busy += flow.gpus_busy;
-            total.measured_gpus += flow.measured_gpus;
-            total.gpu_memory_bytes += flow.gpu_memory_bytes;
+            if !by_key.contains_key(queue) {
+                by_key.insert(queue.clone(), LiveFlow::default());
+            }
         }
         let mut rows = Vec::new();
         if self.live_job_rows > 0 {
             let idle = |f: &LiveFlow| f.allocated_cores as f64 - f.cpu_cores;
-            let mut jobs: Vec<(i64, &FlowKey, LiveFlow)> = by_job
-                .iter()
-                .map(|(id, (key, flow))| (*id, *key, *flow))
+            let mut jobs: Vec<(i64, &FlowKey, LiveFlow)> = self
+                .live
+                .by_job()
+                .filter_map(|(id, key, sums)| {
+                    Some((i64::try_from(id).ok()?, key, LiveFlow::from(sums)))
+                })
                 .collect();
             jobs.sort_by(|a, b| idle(&b.2).total_cmp(&idle(&a.2)).then(a.0.cmp(&b.0)));
             rows = jobs
@@ -1418,7 +1403,6 @@ impl JobFlow {
                 })
                 .collect();
         }
-        let by_key = by_ref.into_iter().map(|(k, v)| (k.clone(), v)).collect();
         (by_key, rows)
     }
 

@@ -2,18 +2,49 @@
 //! rank 0 once per sampling period (`usage::live`), kept by rank. A rank's
 //! batch replaces its last one; a batch older than three of its periods
 //! (the rank or its module went away) counts no more.
+//!
+//! The sums a publish reads (by key, and by job) are kept as batches come
+//! and go: a batch adds its samples and takes away those of the batch it
+//! replaces, so that a publish at 16,384 ranks does not go over 65,536
+//! samples again. Rates are kept in millionths, so that what is taken away
+//! is exactly what was added.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use usage::live::{Batch, JobSample, LiveJob, NodeSample};
 
 /// Periods after which a rank's batch counts no more.
 const STALE_PERIODS: f64 = 3.0;
 
-#[derive(Debug, Clone, Default)]
-pub struct Live {
+/// Millionths in one: the unit rates are summed in.
+const MICRO: f64 = 1e6;
+
+#[derive(Debug, Clone)]
+pub struct Live<K> {
     ranks: HashMap<u32, RankBatch>,
+    /// By job with a current sample: its key, its samples, and their sums.
+    jobs: FxHashMap<u64, JobSums>,
+    /// Each key seen, by its place in `key_sums`: a job holds its key's
+    /// place, so that a sample adds to its key's sums without hashing it.
+    keys: FxHashMap<K, usize>,
+    /// By key: the sums of its jobs with a current sample, and how many
+    /// there are (all zero for a key with none now).
+    key_sums: Vec<(K, Sums)>,
+}
+
+impl<K> Default for Live<K> {
+    fn default() -> Self {
+        Live {
+            ranks: HashMap::new(),
+            jobs: FxHashMap::default(),
+            keys: FxHashMap::default(),
+            key_sums: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -24,12 +55,124 @@ struct RankBatch {
     jobs: Vec<JobSample>,
 }
 
-impl Live {
+#[derive(Debug, Clone)]
+struct JobSums {
+    /// Its key's place in `key_sums`.
+    key: usize,
+    samples: u32,
+    sums: Sums,
+}
+
+/// Sums of samples, exact: rates in millionths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    /// Jobs with a current sample (by key; 1 for a job).
+    pub jobs: u64,
+    cpu_cores_micro: i64,
+    /// The cores allocated on the nodes that measured a CPU rate.
+    pub allocated_cores: u64,
+    pub memory_bytes: u64,
+    gpus_busy_micro: i64,
+    pub measured_gpus: u64,
+    pub gpu_memory_bytes: u64,
+}
+
+impl Sums {
+    /// What one node's sample adds.
+    fn of(s: &JobSample) -> Sums {
+        let (cpu_cores_micro, allocated_cores) = match s.cpu_cores {
+            Some(rate) => ((rate * MICRO).round() as i64, s.cores),
+            None => (0, 0),
+        };
+        let (gpus_busy_micro, measured_gpus) = match usage::gpu::gpus_busy(&s.gpu) {
+            Some(busy) => ((busy * MICRO).round() as i64, usage::gpu::measured(&s.gpu)),
+            None => (0, 0),
+        };
+        Sums {
+            jobs: 0,
+            cpu_cores_micro,
+            allocated_cores,
+            memory_bytes: s.memory_bytes,
+            gpus_busy_micro,
+            measured_gpus,
+            gpu_memory_bytes: s.gpu.iter().map(|g| g.memory_used_bytes).sum(),
+        }
+    }
+
+    fn add(&mut self, o: &Sums) {
+        self.jobs += o.jobs;
+        self.cpu_cores_micro += o.cpu_cores_micro;
+        self.allocated_cores += o.allocated_cores;
+        self.memory_bytes = self.memory_bytes.wrapping_add(o.memory_bytes);
+        self.gpus_busy_micro += o.gpus_busy_micro;
+        self.measured_gpus += o.measured_gpus;
+        self.gpu_memory_bytes = self.gpu_memory_bytes.wrapping_add(o.gpu_memory_bytes);
+    }
+
+    fn take(&mut self, o: &Sums) {
+        self.jobs = self.jobs.saturating_sub(o.jobs);
+        self.cpu_cores_micro -= o.cpu_cores_micro;
+        self.allocated_cores = self.allocated_cores.saturating_sub(o.allocated_cores);
+        self.memory_bytes = self.memory_bytes.wrapping_sub(o.memory_bytes);
+        self.gpus_busy_micro -= o.gpus_busy_micro;
+        self.measured_gpus = self.measured_gpus.saturating_sub(o.measured_gpus);
+        self.gpu_memory_bytes = self.gpu_memory_bytes.wrapping_sub(o.gpu_memory_bytes);
+    }
+
+    /// Cores' worth of CPU used over the last sampling period.
+    pub fn cpu_cores(&self) -> f64 {
+        self.cpu_cores_micro as f64 / MICRO
+    }
+
+    /// GPUs' worth of busy time over the last sampling period.
+    pub fn gpus_busy(&self) -> f64 {
+        self.gpus_busy_micro as f64 / MICRO
+    }
+}
+
+impl<K: Clone + Eq + Hash> Live<K> {
     /// Takes rank `batch.rank`'s batch, received at `now`, keeping the
-    /// samples `accept` takes; returns how many it did not.
-    pub fn take(&mut self, now: f64, batch: Batch, accept: impl Fn(&JobSample) -> bool) -> usize {
+    /// samples `accept` gives a key (the job's); returns how many it did
+    /// not.
+    pub fn take<'k>(
+        &mut self,
+        now: f64,
+        batch: Batch,
+        accept: impl Fn(&JobSample) -> Option<&'k K>,
+    ) -> usize
+    where
+        K: 'k,
+    {
         let total = batch.jobs.len();
-        let jobs: Vec<JobSample> = batch.jobs.into_iter().filter(|j| accept(j)).collect();
+        let mut jobs = Vec::with_capacity(total);
+        // The rank's last samples, by job: a job sampled again moves its
+        // sums by the difference.
+        // (A job the last batch named twice has its second sample apart.)
+        let mut before: FxHashMap<u64, JobSample> = FxHashMap::default();
+        let mut gone = Vec::new();
+        for last in self
+            .ranks
+            .remove(&batch.rank)
+            .map_or_else(Vec::new, |b| b.jobs)
+        {
+            match before.entry(last.id) {
+                Entry::Vacant(e) => {
+                    e.insert(last);
+                }
+                Entry::Occupied(_) => gone.push(last),
+            }
+        }
+        for sample in batch.jobs {
+            if let Some(key) = accept(&sample) {
+                match before.remove(&sample.id) {
+                    Some(last) if self.jobs.contains_key(&sample.id) => {
+                        self.recount(&last, &sample)
+                    }
+                    _ => self.count(&sample, key),
+                }
+                jobs.push(sample);
+            }
+        }
         let refused = total - jobs.len();
         self.ranks.insert(
             batch.rank,
@@ -40,26 +183,121 @@ impl Live {
                 jobs,
             },
         );
+        gone.extend(before.into_values());
+        self.forget(&gone);
         refused
+    }
+
+    /// Adds one node's sample of a job under `key` (the key is copied
+    /// only for a job or key new here).
+    fn count(&mut self, sample: &JobSample, key: &K) {
+        let sums = Sums::of(sample);
+        let Live {
+            jobs,
+            keys,
+            key_sums,
+            ..
+        } = self;
+        let job = jobs.entry(sample.id).or_insert_with(|| {
+            let place = *keys.entry(key.clone()).or_insert_with(|| {
+                key_sums.push((key.clone(), Sums::default()));
+                key_sums.len() - 1
+            });
+            JobSums {
+                key: place,
+                samples: 0,
+                sums: Sums {
+                    jobs: 1,
+                    ..Sums::default()
+                },
+            }
+        });
+        job.samples += 1;
+        job.sums.add(&sums);
+        key_sums[job.key].1.add(&Sums {
+            jobs: u64::from(job.samples == 1),
+            ..sums
+        });
+    }
+
+    /// Replaces a node's sample `last` of a job with `now`.
+    fn recount(&mut self, last: &JobSample, now: &JobSample) {
+        let Some(job) = self.jobs.get_mut(&now.id) else {
+            return;
+        };
+        let (last, now) = (Sums::of(last), Sums::of(now));
+        job.sums.take(&last);
+        job.sums.add(&now);
+        let by_key = &mut self.key_sums[job.key].1;
+        by_key.take(&last);
+        by_key.add(&now);
+    }
+
+    /// Takes away samples that are no longer current. Those of a job
+    /// already ended ([`Live::end_job`]) count nothing.
+    fn forget(&mut self, samples: &[JobSample]) {
+        for sample in samples {
+            let Some(job) = self.jobs.get_mut(&sample.id) else {
+                continue;
+            };
+            let sums = Sums::of(sample);
+            job.samples -= 1;
+            job.sums.take(&sums);
+            let gone = job.samples == 0;
+            self.key_sums[job.key].1.take(&Sums {
+                jobs: u64::from(gone),
+                ..sums
+            });
+            if gone {
+                self.jobs.remove(&sample.id);
+            }
+        }
+    }
+
+    /// Job `id` has ended: its samples count no more, though the batches
+    /// that carry them are kept until replaced.
+    pub fn end_job(&mut self, id: u64) {
+        if let Some(job) = self.jobs.remove(&id) {
+            self.key_sums[job.key].1.take(&job.sums);
+        }
     }
 
     /// Forgets the batches of ranks that have not sent one for three of
     /// their periods.
     pub fn expire(&mut self, now: f64) {
-        self.ranks
-            .retain(|_, b| now - b.received <= STALE_PERIODS * b.period.max(0.0));
+        let stale: Vec<u32> = self
+            .ranks
+            .iter()
+            .filter(|(_, b)| now - b.received > STALE_PERIODS * b.period.max(0.0))
+            .map(|(rank, _)| *rank)
+            .collect();
+        for rank in stale {
+            if let Some(old) = self.ranks.remove(&rank) {
+                self.forget(&old.jobs);
+            }
+        }
     }
 
+    /// The sums by key with a job that has a current sample.
+    pub fn by_key(&self) -> impl Iterator<Item = (&K, &Sums)> + '_ {
+        self.key_sums
+            .iter()
+            .filter(|(_, sums)| sums.jobs > 0)
+            .map(|(key, sums)| (key, sums))
+    }
+
+    /// The sums by job with a current sample, and its key.
+    pub fn by_job(&self) -> impl Iterator<Item = (u64, &K, &Sums)> + '_ {
+        self.jobs
+            .iter()
+            .map(|(id, j)| (*id, &self.key_sums[j.key].0, &j.sums))
+    }
+}
+
+impl<K> Live<K> {
     /// Ranks whose batch is current.
     pub fn ranks(&self) -> usize {
         self.ranks.len()
-    }
-
-    /// Every sample, with the rank that sent it.
-    pub fn samples(&self) -> impl Iterator<Item = (u32, &JobSample)> + '_ {
-        self.ranks
-            .iter()
-            .flat_map(|(rank, b)| b.jobs.iter().map(move |j| (*rank, j)))
     }
 
     /// Job `id`'s samples, node by node (by rank), as of `now`.
@@ -84,15 +322,6 @@ impl Live {
         }
         nodes.sort_by_key(|n| n.rank);
         Some(LiveJob { id, nodes })
-    }
-
-    /// Every job's samples, by job.
-    pub fn jobs(&self) -> HashMap<u64, Vec<&JobSample>> {
-        let mut out: HashMap<u64, Vec<&JobSample>> = HashMap::new();
-        for (_, sample) in self.samples() {
-            out.entry(sample.id).or_default().push(sample);
-        }
-        out
     }
 }
 
@@ -130,10 +359,10 @@ mod tests {
 
     #[test]
     fn a_ranks_batch_replaces_its_last_and_goes_stale() {
-        let mut live = Live::default();
-        live.take(0.0, batch(1, vec![sample(7, 4, None)]), |_| true);
-        live.take(0.0, batch(2, vec![sample(7, 4, Some(1.0))]), |_| true);
-        live.take(30.0, batch(1, vec![sample(7, 4, Some(3.0))]), |_| true);
+        let mut live: Live<u8> = Live::default();
+        live.take(0.0, batch(1, vec![sample(7, 4, None)]), |_| Some(&0));
+        live.take(0.0, batch(2, vec![sample(7, 4, Some(1.0))]), |_| Some(&0));
+        live.take(30.0, batch(1, vec![sample(7, 4, Some(3.0))]), |_| Some(&0));
         let job = live.job(7, 31.0).unwrap();
         assert_eq!(job.nodes.len(), 2);
         assert_eq!(job.cpu_cores(), 4.0);
@@ -147,13 +376,138 @@ mod tests {
 
     #[test]
     fn refused_samples_are_counted_not_kept() {
-        let mut live = Live::default();
+        let mut live: Live<u8> = Live::default();
         let refused = live.take(
             0.0,
             batch(0, vec![sample(1, 1, None), sample(2, 1, None)]),
-            |s| s.id == 1,
+            |s| (s.id == 1).then_some(&0),
         );
         assert_eq!(refused, 1);
-        assert_eq!(live.jobs().len(), 1);
+        assert_eq!(live.by_job().count(), 1);
+    }
+
+    /// The sums by key as a publish once read them: from every current
+    /// sample of a job not ended, in floating point.
+    /// A key's sums: key, jobs, CPU cores, allocated cores, memory, GPUs
+    /// busy, GPUs measured, GPU memory.
+    type Row = (u8, u64, f64, u64, u64, f64, u64, u64);
+
+    fn from_scratch(live: &Live<u8>, ended: &[u64], key_of: impl Fn(u64) -> u8) -> Vec<Row> {
+        let mut by_job: HashMap<u64, (f64, u64, u64, f64, u64, u64)> = HashMap::new();
+        for b in live.ranks.values() {
+            for s in b.jobs.iter().filter(|s| !ended.contains(&s.id)) {
+                let j = by_job.entry(s.id).or_default();
+                if let Some(rate) = s.cpu_cores {
+                    j.0 += rate;
+                    j.1 += s.cores;
+                }
+                j.2 += s.memory_bytes;
+                if let Some(busy) = usage::gpu::gpus_busy(&s.gpu) {
+                    j.3 += busy;
+                    j.4 += usage::gpu::measured(&s.gpu);
+                }
+                j.5 += s.gpu.iter().map(|g| g.memory_used_bytes).sum::<u64>();
+            }
+        }
+        let mut by_key: std::collections::BTreeMap<u8, Row> = Default::default();
+        for (id, j) in by_job {
+            let key = key_of(id);
+            let k = by_key.entry(key).or_insert((key, 0, 0.0, 0, 0, 0.0, 0, 0));
+            k.1 += 1;
+            k.2 += j.0;
+            k.3 += j.1;
+            k.4 += j.2;
+            k.5 += j.3;
+            k.6 += j.4;
+            k.7 += j.5;
+        }
+        by_key.into_values().collect()
+    }
+
+    #[test]
+    fn the_kept_sums_are_those_of_the_current_samples() {
+        // A fixed pseudo-random run of batches, job ends and expiries over
+        // 8 ranks and 24 jobs on 3 keys, checked after every step.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let keys: Vec<u8> = (0..24).map(|id| (id % 3) as u8).collect();
+        let mut live: Live<u8> = Live::default();
+        let mut ended: Vec<u64> = Vec::new();
+        let mut now = 0.0;
+        for step in 0..3000 {
+            now += 1.0;
+            match next(10) {
+                0 => {
+                    let id = next(24);
+                    live.end_job(id);
+                    ended.push(id);
+                }
+                1 => live.expire(now),
+                _ => {
+                    let rank = next(8) as u32;
+                    let jobs = (0..next(5))
+                        .map(|_| {
+                            let mut s = sample(next(24), 1 + next(16), None);
+                            if next(3) > 0 {
+                                s.cpu_cores = Some(next(1000) as f64 / 7.0);
+                            }
+                            s.memory_bytes = next(1 << 40);
+                            if next(4) == 0 {
+                                s.gpu = vec![usage::gpu::GpuSample {
+                                    index: 0,
+                                    busy: (next(2) == 0).then(|| next(100) as f64 / 100.0),
+                                    memory_used_bytes: next(1 << 34),
+                                    memory_total_bytes: 1 << 34,
+                                }];
+                            }
+                            s
+                        })
+                        .collect();
+                    let mut b = batch(rank, jobs);
+                    b.period = 5.0 + next(20) as f64;
+                    live.take(now, b, |s| {
+                        (!ended.contains(&s.id)).then(|| &keys[s.id as usize])
+                    });
+                }
+            }
+            let want = from_scratch(&live, &ended, |id| keys[id as usize]);
+            let mut got: Vec<_> = live
+                .by_key()
+                .map(|(k, s)| {
+                    (
+                        *k,
+                        s.jobs,
+                        s.cpu_cores(),
+                        s.allocated_cores,
+                        s.memory_bytes,
+                        s.gpus_busy(),
+                        s.measured_gpus,
+                        s.gpu_memory_bytes,
+                    )
+                })
+                .collect();
+            got.sort_by_key(|g| g.0);
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "step {step}: {got:?} against {want:?}"
+            );
+            for (g, w) in got.iter().zip(&want) {
+                let near = |a: f64, b: f64| (a - b).abs() < 1e-4;
+                assert!(
+                    (g.0, g.1, g.3, g.4, g.6, g.7) == (w.0, w.1, w.3, w.4, w.6, w.7)
+                        && near(g.2, w.2)
+                        && near(g.5, w.5),
+                    "step {step}: {g:?} against {w:?}"
+                );
+            }
+            assert_eq!(
+                live.by_job().count(),
+                want.iter().map(|w| w.1 as usize).sum::<usize>()
+            );
+        }
     }
 }
