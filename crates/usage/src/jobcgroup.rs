@@ -61,7 +61,6 @@ pub struct Parents {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placed {
     pub cgroup: ShellCgroup,
-    pub processes: usize,
     pub cpu_ticks_before: u64,
 }
 
@@ -167,6 +166,7 @@ impl Parents {
             }
             _ => None,
         };
+        let wanted_v1 = memory_v1.is_some();
         let mut mover = Mover {
             v2: v2.clone(),
             memory_v1,
@@ -177,11 +177,10 @@ impl Parents {
             mover.take(shell);
         }
         let mut ticks = 0;
-        let mut processes = 0;
+        let mut seen = std::collections::HashSet::new();
         let mut visit = |stat: &Stat| {
-            if mover.take(stat.pid) {
+            if seen.insert(stat.pid) && mover.take(stat.pid) {
                 ticks += stat.utime + stat.stime + stat.cutime + stat.cstime;
-                processes += 1;
             }
         };
         if proc::walk_each(tasks, proc_dir, &mut visit).is_none() {
@@ -204,7 +203,7 @@ impl Parents {
             self.undo(&leaf, &moved);
             return Err(e);
         }
-        if memory_v1.is_none() {
+        if wanted_v1 && memory_v1.is_none() {
             if let Some(parent) = &self.memory_v1 {
                 // Some process could not be moved there: all back to the
                 // parent, and memory is counted from the processes.
@@ -216,7 +215,6 @@ impl Parents {
         }
         Ok(Placed {
             cgroup: ShellCgroup { dir: v2, memory_v1 },
-            processes,
             cpu_ticks_before: ticks,
         })
     }
