@@ -346,18 +346,23 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
         .and_then(|text| inner.mounts.shell_cgroup(&text));
     let mut cpu_seconds_before = 0.0;
     let mut made = false;
-    if cgroup.is_none() && !inner.jobs.borrow().contains_key(&id) {
+    let mut files = None;
+    // A job registered again keeps the cgroup made for it.
+    let earlier = inner.jobs.borrow_mut().remove(&id).filter(|e| e.made);
+    if let Some(earlier) = earlier {
+        (cgroup, files, made) = (earlier.cgroup, earlier.files, true);
+        cpu_seconds_before = earlier.cpu_seconds_before;
+    } else if cgroup.is_none() {
         if let Some(placed) = place(inner, id, &pids) {
             cpu_seconds_before = placed.cpu_ticks_before as f64 / inner.units.ticks_per_second;
+            files = placed.cgroup.open_watching();
             cgroup = Some(placed.cgroup);
             made = true;
         }
     }
-    let files = match &cgroup {
-        Some(c) if made => c.open_watching(),
-        Some(c) => c.open(),
-        None => None,
-    };
+    if files.is_none() && !made {
+        files = cgroup.as_ref().and_then(ShellCgroup::open);
+    }
     inner.jobs.borrow_mut().insert(
         id,
         Registered {
