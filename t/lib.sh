@@ -308,3 +308,55 @@ queues_agree() {
     diag "scraped $got; flux queue list: $want"
     return 1
 }
+
+# The cgroup v2 mount (V2) and, on a hybrid system, the cgroup v1 memory
+# one (MEM), as /proc/self/mountinfo has them.
+cgroup_mounts() {
+    local mount_of='{ split($0, s, " - "); split(s[2], f, " ") }
+        f[1] == t && (o == "" || ("," f[3] ",") ~ ("," o ",")) { split(s[1], m, " "); print m[5]; exit }'
+    V2=$(awk -v t=cgroup2 -v o= "$mount_of" /proc/self/mountinfo)
+    MEM=$(awk -v t=cgroup -v o=memory "$mount_of" /proc/self/mountinfo)
+}
+
+# Writes the task $1 of the cgroup tests: its worker burns 4 s of CPU, the
+# first of each node's holds 300 MiB, and then it waits, so that the
+# module samples it. The task waits for its worker and prints its rank,
+# what the two used as getrusage says of them (the worker's exit
+# included), the worker's peak memory, and the task's cgroup v2. Only the
+# task's own exit is missing from the CPU time: tens of milliseconds
+# here, which is why the workers burn seconds.
+burn_task() {
+    cat >"$1" <<'EOF'
+import os, resource, time
+pid = os.fork()
+if pid == 0:
+    hold = bytearray(300 << 20) if os.environ["FLUX_TASK_LOCAL_ID"] == "0" else b""
+    for i in range(0, len(hold), 4096):
+        hold[i] = 1
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    while cpu() < 4:
+        pass
+    time.sleep(3)
+    os._exit(0)
+_, _, worker = os.wait4(pid, 0)
+me = resource.getrusage(resource.RUSAGE_SELF)
+cpu = me.ru_utime + me.ru_stime + worker.ru_utime + worker.ru_stime
+v2 = [l.split(":", 2)[2].strip() for l in open("/proc/self/cgroup") if l.startswith("0::")][0]
+print(os.environ["FLUX_TASK_RANK"], cpu, worker.ru_maxrss * 1024, v2, flush=True)
+EOF
+}
+
+# Checks each of the two ranks' peak memory in the usage record $1 against
+# what its two tasks printed in $2 (burn_task: ranks 0-1 ran on broker
+# rank 0, 2-3 on broker rank 1), within 5 %.
+peaks_within_5_percent() {
+    local rank rss peak
+    for rank in 0 1; do
+        rss=$(awk -v lo=$((rank * 2)) '$1 == lo || $1 == lo + 1 { s += $3 } END { print s }' "$2")
+        peak=$(jq --argjson r "$rank" '.nodes[] | select(.rank == $r) | .peak_memory_bytes' <<<"$1")
+        ok "rank $rank's peak memory ($peak) is its tasks' ($rss) within 5 %" \
+            awk -v a="$peak" -v b="$rss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 300 * 2^20 && d <= 0.05 * b) }'
+    done
+}

@@ -8,11 +8,7 @@
 # memory agree with what the tasks themselves measured (getrusage).
 . "$(dirname "$0")/lib.sh"
 
-# The cgroup v2 mount, and the v1 memory one where the system is hybrid.
-mount_of() { awk -v t="$1" -v o="$2" '{ split($0, s, " - "); split(s[2], f, " ") }
-    f[1] == t && (o == "" || ("," f[3] ",") ~ ("," o ",")) { split(s[1], m, " "); print m[5]; exit }' /proc/self/mountinfo; }
-V2=$(mount_of cgroup2 "")
-MEM=$(mount_of cgroup memory)
+cgroup_mounts
 TOP=flux-prometheus-t0028-$$
 if [ "$(id -u)" != 0 ] || [ -z "$V2" ] || ! mkdir "$V2/$TOP" 2>/dev/null; then
     echo "1..0 # SKIP needs root and a writable cgroup v2 hierarchy"
@@ -49,31 +45,7 @@ exec $(flux config builtin shell_path) "\$@"
 EOF
 chmod +x "$dir/shell-in-unit"
 
-# Each task's worker burns 4 s of CPU, the first of each node's holds
-# 300 MiB, and then it waits, so that the module samples it. The task
-# waits for its worker and prints what the two used, as getrusage says of
-# them (the worker's exit included). Only the task's own exit is missing
-# from that: tens of milliseconds here, which is why the workers burn
-# seconds.
-cat >"$dir/task.py" <<'EOF'
-import os, resource, time
-pid = os.fork()
-if pid == 0:
-    hold = bytearray(300 << 20) if os.environ["FLUX_TASK_LOCAL_ID"] == "0" else b""
-    for i in range(0, len(hold), 4096):
-        hold[i] = 1
-    def cpu():
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
-    while cpu() < 4:
-        pass
-    time.sleep(3)
-    os._exit(0)
-_, _, worker = os.wait4(pid, 0)
-me = resource.getrusage(resource.RUSAGE_SELF)
-cpu = me.ru_utime + me.ru_stime + worker.ru_utime + worker.ru_stime
-print(os.environ["FLUX_TASK_RANK"], cpu, worker.ru_maxrss * 1024, flush=True)
-EOF
+burn_task "$dir/task.py"
 
 flux exec -r all flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 sample-interval=1s
 
@@ -115,12 +87,7 @@ cpu_record=$(jq '[.nodes[] | .user_seconds + .system_seconds] | add' <<<"$record
 # record is the tasks' own plus at most 5 %, and never less than theirs.
 ok "its CPU time ($cpu_record s) is the tasks' own ($cpu_tasks s) and the shells' (at most 5 % more)" \
     awk -v a="$cpu_record" -v b="$cpu_tasks" 'BEGIN { exit !(b > 15.9 && a >= 0.995 * b && a <= 1.05 * b) }'
-for rank in 0 1; do
-    rss=$(awk -v lo=$((rank * 2)) '$1 == lo || $1 == lo + 1 { s += $3 } END { print s }' "$dir/tasks.out")
-    peak=$(jq --argjson r "$rank" '.nodes[] | select(.rank == $r) | .peak_memory_bytes' <<<"$record")
-    ok "rank $rank's peak memory ($peak) is its tasks' ($rss) within 5 %" \
-        awk -v a="$peak" -v b="$rss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 300 * 2^20 && d <= 0.05 * b) }'
-done
+peaks_within_5_percent "$record" "$dir/tasks.out"
 is "$(jq '[.nodes[].oom_kills] | add' <<<"$record")" 0 "and it says no task was killed for memory"
 
 flux exec -r all flux module remove prometheus

@@ -10,10 +10,7 @@
 # moved.
 . "$(dirname "$0")/lib.sh"
 
-mount_of() { awk -v t="$1" -v o="$2" '{ split($0, s, " - "); split(s[2], f, " ") }
-    f[1] == t && (o == "" || ("," f[3] ",") ~ ("," o ",")) { split(s[1], m, " "); print m[5]; exit }' /proc/self/mountinfo; }
-V2=$(mount_of cgroup2 "")
-MEM=$(mount_of cgroup memory)
+cgroup_mounts
 if [ "$(id -u)" != 0 ] || [ -z "$V2" ] || ! [ -w "$V2$(awk -F: '$1 == 0 { print $3 }' /proc/self/cgroup)" ]; then
     echo "1..0 # SKIP needs root and a writable cgroup v2 hierarchy"
     exit 0
@@ -40,29 +37,7 @@ broker_mem=
 broker_mem=${broker_mem%/}
 diag "cgroup v2 parent $broker_v2${broker_mem:+, v1 memory parent $broker_mem}"
 
-# Each task's worker burns 4 s of CPU and the first of each node's holds
-# 300 MiB; it prints where it ran. The task waits for its worker and prints
-# what the two used, as getrusage says of them.
-cat >"$dir/task.py" <<'EOF'
-import os, resource, time
-pid = os.fork()
-if pid == 0:
-    hold = bytearray(300 << 20) if os.environ["FLUX_TASK_LOCAL_ID"] == "0" else b""
-    for i in range(0, len(hold), 4096):
-        hold[i] = 1
-    def cpu():
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
-    while cpu() < 4:
-        pass
-    time.sleep(3)
-    os._exit(0)
-_, _, worker = os.wait4(pid, 0)
-me = resource.getrusage(resource.RUSAGE_SELF)
-cpu = me.ru_utime + me.ru_stime + worker.ru_utime + worker.ru_stime
-v2 = [l.split(":", 2)[2].strip() for l in open("/proc/self/cgroup") if l.startswith("0::")][0]
-print(os.environ["FLUX_TASK_RANK"], cpu, worker.ru_maxrss * 1024, v2, flush=True)
-EOF
+burn_task "$dir/task.py"
 
 # Without the key: nothing is moved.
 flux exec -r all flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 sample-interval=1s
@@ -124,12 +99,7 @@ diag "$record"
 cpu_record=$(jq '[.nodes[] | .user_seconds + .system_seconds] | add' <<<"$record")
 ok "the record's CPU time ($cpu_record s) is the tasks' own ($cpu_tasks s) within 2 %" \
     awk -v a="$cpu_record" -v b="$cpu_tasks" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 15.9 && d <= 0.02 * b) }'
-for rank in 0 1; do
-    rss=$(awk -v lo=$((rank * 2)) '$1 == lo || $1 == lo + 1 { s += $3 } END { print s }' "$dir/tasks.out")
-    peak=$(jq --argjson r "$rank" '.nodes[] | select(.rank == $r) | .peak_memory_bytes' <<<"$record")
-    ok "rank $rank's peak memory ($peak) is its tasks' ($rss) within 5 %" \
-        awk -v a="$peak" -v b="$rss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 300 * 2^20 && d <= 0.05 * b) }'
-done
+peaks_within_5_percent "$record" "$dir/tasks.out"
 
 # The cgroups go once the job has ended (at a look after its shell exits).
 for _ in $(seq 40); do
