@@ -90,7 +90,10 @@ flux job attach "$id" >"$dir/tasks.out" 2>"$dir/time.out" &
 attach=$!
 cpu_live=0
 while kill -0 "$attach" 2>/dev/null; do
-    seen=$(flux prometheus jobstats --json "$id" 2>/dev/null | jq '[.nodes[].cpu_seconds] | add // 0') &&
+    # Live figures of both nodes only: once the job has ended, jobstats
+    # reports its usage record instead, which has no cpu_seconds.
+    seen=$(flux prometheus jobstats --json "$id" 2>/dev/null |
+        jq '[.nodes[].cpu_seconds // empty] | select(length == 2) | add') &&
         [ -n "$seen" ] && cpu_live=$seen
     sleep 0.5
 done
