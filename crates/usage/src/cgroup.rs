@@ -120,50 +120,64 @@ impl Mounts {
     /// shell's unit on cgroup v2: the cheap test before the mounts are
     /// read.
     pub fn in_shell_unit(proc_pid_cgroup: &str) -> bool {
-        proc_pid_cgroup
-            .lines()
-            .find_map(|line| line.strip_prefix("0::"))
-            .and_then(|path| path.trim().rsplit('/').next())
-            .is_some_and(is_shell_unit)
+        leaf_is(proc_pid_cgroup, is_shell_unit)
     }
 
     /// The job shell's own cgroup, from the text of `/proc/PID/cgroup` of
     /// the shell or one of its tasks: only a cgroup v2 whose last component
     /// is a shell unit counts, and its `cpu.stat` must be there.
     pub fn shell_cgroup(&self, proc_pid_cgroup: &str) -> Option<ShellCgroup> {
-        let path = proc_pid_cgroup
-            .lines()
-            .find_map(|line| line.strip_prefix("0::"))?
-            .trim();
-        let unit = path.rsplit('/').next()?;
-        if !is_shell_unit(unit) {
+        self.leaf_cgroup(proc_pid_cgroup, is_shell_unit)
+            .filter(|cgroup| cgroup.dir.join("cpu.stat").is_file())
+    }
+
+    /// The process's cgroup v2, where its last component is one `accept`
+    /// takes, with its memory: the memory controller on cgroup v2, or the
+    /// cgroup of the same name in the v1 memory hierarchy.
+    pub(crate) fn leaf_cgroup(
+        &self,
+        proc_pid_cgroup: &str,
+        accept: impl Fn(&str) -> bool,
+    ) -> Option<ShellCgroup> {
+        let path = cgroup_path(proc_pid_cgroup, "")?;
+        let leaf = path.rsplit('/').next()?;
+        if !accept(leaf) {
             return None;
         }
         let dir = self.unified.as_ref()?.dir_of(path)?;
-        if !dir.join("cpu.stat").is_file() {
-            return None;
-        }
-        // The memory controller on cgroup v2, or the same unit's cgroup in
-        // the v1 memory hierarchy.
         let memory_v1 = if dir.join("memory.current").is_file() {
             None
         } else {
-            proc_pid_cgroup
-                .lines()
-                .filter_map(|line| {
-                    let mut parts = line.splitn(3, ':');
-                    let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-                    controllers
-                        .split(',')
-                        .any(|c| c == "memory")
-                        .then_some(path.trim())
-                })
-                .find(|path| path.rsplit('/').next() == Some(unit))
+            cgroup_path(proc_pid_cgroup, "memory")
+                .filter(|path| path.rsplit('/').next() == Some(leaf))
                 .and_then(|path| self.memory_v1.as_ref()?.dir_of(path))
                 .filter(|dir| dir.join("memory.usage_in_bytes").is_file())
         };
         Some(ShellCgroup { dir, memory_v1 })
     }
+}
+
+/// The path of the cgroup of `controller` (`""` for v2) in the text of
+/// `/proc/PID/cgroup`.
+pub(crate) fn cgroup_path<'a>(proc_pid_cgroup: &'a str, controller: &str) -> Option<&'a str> {
+    proc_pid_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let found = if controller.is_empty() {
+            controllers.is_empty()
+        } else {
+            controllers.split(',').any(|c| c == controller)
+        };
+        found.then_some(path.trim())
+    })
+}
+
+/// Whether the last component of the process's cgroup v2 is one `accept`
+/// takes.
+pub(crate) fn leaf_is(proc_pid_cgroup: &str, accept: impl Fn(&str) -> bool) -> bool {
+    cgroup_path(proc_pid_cgroup, "")
+        .and_then(|path| path.rsplit('/').next())
+        .is_some_and(accept)
 }
 
 /// `shell-<rank>-<jobid>.service` or `imp-shell-<rank>-<jobid>.service`,

@@ -17,7 +17,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::cgroup::{Mounts, ShellCgroup};
+use crate::cgroup::{cgroup_path, leaf_is, Mounts, ShellCgroup};
 use crate::proc::{self, Stat};
 
 const PREFIX: &str = "prometheus-shell-";
@@ -62,21 +62,6 @@ pub struct Parents {
 pub struct Placed {
     pub cgroup: ShellCgroup,
     pub cpu_ticks_before: u64,
-}
-
-/// The path of the cgroup of `controller` (`""` for v2) in the text of
-/// `/proc/PID/cgroup`.
-fn cgroup_path<'a>(proc_pid_cgroup: &'a str, controller: &str) -> Option<&'a str> {
-    proc_pid_cgroup.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let found = if controller.is_empty() {
-            controllers.is_empty()
-        } else {
-            controllers.split(',').any(|c| c == controller)
-        };
-        found.then_some(path.trim())
-    })
 }
 
 fn write_pid(dir: &Path, pid: i32) -> Result<(), PlaceError> {
@@ -294,28 +279,14 @@ pub fn remove(cgroup: &ShellCgroup) {
 /// Whether the text of `/proc/PID/cgroup` puts the process in a job cgroup
 /// of this module's making: the cheap test before the mounts are read.
 pub fn in_one(proc_pid_cgroup: &str) -> bool {
-    cgroup_path(proc_pid_cgroup, "")
-        .and_then(|path| path.rsplit('/').next())
-        .and_then(parse_name)
-        .is_some()
+    leaf_is(proc_pid_cgroup, |leaf| parse_name(leaf).is_some())
 }
 
 /// The job cgroup of this module's making that the text of
 /// `/proc/PID/cgroup` puts the process in, if any: the job shell's own
 /// look at where it runs at its end.
 pub fn placed_in(mounts: &Mounts, proc_pid_cgroup: &str) -> Option<ShellCgroup> {
-    let path = cgroup_path(proc_pid_cgroup, "")?;
-    let leaf = path.rsplit('/').next()?;
-    parse_name(leaf)?;
-    let dir = mounts.unified.as_ref()?.dir_of(path)?;
-    let memory_v1 = if dir.join("memory.current").is_file() {
-        None
-    } else {
-        cgroup_path(proc_pid_cgroup, "memory")
-            .filter(|path| path.rsplit('/').next() == Some(leaf))
-            .and_then(|path| mounts.memory_v1.as_ref()?.dir_of(path))
-    };
-    Some(ShellCgroup { dir, memory_v1 })
+    mounts.leaf_cgroup(proc_pid_cgroup, |leaf| parse_name(leaf).is_some())
 }
 
 #[cfg(test)]
