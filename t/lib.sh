@@ -360,3 +360,17 @@ peaks_within_5_percent() {
             awk -v a="$peak" -v b="$rss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 300 * 2^20 && d <= 0.05 * b) }'
     done
 }
+
+# Prints `flux prometheus jobstats --json` of running job $1 once both of
+# its nodes are measured from cgroups (or what it last said, after 10 s),
+# and shows the report as a diagnostic.
+jobstats_from_cgroups() {
+    local live=
+    for _ in $(seq 40); do
+        live=$(flux prometheus jobstats --json "$1" 2>/dev/null) &&
+            [ "$(jq '[.nodes[] | select(.source == "cgroup")] | length' <<<"$live")" = 2 ] && break
+        sleep 0.25
+    done
+    diag "$(flux prometheus jobstats "$1" 2>&1)" >&2
+    echo "$live"
+}

@@ -54,14 +54,7 @@ id=$(flux submit -N2 -n4 -o userrc="$dir/rc.lua" -o cpu-affinity=off \
 flux job wait-event -t 60 "$id" start >/dev/null
 f58plain=$(flux job id --to=f58plain "$id")
 
-# Waits for jobstats to show both nodes measured from their cgroups.
-live=
-for _ in $(seq 40); do
-    live=$(flux prometheus jobstats --json "$id" 2>/dev/null) &&
-        [ "$(jq '[.nodes[] | select(.source == "cgroup")] | length' <<<"$live")" = 2 ] && break
-    sleep 0.25
-done
-diag "$(flux prometheus jobstats "$id" 2>&1)"
+live=$(jobstats_from_cgroups "$id")
 is "$(jq -r '[.nodes[].source] | unique | join(",")' <<<"$live")" cgroup \
     "the module samples each node's shell cgroup"
 is "$(jq -r '.nodes | sort_by(.rank) | map(.cgroup) | join(" ")' <<<"$live")" \

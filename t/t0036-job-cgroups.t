@@ -60,13 +60,7 @@ id=$(flux submit -N2 -n4 -o userrc="$dir/rc.lua" -o cpu-affinity=off \
 flux job wait-event -t 60 "$id" start >/dev/null
 dec=$(flux job id --to=dec "$id")
 
-live=
-for _ in $(seq 40); do
-    live=$(flux prometheus jobstats --json "$id" 2>/dev/null) &&
-        [ "$(jq '[.nodes[] | select(.source == "cgroup")] | length' <<<"$live")" = 2 ] && break
-    sleep 0.25
-done
-diag "$(flux prometheus jobstats "$id" 2>&1)"
+live=$(jobstats_from_cgroups "$id")
 is "$(jq -r '[.nodes[].source] | unique | join(",")' <<<"$live")" cgroup \
     "the module samples each node's job from the cgroup it made"
 is "$(jq -r '.nodes | sort_by(.rank) | map(.cgroup) | join(" ")' <<<"$live")" \
