@@ -67,6 +67,7 @@ pub mod names;
 pub mod node;
 pub mod reactor;
 pub mod reference;
+pub mod relay;
 pub mod render;
 pub mod sampler;
 pub mod state;

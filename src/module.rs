@@ -633,6 +633,7 @@ pub fn start(h: Handle, args: Vec<String>) -> Result<Box<dyn ModuleInstance>, Er
         h,
         config.sample_interval,
         config.job_cgroups,
+        None,
     )?);
     if level > 0 {
         announce_to_parent(&h, &ctx, &live);

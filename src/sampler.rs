@@ -9,8 +9,10 @@
 //! has one (sdexec), or the cgroup the module made for it and moved its
 //! shell and tasks into (`job-cgroups`), else the process trees under its
 //! tasks in `/proc`. It
-//! sends rank 0 one batch for all of them (`NAME.samples`). A job whose
-//! processes are all gone is done here and forgotten.
+//! makes one batch for all of them: rank 0's module takes its own
+//! (`NAME.samples`), and another rank's holds it in its [`Relay`] with the
+//! batches of the ranks below to send on up. A job whose processes are
+//! all gone is done here and forgotten.
 //!
 //! Nothing here fails a job or the broker: a registration that cannot be
 //! taken is refused with a message that says why; a process or cgroup that
@@ -27,10 +29,11 @@ use flux::{Error, Handle, Level, MsgHandler, Request, Rpc, Timer};
 use usage::cgroup::{Mounts, OpenCgroup, ShellCgroup};
 use usage::gpu::GpuSample;
 use usage::jobcgroup::{self, Parents};
-use usage::live::{self, Batch, JobGpus, JobSample, Registration, WireError};
+use usage::live::{self, Batch, JobGpus, JobSample, Registration, Source, WireError};
 use usage::proc::{self, Units};
 
 use crate::gpu::Gpus;
+use crate::relay::Relay;
 use crate::stats::SamplerStats;
 
 /// Why a registration was refused, for the shell and the log.
@@ -114,6 +117,8 @@ struct Inner {
     /// asked what the GPUs did (or [`ENDED_KEPT`] has passed).
     ended: RefCell<BTreeMap<u64, Ended>>,
     gpus: RefCell<Gpus>,
+    /// Where batches go on a rank other than 0; rank 0 sends its own.
+    relay: Option<Rc<Relay>>,
     in_flight: RefCell<Option<Rpc>>,
     /// Rank 0 did not take the last batch, and that was logged.
     unreachable_logged: Cell<bool>,
@@ -156,8 +161,14 @@ pub struct Sampler {
 
 impl Sampler {
     /// Serves `NAME.register` and samples every `period`; with
-    /// `job_cgroups`, gives each job without a cgroup one.
-    pub fn start(h: Handle, period: Duration, job_cgroups: bool) -> Result<Sampler, Error> {
+    /// `job_cgroups`, gives each job without a cgroup one. Batches go to
+    /// `relay` where there is one, else to rank 0.
+    pub fn start(
+        h: Handle,
+        period: Duration,
+        job_cgroups: bool,
+        relay: Option<Rc<Relay>>,
+    ) -> Result<Sampler, Error> {
         let rank = h.rank()?;
         let inner = Rc::new(Inner {
             h,
@@ -179,6 +190,7 @@ impl Sampler {
             jobs: RefCell::new(BTreeMap::new()),
             ended: RefCell::new(BTreeMap::new()),
             gpus: RefCell::new(Gpus::default()),
+            relay,
             in_flight: RefCell::new(None),
             unreachable_logged: Cell::new(false),
             sent_empty: Cell::new(true),
@@ -484,10 +496,21 @@ fn sample_all(
                 // anywhere) leaves memory to the process trees.
                 let memory =
                     memory.unwrap_or_else(|| tree(&mut everyone).map_or(0, |s| s.rss_bytes));
-                (0, cpu_seconds + job.cpu_seconds_before, memory, "cgroup")
+                (
+                    0,
+                    cpu_seconds + job.cpu_seconds_before,
+                    memory,
+                    Source::Cgroup,
+                )
             }),
-            None => tree(&mut everyone)
-                .map(|s| (s.processes as u64, s.cpu_seconds, s.rss_bytes, "processes")),
+            None => tree(&mut everyone).map(|s| {
+                (
+                    s.processes as u64,
+                    s.cpu_seconds,
+                    s.rss_bytes,
+                    Source::Processes,
+                )
+            }),
         };
         let Some((processes, cpu_seconds, memory_bytes, source)) = seen else {
             if let (true, Some(cgroup)) = (job.made, &job.cgroup) {
@@ -521,7 +544,7 @@ fn sample_all(
             cpu_cores,
             memory_bytes,
             peak_memory_bytes: job.peak,
-            source: source.to_string(),
+            source,
             cgroup: job
                 .cgroup
                 .as_ref()
@@ -618,8 +641,9 @@ fn measured(id: u64, totals: JobGpus) -> Result<JobGpus, GpusError> {
 }
 
 fn send(inner: &Rc<Inner>, jobs: Vec<JobSample>) {
-    // One batch in flight at a time: a rank 0 slower than the period gets
-    // the newer batch next time rather than a queue of old ones.
+    // One batch in flight at a time (rank 0 sends its own to itself): a
+    // jobflow collector slower than the period gets the newer batch next
+    // time rather than a queue of old ones.
     if inner.in_flight.borrow().is_some() {
         inner.stats.borrow_mut().batches_failed += 1;
         return;
@@ -632,13 +656,22 @@ fn send(inner: &Rc<Inner>, jobs: Vec<JobSample>) {
         period: inner.period.get(),
         jobs,
     };
+    if let Some(relay) = &inner.relay {
+        if let Ok(text) = serde_json::value::to_raw_value(&batch) {
+            relay.push(text);
+            inner.stats.borrow_mut().batches_sent += 1;
+            inner.sent_empty.set(empty);
+        }
+        return;
+    }
     let Ok(payload) = serde_json::to_string(&batch) else {
         return;
     };
     let name = inner.h.module_name().unwrap_or_else(|| "prometheus".into());
     let topic = format!("{name}.{}", live::SAMPLES_METHOD);
     let weak = Rc::downgrade(inner);
-    let sent = inner.h.rpc_to(0, &topic, &payload, move |answer| {
+    let within = Some(crate::relay::answer_within(inner.period.get()));
+    let sent = inner.h.rpc_to(0, &topic, &payload, within, move |answer| {
         let Some(inner) = weak.upgrade() else { return };
         inner.in_flight.borrow_mut().take();
         match answer {
@@ -656,7 +689,7 @@ fn send(inner: &Rc<Inner>, jobs: Vec<JobSample>) {
                 inner.stats.borrow_mut().batches_failed += 1;
                 if !inner.unreachable_logged.replace(true) {
                     let hint = if e.errno == libc::ENOSYS {
-                        " (is the prometheus module loaded on rank 0?)"
+                        " (rank 0's jobflow collector takes them: is it running?)"
                     } else {
                         ""
                     };

@@ -109,6 +109,33 @@ pub struct SamplerStats {
     pub last_sample_cpu_seconds: f64,
 }
 
+/// What the relay on a rank other than 0 passed up the overlay tree: its
+/// own batches and those of the ranks below it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RelayStats {
+    /// The rank of the parent broker it sends to, once that has said it.
+    pub parent: Option<u32>,
+    /// Seconds it waits after a first batch before sending them on.
+    pub delay: f64,
+    /// Batches received from ranks below.
+    pub batches_taken: u64,
+    /// Messages from ranks below that could not be read (each answered
+    /// with the reason).
+    pub refused: u64,
+    /// Bundles taken upstream, and how many of them went to rank 0
+    /// directly because the module above takes none.
+    pub bundles_sent: u64,
+    pub bundles_direct: u64,
+    /// Batches in the bundles taken upstream.
+    pub batches_passed: u64,
+    pub bundles_failed: u64,
+    /// Batches in bundles not taken, or given up past the most it holds.
+    pub batches_lost: u64,
+    /// Batches waiting to be sent on.
+    pub held: usize,
+}
+
 /// How the resources and nodes collectors' `resource.status` asks were
 /// answered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 #!/bin/bash
 # What running jobs use now: the module on every broker rank samples the
 # jobs whose shells registered with it (the prometheus shell plugin) and
-# sends rank 0 one batch per period. Ranks other than 0 open no port; rank
+# makes one batch per period for rank 0 (t0037 follows them up the tree). Ranks other than 0 open no port; rank
 # 0 shows the CPU a job burns while it runs, per queue and (opted in) per
 # job; flux prometheus jobstats reports a running job node by node; a job
 # that ends leaves the series; a rank whose module goes away stops only its

@@ -460,43 +460,63 @@ fn log_refusal(inner: &Inner, what: &str, why: &str) {
 }
 
 /// Serves `NAME.samples`, where the module on each rank (the instance
-/// owner's, as every module is) sends its running jobs' samples.
+/// owner's, as every module is) sends its running jobs' samples: a batch of
+/// its own, or a bundle of the batches of its part of the overlay tree.
 fn serve_samples(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
     let weak = Rc::downgrade(inner);
     let topic = service(inner, usage::live::SAMPLES_METHOD);
-    inner.ctx.handle.handle_requests(&topic, false, move |request| {
-        let Some(inner) = weak.upgrade() else {
-            return request.respond_error(libc::ENOSYS, "the jobflow collector has stopped");
-        };
-        let payload = request.payload().ok().flatten().unwrap_or_default();
-        match usage::live::read_batch(&payload) {
-            Ok(batch) => {
-                let rank = batch.rank;
-                let now = inner.ctx.handle.now();
-                let refused = inner
-                    .model
-                    .borrow_mut()
-                    .take_live(now, batch, inner.instance_owner);
-                if refused > 0 {
-                    log_refusal(
-                        &inner,
-                        "live samples",
-                        &format!("{refused} of rank {rank}'s batch name jobs that are not active, or were registered by a user who does not own them"),
-                    );
+    inner
+        .ctx
+        .handle
+        .handle_requests(&topic, false, move |request| {
+            let Some(inner) = weak.upgrade() else {
+                return request.respond_error(libc::ENOSYS, "the jobflow collector has stopped");
+            };
+            let payload = request.payload().ok().flatten().unwrap_or_default();
+            inner.model.borrow_mut().count_live_message();
+            match usage::live::read_samples(&payload) {
+                Ok(batches) => {
+                    let now = inner.ctx.handle.now();
+                    for batch in batches {
+                        take_batch(&inner, now, batch);
+                    }
+                    request.respond("{}");
                 }
-                request.respond("{}");
+                Err(e) => {
+                    inner.model.borrow_mut().refuse_live();
+                    log_refusal(&inner, "a rank's live samples", &e.to_string());
+                    request.respond_error(libc::EPROTO, &e.to_string());
+                }
             }
-            Err(e) => {
-                inner.model.borrow_mut().refuse_live();
-                log_refusal(&inner, "a rank's batch of live samples", &e.to_string());
-                request.respond_error(libc::EPROTO, &e.to_string());
+            if inner.live.get() {
+                inner.summary_due.set(true);
+                inner.ctx.request_publish();
+            }
+        })
+}
+
+/// Takes one rank's batch; one that cannot be read is refused alone.
+fn take_batch(inner: &Inner, now: f64, batch: Result<usage::live::Batch, usage::live::WireError>) {
+    match batch {
+        Ok(batch) => {
+            let rank = batch.rank;
+            let refused = inner
+                .model
+                .borrow_mut()
+                .take_live(now, batch, inner.instance_owner);
+            if refused > 0 {
+                log_refusal(
+                    inner,
+                    "live samples",
+                    &format!("{refused} of rank {rank}'s batch name jobs that are not active, or were registered by a user who does not own them"),
+                );
             }
         }
-        if inner.live.get() {
-            inner.summary_due.set(true);
-            inner.ctx.request_publish();
+        Err(e) => {
+            inner.model.borrow_mut().refuse_live();
+            log_refusal(inner, "a rank's batch of live samples", &e.to_string());
         }
-    })
+    }
 }
 
 /// The request of `NAME.job-usage`.
@@ -960,6 +980,8 @@ fn render(state: &State, out: &mut Rendered) {
     }
     Family::of(out, &USAGE_SAMPLING_RANKS).sample(&[], flow.live_ranks as f64);
     Family::of(out, &USAGE_SAMPLES_REFUSED_TOTAL).sample(&[], flow.live_refused as f64);
+    Family::of(out, &USAGE_SAMPLE_MESSAGES_TOTAL).sample(&[], flow.live_messages as f64);
+    Family::of(out, &USAGE_SAMPLE_BATCHES_TOTAL).sample(&[], flow.live_batches as f64);
     type Pick = fn(&crate::model::jobflow::Demand) -> Option<f64>;
     let demand_families: [(&Doc, Pick); 6] = [
         (&QUEUE_PENDING_JOBS, |d| Some(d.jobs as f64)),
@@ -1049,6 +1071,8 @@ pub const FAMILIES: &[Doc] = &[
     JOB_GPU_MEMORY_BYTES,
     USAGE_SAMPLING_RANKS,
     USAGE_SAMPLES_REFUSED_TOTAL,
+    USAGE_SAMPLE_MESSAGES_TOTAL,
+    USAGE_SAMPLE_BATCHES_TOTAL,
     QUEUE_PENDING_JOBS,
     QUEUE_PENDING_REQUESTED_NODES,
     QUEUE_PENDING_REQUESTED_CORES,
@@ -1328,6 +1352,18 @@ const JOB_GPU_MEMORY_BYTES: Doc = Doc::gauge(
 const USAGE_SAMPLING_RANKS: Doc = Doc::gauge(
     "flux_usage_sampling_ranks",
     "Broker ranks whose prometheus module sent a batch of running jobs' samples within three of its sampling periods.",
+    &[],
+);
+
+const USAGE_SAMPLE_MESSAGES_TOTAL: Doc = Doc::counter(
+    "flux_usage_sample_messages_total",
+    "Messages of running jobs' samples rank 0 received: a rank's batch, or a bundle of the batches of a part of the overlay tree that the modules on the way passed on together.",
+    &[],
+);
+
+const USAGE_SAMPLE_BATCHES_TOTAL: Doc = Doc::counter(
+    "flux_usage_sample_batches_total",
+    "Ranks' batches of running jobs' samples rank 0 read, one per rank per sampling period.",
     &[],
 );
 

@@ -378,6 +378,10 @@ pub struct JobFlowSummary {
     pub live: BTreeMap<FlowKey, LiveFlow>,
     pub live_ranks: u64,
     pub live_refused: u64,
+    /// Messages of samples taken (a rank's batch, or a bundle of the
+    /// batches of a part of the overlay tree), and the batches in them.
+    pub live_messages: u64,
+    pub live_batches: u64,
     /// The running jobs with the most allocated cores idle, at most
     /// [`JobFlow::show_live_jobs`] of them.
     pub live_jobs: Vec<LiveJobRow>,
@@ -734,6 +738,8 @@ pub struct JobFlow {
     /// Running jobs' samples from each rank, and those refused.
     live: Live<FlowKey>,
     live_refused: u64,
+    live_messages: u64,
+    live_batches: u64,
     live_job_rows: usize,
     /// See [`JobFlowSummary::wait_phases`].
     wait_phases: bool,
@@ -780,6 +786,8 @@ impl JobFlow {
             usage_refused: 0,
             live: Live::default(),
             live_refused: 0,
+            live_messages: 0,
+            live_batches: 0,
             live_job_rows: 0,
             wait_phases: false,
             sched_reasons: Capped::default(),
@@ -1325,6 +1333,7 @@ impl JobFlow {
     /// owner (or by `instance_owner`); the others are refused and counted.
     /// Returns how many were refused.
     pub fn take_live(&mut self, now: f64, batch: usage::live::Batch, instance_owner: u32) -> usize {
+        self.live_batches += 1;
         let jobs = &self.jobs;
         let refused = self.live.take(now, batch, |sample| {
             i64::try_from(sample.id)
@@ -1340,6 +1349,11 @@ impl JobFlow {
     /// Counts a batch that could not even be read.
     pub fn refuse_live(&mut self) {
         self.live_refused += 1;
+    }
+
+    /// Counts a message of samples, before its batches are taken.
+    pub fn count_live_message(&mut self) {
+        self.live_messages += 1;
     }
 
     /// Forgets ranks whose batches are older than three of their periods.
@@ -1463,6 +1477,8 @@ impl JobFlow {
             live,
             live_ranks: self.live.ranks() as u64,
             live_refused: self.live_refused,
+            live_messages: self.live_messages,
+            live_batches: self.live_batches,
             live_jobs,
             demand,
             reasons,
@@ -1857,7 +1873,7 @@ mod tests {
             cpu_cores: Some(1.0),
             memory_bytes: 1 << 30,
             peak_memory_bytes: 1 << 30,
-            source: "processes".into(),
+            source: usage::live::Source::Processes,
             cgroup: None,
             gpu: gpus,
         };

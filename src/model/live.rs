@@ -341,7 +341,7 @@ mod tests {
             cpu_cores: rate,
             memory_bytes: 100,
             peak_memory_bytes: 200,
-            source: "processes".into(),
+            source: usage::live::Source::Processes,
             cgroup: None,
             gpu: Vec::new(),
         }

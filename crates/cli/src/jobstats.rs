@@ -330,7 +330,7 @@ mod tests {
                 cpu_cores: rate,
                 memory_bytes: 1 << 30,
                 peak_memory_bytes: 2 << 30,
-                source: "processes".into(),
+                source: usage::live::Source::Processes,
                 cgroup: None,
                 gpu: Vec::new(),
             },

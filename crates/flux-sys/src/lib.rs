@@ -219,6 +219,7 @@ pub mod fallback {
 
     pub const FLUX_RPC_STREAMING: c_int = 2;
     pub const FLUX_NODEID_ANY: u32 = 0xFFFF_FFFF;
+    pub const FLUX_NODEID_UPSTREAM: u32 = 0xFFFF_FFFE;
     pub const FLUX_MSGTYPE_REQUEST: c_int = 1;
     pub const FLUX_MATCHTAG_NONE: u32 = 0;
     pub const FLUX_ROLE_USER: u32 = 2;
@@ -259,6 +260,7 @@ pub mod generated {
             use super::super::fallback as own;
             assert!(FLUX_RPC_STREAMING as i64 == own::FLUX_RPC_STREAMING as i64);
             assert!(FLUX_NODEID_ANY as i64 == own::FLUX_NODEID_ANY as i64);
+            assert!(FLUX_NODEID_UPSTREAM as i64 == own::FLUX_NODEID_UPSTREAM as i64);
             assert!(FLUX_MSGTYPE_REQUEST as i64 == own::FLUX_MSGTYPE_REQUEST as i64);
             assert!(FLUX_MATCHTAG_NONE as i64 == own::FLUX_MATCHTAG_NONE as i64);
             assert!(FLUX_ROLE_USER as i64 == own::FLUX_ROLE_USER as i64);
@@ -352,8 +354,9 @@ pub use fallback::*;
 // The fallback's own constants are used everywhere, so that both paths share
 // one spelling of each (bindgen's enum constants have per-enum types).
 pub use fallback::{
-    FLUX_KVS_APPEND, FLUX_MATCHTAG_NONE, FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY, FLUX_ROLE_USER,
-    FLUX_RPC_STREAMING, FLUX_SHELL_DEBUG, FLUX_SHELL_ERROR, FLUX_SHELL_NOTICE, FLUX_SHELL_WARN,
+    FLUX_KVS_APPEND, FLUX_MATCHTAG_NONE, FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY,
+    FLUX_NODEID_UPSTREAM, FLUX_ROLE_USER, FLUX_RPC_STREAMING, FLUX_SHELL_DEBUG, FLUX_SHELL_ERROR,
+    FLUX_SHELL_NOTICE, FLUX_SHELL_WARN,
 };
 
 // POSIX thread cancellation, which the libc crate does not declare on Linux.

@@ -52,7 +52,7 @@ impl Handle {
         // SAFETY: f is a new lookup future of ours, read by
         // flux_kvs_lookup_get.
         unsafe {
-            self.then(f, &topic, Response::KvsValue, move |result| {
+            self.then(f, &topic, Response::KvsValue, None, move |result| {
                 if let Some(on_value) = once.take() {
                     on_value(match result {
                         Ok(value) => Ok(Some(value)),
@@ -100,7 +100,7 @@ impl Handle {
         let topic = format!("kvs commit of {key}");
         // SAFETY: f is a new future of ours, read by flux_future_get.
         unsafe {
-            self.then(f, &topic, Response::Fulfilled, move |result| {
+            self.then(f, &topic, Response::Fulfilled, None, move |result| {
                 if let Some(on_done) = once.take() {
                     on_done(result.map(|_| ()));
                 }

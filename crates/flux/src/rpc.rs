@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::callback::{owned_string, Callback};
 use super::error::current_errno;
@@ -58,24 +59,44 @@ impl Handle {
     ) -> Result<Rpc, Error> {
         let f = self.send(topic, payload, streaming, sys::FLUX_NODEID_ANY)?;
         // SAFETY: f is a new RPC future of ours.
-        unsafe { self.then(f, topic, Response::Payload, on_response) }
+        unsafe { self.then(f, topic, Response::Payload, None, on_response) }
     }
 
     /// Sends an RPC to the service on broker rank `rank` (not the nearest
-    /// one) and calls `on_response` from the reactor with its one response.
+    /// one) and calls `on_response` from the reactor with its one response,
+    /// or with ETIMEDOUT if none has come `within` that time.
     pub fn rpc_to(
         &self,
         rank: u32,
         topic: &str,
         payload: &str,
+        within: Option<Duration>,
         on_response: impl FnMut(Result<String, Error>) + 'static,
     ) -> Result<Rpc, Error> {
         let f = self.send(topic, payload, false, rank)?;
         // SAFETY: f is a new RPC future of ours.
-        unsafe { self.then(f, topic, Response::Payload, on_response) }
+        unsafe { self.then(f, topic, Response::Payload, within, on_response) }
     }
 
-    /// Calls `on_response` from the reactor when future `f` is fulfilled:
+    /// Sends an RPC to the nearest broker above this one in the overlay
+    /// whose service answers `topic` (a broker without it passes the
+    /// request on up, to rank 0 at last) and calls `on_response` from the
+    /// reactor with its one response, or with ETIMEDOUT if none has come
+    /// `within` that time.
+    pub fn rpc_upstream(
+        &self,
+        topic: &str,
+        payload: &str,
+        within: Option<Duration>,
+        on_response: impl FnMut(Result<String, Error>) + 'static,
+    ) -> Result<Rpc, Error> {
+        let f = self.send(topic, payload, false, sys::FLUX_NODEID_UPSTREAM)?;
+        // SAFETY: f is a new RPC future of ours.
+        unsafe { self.then(f, topic, Response::Payload, within, on_response) }
+    }
+
+    /// Calls `on_response` from the reactor when future `f` is fulfilled
+    /// (with ETIMEDOUT when it is not `within` that time):
     /// with the response's payload for an RPC, with "" for a future that
     /// carries none (a KVS commit). The returned [`Rpc`] owns `f`.
     ///
@@ -87,8 +108,10 @@ impl Handle {
         f: *mut sys::flux_future_t,
         topic: &str,
         response: Response,
+        within: Option<Duration>,
         on_response: impl FnMut(Result<String, Error>) + 'static,
     ) -> Result<Rpc, Error> {
+        let timeout = within.map_or(-1.0, |d| d.as_secs_f64());
         let callback: Rc<ResponseCallback> = Rc::new(Callback {
             handle: *self,
             topic: topic.to_string(),
@@ -102,7 +125,7 @@ impl Handle {
         };
         // SAFETY: f is valid; arg stays valid until Rpc::drop, which destroys
         // the future (and so its continuation) before freeing arg.
-        if unsafe { sys::flux_future_then(f, -1.0, Some(continuation), arg.cast()) } < 0 {
+        if unsafe { sys::flux_future_then(f, timeout, Some(continuation), arg.cast()) } < 0 {
             let err = Error::last_os("flux_future_then");
             // SAFETY: the continuation was not registered; both are ours.
             unsafe {

@@ -432,7 +432,7 @@ impl Shell {
             return Err(Error::last_os("flux_shell_rpc_pack"));
         }
         // SAFETY: f is a new RPC future of ours.
-        unsafe { handle.then(f, method, Response::Payload, on_response) }
+        unsafe { handle.then(f, method, Response::Payload, None, on_response) }
     }
 
     /// Logs to the job's output (`flux job attach` shows it), as the

@@ -201,7 +201,7 @@ fn register(shell: &Shell, job: &Job) -> Option<Rpc> {
     let me = *shell;
     let topic = format!("{}.{}", crate::NAME, live::REGISTER_METHOD);
     job.handle
-        .rpc_to(rank, &topic, &payload, move |answer| {
+        .rpc_to(rank, &topic, &payload, None, move |answer| {
             if let Err(e) = answer {
                 if e.errno != libc::ENOSYS {
                     me.log(
@@ -282,7 +282,7 @@ pub fn finish(shell: &Shell, state: &State) -> Result<(), Error> {
     let ask = serde_json::json!({ "id": job.jobid }).to_string();
     let rank = job.handle.rank()?;
     let pending = node.clone();
-    let asked = job.handle.rpc_to(rank, &topic, &ask, move |answer| {
+    let asked = job.handle.rpc_to(rank, &topic, &ask, None, move |answer| {
         let mut node = pending.clone();
         match answer.map(|text| serde_json::from_str::<live::JobGpus>(&text)) {
             Ok(Ok(gpus)) => {
@@ -438,20 +438,22 @@ fn tell_module(shell: &Shell, state: &State, record: &str) {
     };
     // To rank 0 by name: the module on this shell's own rank, where there
     // is one, only samples.
-    let sent = job.handle.rpc_to(0, MODULE_TOPIC, record, move |answer| {
-        match answer {
-            Err(e) if e.errno != libc::ENOSYS => me.log(
-                ShellLevel::Warn,
-                &format!("usage: the prometheus module did not count this job: {e}"),
-            ),
-            _ => {}
-        }
-        if let Some(state) = weak.upgrade() {
-            if let Some(job) = state.borrow_mut().as_mut() {
-                job.let_go(&me);
+    let sent = job
+        .handle
+        .rpc_to(0, MODULE_TOPIC, record, None, move |answer| {
+            match answer {
+                Err(e) if e.errno != libc::ENOSYS => me.log(
+                    ShellLevel::Warn,
+                    &format!("usage: the prometheus module did not count this job: {e}"),
+                ),
+                _ => {}
             }
-        }
-    });
+            if let Some(state) = weak.upgrade() {
+                if let Some(job) = state.borrow_mut().as_mut() {
+                    job.let_go(&me);
+                }
+            }
+        });
     match sent {
         Ok(rpc) => job.in_flight = Some(rpc),
         Err(_) => job.let_go(shell),

@@ -1,9 +1,11 @@
 //! What running jobs use now, as the module on each broker rank measures
 //! it: the job shell's registration of its tasks (shell to the module on
-//! its own rank), and the batch each rank sends rank 0 once per sampling
-//! period, one sample per job running there.
+//! its own rank), the batch each rank makes once per sampling period, one
+//! sample per job running there, and the bundle that carries the batches
+//! of a part of the overlay tree up to rank 0.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The version of the registration and of the batch; a receiver refuses
 /// any other, so that a shell plugin or a module of another build is told,
@@ -12,7 +14,8 @@ pub const VERSION: u32 = 1;
 
 /// The module's method on each rank where a job shell registers its tasks.
 pub const REGISTER_METHOD: &str = "register";
-/// The method on rank 0 that takes each rank's batch.
+/// The method that takes batches: on rank 0, and on every rank whose
+/// module passes its children's batches on up with its own.
 pub const SAMPLES_METHOD: &str = "samples";
 /// The method on rank 0 that answers what a running job uses now.
 pub const JOB_METHOD: &str = "job-usage";
@@ -87,14 +90,32 @@ pub struct JobSample {
     /// Resident memory now, and the most any look saw.
     pub memory_bytes: u64,
     pub peak_memory_bytes: u64,
-    /// `processes` or `cgroup`.
-    pub source: String,
+    pub source: Source,
     /// The shell's own cgroup v2 directory, where the figures come from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
     /// Its GPUs, where NVML answers on the node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpu: Vec<crate::gpu::GpuSample>,
+}
+
+/// Where a job's figures on a node come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The process trees under its tasks, in `/proc`.
+    Processes,
+    /// Its cgroup v2: the shell's own (sdexec), or one the module made.
+    Cgroup,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Source::Processes => "processes",
+            Source::Cgroup => "cgroup",
+        })
+    }
 }
 
 /// One rank's samples of one period.
@@ -193,6 +214,71 @@ pub fn read_registration(payload: &str) -> Result<Registration, WireError> {
 /// Reads a rank's batch.
 pub fn read_batch(payload: &str) -> Result<Batch, WireError> {
     read("batch", payload)
+}
+
+/// Writes a bundle: batches of several ranks, sent on together,
+/// `{"version":1,"bundle":[BATCH,...]}`.
+pub fn write_bundle(batches: &[Box<RawValue>]) -> String {
+    #[derive(Serialize)]
+    struct Bundle<'a> {
+        version: u32,
+        bundle: &'a [Box<RawValue>],
+    }
+    serde_json::to_string(&Bundle {
+        version: VERSION,
+        bundle: batches,
+    })
+    .unwrap_or_default()
+}
+
+/// Reads what `NAME.samples` carries, a bundle or one batch: each batch,
+/// or why it cannot be read. A bundle whose batches all read is read in one
+/// pass; otherwise each batch is read on its own, so that a bad one is
+/// refused alone.
+pub fn read_samples(payload: &str) -> Result<Vec<Result<Batch, WireError>>, WireError> {
+    #[derive(Deserialize)]
+    struct Whole {
+        version: u32,
+        bundle: Vec<Batch>,
+    }
+    if let Ok(whole) = serde_json::from_str::<Whole>(payload) {
+        if whole.version == VERSION && whole.bundle.iter().all(|b| b.version == VERSION) {
+            return Ok(whole.bundle.into_iter().map(Ok).collect());
+        }
+    }
+    let batches = split_samples(payload)?;
+    Ok(batches.iter().map(|b| read_batch(b.get())).collect())
+}
+
+/// The batches of what `NAME.samples` carries, a bundle or one batch, each
+/// as its text: only the bundle's outline and version are read here, and
+/// each batch is read (and may be refused) on its own where it is taken.
+pub fn split_samples(payload: &str) -> Result<Vec<&RawValue>, WireError> {
+    #[derive(Deserialize)]
+    struct Outline<'a> {
+        version: u32,
+        #[serde(borrow, default)]
+        bundle: Option<Vec<&'a RawValue>>,
+    }
+    let unreadable = |e: serde_json::Error| WireError::Unreadable {
+        what: "samples",
+        why: e.to_string(),
+    };
+    let outline: Outline = serde_json::from_str(payload).map_err(unreadable)?;
+    if outline.version != VERSION {
+        return Err(WireError::Version {
+            what: if outline.bundle.is_some() {
+                "bundle"
+            } else {
+                "batch"
+            },
+            got: outline.version,
+        });
+    }
+    match outline.bundle {
+        Some(batches) => Ok(batches),
+        None => Ok(vec![serde_json::from_str(payload).map_err(unreadable)?]),
+    }
 }
 
 /// A message that carries its version.
@@ -305,7 +391,7 @@ mod tests {
                 cpu_cores: rate,
                 memory_bytes: 1 << 20,
                 peak_memory_bytes: 1 << 21,
-                source: "processes".into(),
+                source: Source::Processes,
                 cgroup: None,
                 gpu: Vec::new(),
             },
@@ -326,5 +412,70 @@ mod tests {
         };
         let text = serde_json::to_string(&batch).unwrap();
         assert_eq!(read_batch(&text).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_bundle_carries_each_batch_as_it_was_sent() {
+        let batch = |rank: u32| {
+            format!(
+                r#"{{"version":1,"rank":{rank},"hostname":"node{rank}","period":30.0,"jobs":[]}}"#
+            )
+        };
+        let batches: Vec<Box<RawValue>> = (1..=3)
+            .map(|rank| RawValue::from_string(batch(rank)).unwrap())
+            .collect();
+        let bundle = write_bundle(&batches);
+        let split = split_samples(&bundle).unwrap();
+        let ranks: Vec<u32> = split
+            .iter()
+            .map(|b| read_batch(b.get()).unwrap().rank)
+            .collect();
+        assert_eq!(ranks, [1, 2, 3]);
+        let read: Vec<u32> = read_samples(&bundle)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.unwrap().rank)
+            .collect();
+        assert_eq!(read, [1, 2, 3]);
+        // One batch alone is its own only element.
+        let five = batch(5);
+        let one = split_samples(&five).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(read_batch(one[0].get()).unwrap().rank, 5);
+    }
+
+    #[test]
+    fn a_bad_batch_in_a_bundle_is_refused_alone() {
+        let bundle = r#"{"version":1,"bundle":[{"version":1,"rank":4},{"version":1,"rank":2,"hostname":"n2","period":1,"jobs":[]}]}"#;
+        let read = read_samples(bundle).unwrap();
+        let err = read[0].as_ref().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unreadable batch: missing field"),
+            "{err}"
+        );
+        assert_eq!(read[1].as_ref().unwrap().rank, 2);
+        // Another build's batch in a bundle is named as such.
+        let bundle = r#"{"version":1,"bundle":[{"version":3,"rank":2,"hostname":"n2","period":1,"jobs":[]}]}"#;
+        assert_eq!(
+            read_samples(bundle).unwrap()[0],
+            Err(WireError::Version {
+                what: "batch",
+                got: 3
+            })
+        );
+    }
+
+    #[test]
+    fn an_unreadable_or_other_builds_bundle_says_so() {
+        let err = split_samples(r#"{"version":2,"bundle":[]}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bundle version 2; this flux-prometheus reads version 1 (shell plugin and module of different builds?)"
+        );
+        let err = split_samples(r#"{"version":1,"bundle":[{"#).unwrap_err();
+        assert!(err.to_string().starts_with("unreadable samples: "), "{err}");
+        let err = split_samples("[]").unwrap_err();
+        assert!(err.to_string().starts_with("unreadable samples: "), "{err}");
     }
 }
