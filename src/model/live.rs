@@ -9,8 +9,6 @@
 //! samples again. Rates are kept in millionths, so that what is taken away
 //! is exactly what was added.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -25,7 +23,7 @@ const MICRO: f64 = 1e6;
 
 #[derive(Debug, Clone)]
 pub struct Live<K> {
-    ranks: HashMap<u32, RankBatch>,
+    ranks: FxHashMap<u32, RankBatch>,
     /// By job with a current sample: its key, its samples, and their sums.
     jobs: FxHashMap<u64, JobSums>,
     /// Each key seen, by its place in `key_sums`: a job holds its key's
@@ -39,7 +37,7 @@ pub struct Live<K> {
 impl<K> Default for Live<K> {
     fn default() -> Self {
         Live {
-            ranks: HashMap::new(),
+            ranks: FxHashMap::default(),
             jobs: FxHashMap::default(),
             keys: FxHashMap::default(),
             key_sums: Vec::new(),
@@ -59,6 +57,11 @@ struct RankBatch {
 struct JobSums {
     /// Its key's place in `key_sums`.
     key: usize,
+    /// The user its first sample was accepted from: a later sample from the
+    /// same user is accepted without asking again (whether a user's sample
+    /// of a job counts does not change while the job is active, and an
+    /// ended job's sums are gone).
+    userid: u32,
     samples: u32,
     sums: Sums,
 }
@@ -145,52 +148,79 @@ impl<K: Clone + Eq + Hash> Live<K> {
     {
         let total = batch.jobs.len();
         let mut jobs = Vec::with_capacity(total);
-        // The rank's last samples, by job: a job sampled again moves its
-        // sums by the difference.
-        // (A job the last batch named twice has its second sample apart.)
-        let mut before: FxHashMap<u64, JobSample> = FxHashMap::default();
-        let mut gone = Vec::new();
-        for last in self
-            .ranks
-            .remove(&batch.rank)
-            .map_or_else(Vec::new, |b| b.jobs)
-        {
-            match before.entry(last.id) {
-                Entry::Vacant(e) => {
-                    e.insert(last);
-                }
-                Entry::Occupied(_) => gone.push(last),
+        // The rank's last samples: a job sampled again moves its sums by
+        // the difference; those not sampled again are forgotten. (A job
+        // the last batch named twice has each sample matched in turn.)
+        let (before, hostname) = match self.ranks.get_mut(&batch.rank) {
+            Some(last) => (
+                std::mem::take(&mut last.jobs),
+                (*last.hostname == *batch.hostname).then(|| Arc::clone(&last.hostname)),
+            ),
+            None => (Vec::new(), None),
+        };
+        let mut matched = vec![false; before.len()];
+        // A batch of a few jobs is searched; a large one, indexed.
+        let mut index: Option<FxHashMap<u64, Vec<usize>>> = (before.len() > 32).then(|| {
+            let mut index: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+            for (place, last) in before.iter().enumerate().rev() {
+                index.entry(last.id).or_default().push(place);
             }
-        }
+            index
+        });
         for sample in batch.jobs {
-            if let Some(key) = accept(&sample) {
-                match before.remove(&sample.id) {
-                    Some(last) if self.jobs.contains_key(&sample.id) => {
-                        self.recount(&last, &sample)
-                    }
-                    _ => self.count(&sample, key),
-                }
-                jobs.push(sample);
+            let known = self
+                .jobs
+                .get(&sample.id)
+                .is_some_and(|job| job.userid == sample.userid);
+            let key = if known {
+                None
+            } else {
+                let Some(key) = accept(&sample) else {
+                    continue;
+                };
+                Some(key)
+            };
+            let place = match &mut index {
+                Some(index) => index.get_mut(&sample.id).and_then(Vec::pop),
+                None => before
+                    .iter()
+                    .zip(&matched)
+                    .position(|(last, &m)| !m && last.id == sample.id),
+            };
+            let recounted = place.is_some_and(|p| {
+                matched[p] = true;
+                self.recount(&before[p], &sample)
+            });
+            if !recounted {
+                self.count(&sample, key);
             }
+            jobs.push(sample);
         }
         let refused = total - jobs.len();
-        self.ranks.insert(
-            batch.rank,
-            RankBatch {
-                received: now,
-                period: batch.period,
-                hostname: batch.hostname.into(),
-                jobs,
-            },
-        );
-        gone.extend(before.into_values());
-        self.forget(&gone);
+        let hostname = hostname.unwrap_or_else(|| batch.hostname.into());
+        let kept = RankBatch {
+            received: now,
+            period: batch.period,
+            hostname,
+            jobs,
+        };
+        match self.ranks.get_mut(&batch.rank) {
+            Some(last) => *last = kept,
+            None => {
+                self.ranks.insert(batch.rank, kept);
+            }
+        }
+        for (last, matched) in before.iter().zip(matched) {
+            if !matched {
+                self.forget_one(last);
+            }
+        }
         refused
     }
 
     /// Adds one node's sample of a job under `key` (the key is copied
-    /// only for a job or key new here).
-    fn count(&mut self, sample: &JobSample, key: &K) {
+    /// only for a job or key new here; a job known here needs none).
+    fn count(&mut self, sample: &JobSample, key: Option<&K>) {
         let sums = Sums::of(sample);
         let Live {
             jobs,
@@ -198,20 +228,27 @@ impl<K: Clone + Eq + Hash> Live<K> {
             key_sums,
             ..
         } = self;
-        let job = jobs.entry(sample.id).or_insert_with(|| {
-            let place = *keys.entry(key.clone()).or_insert_with(|| {
-                key_sums.push((key.clone(), Sums::default()));
-                key_sums.len() - 1
-            });
-            JobSums {
-                key: place,
-                samples: 0,
-                sums: Sums {
-                    jobs: 1,
-                    ..Sums::default()
-                },
+        let job = match jobs.entry(sample.id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let Some(key) = key else {
+                    return;
+                };
+                let place = *keys.entry(key.clone()).or_insert_with(|| {
+                    key_sums.push((key.clone(), Sums::default()));
+                    key_sums.len() - 1
+                });
+                e.insert(JobSums {
+                    key: place,
+                    userid: sample.userid,
+                    samples: 0,
+                    sums: Sums {
+                        jobs: 1,
+                        ..Sums::default()
+                    },
+                })
             }
-        });
+        };
         job.samples += 1;
         job.sums.add(&sums);
         key_sums[job.key].1.add(&Sums {
@@ -220,10 +257,11 @@ impl<K: Clone + Eq + Hash> Live<K> {
         });
     }
 
-    /// Replaces a node's sample `last` of a job with `now`.
-    fn recount(&mut self, last: &JobSample, now: &JobSample) {
+    /// Replaces a node's sample `last` of a job with `now`; false where
+    /// the job has no sums here (it ended, and is counted anew).
+    fn recount(&mut self, last: &JobSample, now: &JobSample) -> bool {
         let Some(job) = self.jobs.get_mut(&now.id) else {
-            return;
+            return false;
         };
         let (last, now) = (Sums::of(last), Sums::of(now));
         job.sums.take(&last);
@@ -231,26 +269,31 @@ impl<K: Clone + Eq + Hash> Live<K> {
         let by_key = &mut self.key_sums[job.key].1;
         by_key.take(&last);
         by_key.add(&now);
+        true
     }
 
     /// Takes away samples that are no longer current. Those of a job
     /// already ended ([`Live::end_job`]) count nothing.
     fn forget(&mut self, samples: &[JobSample]) {
         for sample in samples {
-            let Some(job) = self.jobs.get_mut(&sample.id) else {
-                continue;
-            };
-            let sums = Sums::of(sample);
-            job.samples -= 1;
-            job.sums.take(&sums);
-            let gone = job.samples == 0;
-            self.key_sums[job.key].1.take(&Sums {
-                jobs: u64::from(gone),
-                ..sums
-            });
-            if gone {
-                self.jobs.remove(&sample.id);
-            }
+            self.forget_one(sample);
+        }
+    }
+
+    fn forget_one(&mut self, sample: &JobSample) {
+        let Some(job) = self.jobs.get_mut(&sample.id) else {
+            return;
+        };
+        let sums = Sums::of(sample);
+        job.samples -= 1;
+        job.sums.take(&sums);
+        let gone = job.samples == 0;
+        self.key_sums[job.key].1.take(&Sums {
+            jobs: u64::from(gone),
+            ..sums
+        });
+        if gone {
+            self.jobs.remove(&sample.id);
         }
     }
 
@@ -328,6 +371,7 @@ impl<K> Live<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use usage::live::VERSION;
 
     fn sample(id: u64, cores: u64, rate: Option<f64>) -> JobSample {
@@ -384,6 +428,15 @@ mod tests {
         );
         assert_eq!(refused, 1);
         assert_eq!(live.by_job().count(), 1);
+        // A job known here is asked about again for a sample from
+        // another user, which the check refuses.
+        let mut forged = sample(1, 1, None);
+        forged.userid = 1001;
+        let refused = live.take(1.0, batch(1, vec![forged]), |s| {
+            (s.userid == 1000).then_some(&0)
+        });
+        assert_eq!(refused, 1);
+        assert_eq!(live.job(1, 1.0).map(|j| j.nodes.len()), Some(1));
     }
 
     /// The sums by key as a publish once read them: from every current
@@ -448,7 +501,10 @@ mod tests {
                 1 => live.expire(now),
                 _ => {
                     let rank = next(8) as u32;
-                    let jobs = (0..next(5))
+                    // Now and then a batch large enough to be indexed,
+                    // naming jobs more than once.
+                    let count = if next(8) == 0 { 33 + next(30) } else { next(5) };
+                    let jobs = (0..count)
                         .map(|_| {
                             let mut s = sample(next(24), 1 + next(16), None);
                             if next(3) > 0 {
