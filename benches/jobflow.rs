@@ -137,6 +137,24 @@ fn benches(c: &mut Criterion) {
             })
         },
     );
+    // The same batches as rank 0 takes them through the relays of a
+    // kary:32 tree: 320 bundles of 51 or 52.
+    let bundles: Vec<String> = batches
+        .chunks(batches.len().div_ceil(320))
+        .map(|chunk| format!(r#"{{"version":1,"bundle":[{}]}}"#, chunk.join(",")))
+        .collect();
+    group.bench_function(
+        "one period: 16384 ranks' batches of 4 jobs in 320 bundles, read and taken",
+        |b| {
+            b.iter(|| {
+                for text in &bundles {
+                    for batch in usage::live::read_samples(black_box(text)).expect("reads") {
+                        flow.take_live(2000.0, batch.expect("reads"), 0);
+                    }
+                }
+            })
+        },
+    );
     group.bench_function("summary with 65536 sampled jobs", |b| {
         b.iter(|| black_box(&flow).summary())
     });
