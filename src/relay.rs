@@ -306,24 +306,19 @@ fn send(inner: &Rc<Inner>, bundle: Rc<String>, count: u64, to: u32) {
                 return;
             }
             Err(e) => {
-                let mut stats = inner.stats.borrow_mut();
-                stats.bundles_failed += 1;
-                stats.batches_lost += count;
-                drop(stats);
-                if !inner.failure_logged.replace(true) {
-                    let hint = if e.errno == libc::ENOSYS {
-                        " (is the prometheus module loaded on rank 0?)"
-                    } else {
-                        ""
-                    };
-                    inner.h.log(
-                        Level::Warning,
-                        &format!(
-                            "usage relay: rank {to} did not take {count} batches of running jobs' samples: {}{hint}; said once until they are taken",
-                            e.message
-                        ),
-                    );
-                }
+                let hint = if e.errno == libc::ENOSYS {
+                    " (is the prometheus module loaded on rank 0?)"
+                } else {
+                    ""
+                };
+                lost(
+                    &inner,
+                    count,
+                    &format!(
+                        "rank {to} did not take {count} batches of running jobs' samples: {}{hint}; said once until they are taken",
+                        e.message
+                    ),
+                );
             }
         }
         if !inner.held.borrow().batches.is_empty() {
@@ -334,20 +329,27 @@ fn send(inner: &Rc<Inner>, bundle: Rc<String>, count: u64, to: u32) {
     match inner.h.rpc_to(to, &inner.topic, &bundle, within, on_answer) {
         Ok(rpc) => *inner.in_flight.borrow_mut() = Some(rpc),
         Err(e) => {
-            let mut stats = inner.stats.borrow_mut();
-            stats.bundles_failed += 1;
-            stats.batches_lost += count;
-            drop(stats);
-            if !inner.failure_logged.replace(true) {
-                inner.h.log(
-                    Level::Warning,
-                    &format!("usage relay: cannot send running jobs' samples on: {e}"),
-                );
-            }
+            lost(
+                inner,
+                count,
+                &format!("cannot send running jobs' samples on: {e}"),
+            );
             if !inner.held.borrow().batches.is_empty() {
                 arm(inner);
             }
         }
+    }
+}
+
+/// Counts a bundle of `count` batches that was not taken, and says why
+/// once until one is.
+fn lost(inner: &Inner, count: u64, why: &str) {
+    let mut stats = inner.stats.borrow_mut();
+    stats.bundles_failed += 1;
+    stats.batches_lost += count;
+    drop(stats);
+    if !inner.failure_logged.replace(true) {
+        inner.h.log(Level::Warning, &format!("usage relay: {why}"));
     }
 }
 
