@@ -243,13 +243,15 @@ impl ShellCgroup {
             cpu: File::open(self.dir.join("cpu.stat")).ok()?,
             memory: File::open(memory).ok(),
             events: None,
+            last_cpu: None,
             buf: Vec::with_capacity(512),
         })
     }
 
     /// [`ShellCgroup::open`], and `cgroup.events` too: a cgroup that stays
     /// when its processes have gone (one the module made, which nothing
-    /// else removes) then reads as gone.
+    /// else removes) then reads as gone, at the first look that finds its
+    /// CPU time unchanged (`cgroup.events` is read only then).
     pub fn open_watching(&self) -> Option<OpenCgroup> {
         let events = File::open(self.dir.join("cgroup.events")).ok()?;
         Some(OpenCgroup {
@@ -309,6 +311,9 @@ pub struct OpenCgroup {
     cpu: File,
     memory: Option<File>,
     events: Option<File>,
+    /// The CPU seconds of the last look: while they grow, the cgroup holds
+    /// a process and `cgroup.events` need not be read.
+    last_cpu: Option<f64>,
     buf: Vec<u8>,
 }
 
@@ -330,13 +335,17 @@ impl OpenCgroup {
     /// CPU seconds (user and system) and memory charged now. None when the
     /// cgroup has gone, or, watched, holds no process any more.
     pub fn now(&mut self) -> Option<(f64, Option<u64>)> {
-        if let Some(events) = &self.events {
+        let cpu = reread(&self.cpu, &mut self.buf)?;
+        let seconds = (keyed(cpu, "user_usec")? + keyed(cpu, "system_usec")?) as f64 / 1e6;
+        let grew = self
+            .last_cpu
+            .replace(seconds)
+            .is_none_or(|last| seconds > last);
+        if let (false, Some(events)) = (grew, &self.events) {
             if keyed(reread(events, &mut self.buf)?, "populated") == Some(0) {
                 return None;
             }
         }
-        let cpu = reread(&self.cpu, &mut self.buf)?;
-        let seconds = (keyed(cpu, "user_usec")? + keyed(cpu, "system_usec")?) as f64 / 1e6;
         let memory = self
             .memory
             .as_ref()
@@ -567,5 +576,35 @@ mod tests {
         assert_eq!(cg.memory_limit(), Some(4 << 30));
         std::fs::remove_dir_all(&d).unwrap();
         assert_eq!(cg.read(), None);
+    }
+
+    #[test]
+    fn a_watched_cgroup_reads_as_gone_once_its_cpu_time_stops() {
+        let dir = std::env::temp_dir().join(format!("usage-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        write(
+            "cpu.stat",
+            "usage_usec 3000000\nuser_usec 2000000\nsystem_usec 1000000\n",
+        );
+        write("memory.current", "4096\n");
+        write("cgroup.events", "populated 0\nfrozen 0\n");
+        let cgroup = ShellCgroup {
+            dir: dir.clone(),
+            memory_v1: None,
+        };
+        let mut files = cgroup.open_watching().unwrap();
+        // The first look, and one whose CPU time grew, need no event.
+        assert_eq!(files.now(), Some((3.0, Some(4096))));
+        write(
+            "cpu.stat",
+            "usage_usec 4000000\nuser_usec 3000000\nsystem_usec 1000000\n",
+        );
+        assert_eq!(files.now(), Some((4.0, Some(4096))));
+        // Unchanged: cgroup.events says it holds no process.
+        assert_eq!(files.now(), None);
+        write("cgroup.events", "populated 1\nfrozen 0\n");
+        assert_eq!(files.now(), Some((4.0, Some(4096))));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
