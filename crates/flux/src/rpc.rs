@@ -78,11 +78,12 @@ impl Handle {
         unsafe { self.then(f, topic, Response::Payload, within, on_response) }
     }
 
-    /// Sends an RPC to the nearest broker above this one in the overlay
-    /// whose service answers `topic` (a broker without it passes the
-    /// request on up, to rank 0 at last) and calls `on_response` from the
-    /// reactor with its one response, or with ETIMEDOUT if none has come
-    /// `within` that time.
+    /// Sends an RPC to the service on the broker above this one in the
+    /// overlay (its parent) and calls `on_response` from the reactor with
+    /// its one response, or with ETIMEDOUT if none has come `within` that
+    /// time. Only for a service every broker has (`attr.get`): flux-core
+    /// 0.88 routes a request that finds no service there back down towards
+    /// its sender.
     pub fn rpc_upstream(
         &self,
         topic: &str,
