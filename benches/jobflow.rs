@@ -114,10 +114,9 @@ fn benches(c: &mut Criterion) {
         .map(|rank| {
             let jobs: Vec<serde_json::Value> = (0..4u64)
                 .map(|j| {
-                    json!({"id": u64::from(rank) * 4 + j + 1, "userid": 1000, "cores": 16, "gpus": 1,
-                        "processes": 64, "cpu_seconds": 12345.6, "cpu_cores": 13.2,
-                        "memory_bytes": 34_359_738_368u64, "peak_memory_bytes": 40_000_000_000u64,
-                        "source": "processes"})
+                    // Its figures in the order usage::live::SAMPLE_FORM gives.
+                    json!([u64::from(rank) * 4 + j + 1, 1000, 16, 1, 64, 12345.6, 13.2,
+                        34_359_738_368u64, 40_000_000_000u64, "processes"])
                 })
                 .collect();
             json!({"version": 1, "rank": rank, "hostname": format!("node{rank}"), "period": 30.0, "jobs": jobs})

@@ -90,7 +90,7 @@ is "$(send prometheus.register '{"version":1,"id":1,"pids":[2147483647],"cores":
 is "$(send prometheus.job-gpus '{"id":12345}' 1)" "job 12345 has no GPU figures on this node" \
     "a question about GPUs of a job the node does not know is answered so"
 before=$(value flux_usage_samples_refused_total)
-send prometheus.samples '{"version":1,"rank":3,"hostname":"x","period":1,"jobs":[{"id":12345,"userid":0,"cores":1,"gpus":0,"processes":1,"cpu_seconds":1,"memory_bytes":1,"peak_memory_bytes":1,"source":"processes"}]}' 0 >/dev/null
+send prometheus.samples '{"version":1,"rank":3,"hostname":"x","period":1,"jobs":[[12345,0,1,0,1,1,null,1,1,"processes"]]}' 0 >/dev/null
 ok "a sample of a job that is not active is refused and counted" \
     wait_for flux_usage_samples_refused_total $((before + 1))
 

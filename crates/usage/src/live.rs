@@ -127,7 +127,136 @@ pub struct Batch {
     /// Seconds between this rank's looks: rank 0 takes a batch as current
     /// for three of them.
     pub period: f64,
+    /// On the wire each sample is an array of its figures in a fixed
+    /// order ([`SAMPLE_FORM`]): rank 0 reads every rank's samples each
+    /// period, and field names would be most of what it reads.
+    #[serde(with = "positional")]
     pub jobs: Vec<JobSample>,
+}
+
+/// A sample's figures in the order a batch carries them; the last two
+/// only where there is a cgroup or a GPU.
+pub const SAMPLE_FORM: &str = "[id, userid, cores, gpus, processes, cpu_seconds, cpu_cores, memory_bytes, peak_memory_bytes, source, cgroup, gpu]";
+
+/// A batch's samples as arrays of their figures ([`SAMPLE_FORM`]).
+mod positional {
+    use super::{JobSample, SAMPLE_FORM};
+    use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
+    use serde::ser::{Serialize, SerializeTuple, Serializer};
+
+    /// The figures every sample has; a cgroup and GPUs may follow.
+    const REQUIRED: usize = 10;
+
+    struct Write<'a>(&'a JobSample);
+
+    impl Serialize for Write<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let j = self.0;
+            let len = if !j.gpu.is_empty() {
+                REQUIRED + 2
+            } else if j.cgroup.is_some() {
+                REQUIRED + 1
+            } else {
+                REQUIRED
+            };
+            let mut t = s.serialize_tuple(len)?;
+            t.serialize_element(&j.id)?;
+            t.serialize_element(&j.userid)?;
+            t.serialize_element(&j.cores)?;
+            t.serialize_element(&j.gpus)?;
+            t.serialize_element(&j.processes)?;
+            t.serialize_element(&j.cpu_seconds)?;
+            t.serialize_element(&j.cpu_cores)?;
+            t.serialize_element(&j.memory_bytes)?;
+            t.serialize_element(&j.peak_memory_bytes)?;
+            t.serialize_element(&j.source)?;
+            if len > REQUIRED {
+                t.serialize_element(&j.cgroup)?;
+            }
+            if len > REQUIRED + 1 {
+                t.serialize_element(&j.gpu)?;
+            }
+            t.end()
+        }
+    }
+
+    pub fn serialize<S: Serializer>(jobs: &[JobSample], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(jobs.iter().map(Write))
+    }
+
+    struct Read(JobSample);
+
+    impl<'de> Deserialize<'de> for Read {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_seq(Figures).map(Read)
+        }
+    }
+
+    /// What a sample's array is expected to be, for an error to say.
+    struct Form;
+
+    impl de::Expected for Form {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a job's sample {SAMPLE_FORM}")
+        }
+    }
+
+    fn required<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+        seq: &mut A,
+        at: usize,
+    ) -> Result<T, A::Error> {
+        seq.next_element()?
+            .ok_or_else(|| de::Error::invalid_length(at, &Form))
+    }
+
+    struct Figures;
+
+    impl<'de> Visitor<'de> for Figures {
+        type Value = JobSample;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            de::Expected::fmt(&Form, f)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JobSample, A::Error> {
+            Ok(JobSample {
+                id: required(&mut seq, 0)?,
+                userid: required(&mut seq, 1)?,
+                cores: required(&mut seq, 2)?,
+                gpus: required(&mut seq, 3)?,
+                processes: required(&mut seq, 4)?,
+                cpu_seconds: required(&mut seq, 5)?,
+                cpu_cores: required(&mut seq, 6)?,
+                memory_bytes: required(&mut seq, 7)?,
+                peak_memory_bytes: required(&mut seq, 8)?,
+                source: required(&mut seq, 9)?,
+                cgroup: seq.next_element::<Option<String>>()?.flatten(),
+                gpu: seq.next_element()?.unwrap_or_default(),
+            })
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<JobSample>, D::Error> {
+        struct Samples;
+
+        impl<'de> Visitor<'de> for Samples {
+            type Value = Vec<JobSample>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of job samples")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut jobs = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(1024));
+                while let Some(Read(sample)) = seq.next_element()? {
+                    jobs.push(sample);
+                }
+                Ok(jobs)
+            }
+        }
+
+        d.deserialize_seq(Samples)
+    }
 }
 
 /// A running job's figures on one node, as rank 0 answers them.
@@ -412,6 +541,94 @@ mod tests {
         };
         let text = serde_json::to_string(&batch).unwrap();
         assert_eq!(read_batch(&text).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_batch_carries_each_sample_as_its_figures_in_order() {
+        let mut with_all = JobSample {
+            id: 9,
+            userid: 1000,
+            cores: 4,
+            gpus: 1,
+            processes: 0,
+            cpu_seconds: 12.5,
+            cpu_cores: None,
+            memory_bytes: 1 << 30,
+            peak_memory_bytes: 2 << 30,
+            source: Source::Cgroup,
+            cgroup: Some("/sys/fs/cgroup/system.slice/shell-1-9.service".into()),
+            gpu: vec![crate::gpu::GpuSample {
+                index: 0,
+                busy: Some(0.75),
+                memory_used_bytes: 1 << 30,
+                memory_total_bytes: 80 << 30,
+            }],
+        };
+        let only_cgroup = JobSample {
+            id: 10,
+            gpu: Vec::new(),
+            ..with_all.clone()
+        };
+        with_all.cpu_cores = Some(3.5);
+        let plain = JobSample {
+            id: 11,
+            cgroup: None,
+            source: Source::Processes,
+            ..only_cgroup.clone()
+        };
+        let batch = Batch {
+            version: VERSION,
+            rank: 1,
+            hostname: "node1".into(),
+            period: 30.0,
+            jobs: vec![with_all, only_cgroup, plain],
+        };
+        let text = serde_json::to_string(&batch).unwrap();
+        assert!(
+            text.contains(r#""jobs":[[9,1000,4,1,0,12.5,3.5,1073741824,2147483648,"cgroup","/sys/fs/cgroup/system.slice/shell-1-9.service",[{"#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#"[11,1000,4,1,0,12.5,null,1073741824,2147483648,"processes"]]}"#),
+            "{text}"
+        );
+        assert_eq!(read_batch(&text).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_sample_not_in_its_order_is_refused_saying_the_order() {
+        let batch = |sample: &str| {
+            format!(r#"{{"version":1,"rank":2,"hostname":"n2","period":1,"jobs":[{sample}]}}"#)
+        };
+        let err = read_batch(&batch("[7,1000,4]")).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "unreadable batch: invalid length 3, expected a job's sample [id, userid, cores, "
+            ),
+            "{err}"
+        );
+        // Samples with named fields (not what a batch carries) are named as
+        // what they are.
+        let err = read_batch(&batch(r#"{"id":7,"userid":1000}"#)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unreadable batch: invalid type: map, expected a job's sample ["),
+            "{err}"
+        );
+        let err = read_batch(&batch(r#"[7,1000,4,0,1,1.0,null,1,1,"elsewhere"]"#)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unreadable batch: unknown variant `elsewhere`"),
+            "{err}"
+        );
+        let err = read_batch(&batch(
+            r#"[7,1000,4,0,1,1.0,null,1,1,"processes",null,[],3]"#,
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("unreadable batch: trailing"),
+            "{err}"
+        );
     }
 
     #[test]
