@@ -3,7 +3,7 @@
 //!
 //!   cargo bench --bench jobflow
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use flux_prometheus::model::jobflow::{JobFlow, DEFAULT_RUN_BUCKETS, DEFAULT_WAIT_BUCKETS};
 use serde_json::json;
 
@@ -137,27 +137,86 @@ fn benches(c: &mut Criterion) {
         },
     );
     // The same batches as rank 0 takes them through the relays of a
-    // kary:32 tree: 320 bundles of 51 or 52.
-    let bundles: Vec<String> = batches
-        .chunks(batches.len().div_ceil(320))
-        .map(|chunk| format!(r#"{{"version":1,"bundle":[{}]}}"#, chunk.join(",")))
-        .collect();
+    // kary:32 tree (as scripts/send-samples sends them): each of rank 0's
+    // 32 children sends a bundle a tenth of the period, with the batches of
+    // the ranks of its part of the tree whose look fell in that tenth (the
+    // module places each rank's look by Fibonacci hashing); 321 messages.
+    let bundles = kary_bundles(&batches, 32);
     group.bench_function(
-        "one period: 16384 ranks' batches of 4 jobs in 320 bundles, read and taken",
+        "one period: 16384 ranks' batches of 4 jobs in 321 bundles, read and taken",
         |b| {
             b.iter(|| {
                 for text in &bundles {
-                    for batch in usage::live::read_samples(black_box(text)).expect("reads") {
+                    let batches = usage::live::read_samples(black_box(text)).expect("reads");
+                    flow.prefetch_live(batches.iter().flatten().map(|b| b.rank));
+                    for batch in batches {
                         flow.take_live(2000.0, batch.expect("reads"), 0);
                     }
                 }
             })
         },
     );
+    // The same, with what the module keeps out of the caches, as it is in
+    // a broker when a period's batches come 30 s after the last: a 1 GiB
+    // buffer is written before each period (not timed); the bundles are
+    // fresh, as a message just received is.
+    let mut evict = vec![0u8; 1 << 30];
+    group.bench_function(
+        "one period: 16384 ranks' batches of 4 jobs in 321 bundles, read and taken, caches cold",
+        |b| {
+            b.iter_batched(
+                || {
+                    for (i, byte) in evict.iter_mut().enumerate().step_by(64) {
+                        *byte = byte.wrapping_add(i as u8);
+                    }
+                    black_box(&evict);
+                    bundles.clone()
+                },
+                |bundles| {
+                    for text in &bundles {
+                        let batches = usage::live::read_samples(black_box(text)).expect("reads");
+                        flow.prefetch_live(batches.iter().flatten().map(|b| b.rank));
+                        for batch in batches {
+                            flow.take_live(2000.0, batch.expect("reads"), 0);
+                        }
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
     group.bench_function("summary with 65536 sampled jobs", |b| {
         b.iter(|| black_box(&flow).summary())
     });
     group.finish();
+}
+
+/// The bundles rank 0 takes in a period from the relays of a kary:`k`
+/// tree, in the order they come: rank 0's own batch, then for each tenth
+/// of the period, each child's bundle of its part of the tree's batches
+/// whose look fell in that tenth.
+fn kary_bundles(batches: &[String], k: u64) -> Vec<String> {
+    let tenth = |rank: u64| {
+        let frac = (rank.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+        ((frac * 10.0) as usize).min(9)
+    };
+    let top = |mut rank: u64| {
+        while rank > k {
+            rank = (rank - 1) / k;
+        }
+        rank
+    };
+    let mut held: std::collections::BTreeMap<(usize, u64), Vec<&str>> = Default::default();
+    for (rank, batch) in batches.iter().enumerate().skip(1) {
+        let rank = rank as u64;
+        held.entry((tenth(rank), top(rank))).or_default().push(batch);
+    }
+    std::iter::once(batches[0].clone())
+        .chain(
+            held.into_values()
+                .map(|part| format!(r#"{{"version":1,"bundle":[{}]}}"#, part.join(","))),
+        )
+        .collect()
 }
 
 criterion_group!(group, benches);

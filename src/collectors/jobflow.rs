@@ -477,6 +477,10 @@ fn serve_samples(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
             match usage::live::read_samples(&payload) {
                 Ok(batches) => {
                     let now = inner.ctx.handle.now();
+                    inner
+                        .model
+                        .borrow()
+                        .prefetch_live(batches.iter().flatten().map(|b| b.rank));
                     for batch in batches {
                         take_batch(&inner, now, batch);
                     }

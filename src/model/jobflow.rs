@@ -1346,6 +1346,12 @@ impl JobFlow {
         refused
     }
 
+    /// Reads ahead what taking the batches of `ranks` reads first
+    /// ([`Live::prefetch`]): call it before taking a bundle's batches.
+    pub fn prefetch_live(&self, ranks: impl Iterator<Item = u32>) {
+        self.live.prefetch(ranks);
+    }
+
     /// Counts a batch that could not even be read.
     pub fn refuse_live(&mut self) {
         self.live_refused += 1;
