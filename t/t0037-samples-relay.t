@@ -11,7 +11,7 @@
 run_inside_flux 4 -Stbon.topo=kary:1
 
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
-plan 12
+plan 13
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -72,6 +72,9 @@ ok "forty batches from below reach rank 0" \
     wait_for_at_least flux_usage_sample_batches_total $((batches + 40))
 more=$(( $(value flux_usage_sample_messages_total) - messages ))
 ok "in $more messages, with the ranks' own" test "$more" -le 10
+cpu=$(value flux_usage_sample_cpu_seconds_total)
+ok "the CPU rank 0 took to take them is counted ($cpu s)" \
+    awk -v cpu="$cpu" 'BEGIN { exit !(cpu > 0 && cpu < 5) }'
 
 # Ranks 1 and 2 without the module: rank 3 sends to rank 0 directly.
 flux exec -r 1,2 flux module remove prometheus

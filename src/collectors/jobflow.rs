@@ -472,6 +472,7 @@ fn serve_samples(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
             let Some(inner) = weak.upgrade() else {
                 return request.respond_error(libc::ENOSYS, "the jobflow collector has stopped");
             };
+            let cpu_before = flux::thread_cpu_seconds();
             let payload = request.payload().ok().flatten().unwrap_or_default();
             inner.model.borrow_mut().count_live_message();
             match usage::live::read_samples(&payload) {
@@ -491,6 +492,9 @@ fn serve_samples(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
                     log_refusal(&inner, "a rank's live samples", &e.to_string());
                     request.respond_error(libc::EPROTO, &e.to_string());
                 }
+            }
+            if let (Some(before), Some(after)) = (cpu_before, flux::thread_cpu_seconds()) {
+                inner.model.borrow_mut().count_live_cpu(after - before);
             }
             if inner.live.get() {
                 inner.summary_due.set(true);
@@ -986,6 +990,7 @@ fn render(state: &State, out: &mut Rendered) {
     Family::of(out, &USAGE_SAMPLES_REFUSED_TOTAL).sample(&[], flow.live_refused as f64);
     Family::of(out, &USAGE_SAMPLE_MESSAGES_TOTAL).sample(&[], flow.live_messages as f64);
     Family::of(out, &USAGE_SAMPLE_BATCHES_TOTAL).sample(&[], flow.live_batches as f64);
+    Family::of(out, &USAGE_SAMPLE_CPU_SECONDS_TOTAL).sample(&[], flow.live_cpu_seconds);
     type Pick = fn(&crate::model::jobflow::Demand) -> Option<f64>;
     let demand_families: [(&Doc, Pick); 6] = [
         (&QUEUE_PENDING_JOBS, |d| Some(d.jobs as f64)),
@@ -1077,6 +1082,7 @@ pub const FAMILIES: &[Doc] = &[
     USAGE_SAMPLES_REFUSED_TOTAL,
     USAGE_SAMPLE_MESSAGES_TOTAL,
     USAGE_SAMPLE_BATCHES_TOTAL,
+    USAGE_SAMPLE_CPU_SECONDS_TOTAL,
     QUEUE_PENDING_JOBS,
     QUEUE_PENDING_REQUESTED_NODES,
     QUEUE_PENDING_REQUESTED_CORES,
@@ -1368,6 +1374,12 @@ const USAGE_SAMPLE_MESSAGES_TOTAL: Doc = Doc::counter(
 const USAGE_SAMPLE_BATCHES_TOTAL: Doc = Doc::counter(
     "flux_usage_sample_batches_total",
     "Ranks' batches of running jobs' samples rank 0 read, one per rank per sampling period.",
+    &[],
+);
+
+const USAGE_SAMPLE_CPU_SECONDS_TOTAL: Doc = Doc::counter(
+    "flux_usage_sample_cpu_seconds_total",
+    "CPU time rank 0's module thread spent reading and taking running jobs' samples, from each message's arrival to its answer.",
     &[],
 );
 

@@ -382,6 +382,8 @@ pub struct JobFlowSummary {
     /// batches of a part of the overlay tree), and the batches in them.
     pub live_messages: u64,
     pub live_batches: u64,
+    /// CPU seconds the reactor thread spent taking them.
+    pub live_cpu_seconds: f64,
     /// The running jobs with the most allocated cores idle, at most
     /// [`JobFlow::show_live_jobs`] of them.
     pub live_jobs: Vec<LiveJobRow>,
@@ -740,6 +742,7 @@ pub struct JobFlow {
     live_refused: u64,
     live_messages: u64,
     live_batches: u64,
+    live_cpu_seconds: f64,
     live_job_rows: usize,
     /// See [`JobFlowSummary::wait_phases`].
     wait_phases: bool,
@@ -788,6 +791,7 @@ impl JobFlow {
             live_refused: 0,
             live_messages: 0,
             live_batches: 0,
+            live_cpu_seconds: 0.0,
             live_job_rows: 0,
             wait_phases: false,
             sched_reasons: Capped::default(),
@@ -1362,6 +1366,11 @@ impl JobFlow {
         self.live_messages += 1;
     }
 
+    /// Counts the CPU time a message of samples took to read and take.
+    pub fn count_live_cpu(&mut self, seconds: f64) {
+        self.live_cpu_seconds += seconds.max(0.0);
+    }
+
     /// Forgets ranks whose batches are older than three of their periods.
     pub fn expire_live(&mut self, now: f64) {
         self.live.expire(now);
@@ -1485,6 +1494,7 @@ impl JobFlow {
             live_refused: self.live_refused,
             live_messages: self.live_messages,
             live_batches: self.live_batches,
+            live_cpu_seconds: self.live_cpu_seconds,
             live_jobs,
             demand,
             reasons,
