@@ -209,7 +209,9 @@ fn kary_bundles(batches: &[String], k: u64) -> Vec<String> {
     let mut held: std::collections::BTreeMap<(usize, u64), Vec<&str>> = Default::default();
     for (rank, batch) in batches.iter().enumerate().skip(1) {
         let rank = rank as u64;
-        held.entry((tenth(rank), top(rank))).or_default().push(batch);
+        held.entry((tenth(rank), top(rank)))
+            .or_default()
+            .push(batch);
     }
     std::iter::once(batches[0].clone())
         .chain(

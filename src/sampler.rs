@@ -652,7 +652,7 @@ fn send(inner: &Rc<Inner>, jobs: Vec<JobSample>) {
     let batch = Batch {
         version: live::VERSION,
         rank: inner.rank,
-        hostname: inner.hostname.clone(),
+        hostname: std::borrow::Cow::Borrowed(&inner.hostname),
         period: inner.period.get(),
         jobs,
     };

@@ -504,7 +504,11 @@ fn serve_samples(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
 }
 
 /// Takes one rank's batch; one that cannot be read is refused alone.
-fn take_batch(inner: &Inner, now: f64, batch: Result<usage::live::Batch, usage::live::WireError>) {
+fn take_batch(
+    inner: &Inner,
+    now: f64,
+    batch: Result<usage::live::Batch<'_>, usage::live::WireError>,
+) {
     match batch {
         Ok(batch) => {
             let rank = batch.rank;

@@ -1336,7 +1336,12 @@ impl JobFlow {
     /// A sample counts for an active job of this instance registered by its
     /// owner (or by `instance_owner`); the others are refused and counted.
     /// Returns how many were refused.
-    pub fn take_live(&mut self, now: f64, batch: usage::live::Batch, instance_owner: u32) -> usize {
+    pub fn take_live(
+        &mut self,
+        now: f64,
+        batch: usage::live::Batch<'_>,
+        instance_owner: u32,
+    ) -> usize {
         self.live_batches += 1;
         let jobs = &self.jobs;
         let refused = self.live.take(now, batch, |sample| {

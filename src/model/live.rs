@@ -38,6 +38,9 @@ pub struct Live<K> {
     /// By key: the sums of its jobs with a current sample, and how many
     /// there are (all zero for a key with none now).
     key_sums: Vec<(K, Sums)>,
+    /// What a take of a batch works in, kept from one to the next.
+    matched: Vec<bool>,
+    spare_places: Vec<u32>,
 }
 
 impl<K> Default for Live<K> {
@@ -49,12 +52,16 @@ impl<K> Default for Live<K> {
             free: Vec::new(),
             keys: FxHashMap::default(),
             key_sums: Vec::new(),
+            matched: Vec::new(),
+            spare_places: Vec::new(),
         }
     }
 }
 
 /// A place in `Live::sums` that holds no job.
 const NO_PLACE: u32 = u32::MAX;
+/// What a take notes in place of a refused sample's place.
+const REFUSED: u32 = u32::MAX - 1;
 
 #[derive(Debug, Clone)]
 struct RankBatch {
@@ -156,27 +163,36 @@ impl<K: Clone + Eq + Hash> Live<K> {
     pub fn take<'k>(
         &mut self,
         now: f64,
-        batch: Batch,
+        batch: Batch<'_>,
         accept: impl Fn(&JobSample) -> Option<&'k K>,
     ) -> usize
     where
         K: 'k,
     {
-        let total = batch.jobs.len();
-        let mut jobs = Vec::with_capacity(total);
-        let mut places = Vec::with_capacity(total);
+        let Batch {
+            rank,
+            hostname: sent_hostname,
+            period,
+            jobs: mut samples,
+            ..
+        } = batch;
         // The rank's last samples: a job sampled again moves its sums by
         // the difference; those not sampled again are forgotten. (A job
         // the last batch named twice has each sample matched in turn.)
-        let (before, before_places, hostname) = match self.ranks.get_mut(&batch.rank) {
+        let (mut before, before_places, hostname) = match self.ranks.get_mut(&rank) {
             Some(last) => (
                 std::mem::take(&mut last.jobs),
                 std::mem::take(&mut last.places),
-                (*last.hostname == *batch.hostname).then(|| Arc::clone(&last.hostname)),
+                (*last.hostname == *sent_hostname).then(|| Arc::clone(&last.hostname)),
             ),
             None => (Vec::new(), Vec::new(), None),
         };
-        let mut matched = vec![false; before.len()];
+        // Vectors of the last take, so that a take allocates nothing.
+        let mut matched = std::mem::take(&mut self.matched);
+        matched.clear();
+        matched.resize(before.len(), false);
+        let mut places = std::mem::take(&mut self.spare_places);
+        places.clear();
         // A batch of a few jobs is searched; a large one, indexed.
         let mut index: Option<FxHashMap<u64, Vec<usize>>> = (before.len() > 32).then(|| {
             let mut index: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
@@ -185,7 +201,8 @@ impl<K: Clone + Eq + Hash> Live<K> {
             }
             index
         });
-        for sample in batch.jobs {
+        let mut refused = 0;
+        for sample in &samples {
             // This rank's last sample of the job, and where its sums are.
             let at = match &mut index {
                 Some(index) => index.get(&sample.id).and_then(|ats| ats.last().copied()),
@@ -202,7 +219,9 @@ impl<K: Clone + Eq + Hash> Live<K> {
             let key = if known {
                 None
             } else {
-                let Some(key) = accept(&sample) else {
+                let Some(key) = accept(sample) else {
+                    places.push(REFUSED);
+                    refused += 1;
                     continue;
                 };
                 Some(key)
@@ -215,34 +234,42 @@ impl<K: Clone + Eq + Hash> Live<K> {
             }
             let counted = match (at, place) {
                 (Some(at), Some(place)) if before_places[at] == place => {
-                    self.recount(place, &before[at], &sample);
+                    self.recount(place, &before[at], sample);
                     place
                 }
-                _ => self.count(&sample, key),
+                _ => self.count(sample, key),
             };
             places.push(counted);
-            jobs.push(sample);
         }
-        let refused = total - jobs.len();
-        let hostname = hostname.unwrap_or_else(|| batch.hostname.into());
-        let kept = RankBatch {
-            received: now,
-            period: batch.period,
-            hostname,
-            jobs,
-            places,
-        };
-        match self.ranks.get_mut(&batch.rank) {
-            Some(last) => *last = kept,
-            None => {
-                self.ranks.insert(batch.rank, kept);
-            }
+        if refused > 0 {
+            let mut kept = places.iter().map(|&place| place != REFUSED);
+            samples.retain(|_| kept.next().unwrap_or(false));
+            places.retain(|&place| place != REFUSED);
         }
-        for ((last, place), matched) in before.iter().zip(before_places).zip(matched) {
+        for ((last, &place), &matched) in before.iter().zip(&before_places).zip(&matched) {
             if !matched {
                 self.forget_one(last, place);
             }
         }
+        // The samples are kept in the last batch's vector, which taking
+        // them has just read, rather than in the one they were read into.
+        before.clear();
+        before.append(&mut samples);
+        let kept = RankBatch {
+            received: now,
+            period,
+            hostname: hostname.unwrap_or_else(|| Arc::from(&*sent_hostname)),
+            jobs: before,
+            places,
+        };
+        match self.ranks.get_mut(&rank) {
+            Some(last) => *last = kept,
+            None => {
+                self.ranks.insert(rank, kept);
+            }
+        }
+        self.matched = matched;
+        self.spare_places = before_places;
         refused
     }
 
@@ -461,11 +488,11 @@ mod tests {
         }
     }
 
-    fn batch(rank: u32, jobs: Vec<JobSample>) -> Batch {
+    fn batch(rank: u32, jobs: Vec<JobSample>) -> Batch<'static> {
         Batch {
             version: VERSION,
             rank,
-            hostname: format!("node{rank}"),
+            hostname: format!("node{rank}").into(),
             period: 30.0,
             jobs,
         }

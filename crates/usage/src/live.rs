@@ -4,6 +4,8 @@
 //! sample per job running there, and the bundle that carries the batches
 //! of a part of the overlay tree up to rank 0.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -120,10 +122,13 @@ impl std::fmt::Display for Source {
 
 /// One rank's samples of one period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Batch {
+pub struct Batch<'a> {
     pub version: u32,
     pub rank: u32,
-    pub hostname: String,
+    /// Read in place from the message where it can be (rank 0 keeps one
+    /// copy per rank, not one per batch).
+    #[serde(borrow)]
+    pub hostname: Cow<'a, str>,
     /// Seconds between this rank's looks: rank 0 takes a batch as current
     /// for three of them.
     pub period: f64,
@@ -341,7 +346,7 @@ pub fn read_registration(payload: &str) -> Result<Registration, WireError> {
 }
 
 /// Reads a rank's batch.
-pub fn read_batch(payload: &str) -> Result<Batch, WireError> {
+pub fn read_batch(payload: &str) -> Result<Batch<'_>, WireError> {
     read("batch", payload)
 }
 
@@ -364,11 +369,12 @@ pub fn write_bundle(batches: &[Box<RawValue>]) -> String {
 /// or why it cannot be read. A bundle whose batches all read is read in one
 /// pass; otherwise each batch is read on its own, so that a bad one is
 /// refused alone.
-pub fn read_samples(payload: &str) -> Result<Vec<Result<Batch, WireError>>, WireError> {
+pub fn read_samples(payload: &str) -> Result<Vec<Result<Batch<'_>, WireError>>, WireError> {
     #[derive(Deserialize)]
-    struct Whole {
+    struct Whole<'a> {
         version: u32,
-        bundle: Vec<Batch>,
+        #[serde(borrow)]
+        bundle: Vec<Batch<'a>>,
     }
     if let Ok(whole) = serde_json::from_str::<Whole>(payload) {
         if whole.version == VERSION && whole.bundle.iter().all(|b| b.version == VERSION) {
@@ -411,7 +417,7 @@ pub fn split_samples(payload: &str) -> Result<Vec<&RawValue>, WireError> {
 }
 
 /// A message that carries its version.
-trait Versioned: for<'de> Deserialize<'de> {
+trait Versioned {
     fn version(&self) -> u32;
 }
 
@@ -421,7 +427,7 @@ impl Versioned for Registration {
     }
 }
 
-impl Versioned for Batch {
+impl Versioned for Batch<'_> {
     fn version(&self) -> u32 {
         self.version
     }
@@ -430,7 +436,10 @@ impl Versioned for Batch {
 /// Reads a versioned message once (every batch, at rank 0); where it does
 /// not read, its version alone, so that another build's message is called
 /// that, whatever else differs.
-fn read<T: Versioned>(what: &'static str, payload: &str) -> Result<T, WireError> {
+fn read<'a, T: Versioned + Deserialize<'a>>(
+    what: &'static str,
+    payload: &'a str,
+) -> Result<T, WireError> {
     #[derive(Deserialize)]
     struct VersionOnly {
         version: u32,
