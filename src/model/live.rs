@@ -187,7 +187,8 @@ impl<K: Clone + Eq + Hash> Live<K> {
             ),
             None => (Vec::new(), Vec::new(), None),
         };
-        // Vectors of the last take, so that a take allocates nothing.
+        // Vectors of the last take, so that a take allocates none of its
+        // own.
         let mut matched = std::mem::take(&mut self.matched);
         matched.clear();
         matched.resize(before.len(), false);
@@ -275,9 +276,9 @@ impl<K: Clone + Eq + Hash> Live<K> {
 
     /// Reads what taking the batches of `ranks` reads first (each rank's
     /// kept batch, its first sample, and its jobs' sums), in one pass
-    /// before any is taken: the reads of different ranks then wait for
-    /// memory together rather than one after another, which was most of
-    /// what a take cost at 16,384 ranks.
+    /// before any is taken, so that the reads of different ranks wait for
+    /// memory together rather than one after another (at 16,384 ranks,
+    /// most of a take's time was such waits).
     pub fn prefetch(&self, ranks: impl Iterator<Item = u32>) {
         let mut read = 0u64;
         for rank in ranks {
