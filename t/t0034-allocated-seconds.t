@@ -26,15 +26,16 @@ near() {
 same() {
     awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= 1e-9 * b) }'
 }
-# Whether series $1 comes to the same as $2 within 10 s.
-comes_back_to() {
-    local series=$1 want=$2 got
+# Whether series $1 comes to $2 within 10 s, as test $3 (same or near)
+# compares them.
+comes_to() {
+    local series=$1 want=$2 test=$3 got
     for _ in $(seq 40); do
         got=$(value "$series")
-        same "$got" "$want" && return 0
+        "$test" "$got" "$want" && return 0
         sleep 0.25
     done
-    diag "$series: module $got, before $want"
+    diag "$series: module $got, want $want"
     return 1
 }
 agrees() {
@@ -85,19 +86,8 @@ flux module remove prometheus
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
 url=$(module_url)
 ok "after a module reload the counter is read again from the jobs: the same ($before)" \
-    comes_back_to flux_queue_allocated_core_seconds_total "$before"
+    comes_to flux_queue_allocated_core_seconds_total "$before" same
 
-# Within 0.5 % of $2 within 10 s.
-comes_near() {
-    local series=$1 want=$2 got
-    for _ in $(seq 40); do
-        got=$(value "$series")
-        near "$got" "$want" && return 0
-        sleep 0.25
-    done
-    diag "$series: module $got, want $want"
-    return 1
-}
 # Jobs purged: no longer there to be read again, but what they ended with
 # is saved in the KVS when the module is removed, and carried.
 flux job purge --force --num-limit=0 >/dev/null
@@ -108,8 +98,8 @@ is "$(flux kvs get prometheus.allocated-seconds | jq .version)" 1 \
 flux module load --name=prometheus "$MODULE_SO" listen=127.0.0.1:0 poll-interval=0.3s
 url=$(module_url)
 ok "after a purge and a reload the counter keeps the purged jobs' seconds ($before)" \
-    comes_near flux_queue_allocated_core_seconds_total "$before"
-ok "so does the user's" comes_near "flux_user_allocated_core_seconds_total{user=\"$me\"}" "$before"
+    comes_to flux_queue_allocated_core_seconds_total "$before" near
+ok "so does the user's" comes_to "flux_user_allocated_core_seconds_total{user=\"$me\"}" "$before" near
 flux module remove prometheus
 # A saved value that cannot be read is logged, and the counters are those
 # of the jobs the job manager keeps.
