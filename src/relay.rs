@@ -160,7 +160,7 @@ impl Relay {
 /// A child's batch or bundle: held to be sent on, or refused as a whole
 /// where its outline cannot be read.
 fn on_samples(inner: &Rc<Inner>, request: &Request<'_>) {
-    let payload = request.payload().ok().flatten().unwrap_or_default();
+    let payload = request.payload_str().ok().flatten().unwrap_or_default();
     let batches = match live::split_samples(&payload) {
         Ok(batches) => batches,
         Err(e) => {

@@ -473,7 +473,7 @@ fn serve_samples(inner: &Rc<Inner>) -> Result<MsgHandler, Error> {
                 return request.respond_error(libc::ENOSYS, "the jobflow collector has stopped");
             };
             let cpu_before = flux::thread_cpu_seconds();
-            let payload = request.payload().ok().flatten().unwrap_or_default();
+            let payload = request.payload_str().ok().flatten().unwrap_or_default();
             inner.model.borrow_mut().count_live_message();
             match usage::live::read_samples(&payload) {
                 Ok(batches) => {

@@ -1,13 +1,14 @@
 //! Request handlers: a service of the module's own (`NAME.stats-get`,
 //! `NAME.config-reload`) whose requests go to a Rust closure.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_void};
 use std::ptr;
 use std::rc::Rc;
 
-use super::callback::{cstring, owned_string, Callback};
+use super::callback::{cstring, Callback};
 use super::lifecycle::CancelGuard;
 use super::{sys, Error, Handle, Level};
 
@@ -121,13 +122,30 @@ impl Request<'_> {
 
     /// The request's JSON payload, if it has one.
     pub fn payload(&self) -> Result<Option<String>, Error> {
+        Ok(self.payload_str()?.map(Cow::into_owned))
+    }
+
+    /// The request's JSON payload, if it has one, read in place from the
+    /// message where it is UTF-8 (a copy only where it is not): for a
+    /// handler that reads a large payload once.
+    pub fn payload_str(&self) -> Result<Option<Cow<'_, str>>, Error> {
         let mut s: *const c_char = ptr::null();
         // SAFETY: msg is valid for the duration of the handler call.
         if unsafe { sys::flux_request_decode(self.msg, ptr::null_mut(), &mut s) } < 0 {
             return Err(Error::last_os("flux_request_decode"));
         }
-        // SAFETY: s is NULL or points into msg.
-        Ok(unsafe { owned_string(s) })
+        if s.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: s points to the NUL-terminated payload inside msg, which
+        // outlives &self (the handler call).
+        let text = unsafe { CStr::from_ptr(s) };
+        // `to_str` checks a word at a time where the text is ASCII; the
+        // lossy path (only for what is not UTF-8) walks every byte.
+        Ok(Some(match text.to_str() {
+            Ok(valid) => Cow::Borrowed(valid),
+            Err(_) => Cow::Owned(text.to_string_lossy().into_owned()),
+        }))
     }
 
     /// The user who sent the request, as the broker vouches for it.
