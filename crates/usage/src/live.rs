@@ -373,16 +373,47 @@ pub fn read_samples(payload: &str) -> Result<Vec<Result<Batch<'_>, WireError>>, 
     #[derive(Deserialize)]
     struct Whole<'a> {
         version: u32,
-        #[serde(borrow)]
-        bundle: Vec<Batch<'a>>,
+        #[serde(borrow, deserialize_with = "each_read")]
+        bundle: Vec<Result<Batch<'a>, WireError>>,
     }
     if let Ok(whole) = serde_json::from_str::<Whole>(payload) {
-        if whole.version == VERSION && whole.bundle.iter().all(|b| b.version == VERSION) {
-            return Ok(whole.bundle.into_iter().map(Ok).collect());
+        let current = |b: &Result<Batch, WireError>| b.as_ref().is_ok_and(|b| b.version == VERSION);
+        if whole.version == VERSION && whole.bundle.iter().all(current) {
+            return Ok(whole.bundle);
         }
     }
     let batches = split_samples(payload)?;
     Ok(batches.iter().map(|b| read_batch(b.get())).collect())
+}
+
+/// A bundle's batches, each read as it comes into the vector
+/// [`read_samples`] returns (rather than into one of batches alone, then
+/// moved).
+fn each_read<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Result<Batch<'de>, WireError>>, D::Error> {
+    struct Each;
+
+    impl<'de> serde::de::Visitor<'de> for Each {
+        type Value = Vec<Result<Batch<'de>, WireError>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of batches")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut batches = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(batch) = seq.next_element::<Batch<'de>>()? {
+                batches.push(Ok(batch));
+            }
+            Ok(batches)
+        }
+    }
+
+    d.deserialize_seq(Each)
 }
 
 /// The batches of what `NAME.samples` carries, a bundle or one batch, each
