@@ -11,7 +11,7 @@
 run_inside_flux 4
 
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
-plan 18
+plan 20
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -93,6 +93,11 @@ before=$(value flux_usage_samples_refused_total)
 send prometheus.samples '{"version":1,"rank":3,"hostname":"x","period":1,"jobs":[[12345,0,1,0,1,1,null,1,1,"processes"]]}' 0 >/dev/null
 ok "a sample of a job that is not active is refused and counted" \
     wait_for flux_usage_samples_refused_total $((before + 1))
+send prometheus.samples '{"version":1,"rank":3,"hostname":"x","period":1e300,"jobs":[]}' 0 >/dev/null
+ok "a batch whose period no module has is refused and counted" \
+    wait_for flux_usage_samples_refused_total $((before + 2))
+ok "and the log says why" \
+    sh -c "flux dmesg | grep -q 'batch of rank 3: period 1e300 is not a number of seconds between 0 and 86400'"
 
 flux exec -r all flux module remove prometheus
 done_testing

@@ -1389,7 +1389,7 @@ const USAGE_SAMPLE_CPU_SECONDS_TOTAL: Doc = Doc::counter(
 
 const USAGE_SAMPLES_REFUSED_TOTAL: Doc = Doc::counter(
     "flux_usage_samples_refused_total",
-    "Live samples refused: unreadable batches, and samples of jobs that are not active or registered by a user who owns neither the job nor the instance.",
+    "Live samples refused: unreadable batches, batches whose sampling period no module has (none, or over a day), and samples of jobs that are not active or registered by a user who owns neither the job nor the instance.",
     &[],
 );
 

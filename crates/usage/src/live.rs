@@ -326,7 +326,7 @@ impl LiveJob {
 }
 
 /// Why a registration or a batch was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WireError {
     #[error("unreadable {what}: {why}")]
     Unreadable { what: &'static str, why: String },
@@ -334,6 +334,38 @@ pub enum WireError {
     Version { what: &'static str, got: u32 },
     #[error("registration of job {0} names no task")]
     NoTasks(u64),
+    #[error("batch of rank {rank}: period {} is not a number of seconds between 0 and {MAX_PERIOD}", shown(*.period))]
+    Period { rank: u32, period: f64 },
+}
+
+/// A number as a message shows it: in scientific form where the plain one
+/// would run to hundreds of digits.
+fn shown(x: f64) -> String {
+    if x != 0.0 && !(1e-3..1e7).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// The longest sampling period a batch may give (a day, the longest
+/// `sample-interval`): a rank's batch counts for three of them.
+pub const MAX_PERIOD: f64 = 86_400.0;
+
+impl Batch<'_> {
+    /// Whether the batch's period is one a module could have: a batch
+    /// counts until three of them have passed, so a forged period of a
+    /// thousand years would keep its samples that long.
+    fn check(&self) -> Result<(), WireError> {
+        if self.period > 0.0 && self.period <= MAX_PERIOD {
+            Ok(())
+        } else {
+            Err(WireError::Period {
+                rank: self.rank,
+                period: self.period,
+            })
+        }
+    }
 }
 
 /// Reads a shell's registration.
@@ -347,7 +379,9 @@ pub fn read_registration(payload: &str) -> Result<Registration, WireError> {
 
 /// Reads a rank's batch.
 pub fn read_batch(payload: &str) -> Result<Batch<'_>, WireError> {
-    read("batch", payload)
+    let batch: Batch = read("batch", payload)?;
+    batch.check()?;
+    Ok(batch)
 }
 
 /// Writes a bundle: batches of several ranks, sent on together,
@@ -377,7 +411,10 @@ pub fn read_samples(payload: &str) -> Result<Vec<Result<Batch<'_>, WireError>>, 
         bundle: Vec<Result<Batch<'a>, WireError>>,
     }
     if let Ok(whole) = serde_json::from_str::<Whole>(payload) {
-        let current = |b: &Result<Batch, WireError>| b.as_ref().is_ok_and(|b| b.version == VERSION);
+        let current = |b: &Result<Batch, WireError>| {
+            b.as_ref()
+                .is_ok_and(|b| b.version == VERSION && b.check().is_ok())
+        };
         if whole.version == VERSION && whole.bundle.iter().all(current) {
             return Ok(whole.bundle);
         }
@@ -721,6 +758,29 @@ mod tests {
                 got: 3
             })
         );
+    }
+
+    #[test]
+    fn a_batch_whose_period_no_module_has_is_refused() {
+        let batch = |period: &str| {
+            format!(r#"{{"version":1,"rank":2,"hostname":"n2","period":{period},"jobs":[]}}"#)
+        };
+        assert_eq!(read_batch(&batch("30")).unwrap().period, 30.0);
+        for period in ["0", "-30", "1e300", "86401"] {
+            assert_eq!(
+                read_batch(&batch(period)).unwrap_err().to_string(),
+                format!("batch of rank 2: period {period} is not a number of seconds between 0 and 86400"),
+            );
+        }
+        // In a bundle, that batch alone.
+        let bundle = format!(
+            r#"{{"version":1,"bundle":[{},{}]}}"#,
+            batch("1e300"),
+            batch("30")
+        );
+        let read = read_samples(&bundle).unwrap();
+        assert!(matches!(read[0], Err(WireError::Period { rank: 2, .. })));
+        assert!(read[1].is_ok());
     }
 
     #[test]
