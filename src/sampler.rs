@@ -733,10 +733,15 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        // Until the child has exec'ed it holds no memory of its own.
+        // Until the child has exec'ed it holds no memory of its own; nor,
+        // as /proc/PID/stat tells it (the kernel's per-CPU count, which
+        // lags), for a moment after.
         let comm = format!("/proc/{}/comm", child.id());
-        for _ in 0..200 {
-            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+        let pid = child.id() as i32;
+        for _ in 0..500 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep")
+                && proc::stat(pid, Path::new("/proc")).is_some_and(|s| s.rss > 0)
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
