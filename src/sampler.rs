@@ -528,12 +528,16 @@ fn sample_all(
             }
             return false;
         };
+        // In millionths of a core, as rank 0 sums rates: the figure's
+        // other digits are noise that rank 0 would read and drop.
         let cpu_cores = job.last.and_then(|(then, cpu)| {
             let wall = now - then;
-            (wall > 0.0).then(|| ((cpu_seconds - cpu) / wall).max(0.0))
+            (wall > 0.0).then(|| (((cpu_seconds - cpu) / wall).max(0.0) * 1e6).round() / 1e6)
         });
         job.last = Some((now, cpu_seconds));
         job.peak = job.peak.max(memory_bytes);
+        // To the microsecond, the finest a cgroup counts.
+        let cpu_seconds = (cpu_seconds * 1e6).round() / 1e6;
         out.push(JobSample {
             id,
             userid: job.userid,
@@ -785,6 +789,14 @@ mod tests {
         );
         // sleep uses next to no CPU.
         assert!(second[0].cpu_cores.is_some_and(|r| r < 0.05), "{second:?}");
+        // Figures go upstream to the millionth, not with every digit a
+        // division leaves.
+        let decimals = |x: f64| x.to_string().split('.').nth(1).map_or(0, str::len);
+        assert!(
+            second[0].cpu_cores.is_some_and(|r| decimals(r) <= 6),
+            "{second:?}"
+        );
+        assert!(decimals(second[0].cpu_seconds) <= 6, "{second:?}");
         assert_eq!(
             second[0].peak_memory_bytes,
             first[0].memory_bytes.max(second[0].memory_bytes)
