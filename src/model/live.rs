@@ -121,27 +121,33 @@ impl Sums {
             memory_bytes: s.memory_bytes,
             gpus_busy_micro,
             measured_gpus,
-            gpu_memory_bytes: s.gpu.iter().map(|g| g.memory_used_bytes).sum(),
+            gpu_memory_bytes: s
+                .gpu
+                .iter()
+                .fold(0u64, |sum, g| sum.wrapping_add(g.memory_used_bytes)),
         }
     }
 
+    /// Adds `o`. Sums wrap rather than stop at their bounds, so that
+    /// taking away exactly undoes adding whatever a sample claims (a
+    /// forged one may claim anything).
     fn add(&mut self, o: &Sums) {
-        self.jobs += o.jobs;
-        self.cpu_cores_micro += o.cpu_cores_micro;
-        self.allocated_cores += o.allocated_cores;
+        self.jobs = self.jobs.wrapping_add(o.jobs);
+        self.cpu_cores_micro = self.cpu_cores_micro.wrapping_add(o.cpu_cores_micro);
+        self.allocated_cores = self.allocated_cores.wrapping_add(o.allocated_cores);
         self.memory_bytes = self.memory_bytes.wrapping_add(o.memory_bytes);
-        self.gpus_busy_micro += o.gpus_busy_micro;
-        self.measured_gpus += o.measured_gpus;
+        self.gpus_busy_micro = self.gpus_busy_micro.wrapping_add(o.gpus_busy_micro);
+        self.measured_gpus = self.measured_gpus.wrapping_add(o.measured_gpus);
         self.gpu_memory_bytes = self.gpu_memory_bytes.wrapping_add(o.gpu_memory_bytes);
     }
 
     fn take(&mut self, o: &Sums) {
-        self.jobs = self.jobs.saturating_sub(o.jobs);
-        self.cpu_cores_micro -= o.cpu_cores_micro;
-        self.allocated_cores = self.allocated_cores.saturating_sub(o.allocated_cores);
+        self.jobs = self.jobs.wrapping_sub(o.jobs);
+        self.cpu_cores_micro = self.cpu_cores_micro.wrapping_sub(o.cpu_cores_micro);
+        self.allocated_cores = self.allocated_cores.wrapping_sub(o.allocated_cores);
         self.memory_bytes = self.memory_bytes.wrapping_sub(o.memory_bytes);
-        self.gpus_busy_micro -= o.gpus_busy_micro;
-        self.measured_gpus = self.measured_gpus.saturating_sub(o.measured_gpus);
+        self.gpus_busy_micro = self.gpus_busy_micro.wrapping_sub(o.gpus_busy_micro);
+        self.measured_gpus = self.measured_gpus.wrapping_sub(o.measured_gpus);
         self.gpu_memory_bytes = self.gpu_memory_bytes.wrapping_sub(o.gpu_memory_bytes);
     }
 
