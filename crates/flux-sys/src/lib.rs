@@ -63,6 +63,7 @@ macro_rules! with_libflux_functions {
             fn flux_plugin_set_name(p: *mut flux_plugin_t, name: *const c_char) -> c_int;
             fn flux_plugin_add_handler(p: *mut flux_plugin_t, topic: *const c_char, cb: flux_plugin_f, arg: *mut c_void) -> c_int;
             fn flux_plugin_aux_set(p: *mut flux_plugin_t, key: *const c_char, val: *mut c_void, free_fn: flux_free_f) -> c_int;
+            fn flux_subprocess_pid(p: *mut flux_subprocess_t) -> c_int;
         }
     };
 }
@@ -81,7 +82,7 @@ macro_rules! with_shell_functions {
             fn flux_shell_service_register(shell: *mut flux_shell_t, method: *const c_char, cb: flux_msg_handler_f, arg: *mut c_void) -> c_int;
             fn flux_shell_task_first(shell: *mut flux_shell_t) -> *mut flux_shell_task_t;
             fn flux_shell_task_next(shell: *mut flux_shell_t) -> *mut flux_shell_task_t;
-            fn flux_shell_task_get_info(task: *mut flux_shell_task_t, json_str: *mut *mut c_char) -> c_int;
+            fn flux_shell_task_subprocess(task: *mut flux_shell_task_t) -> *mut flux_subprocess_t;
         }
     };
 }
@@ -180,6 +181,10 @@ pub mod fallback {
     }
     #[repr(C)]
     pub struct flux_shell_task_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct flux_subprocess_t {
         _opaque: [u8; 0],
     }
     pub type flux_free_f = Option<unsafe extern "C" fn(arg: *mut c_void)>;

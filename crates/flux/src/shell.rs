@@ -317,12 +317,18 @@ impl Shell {
         // SAFETY: valid shell; tasks are iterated on the shell's thread.
         let mut task = unsafe { sys::flux_shell_task_first(self.raw.as_ptr()) };
         while !task.is_null() {
-            let mut json: *mut c_char = ptr::null_mut();
-            // SAFETY: task is one of the shell's; json must be freed.
-            if unsafe { sys::flux_shell_task_get_info(task, &mut json) } == 0 {
-                if let Some(pid) = pid_of(&take_string(json)).filter(|&pid| pid > 0) {
-                    pids.push(pid);
+            // SAFETY: task is one of the shell's; its subprocess, where it
+            // has one, lives as long as the task.
+            let pid = unsafe {
+                let proc = sys::flux_shell_task_subprocess(task);
+                if proc.is_null() {
+                    -1
+                } else {
+                    sys::flux_subprocess_pid(proc)
                 }
+            };
+            if pid > 0 {
+                pids.push(pid);
             }
             // SAFETY: as above.
             task = unsafe { sys::flux_shell_task_next(self.raw.as_ptr()) };
@@ -523,12 +529,6 @@ fn take_string(s: *mut c_char) -> String {
     text
 }
 
-/// The `pid` of a task's information (`{"localid":0,"pid":123,...}`).
-fn pid_of(info: &str) -> Option<i32> {
-    let value: serde_json::Value = serde_json::from_str(info).ok()?;
-    i32::try_from(value.get("pid")?.as_i64()?).ok()
-}
-
 /// The `data` string of a request [`Shell::rpc`] sent.
 fn data_of(payload: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(payload).ok()?;
@@ -538,15 +538,6 @@ fn data_of(payload: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn task_info_numbers_are_read() {
-        let info =
-            r#"{"localid": 0, "rank": 3, "state": "Running", "pid": 12345, "wait_status": 0}"#;
-        assert_eq!(pid_of(info), Some(12345));
-        assert_eq!(pid_of("{}"), None);
-        assert_eq!(pid_of("not json"), None);
-    }
 
     #[test]
     fn request_data_is_unescaped() {
