@@ -101,6 +101,15 @@ impl Plugin {
         Ok(())
     }
 
+    /// The job shell loading the plugin: its job, options and handle can
+    /// be read from the plugin's init function on.
+    pub fn shell(&self) -> Option<Shell> {
+        // SAFETY: valid plugin; the shell sets itself on the plugin before
+        // loading it, and outlives it.
+        NonNull::new(unsafe { sys::flux_plugin_get_shell(self.raw.as_ptr()) })
+            .map(|raw| Shell { raw })
+    }
+
     /// Calls `f` with the shell and the topic each time the shell calls
     /// topics matching `topic` (a glob: `shell.init`, `task.*`). An error
     /// it returns makes the shell's call fail, which in `shell.init` fails
