@@ -67,7 +67,7 @@ struct Report {
 }
 
 impl Job {
-    /// The job as this shell sees it at `shell.init`, or None when the
+    /// The job as this shell sees it as it loads the plugin, or None when the
     /// job opted out.
     pub fn new(shell: &Shell) -> Result<Option<Job>, Error> {
         let option = shell.option(crate::NAME)?;

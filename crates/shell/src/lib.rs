@@ -3,14 +3,15 @@
 //! (`flux job eventlog -p exec JOBID` shows it; `flux prometheus jobstats
 //! JOBID` reads it), for as long as the job is kept.
 //!
-//! Every shell of the job, at `shell.start`, notes when its tasks start,
-//! what its node was allocated and whether it has a cgroup of its own, and
-//! holds itself open (a completion reference) until its figures are
-//! delivered; meanwhile it samples its tasks' process trees for their
-//! resident memory. At `shell.finish` (its last task has ended) it makes
-//! its node's figures ([`measure`]) and sends them to the leader shell,
-//! which appends the job's event once every shell has reported, or its wait
-//! has run out ([`gather`]).
+//! Every shell of the job reads the job's options as it loads the plugin.
+//! At `shell.start` it notes when its tasks start, what its node was
+//! allocated and whether it has a cgroup of its own, and holds itself open
+//! (a completion reference) until its figures are delivered; meanwhile it
+//! samples its tasks' process trees for their resident memory. At
+//! `shell.finish` (its last task has ended) it makes its node's figures
+//! ([`measure`]) and sends them to the leader shell, which appends the
+//! job's event once every shell has reported, or its wait has run out
+//! ([`gather`]).
 //!
 //! A job opts out with `-o prometheus.usage=false`; `-o
 //! prometheus.period=SECONDS` sets the sampling period (10 s). Nothing the
@@ -32,32 +33,32 @@ const NAME: &str = "prometheus";
 
 fn init(plugin: &Plugin) -> Result<(), Error> {
     plugin.set_name(NAME)?;
-    let job: gather::State = Rc::new(RefCell::new(None));
-    let state = Rc::clone(&job);
-    plugin.on("shell.init", move |shell, _| {
-        match gather::Job::new(shell) {
-            Ok(Some(new)) => *state.borrow_mut() = Some(new),
-            Ok(None) => {}
-            Err(e) => shell.log(ShellLevel::Warn, &format!("usage not recorded: {e}")),
+    // The shell's job, options and handle are ready while it loads its
+    // plugins: a job that opted out gets no callbacks at all.
+    let Some(shell) = plugin.shell() else {
+        return Ok(());
+    };
+    let job = match gather::Job::new(&shell) {
+        Ok(Some(job)) => job,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            shell.log(ShellLevel::Warn, &format!("usage not recorded: {e}"));
+            return Ok(());
         }
-        // Only a leader with other shells to hear from needs the service.
-        if state
-            .borrow()
-            .as_ref()
-            .is_some_and(|job| job.is_leader() && job.shells() > 1)
-        {
-            gather::serve(shell, &state);
-        }
-        Ok(())
-    })?;
+    };
+    // Only a leader with other shells to hear from needs the service.
+    let serve = job.is_leader() && job.shells() > 1;
+    let job: gather::State = Rc::new(RefCell::new(Some(job)));
+    if serve {
+        gather::serve(&shell, &job);
+    }
     let state = Rc::clone(&job);
     plugin.on("shell.start", move |shell, _| {
         with_job(shell, &state, gather::start);
         Ok(())
     })?;
-    let state = Rc::clone(&job);
     plugin.on("shell.finish", move |shell, _| {
-        with_job(shell, &state, gather::finish);
+        with_job(shell, &job, gather::finish);
         Ok(())
     })?;
     Ok(())
