@@ -55,8 +55,18 @@ pub struct Job {
     in_flight: Option<Rpc>,
     /// The registration of the tasks with the module on this rank.
     registering: Option<Rpc>,
+    /// The registration, sent on broker rank 0, found no module there:
+    /// the job's record has nowhere to go either.
+    no_module_at_0: bool,
     /// What the node was allocated, read at `shell.start`.
     allocation: Option<Allocation>,
+}
+
+/// What the leader sends the prometheus module on rank 0.
+#[derive(Serialize)]
+struct Record<'a> {
+    id: u64,
+    usage: &'a JobUsage,
 }
 
 /// What a shell sends the leader.
@@ -92,6 +102,7 @@ impl Job {
             wait: None,
             in_flight: None,
             registering: None,
+            no_module_at_0: false,
             allocation: None,
         }))
     }
@@ -178,7 +189,7 @@ pub fn start(shell: &Shell, state: &State) -> Result<(), Error> {
     sampler.start();
     job.sampler = Some(sampler);
     job.allocation = allocation(shell).ok();
-    job.registering = register(shell, job);
+    job.registering = register(shell, job, state);
     Ok(())
 }
 
@@ -186,7 +197,7 @@ pub fn start(shell: &Shell, state: &State) -> Result<(), Error> {
 /// samples what the job uses while it runs. Without the module there, the
 /// job only loses its live figures, and nothing is said: the final ones
 /// are made here all the same.
-fn register(shell: &Shell, job: &Job) -> Option<Rpc> {
+fn register(shell: &Shell, job: &Job, state: &State) -> Option<Rpc> {
     let alloc = job.allocation.as_ref()?;
     let registration = live::Registration {
         version: live::VERSION,
@@ -199,17 +210,25 @@ fn register(shell: &Shell, job: &Job) -> Option<Rpc> {
     let payload = serde_json::to_string(&registration).ok()?;
     let rank = job.handle.rank().ok()?;
     let me = *shell;
+    let weak = Rc::downgrade(state);
     let topic = format!("{}.{}", crate::NAME, live::REGISTER_METHOD);
     job.handle
-        .rpc_to(rank, &topic, &payload, None, move |answer| {
-            if let Err(e) = answer {
-                if e.errno != libc::ENOSYS {
-                    me.log(
-                        ShellLevel::Warn,
-                        &format!("usage: live sampling refused: {}", e.message),
-                    );
+        .rpc_to(rank, &topic, &payload, None, move |answer| match answer {
+            Err(e) if e.errno == libc::ENOSYS => {
+                // Nor is there one where the job's record goes.
+                if rank == 0 {
+                    if let Some(state) = weak.upgrade() {
+                        if let Some(job) = state.borrow_mut().as_mut() {
+                            job.no_module_at_0 = true;
+                        }
+                    }
                 }
             }
+            Err(e) => me.log(
+                ShellLevel::Warn,
+                &format!("usage: live sampling refused: {}", e.message),
+            ),
+            Ok(_) => {}
         })
         .ok()
 }
@@ -400,7 +419,16 @@ fn try_append(shell: &Shell, state: &State, force: bool) {
         .unwrap_or(0.0);
     let weak: Weak<RefCell<Option<Job>>> = Rc::downgrade(state);
     let me = *shell;
-    let record = serde_json::json!({ "id": job.jobid, "usage": &usage }).to_string();
+    // The module's record of the job, where rank 0 may have the module.
+    let record = if job.no_module_at_0 {
+        None
+    } else {
+        serde_json::to_string(&Record {
+            id: job.jobid,
+            usage: &usage,
+        })
+        .ok()
+    };
     let appended = job
         .handle
         .kvs_append(EVENTLOG, &usage.entry(now), move |done| {
@@ -411,7 +439,14 @@ fn try_append(shell: &Shell, state: &State, force: bool) {
                 );
             }
             if let Some(state) = weak.upgrade() {
-                tell_module(&me, &state, &record);
+                match &record {
+                    Some(record) => tell_module(&me, &state, record),
+                    None => {
+                        if let Some(job) = state.borrow_mut().as_mut() {
+                            job.let_go(&me);
+                        }
+                    }
+                }
             }
         });
     match appended {
