@@ -64,6 +64,7 @@ macro_rules! with_libflux_functions {
             fn flux_plugin_add_handler(p: *mut flux_plugin_t, topic: *const c_char, cb: flux_plugin_f, arg: *mut c_void) -> c_int;
             fn flux_plugin_aux_set(p: *mut flux_plugin_t, key: *const c_char, val: *mut c_void, free_fn: flux_free_f) -> c_int;
             fn flux_subprocess_pid(p: *mut flux_subprocess_t) -> c_int;
+            fn flux_subprocess_state(p: *mut flux_subprocess_t) -> flux_subprocess_state_t;
         }
     };
 }
@@ -229,6 +230,9 @@ pub mod fallback {
     pub const FLUX_MATCHTAG_NONE: u32 = 0;
     pub const FLUX_ROLE_USER: u32 = 2;
     pub const FLUX_KVS_APPEND: c_int = 32;
+    pub type flux_subprocess_state_t = std::os::raw::c_uint;
+    pub const FLUX_SUBPROCESS_RUNNING: flux_subprocess_state_t = 1;
+    pub const FLUX_SUBPROCESS_STOPPED: flux_subprocess_state_t = 4;
     /// Shell log levels (`FLUX_SHELL_ERROR`...), syslog's numbers.
     pub const FLUX_SHELL_ERROR: c_int = 3;
     pub const FLUX_SHELL_WARN: c_int = 4;
@@ -270,6 +274,8 @@ pub mod generated {
             assert!(FLUX_MATCHTAG_NONE as i64 == own::FLUX_MATCHTAG_NONE as i64);
             assert!(FLUX_ROLE_USER as i64 == own::FLUX_ROLE_USER as i64);
             assert!(FLUX_KVS_APPEND as i64 == own::FLUX_KVS_APPEND as i64);
+            assert!(FLUX_SUBPROCESS_RUNNING as i64 == own::FLUX_SUBPROCESS_RUNNING as i64);
+            assert!(FLUX_SUBPROCESS_STOPPED as i64 == own::FLUX_SUBPROCESS_STOPPED as i64);
             assert!(FLUX_SHELL_ERROR as i64 == own::FLUX_SHELL_ERROR as i64);
             assert!(FLUX_SHELL_WARN as i64 == own::FLUX_SHELL_WARN as i64);
             assert!(FLUX_SHELL_NOTICE as i64 == own::FLUX_SHELL_NOTICE as i64);
@@ -361,7 +367,7 @@ pub use fallback::*;
 pub use fallback::{
     FLUX_KVS_APPEND, FLUX_MATCHTAG_NONE, FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY,
     FLUX_NODEID_UPSTREAM, FLUX_ROLE_USER, FLUX_RPC_STREAMING, FLUX_SHELL_DEBUG, FLUX_SHELL_ERROR,
-    FLUX_SHELL_NOTICE, FLUX_SHELL_WARN,
+    FLUX_SHELL_NOTICE, FLUX_SHELL_WARN, FLUX_SUBPROCESS_RUNNING, FLUX_SUBPROCESS_STOPPED,
 };
 
 // POSIX thread cancellation, which the libc crate does not declare on Linux.

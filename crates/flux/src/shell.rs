@@ -320,7 +320,8 @@ impl Shell {
         }
     }
 
-    /// The process IDs of this shell's tasks that have started.
+    /// The process IDs of this shell's tasks that run (or are stopped):
+    /// not those that have exited, whose IDs the system may give again.
     pub fn task_pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();
         // SAFETY: valid shell; tasks are iterated on the shell's thread.
@@ -333,7 +334,12 @@ impl Shell {
                 if proc.is_null() {
                     -1
                 } else {
-                    sys::flux_subprocess_pid(proc)
+                    match sys::flux_subprocess_state(proc) {
+                        sys::FLUX_SUBPROCESS_RUNNING | sys::FLUX_SUBPROCESS_STOPPED => {
+                            sys::flux_subprocess_pid(proc)
+                        }
+                        _ => -1,
+                    }
                 }
             };
             if pid > 0 {
