@@ -315,8 +315,13 @@ fn arm(inner: &Rc<Inner>) -> Result<(), Error> {
 
 fn on_register(inner: &Rc<Inner>, request: &Request<'_>) {
     match register(inner, request) {
-        Ok(()) => {
-            inner.stats.borrow_mut().registrations += 1;
+        Ok(taken) => {
+            let mut stats = inner.stats.borrow_mut();
+            match taken {
+                Taken::New => stats.registrations += 1,
+                Taken::Renewed => stats.renewals += 1,
+            }
+            drop(stats);
             request.respond("{}");
         }
         Err(e) => {
@@ -330,7 +335,15 @@ fn on_register(inner: &Rc<Inner>, request: &Request<'_>) {
     }
 }
 
-fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
+/// What a registration that was taken did.
+enum Taken {
+    New,
+    /// The job was registered here already, by the same user: its tasks
+    /// that run now replace the list, and the rest is kept.
+    Renewed,
+}
+
+fn register(inner: &Inner, request: &Request<'_>) -> Result<Taken, RegisterError> {
     let sender = request.userid()?;
     let payload = request.payload()?.unwrap_or_default();
     let Registration {
@@ -352,6 +365,15 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
                 sender,
             });
         }
+    }
+    if let Some(known) = inner
+        .jobs
+        .borrow_mut()
+        .get_mut(&id)
+        .filter(|known| known.userid == sender)
+    {
+        known.pids = pids;
+        return Ok(Taken::Renewed);
     }
     let mut cgroup = std::fs::read_to_string(procfs.join(pids[0].to_string()).join("cgroup"))
         .ok()
@@ -396,7 +418,7 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<(), RegisterError> {
             peak: 0,
         },
     );
-    Ok(())
+    Ok(Taken::New)
 }
 
 /// Gives job `id` a cgroup of its own, where `job-cgroups` is on, moving

@@ -99,6 +99,9 @@ pub struct SamplerStats {
     /// processes instead.
     pub placements_failed: u64,
     pub registrations: u64,
+    /// Registrations of jobs already registered here (a shell renews its
+    /// own every six of its samples): the job's looks go on.
+    pub renewals: u64,
     pub registrations_refused: u64,
     pub batches_sent: u64,
     /// Batches rank 0 did not take, or not sent because the last one was
