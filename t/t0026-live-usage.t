@@ -5,13 +5,14 @@
 # 0 shows the CPU a job burns while it runs, per queue and (opted in) per
 # job; flux prometheus jobstats reports a running job node by node; a job
 # that ends leaves the series; a rank whose module goes away stops only its
-# own node's samples; registrations and batches that are wrong are refused
-# with a message that says why.
+# own node's samples, until a module is loaded there again and the shell
+# renews its registration; registrations and batches that are wrong are
+# refused with a message that says why.
 . "$(dirname "$0")/lib.sh"
 run_inside_flux 4
 
 export FLUX_EXEC_PATH_PREPEND=$REPO/target/release
-plan 20
+plan 22
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -33,7 +34,10 @@ wait_for() { wait_for_value "$url" "$1" "$2"; }
 # Two nodes, one task each, each burning a whole core. The test brokers
 # share this machine's cores, so tasks are not bound to theirs (two nodes'
 # core 0 would be the same core).
-id=$(flux submit -N2 -n2 "${rc[@]}" -o cpu-affinity=off awk 'BEGIN { for (;;) s++ }')
+# The shells sample every half second, and so renew their registration
+# every three seconds.
+id=$(flux submit -N2 -n2 "${rc[@]}" -o prometheus.period=0.5 -o cpu-affinity=off \
+    awk 'BEGIN { for (;;) s++ }')
 flux job wait-event "$id" start >/dev/null
 f58=$(flux job id --to=f58 "$id")
 ok "the job shows as sampled once both nodes have looked twice" \
@@ -63,6 +67,12 @@ ok "without rank $last's module, its node stops counting (after three periods)" 
     wait_for flux_usage_sampling_ranks 1
 is "$(value flux_jobs_running_sampled)" 1 "and the job is still sampled on its other node"
 flux exec -r "$last" flux module load --name=prometheus "$MODULE_SO" sample-interval=1s
+ok "once a module is loaded there again, the node counts again" \
+    wait_for flux_usage_sampling_ranks 2
+first=$(jq '[.nodes[].rank] | min' <<<"$json")
+renewals=$(flux exec -r "$first" flux module stats prometheus | jq .sampler.renewals)
+ok "for the shell renews its registration ($renewals renewals on rank $first)" \
+    test "$renewals" -gt 0
 
 flux cancel "$id"
 flux job wait-event -t 60 "$id" clean >/dev/null

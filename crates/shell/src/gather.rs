@@ -33,6 +33,9 @@ const MODULE_TOPIC: &str = "prometheus.usage";
 const SEND_WAIT: f64 = 30.0;
 /// The least the leader waits for the other shells.
 const GATHER_WAIT: f64 = 60.0;
+/// Every this many samples, the shell registers its tasks again: a module
+/// loaded or reloaded on its rank while the job runs then samples it too.
+const RENEW_LOOKS: u32 = 6;
 
 pub type State = Rc<RefCell<Option<Job>>>;
 
@@ -175,34 +178,48 @@ pub fn start(shell: &Shell, state: &State) -> Result<(), Error> {
     job.holding = true;
     let weak = Rc::downgrade(state);
     let me = *shell;
+    let mut looks: u32 = 0;
     let sampler = job
         .handle
         .timer(1.0_f64.min(job.period), job.period, move || {
             let pids = me.task_pids();
-            if let Some(state) = weak.upgrade() {
-                if let Some(measure) = state.borrow_mut().as_mut().and_then(|j| j.measure.as_mut())
-                {
-                    measure.sample(&pids);
-                }
+            let Some(state) = weak.upgrade() else {
+                return;
+            };
+            let mut guard = state.borrow_mut();
+            let Some(job) = guard.as_mut() else {
+                return;
+            };
+            if let Some(measure) = job.measure.as_mut() {
+                measure.sample(&pids);
+            }
+            looks = looks.wrapping_add(1);
+            if looks.is_multiple_of(RENEW_LOOKS) {
+                job.registering = register(&me, job, &state, pids);
             }
         })?;
     sampler.start();
     job.sampler = Some(sampler);
     job.allocation = allocation(shell).ok();
-    job.registering = register(shell, job, state);
+    job.registering = register(shell, job, state, shell.task_pids());
     Ok(())
 }
 
-/// Registers the tasks with the module on this shell's broker rank, which
-/// samples what the job uses while it runs. Without the module there, the
-/// job only loses its live figures, and nothing is said: the final ones
-/// are made here all the same.
-fn register(shell: &Shell, job: &Job, state: &State) -> Option<Rpc> {
+/// Registers the tasks that run with the module on this shell's broker
+/// rank, which samples what the job uses while it runs; again every
+/// [`RENEW_LOOKS`] samples, which a module that knows the job only
+/// acknowledges. Without the module there, the job only loses its live
+/// figures, and nothing is said: the final ones are made here all the
+/// same. A task that ends as the module looks is no error either.
+fn register(shell: &Shell, job: &Job, state: &State, pids: Vec<i32>) -> Option<Rpc> {
     let alloc = job.allocation.as_ref()?;
+    if pids.is_empty() {
+        return None;
+    }
     let registration = live::Registration {
         version: live::VERSION,
         id: job.jobid,
-        pids: shell.task_pids(),
+        pids,
         cores: alloc.cores,
         gpus: alloc.gpus,
         gpu_ids: alloc.gpu_ids.clone(),
@@ -213,22 +230,28 @@ fn register(shell: &Shell, job: &Job, state: &State) -> Option<Rpc> {
     let weak = Rc::downgrade(state);
     let topic = format!("{}.{}", crate::NAME, live::REGISTER_METHOD);
     job.handle
-        .rpc_to(rank, &topic, &payload, None, move |answer| match answer {
-            Err(e) if e.errno == libc::ENOSYS => {
-                // Nor is there one where the job's record goes.
-                if rank == 0 {
-                    if let Some(state) = weak.upgrade() {
-                        if let Some(job) = state.borrow_mut().as_mut() {
-                            job.no_module_at_0 = true;
-                        }
+        .rpc_to(rank, &topic, &payload, None, move |answer| {
+            let module_here = match answer {
+                Ok(_) => true,
+                Err(e) if e.errno == libc::ENOSYS => false,
+                Err(e) if e.errno == libc::ESRCH => return,
+                Err(e) => {
+                    me.log(
+                        ShellLevel::Warn,
+                        &format!("usage: live sampling refused: {}", e.message),
+                    );
+                    return;
+                }
+            };
+            // On rank 0, the module's answer also says whether the job's
+            // record has anywhere to go.
+            if rank == 0 {
+                if let Some(state) = weak.upgrade() {
+                    if let Some(job) = state.borrow_mut().as_mut() {
+                        job.no_module_at_0 = !module_here;
                     }
                 }
             }
-            Err(e) => me.log(
-                ShellLevel::Warn,
-                &format!("usage: live sampling refused: {}", e.message),
-            ),
-            Ok(_) => {}
         })
         .ok()
 }
