@@ -14,6 +14,7 @@
 //! `cgroup.procs` (root, or the `Delegate=yes` of flux.service); the v1
 //! memory hierarchy also needs root to move another user's processes.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -173,7 +174,8 @@ impl Parents {
             // children, give the same trees.
             let all = proc::scan(proc_dir);
             let mut found = proc::trees(tasks, &all);
-            found.sort_by_key(|s| depth(s, &all));
+            let parents: HashMap<i32, i32> = all.iter().map(|p| (p.pid, p.ppid)).collect();
+            found.sort_by_cached_key(|s| depth(s.ppid, &parents));
             for stat in found {
                 visit(stat);
             }
@@ -242,14 +244,15 @@ impl Parents {
     }
 }
 
-/// How deep `s` lies in its tree among `all`.
-fn depth(s: &Stat, all: &[Stat]) -> usize {
+/// How deep a process whose parent is `ppid` lies in its tree, by the
+/// parents of the node's processes.
+fn depth(mut ppid: i32, parents: &HashMap<i32, i32>) -> usize {
     let mut depth = 0;
-    let mut ppid = s.ppid;
-    while let Some(parent) = all.iter().find(|p| p.pid == ppid) {
+    while let Some(&next) = parents.get(&ppid) {
         depth += 1;
-        ppid = parent.ppid;
-        if depth > all.len() {
+        ppid = next;
+        // A loop (a pid given again while the processes were read).
+        if depth > parents.len() {
             break;
         }
     }
@@ -305,6 +308,21 @@ mod tests {
                 root: "/".into(),
             }),
         }
+    }
+
+    #[test]
+    fn a_process_lies_as_deep_as_its_ancestors_are_many() {
+        // 1 <- 10 <- 11 <- 12, and 10 <- 13.
+        let parents: HashMap<i32, i32> = [(1, 0), (10, 1), (11, 10), (12, 11), (13, 10)]
+            .into_iter()
+            .collect();
+        assert_eq!(depth(0, &parents), 0);
+        assert_eq!(depth(1, &parents), 1);
+        assert_eq!(depth(11, &parents), 3);
+        assert_eq!(depth(10, &parents), 2);
+        // Pids given again while the processes were read can make a loop.
+        let looped: HashMap<i32, i32> = [(5, 6), (6, 5)].into_iter().collect();
+        assert_eq!(depth(5, &looped), 3);
     }
 
     #[test]
