@@ -257,6 +257,11 @@ impl Sampler {
     }
 }
 
+/// `x` rounded to six decimals.
+fn to_millionths(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
 /// Where in the period rank `rank` looks first: spread over the period by
 /// the rank, so that a large instance's batches do not reach rank 0 at once.
 pub fn first_look(rank: u32, period: f64) -> f64 {
@@ -554,12 +559,12 @@ fn sample_all(
         // other digits are noise that rank 0 would read and drop.
         let cpu_cores = job.last.and_then(|(then, cpu)| {
             let wall = now - then;
-            (wall > 0.0).then(|| (((cpu_seconds - cpu) / wall).max(0.0) * 1e6).round() / 1e6)
+            (wall > 0.0).then(|| to_millionths(((cpu_seconds - cpu) / wall).max(0.0)))
         });
         job.last = Some((now, cpu_seconds));
         job.peak = job.peak.max(memory_bytes);
         // To the microsecond, the finest a cgroup counts.
-        let cpu_seconds = (cpu_seconds * 1e6).round() / 1e6;
+        let cpu_seconds = to_millionths(cpu_seconds);
         out.push(JobSample {
             id,
             userid: job.userid,
