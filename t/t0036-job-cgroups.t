@@ -107,12 +107,17 @@ ok "the record's CPU time ($cpu_record s) is the tasks' as getrusage has them ($
 peaks_within_5_percent "$record" "$dir/tasks.out"
 
 # The cgroups go once the job has ended (at a look after its shell exits).
-for _ in $(seq 40); do
+for _ in $(seq 120); do
     [ -z "$(find "$broker_v2" ${broker_mem:+"$broker_mem"} -maxdepth 1 -name "prometheus-shell-*-$dec")" ] && break
     sleep 0.25
 done
-is "$(find "$broker_v2" ${broker_mem:+"$broker_mem"} -maxdepth 1 -name "prometheus-shell-*-$dec" | wc -l)" 0 \
-    "the job's cgroups are removed when it has ended"
+left=$(find "$broker_v2" ${broker_mem:+"$broker_mem"} -maxdepth 1 -name "prometheus-shell-*-$dec")
+is "$(printf '%s' "$left" | grep -c .)" 0 "the job's cgroups are removed when it has ended"
+# What kept one, if any: the processes still in it.
+for cg in $left; do
+    diag "$cg: $(tr '\n' ' ' <"$cg/cgroup.procs" 2>/dev/null)"
+    while read -r pid; do diag "$(ps -o pid=,ppid=,user=,args= -p "$pid")"; done <"$cg/cgroup.procs"
+done
 flux exec -r all flux module remove prometheus
 
 ! flux module load --name=prometheus "$MODULE_SO" job-cgroups=maybe 2>/dev/null
