@@ -321,12 +321,10 @@ fn arm(inner: &Rc<Inner>) -> Result<(), Error> {
 fn on_register(inner: &Rc<Inner>, request: &Request<'_>) {
     match register(inner, request) {
         Ok(taken) => {
-            let mut stats = inner.stats.borrow_mut();
             match taken {
-                Taken::New => stats.registrations += 1,
-                Taken::Renewed => stats.renewals += 1,
+                Taken::New => inner.stats.borrow_mut().registrations += 1,
+                Taken::Renewed => inner.stats.borrow_mut().renewals += 1,
             }
-            drop(stats);
             request.respond("{}");
         }
         Err(e) => {
@@ -343,8 +341,9 @@ fn on_register(inner: &Rc<Inner>, request: &Request<'_>) {
 /// What a registration that was taken did.
 enum Taken {
     New,
-    /// The job was registered here already, by the same user: its tasks
-    /// that run now replace the list, and the rest is kept.
+    /// The job was registered here already: its tasks that run now
+    /// replace the list, and the rest (its user, figures and cgroup) is
+    /// kept.
     Renewed,
 }
 
@@ -371,12 +370,7 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<Taken, RegisterError
             });
         }
     }
-    if let Some(known) = inner
-        .jobs
-        .borrow_mut()
-        .get_mut(&id)
-        .filter(|known| known.userid == sender)
-    {
+    if let Some(known) = inner.jobs.borrow_mut().get_mut(&id) {
         known.pids = pids;
         return Ok(Taken::Renewed);
     }
@@ -386,12 +380,7 @@ fn register(inner: &Inner, request: &Request<'_>) -> Result<Taken, RegisterError
     let mut cpu_seconds_before = 0.0;
     let mut made = false;
     let mut files = None;
-    // A job registered again keeps the cgroup made for it.
-    let earlier = inner.jobs.borrow_mut().remove(&id).filter(|e| e.made);
-    if let Some(earlier) = earlier {
-        (cgroup, files, made) = (earlier.cgroup, earlier.files, true);
-        cpu_seconds_before = earlier.cpu_seconds_before;
-    } else if cgroup.is_none() {
+    if cgroup.is_none() {
         if let Some(placed) = place(inner, id, &pids) {
             cpu_seconds_before = placed.cpu_ticks_before as f64 / inner.units.ticks_per_second;
             files = placed.cgroup.open_watching();

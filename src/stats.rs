@@ -100,7 +100,7 @@ pub struct SamplerStats {
     pub placements_failed: u64,
     pub registrations: u64,
     /// Registrations of jobs already registered here (a shell renews its
-    /// own every six of its samples): the job's looks go on.
+    /// own every six of its samples): only the list of tasks is replaced.
     pub renewals: u64,
     pub registrations_refused: u64,
     pub batches_sent: u64,
